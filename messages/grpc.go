@@ -1,0 +1,60 @@
+package messages
+
+import (
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+)
+
+// grpcCodes is the one-to-one mapping between StatusCode and gRPC codes.
+var grpcCodes = [...]codes.Code{
+	StatusCode_OK:                    codes.OK,
+	StatusCode_INVALID_ARGUMENT:      codes.InvalidArgument,
+	StatusCode_TOO_LARGE:             codes.ResourceExhausted,
+	StatusCode_UNKNOWN_COLUMN_FAMILY: codes.NotFound,
+	StatusCode_CONFLICT:              codes.Aborted,
+	StatusCode_TRANSACTION_TOO_OLD:   codes.FailedPrecondition,
+	StatusCode_UNAVAILABLE:           codes.Unavailable,
+	StatusCode_TIMEOUT:               codes.DeadlineExceeded,
+	StatusCode_INTERNAL:              codes.Internal,
+	StatusCode_CANCELLED:             codes.Canceled,
+}
+
+// GRPCCode returns the gRPC code of c.
+func (c StatusCode) GRPCCode() codes.Code {
+	if int(c) >= 0 && int(c) < len(grpcCodes) {
+		return grpcCodes[c]
+	}
+	return codes.Internal
+}
+
+// StatusCodeFromGRPC is the inverse of GRPCCode; gRPC codes outside the
+// mapping become INTERNAL.
+func StatusCodeFromGRPC(c codes.Code) StatusCode {
+	for sc, gc := range grpcCodes {
+		if gc == c {
+			return StatusCode(sc)
+		}
+	}
+	return StatusCode_INTERNAL
+}
+
+// ToGRPC converts err to a gRPC status error (nil stays nil).
+func ToGRPC(err error) error {
+	if err == nil {
+		return nil
+	}
+	return grpcstatus.Error(CodeOf(err).GRPCCode(), err.Error())
+}
+
+// FromGRPC converts an error returned by a gRPC call into an actorkv error
+// that matches its sentinel.
+func FromGRPC(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := grpcstatus.FromError(err)
+	if !ok {
+		return &Error{Code: CodeOf(err), Message: err.Error()}
+	}
+	return &Error{Code: StatusCodeFromGRPC(st.Code()), Message: st.Message()}
+}

@@ -1,0 +1,212 @@
+package storage
+
+import (
+	"bytes"
+	"strconv"
+
+	"github.com/actorkv/actorkv/messages"
+	"google.golang.org/protobuf/proto"
+)
+
+// Limits bound the input actorkv accepts (DESIGN.md, "Bad input").
+type Limits struct {
+	// MaxKeySize is the largest key, in bytes.
+	MaxKeySize int `toml:"max_key_size"`
+	// MaxValueSize is the largest value, in bytes.
+	MaxValueSize int `toml:"max_value_size"`
+	// MaxCommitOps is the most mutations in one atomic commit.
+	MaxCommitOps int `toml:"max_commit_ops"`
+	// MaxCommitBytes is the largest encoded atomic commit, in bytes.
+	MaxCommitBytes int `toml:"max_commit_bytes"`
+	// MaxRangeLimit is the largest range or list limit (and the default).
+	MaxRangeLimit int `toml:"max_range_limit"`
+}
+
+// DefaultLimits returns the limits of DESIGN.md.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxKeySize:     10_000,
+		MaxValueSize:   1 << 20,
+		MaxCommitOps:   1_000,
+		MaxCommitBytes: 8 << 20,
+		MaxRangeLimit:  10_000,
+	}
+}
+
+// Validate reports the first limit that is not positive.
+func (l Limits) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"max_key_size", l.MaxKeySize},
+		{"max_value_size", l.MaxValueSize},
+		{"max_commit_ops", l.MaxCommitOps},
+		{"max_commit_bytes", l.MaxCommitBytes},
+		{"max_range_limit", l.MaxRangeLimit},
+	} {
+		if f.v <= 0 {
+			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "limits.%s must be positive, got %d", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// Validator checks requests against the limits and the configured column
+// families before anything is written or proposed. The standalone engine and
+// the replicated router share it, so both reject the same input the same way.
+type Validator struct {
+	limits Limits
+	cfs    map[string]bool
+}
+
+// NewValidator returns a Validator for limits and the column families cfs
+// ("default" is always included).
+func NewValidator(limits Limits, cfs []string) *Validator {
+	v := &Validator{limits: limits, cfs: map[string]bool{DefaultColumnFamily: true}}
+	for _, cf := range cfs {
+		v.cfs[cf] = true
+	}
+	return v
+}
+
+// Limits returns the limits the validator enforces.
+func (v *Validator) Limits() Limits { return v.limits }
+
+func invalid(format string, args ...any) error {
+	return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, format, args...)
+}
+
+// ColumnFamily checks that cf ("" meaning default) is configured.
+func (v *Validator) ColumnFamily(cf string) error {
+	if cf == "" || v.cfs[cf] {
+		return nil
+	}
+	return messages.Errorf(messages.StatusCode_UNKNOWN_COLUMN_FAMILY, "column family %q is not configured", cf)
+}
+
+// Key checks a key: non-empty and at most MaxKeySize bytes.
+func (v *Validator) Key(key []byte) error {
+	if len(key) == 0 {
+		return invalid("key is empty")
+	}
+	if len(key) > v.limits.MaxKeySize {
+		return invalid("key is %d bytes, over the limit of %d", len(key), v.limits.MaxKeySize)
+	}
+	return nil
+}
+
+// Value checks a value's size.
+func (v *Validator) Value(value []byte) error {
+	if len(value) > v.limits.MaxValueSize {
+		return messages.Errorf(messages.StatusCode_TOO_LARGE, "value is %d bytes, over the limit of %d", len(value), v.limits.MaxValueSize)
+	}
+	return nil
+}
+
+// Range checks the bounds of [begin, end): each may be empty (open), neither
+// may exceed MaxKeySize, and begin may not follow a non-empty end.
+func (v *Validator) Range(begin, end []byte) error {
+	if len(begin) > v.limits.MaxKeySize || len(end) > v.limits.MaxKeySize {
+		return invalid("range bound is over the key limit of %d bytes", v.limits.MaxKeySize)
+	}
+	if len(end) > 0 && bytes.Compare(begin, end) > 0 {
+		return invalid("range begin %q is after its end %q", begin, end)
+	}
+	return nil
+}
+
+// Limit checks a range or list limit and returns the effective one (0 means
+// MaxRangeLimit).
+func (v *Validator) Limit(limit int) (int, error) {
+	if limit < 0 {
+		return 0, invalid("limit %d is negative", limit)
+	}
+	if limit > v.limits.MaxRangeLimit {
+		return 0, invalid("limit %d is over the maximum of %d", limit, v.limits.MaxRangeLimit)
+	}
+	if limit == 0 {
+		return v.limits.MaxRangeLimit, nil
+	}
+	return limit, nil
+}
+
+// Mutation checks one mutation.
+func (v *Validator) Mutation(m *messages.Mutation) error {
+	if m == nil {
+		return invalid("mutation is missing")
+	}
+	if err := v.ColumnFamily(m.GetColumnFamily()); err != nil {
+		return err
+	}
+	switch m.GetType() {
+	case messages.MutationType_SET:
+		if err := v.Key(m.GetKey()); err != nil {
+			return err
+		}
+		return v.Value(m.GetValue())
+	case messages.MutationType_DELETE:
+		return v.Key(m.GetKey())
+	case messages.MutationType_CLEAR_RANGE:
+		return v.Range(m.GetKey(), m.GetEnd())
+	default:
+		return invalid("mutation type %v is not SET, DELETE or CLEAR_RANGE", m.GetType())
+	}
+}
+
+// KeyRange checks a conflict range.
+func (v *Validator) KeyRange(r *messages.KeyRange) error {
+	if r == nil {
+		return invalid("key range is missing")
+	}
+	if err := v.ColumnFamily(r.GetColumnFamily()); err != nil {
+		return err
+	}
+	return v.Range(r.GetBegin(), r.GetEnd())
+}
+
+// AtomicCommit checks an atomic commit: its size, every mutation and every
+// conflict range.
+func (v *Validator) AtomicCommit(c *messages.AtomicCommit) error {
+	if c == nil {
+		return invalid("atomic commit is missing")
+	}
+	if n := len(c.GetMutations()); n > v.limits.MaxCommitOps {
+		return messages.Errorf(messages.StatusCode_TOO_LARGE, "atomic commit has %d operations, over the limit of %d", n, v.limits.MaxCommitOps)
+	}
+	if n := proto.Size(c); n > v.limits.MaxCommitBytes {
+		return messages.Errorf(messages.StatusCode_TOO_LARGE, "atomic commit is %d bytes, over the limit of %d", n, v.limits.MaxCommitBytes)
+	}
+	for i, m := range c.GetMutations() {
+		if err := v.Mutation(m); err != nil {
+			return wrapIndex("mutation", i, err)
+		}
+	}
+	for i, r := range c.GetReadConflictRanges() {
+		if err := v.KeyRange(r); err != nil {
+			return wrapIndex("read conflict range", i, err)
+		}
+	}
+	for i, r := range c.GetWriteConflictRanges() {
+		if err := v.KeyRange(r); err != nil {
+			return wrapIndex("write conflict range", i, err)
+		}
+	}
+	return nil
+}
+
+// Command checks a whole replicated command before it is proposed.
+func (v *Validator) Command(c *messages.Command) error {
+	switch op := c.GetOp().(type) {
+	case *messages.Command_Mutation:
+		return v.Mutation(op.Mutation)
+	case *messages.Command_AtomicCommit:
+		return v.AtomicCommit(op.AtomicCommit)
+	default:
+		return invalid("command has no operation")
+	}
+}
+
+func wrapIndex(what string, i int, err error) error {
+	return &messages.Error{Code: messages.CodeOf(err), Message: what + " " + strconv.Itoa(i) + ": " + err.Error()}
+}
