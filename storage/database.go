@@ -117,3 +117,5 @@ func ApplyOptions(opts []Option) Options {
 	}
 	return o
 }
+
+var _ Database = (*Engine)(nil)

@@ -49,6 +49,9 @@ func (l Limits) Validate() error {
 			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "limits.%s must be positive, got %d", f.name, f.v)
 		}
 	}
+	if l.MaxKeySize > maxAcceptedKeySize {
+		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "limits.max_key_size %d is over the engine's ceiling of %d", l.MaxKeySize, maxAcceptedKeySize)
+	}
 	return nil
 }
 
@@ -195,8 +198,26 @@ func (v *Validator) AtomicCommit(c *messages.AtomicCommit) error {
 	return nil
 }
 
+// RequestID checks a write's request id: with a client id, seq must be
+// positive and responded_to below it.
+func (v *Validator) RequestID(id *messages.RequestId) error {
+	if id.GetClientId() == 0 {
+		return nil
+	}
+	if id.GetSeq() == 0 {
+		return invalid("request id of client %d has seq 0", id.GetClientId())
+	}
+	if id.GetRespondedTo() >= id.GetSeq() {
+		return invalid("request id of client %d: responded_to %d is not below seq %d", id.GetClientId(), id.GetRespondedTo(), id.GetSeq())
+	}
+	return nil
+}
+
 // Command checks a whole replicated command before it is proposed.
 func (v *Validator) Command(c *messages.Command) error {
+	if err := v.RequestID(c.GetRequestId()); err != nil {
+		return err
+	}
 	switch op := c.GetOp().(type) {
 	case *messages.Command_Mutation:
 		return v.Mutation(op.Mutation)

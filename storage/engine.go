@@ -1,0 +1,425 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/linxGnu/grocksdb"
+
+	"github.com/actorkv/actorkv/messages"
+)
+
+// internalColumnFamily holds the engine's own records: the applied index,
+// log time, conflict history and client sessions (keys.go).
+const internalColumnFamily = "__actorkv"
+
+// Config configures an Engine.
+type Config struct {
+	// Dir is the RocksDB directory; it is created when missing.
+	Dir string
+	// ColumnFamilies are the column families besides "default"; each is
+	// created on open when missing.
+	ColumnFamilies []string
+	// Limits bound the accepted input.
+	Limits Limits
+	// RetentionWindow is how long an overwritten version stays readable by
+	// snapshot reads and checkable by atomic commits (default 5 s).
+	RetentionWindow time.Duration
+	// SessionTTL is how long, in log time, an idle client session keeps its
+	// answers for exactly-once retries (default 10 min).
+	SessionTTL time.Duration
+	// MaxSessions caps the number of client sessions kept; the least
+	// recently used is forgotten first (default 100,000).
+	MaxSessions int
+	// SyncWrites makes every standalone commit fsync the RocksDB WAL before it
+	// is acknowledged. The replicated group leaves it off: the Raft log is
+	// already durable and the applied index makes re-application exact.
+	SyncWrites bool
+	// Replicated marks an engine fed by the replicated group: its writes
+	// arrive only through ApplyBatch, and the Database write methods fail.
+	Replicated bool
+	// BlockCacheBytes is the size of the block cache (default 32 MiB).
+	BlockCacheBytes uint64
+	// WriteBufferBytes is the memtable size of each column family
+	// (default 16 MiB).
+	WriteBufferBytes uint64
+}
+
+// DefaultConfig returns the defaults of every field but Dir.
+func DefaultConfig(dir string) Config {
+	return Config{
+		Dir:              dir,
+		Limits:           DefaultLimits(),
+		RetentionWindow:  5 * time.Second,
+		SessionTTL:       10 * time.Minute,
+		MaxSessions:      100_000,
+		SyncWrites:       true,
+		BlockCacheBytes:  32 << 20,
+		WriteBufferBytes: 16 << 20,
+	}
+}
+
+// withDefaults fills the zero fields of c from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig(c.Dir)
+	if c.Limits == (Limits{}) {
+		c.Limits = d.Limits
+	}
+	if c.RetentionWindow == 0 {
+		c.RetentionWindow = d.RetentionWindow
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = d.SessionTTL
+	}
+	if c.MaxSessions == 0 {
+		c.MaxSessions = d.MaxSessions
+	}
+	if c.BlockCacheBytes == 0 {
+		c.BlockCacheBytes = d.BlockCacheBytes
+	}
+	if c.WriteBufferBytes == 0 {
+		c.WriteBufferBytes = d.WriteBufferBytes
+	}
+	return c
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	if c.Dir == "" {
+		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: dir is empty")
+	}
+	seen := map[string]bool{DefaultColumnFamily: true}
+	for _, cf := range c.ColumnFamilies {
+		switch {
+		case cf == "":
+			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: column_families has an empty name")
+		case strings.HasPrefix(cf, "__"):
+			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: column family %q: names starting with __ are reserved", cf)
+		case seen[cf] && cf != DefaultColumnFamily:
+			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: column family %q is listed twice", cf)
+		}
+		seen[cf] = true
+	}
+	if c.RetentionWindow < 0 {
+		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: retention_window %v is negative", c.RetentionWindow)
+	}
+	if c.SessionTTL < 0 {
+		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: session_ttl %v is negative", c.SessionTTL)
+	}
+	if c.MaxSessions < 0 {
+		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: max_sessions %d is negative", c.MaxSessions)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("storage config: %w", err)
+	}
+	return nil
+}
+
+// ErrClosed is returned by every operation on a closed Engine.
+var ErrClosed = &messages.Error{Code: messages.StatusCode_UNAVAILABLE, Message: "unavailable: storage engine is closed"}
+
+var errBroken = &messages.Error{Code: messages.StatusCode_UNAVAILABLE, Message: "unavailable: storage engine state is incomplete after an interrupted snapshot recovery; reopen it"}
+
+// ErrInjectedFault is the failure produced by fault injection.
+var ErrInjectedFault = &messages.Error{Code: messages.StatusCode_INTERNAL, Message: "internal error: injected fault"}
+
+// Engine is the RocksDB storage engine. Standalone, it is a Database whose
+// writes go through a group-commit writer goroutine; in the replicated group
+// an executor actor feeds it committed log entries through ApplyBatch and
+// reads use its read methods directly.
+//
+// Writes are serialised (one writer at a time, through ApplyBatch); reads run
+// concurrently with writes and with each other.
+type Engine struct {
+	cfg       Config
+	validator *Validator
+
+	db       *grocksdb.DB
+	opts     *grocksdb.Options
+	cfOpts   *grocksdb.Options
+	bbto     *grocksdb.BlockBasedTableOptions
+	cache    *grocksdb.Cache
+	ro       *grocksdb.ReadOptions  // default read options, no snapshot
+	wo       *grocksdb.WriteOptions // writes of ApplyBatch
+	cfs      map[string]*grocksdb.ColumnFamilyHandle
+	cfNames  []string // configured user families, sorted
+	internal *grocksdb.ColumnFamilyHandle
+	handles  []*grocksdb.ColumnFamilyHandle // every open handle, for Close
+
+	applyMu sync.Mutex   // serialises ApplyBatch and snapshot recovery
+	sm      *machineState // deterministic state; guarded by applyMu
+	applied atomic.Uint64 // last applied index (= latest version)
+	mvcc    *mvcc         // versions kept for snapshot reads
+
+	faults faultState
+
+	// appliedCh is closed and replaced whenever applied advances, so readers
+	// can wait for a version (WaitApplied).
+	appliedMu sync.Mutex
+	appliedCh chan struct{}
+
+	writer     *groupWriter // standalone write path; started by the first write
+	writerOnce sync.Once
+
+	closeMu sync.RWMutex // held for reading by every operation, for writing by Close
+	closed  bool
+	broken  atomic.Bool // a snapshot recovery failed half-way; only reopening helps
+}
+
+// Open opens (creating when missing) the engine in cfg.Dir. A second Open of
+// the same directory, in this process or another, fails while the first is
+// open.
+func Open(cfg Config) (*Engine, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("storage: create %s: %w", cfg.Dir, err)
+	}
+	e := &Engine{
+		cfg:       cfg,
+		validator: NewValidator(cfg.Limits, cfg.ColumnFamilies),
+		cfs:       map[string]*grocksdb.ColumnFamilyHandle{},
+		appliedCh: make(chan struct{}),
+	}
+	if err := e.openDB(); err != nil {
+		e.freeOptions()
+		return nil, err
+	}
+	sm, err := loadMachineState(e)
+	if err != nil {
+		e.closeDB()
+		return nil, err
+	}
+	e.sm = sm
+	e.applied.Store(sm.applied)
+	e.mvcc = newMVCC(e, sm.applied)
+	return e, nil
+}
+
+func (e *Engine) openDB() error {
+	e.cache = grocksdb.NewLRUCache(e.cfg.BlockCacheBytes)
+	e.bbto = grocksdb.NewDefaultBlockBasedTableOptions()
+	e.bbto.SetBlockCache(e.cache)
+	e.bbto.SetFilterPolicy(grocksdb.NewBloomFilter(10))
+
+	e.opts = grocksdb.NewDefaultOptions()
+	e.opts.SetCreateIfMissing(true)
+	e.opts.SetCreateIfMissingColumnFamilies(true)
+	e.opts.SetMaxBackgroundJobs(2)
+	e.opts.SetKeepLogFileNum(2)
+	e.opts.SetInfoLogLevel(grocksdb.WarnInfoLogLevel)
+	e.opts.SetBlockBasedTableFactory(e.bbto)
+	e.opts.SetWriteBufferSize(e.cfg.WriteBufferBytes)
+	e.opts.SetMaxWriteBufferNumber(3)
+	e.opts.SetMaxTotalWalSize(4 * e.cfg.WriteBufferBytes)
+	e.cfOpts = e.opts
+
+	want := append([]string{DefaultColumnFamily}, e.cfg.ColumnFamilies...)
+	want = append(want, internalColumnFamily)
+	existing, err := grocksdb.ListColumnFamilies(e.opts, e.cfg.Dir)
+	if err != nil {
+		existing = nil // a new database has none yet
+	}
+	names := slices.Clone(want)
+	for _, n := range existing {
+		if !slices.Contains(names, n) {
+			names = append(names, n) // RocksDB must open every family it has
+		}
+	}
+	names = slices.Compact(names)
+	cfOpts := make([]*grocksdb.Options, len(names))
+	for i := range cfOpts {
+		cfOpts[i] = e.cfOpts
+	}
+	db, handles, err := grocksdb.OpenDbColumnFamilies(e.opts, e.cfg.Dir, names, cfOpts)
+	if err != nil {
+		if strings.Contains(err.Error(), "lock") {
+			return messages.Errorf(messages.StatusCode_UNAVAILABLE, "storage: data directory %s is in use by another engine: %v", e.cfg.Dir, err)
+		}
+		return fmt.Errorf("storage: open %s: %w", e.cfg.Dir, err)
+	}
+	e.db = db
+	e.handles = handles
+	for i, n := range names {
+		switch {
+		case n == internalColumnFamily:
+			e.internal = handles[i]
+		case slices.Contains(want, n):
+			e.cfs[n] = handles[i]
+		}
+	}
+	for n := range e.cfs {
+		e.cfNames = append(e.cfNames, n)
+	}
+	slices.Sort(e.cfNames)
+	e.ro = grocksdb.NewDefaultReadOptions()
+	e.wo = grocksdb.NewDefaultWriteOptions()
+	e.wo.SetSync(e.cfg.SyncWrites)
+	return nil
+}
+
+// Close stops the writer, releases every snapshot and closes RocksDB. It is
+// idempotent; operations after it fail with ErrClosed.
+func (e *Engine) Close() error {
+	e.closeMu.Lock()
+	if e.closed {
+		e.closeMu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.closeMu.Unlock()
+	// No operation holds closeMu now and none can start; stop the writer
+	// (which fails what is still queued) and free everything.
+	if e.writer != nil {
+		e.writer.stop()
+	}
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
+	e.mvcc.releaseAll()
+	e.closeDB()
+	return nil
+}
+
+func (e *Engine) closeDB() {
+	for _, h := range e.handles {
+		h.Destroy()
+	}
+	e.handles = nil
+	if e.db != nil {
+		e.db.Close()
+		e.db = nil
+	}
+	if e.ro != nil {
+		e.ro.Destroy()
+		e.ro = nil
+	}
+	if e.wo != nil {
+		e.wo.Destroy()
+		e.wo = nil
+	}
+	e.freeOptions()
+}
+
+func (e *Engine) freeOptions() {
+	if e.opts != nil {
+		e.opts.Destroy()
+		e.opts = nil
+	}
+	if e.bbto != nil {
+		e.bbto.Destroy()
+		e.bbto = nil
+	}
+	if e.cache != nil {
+		e.cache.Destroy()
+		e.cache = nil
+	}
+}
+
+// enter marks the start of an operation; it fails when the engine is closed
+// or ctx is done. The returned function marks its end.
+func (e *Engine) enter(ctx context.Context) (func(), error) {
+	if ctx != nil {
+		if err := ctx.Err(); err != nil {
+			return nil, contextError(err)
+		}
+	}
+	e.closeMu.RLock()
+	if e.closed {
+		e.closeMu.RUnlock()
+		return nil, ErrClosed
+	}
+	if e.broken.Load() {
+		e.closeMu.RUnlock()
+		return nil, errBroken
+	}
+	return e.closeMu.RUnlock, nil
+}
+
+// contextError converts a context error to its status error.
+func contextError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return messages.Errorf(messages.StatusCode_TIMEOUT, "%v", err)
+	}
+	return messages.Errorf(messages.StatusCode_CANCELLED, "%v", err)
+}
+
+// Validator returns the validator of this engine's limits and families.
+func (e *Engine) Validator() *Validator { return e.validator }
+
+// ColumnFamilies returns the configured user column families, sorted.
+func (e *Engine) ColumnFamilies() []string { return slices.Clone(e.cfNames) }
+
+// AppliedIndex returns the index (version) of the last applied entry.
+func (e *Engine) AppliedIndex() uint64 { return e.applied.Load() }
+
+// WaitApplied blocks until the applied index reaches index or ctx is done.
+func (e *Engine) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		e.appliedMu.Lock()
+		ch := e.appliedCh
+		e.appliedMu.Unlock()
+		if e.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return contextError(ctx.Err())
+		}
+	}
+}
+
+func (e *Engine) publishApplied(index uint64) {
+	e.applied.Store(index)
+	e.appliedMu.Lock()
+	close(e.appliedCh)
+	e.appliedCh = make(chan struct{})
+	e.appliedMu.Unlock()
+}
+
+func (e *Engine) handle(cf string) (*grocksdb.ColumnFamilyHandle, error) {
+	if cf == "" {
+		cf = DefaultColumnFamily
+	}
+	h, ok := e.cfs[cf]
+	if !ok {
+		return nil, e.validator.ColumnFamily(cf)
+	}
+	return h, nil
+}
+
+// Sync makes every applied batch durable (flushes and fsyncs the WAL).
+func (e *Engine) Sync() error {
+	done, err := e.enter(nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := e.db.FlushWAL(true); err != nil {
+		return fmt.Errorf("storage: sync: %w", err)
+	}
+	return nil
+}
+
+func u64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+func putU64(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}

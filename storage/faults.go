@@ -1,0 +1,107 @@
+package storage
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/actorkv/actorkv/messages"
+)
+
+// faultState is the engine's injected faults (off by default). They are a
+// replica's local failure, never part of the replicated state: in the
+// replicated group a write that fails stops its replica.
+type faultState struct {
+	mu      sync.Mutex
+	cfg     *messages.FaultInjection // nil: off
+	writes  uint64                   // entries written since the faults were set
+	latency time.Duration
+	rng     *rand.Rand
+}
+
+func (f *faultState) set(cfg *messages.FaultInjection) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writes = 0
+	f.latency = cfg.GetAddedLatency().AsDuration()
+	if cfg.GetErrorRate() <= 0 && cfg.GetFailAfterWrites() == 0 && f.latency <= 0 {
+		f.cfg = nil
+		return
+	}
+	f.cfg = cfg
+	if f.rng == nil {
+		f.rng = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed))
+	}
+}
+
+// beforeRead sleeps the added latency and fails at the error rate.
+func (f *faultState) beforeRead() error {
+	return f.before(0)
+}
+
+// beforeWrite is beforeRead for a write of n entries, which also fails once
+// fail_after_writes entries have been written.
+func (f *faultState) beforeWrite(n int) error {
+	return f.before(n)
+}
+
+func (f *faultState) before(writes int) error {
+	f.mu.Lock()
+	if f.cfg == nil {
+		f.mu.Unlock()
+		return nil
+	}
+	latency := f.latency
+	fail := f.cfg.GetErrorRate() > 0 && f.rng.Float64() < f.cfg.GetErrorRate()
+	if after := f.cfg.GetFailAfterWrites(); writes > 0 && after > 0 {
+		if f.writes+uint64(writes) > after {
+			fail = true
+		}
+	}
+	if !fail {
+		f.writes += uint64(writes)
+	}
+	f.mu.Unlock()
+	if latency > 0 {
+		time.Sleep(latency)
+	}
+	if fail {
+		return ErrInjectedFault
+	}
+	return nil
+}
+
+// SetFaultInjection implements Database: it replaces this engine's injected
+// faults. An empty FaultInjection turns them off.
+func (e *Engine) SetFaultInjection(ctx context.Context, faults *messages.FaultInjection, _ ...Option) error {
+	done, err := e.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := ValidateFaults(faults); err != nil {
+		return err
+	}
+	e.faults.set(faults)
+	return nil
+}
+
+// maxAddedLatency bounds injected latency, so a typo cannot wedge a replica.
+const maxAddedLatency = 10 * time.Second
+
+// ValidateFaults checks a fault injection configuration.
+func ValidateFaults(faults *messages.FaultInjection) error {
+	if r := faults.GetErrorRate(); !(r >= 0 && r <= 1) {
+		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "error_rate %v is outside [0, 1]", r)
+	}
+	if l := faults.GetAddedLatency(); l != nil {
+		if err := l.CheckValid(); err != nil {
+			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "added_latency: %v", err)
+		}
+		if d := l.AsDuration(); d < 0 || d > maxAddedLatency {
+			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "added_latency %v is outside [0, %v]", d, maxAddedLatency)
+		}
+	}
+	return nil
+}

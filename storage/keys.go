@@ -1,0 +1,67 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+)
+
+// Key layout of the internal column family. Everything here is replicated
+// state: it is written in the same write batch as the data it describes and
+// travels in snapshots.
+var (
+	keyApplied    = []byte("m/applied")    // uint64: last applied index
+	keyMaxTs      = []byte("m/maxts")      // int64: largest log time seen
+	keyHorizon    = []byte("m/horizon")    // uint64: conflict horizon
+	keyRecovering = []byte("m/recovering") // present while a snapshot is being recovered
+
+	prefixConflict = []byte("c/") // c/<version>: ConflictRecord
+	prefixHeader   = []byte("h/") // h/<client>: SessionHeader
+	prefixResult   = []byte("s/") // s/<client><seq>: CommandResult
+)
+
+// maxKeyBound is larger than every key the engine accepts; clear ranges with
+// an open end, and wipes, delete up to it.
+var maxKeyBound = bytes.Repeat([]byte{0xff}, maxAcceptedKeySize+1)
+
+// maxAcceptedKeySize caps Limits.MaxKeySize so that maxKeyBound stays above
+// every key.
+const maxAcceptedKeySize = 1 << 16
+
+func conflictKey(version uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(nil), prefixConflict...), version)
+}
+
+func headerKey(client uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(nil), prefixHeader...), client)
+}
+
+func resultKey(client, seq uint64) []byte {
+	k := binary.BigEndian.AppendUint64(append([]byte(nil), prefixResult...), client)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p, or
+// nil when there is none (p is all 0xff).
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// pointEnd returns the end of the single-key range [key, pointEnd(key)).
+func pointEnd(key []byte) []byte {
+	return append(bytes.Clone(key), 0)
+}
+
+// upperBound returns end, or maxKeyBound when end is empty (open).
+func upperBound(end []byte) []byte {
+	if len(end) == 0 {
+		return maxKeyBound
+	}
+	return end
+}

@@ -1,0 +1,248 @@
+package storage
+
+import (
+	"bytes"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/linxGnu/grocksdb"
+
+	"github.com/actorkv/actorkv/messages"
+)
+
+// Snapshot reads at a version V are served from a checkpoint (a RocksDB
+// snapshot taken after some applied batch, at version C <= V) overlaid with
+// the mutations of the versions in (C, V], kept in memory. Checkpoints are
+// taken at most every checkpointInterval or checkpointOps writes, so memory
+// and RocksDB snapshot counts stay bounded at any write rate.
+//
+// Version V is readable while no write after it is older than the retention
+// window (the state at V was still current within the window). This is a
+// local decision of the replica serving the read, on its own clock; the
+// atomic commit's window is decided in the state machine from log time.
+const (
+	checkpointInterval = 2 * time.Millisecond
+	checkpointOps      = 64
+)
+
+type versionOps struct {
+	version uint64
+	at      time.Time // when this replica applied it
+	muts    []*messages.Mutation
+}
+
+type checkpoint struct {
+	version uint64
+	snap    *grocksdb.Snapshot
+	refs    int  // readers using it; guarded by mvcc.mu
+	retired bool // pruned: release when refs reaches 0
+}
+
+type mvcc struct {
+	e           *Engine
+	mu          sync.Mutex
+	ops         []versionOps  // write versions above the oldest checkpoint, ascending
+	checkpoints []*checkpoint // ascending by version; never empty while open
+	floor       uint64        // versions below it are too old
+	sinceCkpt   int           // writes since the newest checkpoint
+	lastCkpt    time.Time
+}
+
+func newMVCC(e *Engine, applied uint64) *mvcc {
+	m := &mvcc{e: e}
+	m.reset(applied)
+	return m
+}
+
+// reset drops every version and starts over with a checkpoint at applied
+// (after open or a snapshot recovery).
+func (m *mvcc) reset(applied uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.checkpoints {
+		m.retire(c)
+	}
+	m.ops = nil
+	m.floor = applied
+	m.checkpoints = []*checkpoint{{version: applied, snap: m.e.db.NewSnapshot()}}
+	m.sinceCkpt = 0
+	m.lastCkpt = time.Now()
+}
+
+// appendBatch records the writes of an applied batch ending at last.
+func (m *mvcc) appendBatch(ops []versionOps, last uint64, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range ops {
+		ops[i].at = now
+	}
+	m.ops = append(m.ops, ops...)
+	m.sinceCkpt += len(ops)
+	if m.sinceCkpt > 0 && (m.sinceCkpt >= checkpointOps || now.Sub(m.lastCkpt) >= checkpointInterval) {
+		m.checkpoints = append(m.checkpoints, &checkpoint{version: last, snap: m.e.db.NewSnapshot()})
+		m.sinceCkpt = 0
+		m.lastCkpt = now
+	}
+	m.prune(now)
+}
+
+// prune moves the floor past writes older than the window and drops the
+// checkpoints and mutations no readable version needs.
+func (m *mvcc) prune(now time.Time) {
+	cutoff := now.Add(-m.e.cfg.RetentionWindow)
+	for _, op := range m.ops {
+		if !op.at.Before(cutoff) {
+			break
+		}
+		m.floor = max(m.floor, op.version)
+	}
+	// keep the newest checkpoint at or below the floor, and all after it
+	base := 0
+	for i, c := range m.checkpoints {
+		if c.version <= m.floor {
+			base = i
+		}
+	}
+	for _, c := range m.checkpoints[:base] {
+		m.retire(c)
+	}
+	m.checkpoints = m.checkpoints[base:]
+	keepFrom := m.checkpoints[0].version
+	n := 0
+	for n < len(m.ops) && m.ops[n].version <= keepFrom {
+		n++
+	}
+	m.ops = m.ops[n:]
+}
+
+func (m *mvcc) retire(c *checkpoint) {
+	c.retired = true
+	if c.refs == 0 && c.snap != nil {
+		m.e.db.ReleaseSnapshot(c.snap)
+		c.snap = nil
+	}
+}
+
+// releaseAll frees every RocksDB snapshot; no reader may be active (Close).
+func (m *mvcc) releaseAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.checkpoints {
+		c.refs = 0
+		m.retire(c)
+	}
+	m.checkpoints = nil
+	m.ops = nil
+}
+
+// view is what a snapshot read at one version reads: a checkpoint and the
+// mutations after it, up to the version.
+type view struct {
+	m       *mvcc
+	ckpt    *checkpoint
+	overlay []versionOps
+}
+
+// open returns the view at version. The caller must close it.
+func (m *mvcc) open(version uint64) (*view, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.prune(time.Now())
+	if version < m.floor {
+		return nil, messages.Errorf(messages.StatusCode_TRANSACTION_TOO_OLD, "version %d is older than the retention window (oldest readable %d)", version, m.floor)
+	}
+	var c *checkpoint
+	for _, ck := range m.checkpoints {
+		if ck.version <= version {
+			c = ck
+		}
+	}
+	if c == nil {
+		return nil, messages.Errorf(messages.StatusCode_TRANSACTION_TOO_OLD, "version %d is older than the oldest kept version", version)
+	}
+	lo, _ := slices.BinarySearchFunc(m.ops, c.version+1, func(o versionOps, v uint64) int { return cmpU64(o.version, v) })
+	hi, _ := slices.BinarySearchFunc(m.ops, version+1, func(o versionOps, v uint64) int { return cmpU64(o.version, v) })
+	c.refs++
+	return &view{m: m, ckpt: c, overlay: m.ops[lo:hi:hi]}, nil
+}
+
+func (v *view) close() {
+	v.m.mu.Lock()
+	defer v.m.mu.Unlock()
+	v.ckpt.refs--
+	if v.ckpt.retired {
+		v.m.retire(v.ckpt)
+	}
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// effect is what the overlay says about one key: decided (and then present
+// with value, or absent) or undecided (read the checkpoint).
+type effect struct {
+	decided bool
+	present bool
+	value   []byte
+}
+
+// pointEffect returns the overlay's effect on key of column family cf.
+func (v *view) pointEffect(cf string, key []byte) effect {
+	for i := len(v.overlay) - 1; i >= 0; i-- {
+		muts := v.overlay[i].muts
+		for j := len(muts) - 1; j >= 0; j-- {
+			m := muts[j]
+			if cfName(m.GetColumnFamily()) != cf {
+				continue
+			}
+			switch m.GetType() {
+			case messages.MutationType_SET:
+				if bytes.Equal(m.GetKey(), key) {
+					return effect{decided: true, present: true, value: m.GetValue()}
+				}
+			case messages.MutationType_DELETE:
+				if bytes.Equal(m.GetKey(), key) {
+					return effect{decided: true}
+				}
+			case messages.MutationType_CLEAR_RANGE:
+				if rangeOf(cf, m.GetKey(), m.GetEnd()).intersects(rangeOf(cf, key, pointEnd(key))) {
+					return effect{decided: true}
+				}
+			}
+		}
+	}
+	return effect{}
+}
+
+// rangeKeys returns the keys in [begin, end) that the overlay sets, sorted
+// and without duplicates: the keys a range read must consider besides the
+// checkpoint's.
+func (v *view) rangeKeys(cf string, begin, end []byte) [][]byte {
+	r := rangeOf(cf, begin, end)
+	var keys [][]byte
+	for _, op := range v.overlay {
+		for _, m := range op.muts {
+			if m.GetType() == messages.MutationType_SET && cfName(m.GetColumnFamily()) == cf &&
+				r.intersects(rangeOf(cf, m.GetKey(), pointEnd(m.GetKey()))) {
+				keys = append(keys, m.GetKey())
+			}
+		}
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	return slices.CompactFunc(keys, bytes.Equal)
+}
+
+func cfName(cf string) string {
+	if cf == "" {
+		return DefaultColumnFamily
+	}
+	return cf
+}

@@ -1,0 +1,404 @@
+package storage
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+
+	"github.com/linxGnu/grocksdb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/actorkv/actorkv/messages"
+)
+
+// State machine snapshots: the whole contents of every column family,
+// internal one included, streamed as
+//
+//	magic "AKVSNAP1" | uvarint len + SnapshotHeader | records | uvarint 0 | crc32c
+//
+// where a record is uvarint(family position + 1), uvarint(len key), key,
+// uvarint(len value), value, and the CRC covers everything before it.
+
+var snapshotMagic = []byte("AKVSNAP1")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrSnapshotStopped is returned when a snapshot save or recovery is stopped
+// through its stop channel.
+var ErrSnapshotStopped = errors.New("storage: snapshot stopped")
+
+// SnapshotView is a consistent point-in-time view of the engine for
+// SaveSnapshot.
+type SnapshotView struct {
+	e       *Engine
+	snap    *grocksdb.Snapshot
+	applied uint64
+}
+
+// AppliedIndex is the index the view holds the state of.
+func (v *SnapshotView) AppliedIndex() uint64 { return v.applied }
+
+// Release frees the view; it is idempotent.
+func (v *SnapshotView) Release() {
+	if v.snap != nil {
+		v.e.db.ReleaseSnapshot(v.snap)
+		v.snap = nil
+	}
+}
+
+// PrepareSnapshot captures the current state for SaveSnapshot. It is cheap and
+// may run concurrently with reads; ApplyBatch waits for it.
+func (e *Engine) PrepareSnapshot() (*SnapshotView, error) {
+	done, err := e.enter(nil)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
+	return &SnapshotView{e: e, snap: e.db.NewSnapshot(), applied: e.sm.applied}, nil
+}
+
+// families returns the column families in snapshot order: the configured ones
+// sorted, then the internal one.
+func (e *Engine) families() ([]string, []*grocksdb.ColumnFamilyHandle) {
+	names := append(e.ColumnFamilies(), internalColumnFamily)
+	hs := make([]*grocksdb.ColumnFamilyHandle, len(names))
+	for i, n := range names {
+		if n == internalColumnFamily {
+			hs[i] = e.internal
+		} else {
+			hs[i] = e.cfs[n]
+		}
+	}
+	return names, hs
+}
+
+// SaveSnapshot writes the state of v to w. It stops early with
+// ErrSnapshotStopped when stop is closed. It releases v.
+func (e *Engine) SaveSnapshot(v *SnapshotView, w io.Writer, stop <-chan struct{}) error {
+	defer v.Release()
+	done, err := e.enter(nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	crc := crc32.New(castagnoli)
+	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 1<<20)
+	names, hs := e.families()
+	hdr, err := proto.Marshal(&messages.SnapshotHeader{AppliedIndex: v.applied, ColumnFamilies: names})
+	if err != nil {
+		return fmt.Errorf("storage: encode snapshot header: %w", err)
+	}
+	bw.Write(snapshotMagic)
+	writeBytes(bw, hdr)
+	ro := grocksdb.NewDefaultReadOptions()
+	defer ro.Destroy()
+	ro.SetSnapshot(v.snap)
+	ro.SetFillCache(false)
+	for i, h := range hs {
+		if err := e.saveFamily(bw, ro, h, uint64(i+1), names[i] == internalColumnFamily, stop); err != nil {
+			return err
+		}
+	}
+	writeUvarint(bw, 0)
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("storage: write snapshot: %w", err)
+	}
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], crc.Sum32())
+	if _, err := w.Write(sum[:]); err != nil {
+		return fmt.Errorf("storage: write snapshot: %w", err)
+	}
+	return nil
+}
+
+func (e *Engine) saveFamily(bw *bufio.Writer, ro *grocksdb.ReadOptions, h *grocksdb.ColumnFamilyHandle, tag uint64, internal bool, stop <-chan struct{}) error {
+	it := e.db.NewIteratorCF(ro, h)
+	defer it.Close()
+	n := 0
+	for it.SeekToFirst(); it.Valid(); it.Next() {
+		if n++; n%1024 == 0 {
+			select {
+			case <-stop:
+				return ErrSnapshotStopped
+			default:
+			}
+		}
+		k, v := it.Key(), it.Value()
+		skip := internal && (bytes.Equal(k.Data(), keyApplied) || bytes.Equal(k.Data(), keyRecovering))
+		if !skip {
+			writeUvarint(bw, tag)
+			writeBytes(bw, k.Data())
+			writeBytes(bw, v.Data())
+		}
+		k.Free()
+		v.Free()
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("storage: read for snapshot: %w", err)
+	}
+	return nil
+}
+
+func writeUvarint(w *bufio.Writer, v uint64) {
+	var b [binary.MaxVarintLen64]byte
+	w.Write(b[:binary.PutUvarint(b[:], v)])
+}
+
+func writeBytes(w *bufio.Writer, p []byte) {
+	writeUvarint(w, uint64(len(p)))
+	w.Write(p)
+}
+
+// recoverBatchBytes is the size at which recovery flushes a write batch.
+const recoverBatchBytes = 4 << 20
+
+// RecoverSnapshot replaces the whole state with the snapshot read from r.
+// A recovery interrupted by a crash leaves a marker that makes the next Open
+// wipe the partial state (applied index 0), so the replica asks for the
+// snapshot again instead of serving half of one.
+func (e *Engine) RecoverSnapshot(r io.Reader, stop <-chan struct{}) error {
+	done, err := e.enter(nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
+	if err := e.recoverSnapshot(r, stop); err != nil {
+		e.broken.Store(true)
+		return err
+	}
+	return nil
+}
+
+func (e *Engine) recoverSnapshot(r io.Reader, stop <-chan struct{}) error {
+	crc := crc32.New(castagnoli)
+	br := bufio.NewReaderSize(io.TeeReader(r, crc), 1<<20)
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || !bytes.Equal(magic, snapshotMagic) {
+		return fmt.Errorf("storage: recover snapshot: bad magic: %w", messages.ErrInternal)
+	}
+	hdrBytes, err := readBytes(br)
+	if err != nil {
+		return fmt.Errorf("storage: recover snapshot header: %w", err)
+	}
+	var hdr messages.SnapshotHeader
+	if err := proto.Unmarshal(hdrBytes, &hdr); err != nil {
+		return fmt.Errorf("storage: decode snapshot header: %w", err)
+	}
+	hs := make([]*grocksdb.ColumnFamilyHandle, len(hdr.GetColumnFamilies()))
+	for i, n := range hdr.GetColumnFamilies() {
+		if n == internalColumnFamily {
+			hs[i] = e.internal
+		} else if h, ok := e.cfs[n]; ok {
+			hs[i] = h
+		} else {
+			return messages.Errorf(messages.StatusCode_UNKNOWN_COLUMN_FAMILY, "snapshot has column family %q, which this replica does not configure", n)
+		}
+	}
+
+	sync := grocksdb.NewDefaultWriteOptions()
+	defer sync.Destroy()
+	sync.SetSync(true)
+	if err := e.db.PutCF(sync, e.internal, keyRecovering, []byte{1}); err != nil {
+		return fmt.Errorf("storage: mark recovery: %w", err)
+	}
+	if err := e.wipeData(); err != nil {
+		return err
+	}
+	wb := grocksdb.NewWriteBatch()
+	defer wb.Destroy()
+	flush := func() error {
+		if wb.Count() == 0 {
+			return nil
+		}
+		err := e.db.Write(e.wo, wb)
+		wb.Clear()
+		return err
+	}
+	size := 0
+	for n := 0; ; n++ {
+		if n%1024 == 0 {
+			select {
+			case <-stop:
+				return ErrSnapshotStopped
+			default:
+			}
+		}
+		tag, err := binary.ReadUvarint(br)
+		if err != nil {
+			return fmt.Errorf("storage: read snapshot record: %w", err)
+		}
+		if tag == 0 {
+			break
+		}
+		if tag > uint64(len(hs)) {
+			return fmt.Errorf("storage: snapshot record names family %d of %d: %w", tag, len(hs), messages.ErrInternal)
+		}
+		k, err := readBytes(br)
+		if err != nil {
+			return fmt.Errorf("storage: read snapshot key: %w", err)
+		}
+		v, err := readBytes(br)
+		if err != nil {
+			return fmt.Errorf("storage: read snapshot value: %w", err)
+		}
+		wb.PutCF(hs[tag-1], k, v)
+		if size += len(k) + len(v); size >= recoverBatchBytes {
+			if err := flush(); err != nil {
+				return fmt.Errorf("storage: write snapshot records: %w", err)
+			}
+			size = 0
+		}
+	}
+	want := crc.Sum32()
+	var sum [4]byte
+	if _, err := io.ReadFull(br, sum[:]); err != nil {
+		return fmt.Errorf("storage: read snapshot checksum: %w", err)
+	}
+	if got := binary.BigEndian.Uint32(sum[:]); got != want {
+		return fmt.Errorf("storage: snapshot checksum %08x, computed %08x: %w", got, want, messages.ErrInternal)
+	}
+	wb.PutCF(e.internal, keyApplied, putU64(hdr.GetAppliedIndex()))
+	wb.DeleteCF(e.internal, keyRecovering)
+	if err := flush(); err != nil {
+		return fmt.Errorf("storage: finish snapshot recovery: %w", err)
+	}
+	if err := e.db.FlushWAL(true); err != nil {
+		return fmt.Errorf("storage: sync snapshot recovery: %w", err)
+	}
+	sm, err := loadMachineState(e)
+	if err != nil {
+		return err
+	}
+	e.sm = sm
+	e.mvcc.reset(sm.applied)
+	e.publishApplied(sm.applied)
+	return nil
+}
+
+func readBytes(br *bufio.Reader) ([]byte, error) {
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return nil, err
+	}
+	if n > 1<<30 {
+		return nil, fmt.Errorf("record of %d bytes: %w", n, messages.ErrInternal)
+	}
+	b := make([]byte, n)
+	_, err = io.ReadFull(br, b)
+	return b, err
+}
+
+// wipeData deletes every key of every family, the recovery marker excepted.
+func (e *Engine) wipeData() error {
+	wb := grocksdb.NewWriteBatch()
+	defer wb.Destroy()
+	_, hs := e.families()
+	for _, h := range hs {
+		if h == e.internal {
+			wb.DeleteRangeCF(h, []byte{}, keyRecovering)
+			wb.DeleteRangeCF(h, pointEnd(keyRecovering), maxKeyBound)
+			continue
+		}
+		wb.DeleteRangeCF(h, []byte{}, maxKeyBound)
+	}
+	if err := e.db.Write(e.wo, wb); err != nil {
+		return fmt.Errorf("storage: wipe: %w", err)
+	}
+	return nil
+}
+
+// wipe clears everything, the recovery marker included, durably: the state
+// of a replica that has applied nothing.
+func (e *Engine) wipe() error {
+	if err := e.wipeData(); err != nil {
+		return err
+	}
+	sync := grocksdb.NewDefaultWriteOptions()
+	defer sync.Destroy()
+	sync.SetSync(true)
+	if err := e.db.DeleteCF(sync, e.internal, keyRecovering); err != nil {
+		return fmt.Errorf("storage: clear recovery marker: %w", err)
+	}
+	return nil
+}
+
+// Digest is the content digest of a replica at one applied index.
+type Digest struct {
+	AppliedIndex uint64
+	Families     []*messages.ColumnFamilyDigest
+	// Combined hashes every family's name and digest, in order.
+	Combined []byte
+}
+
+// Digest hashes the contents of every configured column family (SHA-256 over
+// length-prefixed keys and values) in one consistent view, with the applied
+// index of that view. Two replicas at the same applied index must have equal
+// digests.
+func (e *Engine) Digest(ctx context.Context) (*Digest, error) {
+	done, err := e.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	snap := e.db.NewSnapshot()
+	defer e.db.ReleaseSnapshot(snap)
+	ro := grocksdb.NewDefaultReadOptions()
+	defer ro.Destroy()
+	ro.SetSnapshot(snap)
+	ro.SetFillCache(false)
+	applied, err := e.db.GetCF(ro, e.internal, keyApplied)
+	if err != nil {
+		return nil, fmt.Errorf("storage: digest: %w", err)
+	}
+	d := &Digest{AppliedIndex: u64(applied.Data())}
+	applied.Free()
+	combined := sha256.New()
+	for _, cf := range e.cfNames {
+		h := sha256.New()
+		n, err := e.hashFamily(ctx, ro, e.cfs[cf], h)
+		if err != nil {
+			return nil, err
+		}
+		sum := h.Sum(nil)
+		d.Families = append(d.Families, &messages.ColumnFamilyDigest{ColumnFamily: cf, Sha256: sum, Keys: n})
+		combined.Write([]byte(cf))
+		combined.Write([]byte{0})
+		combined.Write(sum)
+	}
+	d.Combined = combined.Sum(nil)
+	return d, nil
+}
+
+func (e *Engine) hashFamily(ctx context.Context, ro *grocksdb.ReadOptions, h *grocksdb.ColumnFamilyHandle, out hash.Hash) (uint64, error) {
+	it := e.db.NewIteratorCF(ro, h)
+	defer it.Close()
+	var n uint64
+	var lb [binary.MaxVarintLen64]byte
+	for it.SeekToFirst(); it.Valid(); it.Next() {
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return 0, contextError(ctx.Err())
+		}
+		k, v := it.Key(), it.Value()
+		out.Write(lb[:binary.PutUvarint(lb[:], uint64(k.Size()))])
+		out.Write(k.Data())
+		out.Write(lb[:binary.PutUvarint(lb[:], uint64(v.Size()))])
+		out.Write(v.Data())
+		k.Free()
+		v.Free()
+	}
+	if err := it.Err(); err != nil {
+		return 0, fmt.Errorf("storage: digest: %w", err)
+	}
+	return n, nil
+}
