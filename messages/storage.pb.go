@@ -87,8 +87,11 @@ type SessionHeader struct {
 	// last_active_unix_nanos is the log time the session was last used; the
 	// session expires a TTL of log time later.
 	LastActiveUnixNanos int64 `protobuf:"varint,2,opt,name=last_active_unix_nanos,json=lastActiveUnixNanos,proto3" json:"last_active_unix_nanos,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// last_index is the log index of the session's last use; it orders
+	// sessions for least-recently-used eviction identically on every replica.
+	LastIndex     uint64 `protobuf:"varint,3,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionHeader) Reset() {
@@ -131,6 +134,13 @@ func (x *SessionHeader) GetRespondedTo() uint64 {
 func (x *SessionHeader) GetLastActiveUnixNanos() int64 {
 	if x != nil {
 		return x.LastActiveUnixNanos
+	}
+	return 0
+}
+
+func (x *SessionHeader) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
 	}
 	return 0
 }
@@ -198,10 +208,12 @@ const file_storage_proto_rawDesc = "" +
 	"actorkv.v1\x1a\bkv.proto\"p\n" +
 	"\x0eConflictRecord\x120\n" +
 	"\x14timestamp_unix_nanos\x18\x01 \x01(\x03R\x12timestampUnixNanos\x12,\n" +
-	"\x06writes\x18\x02 \x03(\v2\x14.actorkv.v1.KeyRangeR\x06writes\"g\n" +
+	"\x06writes\x18\x02 \x03(\v2\x14.actorkv.v1.KeyRangeR\x06writes\"\x86\x01\n" +
 	"\rSessionHeader\x12!\n" +
 	"\fresponded_to\x18\x01 \x01(\x04R\vrespondedTo\x123\n" +
-	"\x16last_active_unix_nanos\x18\x02 \x01(\x03R\x13lastActiveUnixNanos\"^\n" +
+	"\x16last_active_unix_nanos\x18\x02 \x01(\x03R\x13lastActiveUnixNanos\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\x03 \x01(\x04R\tlastIndex\"^\n" +
 	"\x0eSnapshotHeader\x12#\n" +
 	"\rapplied_index\x18\x01 \x01(\x04R\fappliedIndex\x12'\n" +
 	"\x0fcolumn_families\x18\x02 \x03(\tR\x0ecolumnFamiliesB%Z#github.com/actorkv/actorkv/messagesb\x06proto3"

@@ -154,7 +154,7 @@ type Engine struct {
 	internal *grocksdb.ColumnFamilyHandle
 	handles  []*grocksdb.ColumnFamilyHandle // every open handle, for Close
 
-	applyMu sync.Mutex   // serialises ApplyBatch and snapshot recovery
+	applyMu sync.Mutex    // serialises ApplyBatch and snapshot recovery
 	sm      *machineState // deterministic state; guarded by applyMu
 	applied atomic.Uint64 // last applied index (= latest version)
 	mvcc    *mvcc         // versions kept for snapshot reads
