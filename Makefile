@@ -1,0 +1,59 @@
+# actorkv needs cgo (the default) and Debian's RocksDB; `make deps` installs it.
+# On a system without apt, install the equivalents and run with SYSTEM_DEPS=.
+
+SYSTEM_DEPS ?= librocksdb-dev
+PROTO_DEPS  ?= protobuf-compiler libprotobuf-dev
+
+# The tools that generated the committed messages/*.pb.go.
+PROTOC_VERSION     := libprotoc 3.21.12
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+
+# protoc_gen writes the code generated from messages/*.proto into directory $(1).
+protoc_gen = PATH="$(CURDIR)/bin:$$PATH" protoc -I messages \
+	--go_out=$(1) --go_opt=paths=source_relative \
+	--go-grpc_out=$(1) --go-grpc_opt=paths=source_relative messages/*.proto
+
+BENCH ?= .
+PKG   ?= ./...
+
+.DEFAULT_GOAL := test
+.PHONY: deps test lint bench run demo build proto proto-check proto-tools
+
+deps:
+	scripts/deps.sh $(SYSTEM_DEPS)
+
+test: deps
+	go vet ./...
+	go test -race -count=1 -timeout 30m ./...
+
+lint: deps
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l lists unformatted files:"; echo "$$out"; exit 1; fi
+	go vet ./...
+
+bench: deps
+	go test -run '^$$' -bench '$(BENCH)' -benchmem $(PKG)
+
+run demo: deps
+	go run ./cmd/kvdemo
+
+build: deps
+	go build -o bin/ ./cmd/...
+
+proto-tools:
+	scripts/deps.sh $(PROTO_DEPS)
+	@v=$$(protoc --version 2>/dev/null); [ "$$v" = "$(PROTOC_VERSION)" ] || \
+		{ echo "protoc must print '$(PROTOC_VERSION)' (Debian bookworm's protobuf-compiler); found '$$v'" >&2; exit 1; }
+	GOBIN="$(CURDIR)/bin" go install $(PROTOC_GEN_GO)
+	GOBIN="$(CURDIR)/bin" go install $(PROTOC_GEN_GO_GRPC)
+
+proto: proto-tools
+	rm -f messages/*.pb.go
+	$(call protoc_gen,messages)
+
+proto-check: proto-tools
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	mkdir "$$tmp/committed" "$$tmp/generated" && cp messages/*.pb.go "$$tmp/committed/" && \
+	$(call protoc_gen,"$$tmp/generated") && \
+	if ! diff -ru "$$tmp/committed" "$$tmp/generated"; then \
+		echo "generated protobuf code is stale: run make proto" >&2; exit 1; fi
