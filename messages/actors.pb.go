@@ -185,9 +185,10 @@ type LeaderChanged struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// replica_id is the replica that observed the change.
 	ReplicaId uint32 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
-	// leader_id is the new leader's replica id; 0 when no leader is known.
+	// leader_id is the new leader's replica id, when has_leader.
 	LeaderId      uint32 `protobuf:"varint,2,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
 	Term          uint64 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	HasLeader     bool   `protobuf:"varint,4,opt,name=has_leader,json=hasLeader,proto3" json:"has_leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -241,6 +242,13 @@ func (x *LeaderChanged) GetTerm() uint64 {
 		return x.Term
 	}
 	return 0
+}
+
+func (x *LeaderChanged) GetHasLeader() bool {
+	if x != nil {
+		return x.HasLeader
+	}
+	return false
 }
 
 // ReplicaUp tells the supervisor that a replica has started and joined.
@@ -601,12 +609,14 @@ const file_actors_proto_rawDesc = "" +
 	"\aentries\x18\x01 \x03(\v2\x14.actorkv.v1.LogEntryR\aentries\"s\n" +
 	"\x10ApplyBatchResult\x12*\n" +
 	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x123\n" +
-	"\aresults\x18\x02 \x03(\v2\x19.actorkv.v1.CommandResultR\aresults\"_\n" +
+	"\aresults\x18\x02 \x03(\v2\x19.actorkv.v1.CommandResultR\aresults\"~\n" +
 	"\rLeaderChanged\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x1b\n" +
 	"\tleader_id\x18\x02 \x01(\rR\bleaderId\x12\x12\n" +
-	"\x04term\x18\x03 \x01(\x04R\x04term\"*\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\x12\x1d\n" +
+	"\n" +
+	"has_leader\x18\x04 \x01(\bR\thasLeader\"*\n" +
 	"\tReplicaUp\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\"a\n" +

@@ -61,8 +61,8 @@ type Error struct {
 	Message string
 }
 
-// Error returns the message, prefixed by the sentinel's text when the message
-// does not already say it.
+// Error returns the message, or the sentinel's text when there is none.
+// Messages made by Errorf already start with the sentinel's text.
 func (e *Error) Error() string {
 	s := e.Code.Sentinel()
 	if s == nil {
@@ -80,7 +80,7 @@ func (e *Error) Unwrap() error { return e.Code.Sentinel() }
 // Errorf returns an error of code whose message is "<sentinel>: <format>".
 func Errorf(code StatusCode, format string, args ...any) error {
 	s := code.Sentinel()
-	if s == nil {
+	if s == nil || int(code) >= len(sentinels) {
 		s = ErrInternal
 		code = StatusCode_INTERNAL
 	}

@@ -2165,18 +2165,20 @@ func (x *ColumnFamilyDigest) GetKeys() uint64 {
 
 // ReplicaStatus describes one replica.
 type ReplicaStatus struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	ReplicaId    uint32                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
-	Running      bool                   `protobuf:"varint,2,opt,name=running,proto3" json:"running,omitempty"`
-	IsLeader     bool                   `protobuf:"varint,3,opt,name=is_leader,json=isLeader,proto3" json:"is_leader,omitempty"`
-	LeaderId     uint32                 `protobuf:"varint,4,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
-	Term         uint64                 `protobuf:"varint,5,opt,name=term,proto3" json:"term,omitempty"`
-	AppliedIndex uint64                 `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	Digests      []*ColumnFamilyDigest  `protobuf:"bytes,7,rep,name=digests,proto3" json:"digests,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ReplicaId uint32                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	Running   bool                   `protobuf:"varint,2,opt,name=running,proto3" json:"running,omitempty"`
+	IsLeader  bool                   `protobuf:"varint,3,opt,name=is_leader,json=isLeader,proto3" json:"is_leader,omitempty"`
+	// leader_id is the leader this replica knows of, when has_leader.
+	LeaderId     uint32                `protobuf:"varint,4,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	Term         uint64                `protobuf:"varint,5,opt,name=term,proto3" json:"term,omitempty"`
+	AppliedIndex uint64                `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Digests      []*ColumnFamilyDigest `protobuf:"bytes,7,rep,name=digests,proto3" json:"digests,omitempty"`
 	// digest combines the column family digests into one.
 	Digest []byte `protobuf:"bytes,8,opt,name=digest,proto3" json:"digest,omitempty"`
 	// error says why the replica is not running, if it is not.
 	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	HasLeader     bool   `protobuf:"varint,10,opt,name=has_leader,json=hasLeader,proto3" json:"has_leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2274,6 +2276,13 @@ func (x *ReplicaStatus) GetError() string {
 	return ""
 }
 
+func (x *ReplicaStatus) GetHasLeader() bool {
+	if x != nil {
+		return x.HasLeader
+	}
+	return false
+}
+
 type StatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// with_digests computes the (costly) content digests.
@@ -2323,10 +2332,12 @@ type StatusResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Status   *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
 	Replicas []*ReplicaStatus       `protobuf:"bytes,2,rep,name=replicas,proto3" json:"replicas,omitempty"`
-	LeaderId uint32                 `protobuf:"varint,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
-	Term     uint64                 `protobuf:"varint,4,opt,name=term,proto3" json:"term,omitempty"`
+	// leader_id is the current leader's replica id, when has_leader.
+	LeaderId uint32 `protobuf:"varint,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	Term     uint64 `protobuf:"varint,4,opt,name=term,proto3" json:"term,omitempty"`
 	// mode is "standalone" or "replicated".
 	Mode          string `protobuf:"bytes,5,opt,name=mode,proto3" json:"mode,omitempty"`
+	HasLeader     bool   `protobuf:"varint,6,opt,name=has_leader,json=hasLeader,proto3" json:"has_leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2394,6 +2405,13 @@ func (x *StatusResponse) GetMode() string {
 		return x.Mode
 	}
 	return ""
+}
+
+func (x *StatusResponse) GetHasLeader() bool {
+	if x != nil {
+		return x.HasLeader
+	}
+	return false
 }
 
 var File_kv_proto protoreflect.FileDescriptor
@@ -2533,7 +2551,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x12ColumnFamilyDigest\x12#\n" +
 	"\rcolumn_family\x18\x01 \x01(\tR\fcolumnFamily\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\fR\x06sha256\x12\x12\n" +
-	"\x04keys\x18\x03 \x01(\x04R\x04keys\"\xa3\x02\n" +
+	"\x04keys\x18\x03 \x01(\x04R\x04keys\"\xc2\x02\n" +
 	"\rReplicaStatus\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x18\n" +
@@ -2544,15 +2562,20 @@ const file_kv_proto_rawDesc = "" +
 	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x128\n" +
 	"\adigests\x18\a \x03(\v2\x1e.actorkv.v1.ColumnFamilyDigestR\adigests\x12\x16\n" +
 	"\x06digest\x18\b \x01(\fR\x06digest\x12\x14\n" +
-	"\x05error\x18\t \x01(\tR\x05error\"2\n" +
+	"\x05error\x18\t \x01(\tR\x05error\x12\x1d\n" +
+	"\n" +
+	"has_leader\x18\n" +
+	" \x01(\bR\thasLeader\"2\n" +
 	"\rStatusRequest\x12!\n" +
-	"\fwith_digests\x18\x01 \x01(\bR\vwithDigests\"\xb8\x01\n" +
+	"\fwith_digests\x18\x01 \x01(\bR\vwithDigests\"\xd7\x01\n" +
 	"\x0eStatusResponse\x12*\n" +
 	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x125\n" +
 	"\breplicas\x18\x02 \x03(\v2\x19.actorkv.v1.ReplicaStatusR\breplicas\x12\x1b\n" +
 	"\tleader_id\x18\x03 \x01(\rR\bleaderId\x12\x12\n" +
 	"\x04term\x18\x04 \x01(\x04R\x04term\x12\x12\n" +
-	"\x04mode\x18\x05 \x01(\tR\x04mode*\xb6\x01\n" +
+	"\x04mode\x18\x05 \x01(\tR\x04mode\x12\x1d\n" +
+	"\n" +
+	"has_leader\x18\x06 \x01(\bR\thasLeader*\xb6\x01\n" +
 	"\n" +
 	"StatusCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\x14\n" +

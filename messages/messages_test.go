@@ -78,6 +78,7 @@ func replicaStatus(id uint32) *messages.ReplicaStatus {
 		Digests:      []*messages.ColumnFamilyDigest{digest("default"), digest("users")},
 		Digest:       []byte{0x01, 0x02},
 		Error:        "storage failed",
+		HasLeader:    true,
 	}
 }
 
@@ -136,11 +137,12 @@ func roundTripCases() []proto.Message {
 		replicaStatus(1),
 		&messages.StatusRequest{WithDigests: true},
 		&messages.StatusResponse{
-			Status:   status(),
-			Replicas: []*messages.ReplicaStatus{replicaStatus(1), replicaStatus(2)},
-			LeaderId: 2,
-			Term:     5,
-			Mode:     "replicated",
+			Status:    status(),
+			Replicas:  []*messages.ReplicaStatus{replicaStatus(1), replicaStatus(2)},
+			LeaderId:  2,
+			Term:      5,
+			Mode:      "replicated",
+			HasLeader: true,
 		},
 
 		// actors.proto
@@ -150,7 +152,7 @@ func roundTripCases() []proto.Message {
 			Status:  status(),
 			Results: []*messages.CommandResult{{Status: status(), Version: 11}, {Status: status(), Version: 12}},
 		},
-		&messages.LeaderChanged{ReplicaId: 1, LeaderId: 2, Term: 3},
+		&messages.LeaderChanged{ReplicaId: 1, LeaderId: 2, Term: 3, HasLeader: true},
 		&messages.ReplicaUp{ReplicaId: 1},
 		&messages.ReplicaDown{ReplicaId: 1, FailStop: true, Reason: "apply failed"},
 		&messages.StopReplica{ReplicaId: 2},
