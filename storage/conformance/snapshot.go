@@ -154,8 +154,8 @@ func testSnapshotFuture(t *testing.T, db storage.Database) {
 // backends whose clock is the log's see time advance.
 func testSnapshotTooOld(t *testing.T, db storage.Database) {
 	ctx := t.Context()
-	a := put(t, db, "k", "v1")
 	put(t, db, "k2", "w1")
+	a := put(t, db, "k", "v1")
 	put(t, db, "k", "v2")
 	put(t, db, "k2", "w2")
 
