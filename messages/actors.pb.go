@@ -595,6 +595,113 @@ func (x *TransferLeader) GetTargetId() uint32 {
 	return 0
 }
 
+// ReplicaRoute is where one running replica's actor can be reached.
+type ReplicaRoute struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ReplicaId uint32                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	// address and id form the replica actor's PID.
+	Address       string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Id            string `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaRoute) Reset() {
+	*x = ReplicaRoute{}
+	mi := &file_actors_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaRoute) ProtoMessage() {}
+
+func (x *ReplicaRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaRoute.ProtoReflect.Descriptor instead.
+func (*ReplicaRoute) Descriptor() ([]byte, []int) {
+	return file_actors_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReplicaRoute) GetReplicaId() uint32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *ReplicaRoute) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ReplicaRoute) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// Routes tells the router which replicas are running.
+type Routes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replicas      []*ReplicaRoute        `protobuf:"bytes,1,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Routes) Reset() {
+	*x = Routes{}
+	mi := &file_actors_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Routes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Routes) ProtoMessage() {}
+
+func (x *Routes) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Routes.ProtoReflect.Descriptor instead.
+func (*Routes) Descriptor() ([]byte, []int) {
+	return file_actors_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Routes) GetReplicas() []*ReplicaRoute {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
 var File_actors_proto protoreflect.FileDescriptor
 
 const file_actors_proto_rawDesc = "" +
@@ -637,7 +744,14 @@ const file_actors_proto_rawDesc = "" +
 	"\x14ReplicaStatusRequest\x12!\n" +
 	"\fwith_digests\x18\x01 \x01(\bR\vwithDigests\"-\n" +
 	"\x0eTransferLeader\x12\x1b\n" +
-	"\ttarget_id\x18\x01 \x01(\rR\btargetIdB%Z#github.com/actorkv/actorkv/messagesb\x06proto3"
+	"\ttarget_id\x18\x01 \x01(\rR\btargetId\"W\n" +
+	"\fReplicaRoute\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\">\n" +
+	"\x06Routes\x124\n" +
+	"\breplicas\x18\x01 \x03(\v2\x18.actorkv.v1.ReplicaRouteR\breplicasB%Z#github.com/actorkv/actorkv/messagesb\x06proto3"
 
 var (
 	file_actors_proto_rawDescOnce sync.Once
@@ -651,7 +765,7 @@ func file_actors_proto_rawDescGZIP() []byte {
 	return file_actors_proto_rawDescData
 }
 
-var file_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_actors_proto_goTypes = []any{
 	(*LogEntry)(nil),               // 0: actorkv.v1.LogEntry
 	(*ApplyBatch)(nil),             // 1: actorkv.v1.ApplyBatch
@@ -664,19 +778,22 @@ var file_actors_proto_goTypes = []any{
 	(*ReplicaCommandResponse)(nil), // 8: actorkv.v1.ReplicaCommandResponse
 	(*ReplicaStatusRequest)(nil),   // 9: actorkv.v1.ReplicaStatusRequest
 	(*TransferLeader)(nil),         // 10: actorkv.v1.TransferLeader
-	(*Status)(nil),                 // 11: actorkv.v1.Status
-	(*CommandResult)(nil),          // 12: actorkv.v1.CommandResult
+	(*ReplicaRoute)(nil),           // 11: actorkv.v1.ReplicaRoute
+	(*Routes)(nil),                 // 12: actorkv.v1.Routes
+	(*Status)(nil),                 // 13: actorkv.v1.Status
+	(*CommandResult)(nil),          // 14: actorkv.v1.CommandResult
 }
 var file_actors_proto_depIdxs = []int32{
 	0,  // 0: actorkv.v1.ApplyBatch.entries:type_name -> actorkv.v1.LogEntry
-	11, // 1: actorkv.v1.ApplyBatchResult.status:type_name -> actorkv.v1.Status
-	12, // 2: actorkv.v1.ApplyBatchResult.results:type_name -> actorkv.v1.CommandResult
-	11, // 3: actorkv.v1.ReplicaCommandResponse.status:type_name -> actorkv.v1.Status
-	4,  // [4:4] is the sub-list for method output_type
-	4,  // [4:4] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	13, // 1: actorkv.v1.ApplyBatchResult.status:type_name -> actorkv.v1.Status
+	14, // 2: actorkv.v1.ApplyBatchResult.results:type_name -> actorkv.v1.CommandResult
+	13, // 3: actorkv.v1.ReplicaCommandResponse.status:type_name -> actorkv.v1.Status
+	11, // 4: actorkv.v1.Routes.replicas:type_name -> actorkv.v1.ReplicaRoute
+	5,  // [5:5] is the sub-list for method output_type
+	5,  // [5:5] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_actors_proto_init() }
@@ -691,7 +808,7 @@ func file_actors_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_proto_rawDesc), len(file_actors_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

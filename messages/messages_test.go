@@ -152,6 +152,8 @@ func roundTripCases() []proto.Message {
 			Status:  status(),
 			Results: []*messages.CommandResult{{Status: status(), Version: 11}, {Status: status(), Version: 12}},
 		},
+		&messages.Routes{Replicas: []*messages.ReplicaRoute{{ReplicaId: 1, Address: "nonhost", Id: "replica-1"}}},
+		&messages.ReplicaRoute{ReplicaId: 2, Address: "nonhost", Id: "replica-2"},
 		&messages.LeaderChanged{ReplicaId: 1, LeaderId: 2, Term: 3, HasLeader: true},
 		&messages.ReplicaUp{ReplicaId: 1},
 		&messages.ReplicaDown{ReplicaId: 1, FailStop: true, Reason: "apply failed"},

@@ -231,3 +231,73 @@ func (v *Validator) Command(c *messages.Command) error {
 func wrapIndex(what string, i int, err error) error {
 	return &messages.Error{Code: messages.CodeOf(err), Message: what + " " + strconv.Itoa(i) + ": " + err.Error()}
 }
+
+// Request checks a request message of the KV API the way the standalone
+// engine checks the same call's arguments, so the router rejects exactly
+// what the engine would, before anything is proposed. Messages that carry no
+// input (GetReadVersionRequest, StatusRequest) always pass.
+func (v *Validator) Request(req proto.Message) error {
+	switch r := req.(type) {
+	case *messages.GetRequest:
+		return v.keyIn(r.GetColumnFamily(), r.GetKey())
+	case *messages.SnapshotReadRequest:
+		return v.keyIn(r.GetColumnFamily(), r.GetKey())
+	case *messages.PutRequest:
+		if err := v.keyIn(r.GetColumnFamily(), r.GetKey()); err != nil {
+			return err
+		}
+		if err := v.Value(r.GetValue()); err != nil {
+			return err
+		}
+		return v.RequestID(r.GetRequestId())
+	case *messages.DeleteRequest:
+		if err := v.keyIn(r.GetColumnFamily(), r.GetKey()); err != nil {
+			return err
+		}
+		return v.RequestID(r.GetRequestId())
+	case *messages.ClearRangeRequest:
+		if err := v.rangeIn(r.GetColumnFamily(), r.GetBegin(), r.GetEnd(), 0); err != nil {
+			return err
+		}
+		return v.RequestID(r.GetRequestId())
+	case *messages.GetRangeRequest:
+		return v.rangeIn(r.GetColumnFamily(), r.GetBegin(), r.GetEnd(), r.GetLimit())
+	case *messages.SnapshotGetRangeRequest:
+		return v.rangeIn(r.GetColumnFamily(), r.GetBegin(), r.GetEnd(), r.GetLimit())
+	case *messages.ListKeysRequest:
+		if err := v.ColumnFamily(r.GetColumnFamily()); err != nil {
+			return err
+		}
+		if len(r.GetPrefix()) > v.limits.MaxKeySize {
+			return invalid("prefix is over the key limit of %d bytes", v.limits.MaxKeySize)
+		}
+		_, err := v.Limit(int(r.GetLimit()))
+		return err
+	case *messages.AtomicCommitRequest:
+		if err := v.AtomicCommit(r.GetCommit()); err != nil {
+			return err
+		}
+		return v.RequestID(r.GetRequestId())
+	case *messages.SetFaultInjectionRequest:
+		return ValidateFaults(r.GetFaults())
+	}
+	return nil
+}
+
+func (v *Validator) keyIn(cf string, key []byte) error {
+	if err := v.ColumnFamily(cf); err != nil {
+		return err
+	}
+	return v.Key(key)
+}
+
+func (v *Validator) rangeIn(cf string, begin, end []byte, limit int32) error {
+	if err := v.ColumnFamily(cf); err != nil {
+		return err
+	}
+	if err := v.Range(begin, end); err != nil {
+		return err
+	}
+	_, err := v.Limit(int(limit))
+	return err
+}

@@ -1,0 +1,462 @@
+package actors
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/actorkv/actorkv/actors/executor"
+	"github.com/actorkv/actorkv/actors/replica"
+	"github.com/actorkv/actorkv/actors/router"
+	"github.com/actorkv/actorkv/actors/supervisor"
+	"github.com/actorkv/actorkv/messages"
+	"github.com/actorkv/actorkv/storage"
+)
+
+// Config configures a replica group.
+type Config struct {
+	// BasePath is the group's directory; replica N lives in BasePath/replica-N.
+	BasePath string
+	// ClusterID is the Raft cluster id of the group.
+	ClusterID uint64
+	// Replicas is the number of replicas (ids 0..Replicas-1); replica 0 is
+	// the primary, which leads after the first election.
+	Replicas int
+	// InProcess runs every replica in this process over an in-memory
+	// transport (the embedded default). Otherwise this process runs replica
+	// Local only, and Raft goes over TCP to Addresses.
+	InProcess bool
+	// Addresses are the Raft addresses (host:port) of the replicas, by id,
+	// when not InProcess.
+	Addresses []string
+	// Local is the replica that serves stale reads, and the one this process
+	// runs when not InProcess.
+	Local uint32
+	// Storage configures each replica's engine (Dir is set per replica).
+	Storage storage.Config
+	// RTT is Raft's tick; ElectionRTT and HeartbeatRTT count in it.
+	RTT          time.Duration
+	ElectionRTT  uint64
+	HeartbeatRTT uint64
+	// SnapshotEntries applied entries trigger a snapshot and log
+	// compaction, keeping CompactionOverhead entries.
+	SnapshotEntries    uint64
+	CompactionOverhead uint64
+	// ProposalTimeout bounds one proposal or ReadIndex round.
+	ProposalTimeout time.Duration
+	// ApplyTimeout bounds one executor batch before the replica fail-stops.
+	ApplyTimeout time.Duration
+	// RequestTimeout bounds one attempt of a Client call; calls retry
+	// retryable failures until their context's deadline.
+	RequestTimeout time.Duration
+	// ReadWorkers serve reads on each replica.
+	ReadWorkers int
+	// MaxInFlight bounds each replica's requests waiting for Raft.
+	MaxInFlight int
+	// System is the actor system to spawn the group in; nil creates one
+	// that Stop shuts down.
+	System *actor.ActorSystem
+	// Observer, if set, sees every batch every replica applies (tests).
+	Observer executor.Observer
+	// Logger receives the group's logs; nil uses slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the embedded default: three replicas in this
+// process under basePath.
+func DefaultConfig(basePath string) Config {
+	return Config{
+		BasePath:           basePath,
+		ClusterID:          1,
+		Replicas:           3,
+		InProcess:          true,
+		Storage:            storage.DefaultConfig(""),
+		RTT:                20 * time.Millisecond,
+		ElectionRTT:        25,
+		HeartbeatRTT:       2,
+		SnapshotEntries:    100_000,
+		CompactionOverhead: 10_000,
+		ProposalTimeout:    5 * time.Second,
+		ApplyTimeout:       time.Minute,
+		RequestTimeout:     5 * time.Second,
+		ReadWorkers:        max(2, runtime.GOMAXPROCS(0)),
+		MaxInFlight:        16384,
+	}
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "group config: "+format, args...)
+	}
+	switch {
+	case c.BasePath == "":
+		return bad("base_path is empty")
+	case c.ClusterID == 0:
+		return bad("cluster_id must be positive")
+	case c.Replicas < 1:
+		return bad("replicas must be at least 1, got %d", c.Replicas)
+	case !c.InProcess && len(c.Addresses) != c.Replicas:
+		return bad("replica_endpoints has %d addresses for %d replicas", len(c.Addresses), c.Replicas)
+	case int(c.Local) >= c.Replicas:
+		return bad("instance_id %d is not a replica id (0..%d)", c.Local, c.Replicas-1)
+	case c.RTT <= 0 || c.ElectionRTT <= 2*c.HeartbeatRTT || c.HeartbeatRTT == 0:
+		return bad("rtt %v, election_rtt %d, heartbeat_rtt %d: need rtt > 0 and election_rtt > 2*heartbeat_rtt > 0", c.RTT, c.ElectionRTT, c.HeartbeatRTT)
+	case c.ProposalTimeout <= 0:
+		return bad("proposal_timeout must be positive")
+	case c.ApplyTimeout <= 0:
+		return bad("apply_timeout must be positive")
+	case c.RequestTimeout <= 0:
+		return bad("request_timeout must be positive")
+	case c.ReadWorkers <= 0:
+		return bad("read_workers must be positive")
+	case c.MaxInFlight <= 0:
+		return bad("max_in_flight must be positive")
+	}
+	s := c.Storage
+	s.Dir = c.BasePath
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("group config: %w", err)
+	}
+	return nil
+}
+
+// Group is a running replica group: its supervisor actor and what the
+// supervisor spawned. Its methods are the Go handle on the group's messages.
+type Group struct {
+	cfg       Config
+	system    *actor.ActorSystem
+	ownSystem bool
+	pid       *actor.PID // the supervisor
+	network   *replica.Network
+	addresses map[uint32]string
+	owner     sync.WaitGroup // replicas' start and stop goroutines
+
+	mu      sync.Mutex
+	leader  *messages.LeaderChanged
+	up      map[uint32]bool
+	changed chan struct{} // closed and replaced on every event
+
+	stopOnce sync.Once
+}
+
+// Start spawns the group's supervisor, which spawns the router and replicas.
+// It returns at once; WaitReady waits for a leader.
+func Start(cfg Config) (*Group, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Group{cfg: cfg, system: cfg.System, up: map[uint32]bool{}, changed: make(chan struct{}), addresses: map[uint32]string{}}
+	log := cfg.Logger
+	if g.system == nil {
+		g.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			return quietLogger(log)
+		}))
+		g.ownSystem = true
+	}
+	local := []uint32{cfg.Local}
+	if cfg.InProcess {
+		g.network = replica.NewNetwork()
+		tag := randomTag()
+		local = local[:0]
+		for id := range uint32(cfg.Replicas) {
+			g.addresses[id] = fmt.Sprintf("actorkv-%s-replica-%d", tag, id)
+			local = append(local, id)
+		}
+	} else {
+		for id, a := range cfg.Addresses {
+			g.addresses[uint32(id)] = a
+		}
+	}
+	all := make([]uint32, cfg.Replicas)
+	for i := range all {
+		all[i] = uint32(i)
+	}
+	scfg := supervisor.Config{
+		Replicas: map[uint32]replica.Config{},
+		Router: router.Config{
+			Replicas:  local,
+			Primary:   0,
+			Local:     cfg.Local,
+			Validator: storage.NewValidator(cfg.Storage.Limits, cfg.Storage.ColumnFamilies),
+			Timeout:   cfg.RequestTimeout,
+			Logger:    log,
+		},
+		Primary: 0,
+		Owner:   &g.owner,
+		OnEvent: g.onEvent,
+		Logger:  log,
+	}
+	for _, id := range local {
+		scfg.Replicas[id] = replica.Config{
+			ID:                 id,
+			ClusterID:          cfg.ClusterID,
+			Dir:                filepath.Join(cfg.BasePath, fmt.Sprintf("replica-%d", id)),
+			Members:            g.addresses,
+			Network:            g.network,
+			Storage:            cfg.Storage,
+			RTT:                cfg.RTT,
+			ElectionRTT:        cfg.ElectionRTT,
+			HeartbeatRTT:       cfg.HeartbeatRTT,
+			SnapshotEntries:    cfg.SnapshotEntries,
+			CompactionOverhead: cfg.CompactionOverhead,
+			ProposalTimeout:    cfg.ProposalTimeout,
+			ApplyTimeout:       cfg.ApplyTimeout,
+			ReadWorkers:        cfg.ReadWorkers,
+			MaxInFlight:        cfg.MaxInFlight,
+			Observer:           cfg.Observer,
+			Logger:             log,
+		}
+	}
+	g.pid = g.system.Root.SpawnPrefix(supervisor.Props(scfg), "actorkv")
+	return g, nil
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig(c.BasePath)
+	if c.ClusterID == 0 {
+		c.ClusterID = d.ClusterID
+	}
+	if c.Replicas == 0 {
+		c.Replicas = d.Replicas
+	}
+	if c.Storage.Limits == (storage.Limits{}) {
+		c.Storage.Limits = d.Storage.Limits
+	}
+	if c.RTT == 0 {
+		c.RTT = d.RTT
+	}
+	if c.ElectionRTT == 0 {
+		c.ElectionRTT = d.ElectionRTT
+	}
+	if c.HeartbeatRTT == 0 {
+		c.HeartbeatRTT = d.HeartbeatRTT
+	}
+	if c.SnapshotEntries == 0 {
+		c.SnapshotEntries = d.SnapshotEntries
+	}
+	if c.CompactionOverhead == 0 {
+		c.CompactionOverhead = d.CompactionOverhead
+	}
+	if c.ProposalTimeout == 0 {
+		c.ProposalTimeout = d.ProposalTimeout
+	}
+	if c.ApplyTimeout == 0 {
+		c.ApplyTimeout = d.ApplyTimeout
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.ReadWorkers == 0 {
+		c.ReadWorkers = d.ReadWorkers
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = d.MaxInFlight
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func randomTag() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%x", b)
+}
+
+func (g *Group) onEvent(msg proto.Message) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch m := msg.(type) {
+	case *messages.LeaderChanged:
+		g.leader = m
+	case *messages.ReplicaUp:
+		g.up[m.GetReplicaId()] = true
+	case *messages.ReplicaDown:
+		delete(g.up, m.GetReplicaId())
+	}
+	close(g.changed)
+	g.changed = make(chan struct{})
+}
+
+// waitFor blocks until cond, checked after every group event, holds.
+func (g *Group) waitFor(ctx context.Context, what string, cond func() bool) error {
+	for {
+		g.mu.Lock()
+		ok, ch := cond(), g.changed
+		g.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return messages.Errorf(messages.StatusCode_TIMEOUT, "waiting for %s: %v", what, ctx.Err())
+		}
+	}
+}
+
+// WaitReady waits until every replica of this process is up and a leader is
+// known.
+func (g *Group) WaitReady(ctx context.Context) error {
+	return g.waitFor(ctx, "a leader and every local replica", func() bool {
+		return g.leader != nil && g.leader.GetHasLeader() && len(g.up) == len(g.addressesLocal())
+	})
+}
+
+// WaitLeader waits until replica id is the known leader.
+func (g *Group) WaitLeader(ctx context.Context, id uint32) error {
+	return g.waitFor(ctx, fmt.Sprintf("replica %d to lead", id), func() bool {
+		return g.leader != nil && g.leader.GetHasLeader() && g.leader.GetLeaderId() == id
+	})
+}
+
+// Leader returns the leader the group knows of.
+func (g *Group) Leader() (id uint32, term uint64, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.leader == nil || !g.leader.GetHasLeader() {
+		return 0, 0, false
+	}
+	return g.leader.GetLeaderId(), g.leader.GetTerm(), true
+}
+
+func (g *Group) addressesLocal() []uint32 {
+	if g.cfg.InProcess {
+		ids := make([]uint32, 0, len(g.addresses))
+		for id := range g.addresses {
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	return []uint32{g.cfg.Local}
+}
+
+// PID is the group's address: the supervisor, which forwards every request
+// of the KV API to the router.
+func (g *Group) PID() *actor.PID { return g.pid }
+
+// System is the actor system the group runs in.
+func (g *Group) System() *actor.ActorSystem { return g.system }
+
+// Network is the in-process transport (nil when Raft goes over TCP): cut
+// and slow links between replicas with it.
+func (g *Group) Network() *replica.Network { return g.network }
+
+// RaftAddress is replica id's Raft address (for Network.Cut and friends).
+func (g *Group) RaftAddress(id uint32) string { return g.addresses[id] }
+
+// request sends msg to the supervisor and waits for the reply.
+func (g *Group) request(ctx context.Context, msg proto.Message) (any, error) {
+	timeout := g.cfg.RequestTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if timeout <= 0 {
+		return nil, messages.Errorf(messages.StatusCode_TIMEOUT, "deadline passed")
+	}
+	res, err := g.system.Root.RequestFuture(g.pid, msg, timeout).Result()
+	if err != nil {
+		return nil, futureError(err)
+	}
+	return res, nil
+}
+
+// Status asks every replica for its status (and content digest).
+func (g *Group) Status(ctx context.Context, withDigests bool) (*messages.StatusResponse, error) {
+	res, err := g.request(ctx, &messages.StatusRequest{WithDigests: withDigests})
+	if err != nil {
+		return nil, err
+	}
+	st, ok := res.(*messages.StatusResponse)
+	if !ok {
+		return nil, messages.Errorf(messages.StatusCode_INTERNAL, "status answered with %T", res)
+	}
+	return st, st.GetStatus().Err()
+}
+
+// StopReplica stops replica id (its data stays on disk) and waits until its
+// storage is closed.
+func (g *Group) StopReplica(ctx context.Context, id uint32) error {
+	return g.replicaCommand(ctx, &messages.StopReplica{ReplicaId: id})
+}
+
+// StartReplica starts a stopped replica from its data; with wipeRaftLog its
+// Raft log is deleted first, so it catches up from a snapshot. It returns
+// once the replica serves.
+func (g *Group) StartReplica(ctx context.Context, id uint32, wipeRaftLog bool) error {
+	return g.replicaCommand(ctx, &messages.StartReplica{ReplicaId: id, WipeRaftLog: wipeRaftLog})
+}
+
+func (g *Group) replicaCommand(ctx context.Context, msg proto.Message) error {
+	res, err := g.request(ctx, msg)
+	if err != nil {
+		return err
+	}
+	r, ok := res.(*messages.ReplicaCommandResponse)
+	if !ok {
+		return messages.Errorf(messages.StatusCode_INTERNAL, "answered with %T", res)
+	}
+	return r.GetStatus().Err()
+}
+
+// Client returns a Database backed by the group.
+func (g *Group) Client() *Client {
+	return NewClient(g.system.Root, g.pid, g.cfg.RequestTimeout)
+}
+
+// Stop stops the supervisor (and with it the router and every replica),
+// waits until every replica has closed its storage, and shuts the actor
+// system down if Start created it. It is idempotent.
+func (g *Group) Stop() {
+	g.stopOnce.Do(func() {
+		_ = g.system.Root.StopFuture(g.pid).Wait()
+		g.owner.Wait()
+		if g.ownSystem {
+			g.system.Shutdown()
+		}
+	})
+}
+
+// quietLogger is the actor system's logger: protoactor's own messages at
+// warning level and above.
+func quietLogger(log *slog.Logger) *slog.Logger {
+	return slog.New(levelFilter{h: log.Handler(), min: slog.LevelWarn})
+}
+
+type levelFilter struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.h.Enabled(ctx, l)
+}
+func (f levelFilter) Handle(ctx context.Context, r slog.Record) error { return f.h.Handle(ctx, r) }
+func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFilter{h: f.h.WithAttrs(a), min: f.min}
+}
+func (f levelFilter) WithGroup(n string) slog.Handler {
+	return levelFilter{h: f.h.WithGroup(n), min: f.min}
+}
+
+func newClientID() uint64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if id := binary.BigEndian.Uint64(b[:]); id != 0 {
+			return id
+		}
+	}
+}

@@ -1,0 +1,458 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/lni/dragonboat/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/actorkv/actorkv/actors/executor"
+	"github.com/actorkv/actorkv/messages"
+	"github.com/actorkv/actorkv/storage"
+)
+
+type state int
+
+const (
+	starting state = iota
+	running
+	stopping
+)
+
+// nodeStarted is the replica's note to itself that its Raft node started.
+type nodeStarted struct {
+	node *node
+	err  error
+}
+
+type replicaActor struct {
+	cfg      Config
+	owner    *sync.WaitGroup // the group's: waits for this replica's goroutines
+	log      *slog.Logger
+	state    state
+	engine   *storage.Engine
+	node     *node
+	executor *actor.PID
+	leader   *messages.LeaderChanged // the latest this replica observed
+	startedC chan struct{}           // closed when the start goroutine is done; nil if none ran
+	failure  string                  // why the replica is failing, if it is
+
+	nodeMu sync.Mutex // guards node: the start goroutine sets it
+}
+
+// Props returns the props of replica cfg.ID. owner tracks the goroutines the
+// replica starts for its start and stop, so the group can wait for them.
+// When the replica has stopped and released its storage it sends
+// *messages.ReplicaDown to its parent; when it is serving, *messages.ReplicaUp.
+func Props(cfg Config, owner *sync.WaitGroup) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor {
+		log := cfg.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		return &replicaActor{cfg: cfg, owner: owner, log: log.With("replica", cfg.ID)}
+	}, actor.WithSupervisor(executorStrategy{}))
+}
+
+// executorStrategy escalates every failure of the executor to the replica's
+// own supervisor: a replica whose storage failed must stop, not retry.
+type executorStrategy struct{}
+
+func (executorStrategy) HandleFailure(_ *actor.ActorSystem, s actor.Supervisor, _ *actor.PID, _ *actor.RestartStatistics, reason, msg any) {
+	s.EscalateFailure(reason, msg)
+}
+
+func (r *replicaActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		r.onStarted(ctx)
+	case *nodeStarted:
+		r.onNodeStarted(ctx, msg)
+	case *actor.Stopping:
+		r.onStopping(ctx)
+	case *actor.Stopped, *actor.Restarting, *actor.Terminated:
+	case *messages.PutRequest:
+		r.propose(ctx, msg.GetRequestId(), mutation(messages.MutationType_SET, msg.GetColumnFamily(), msg.GetKey(), msg.GetValue(), nil),
+			func(v uint64, err error) proto.Message { return &messages.PutResponse{Status: messages.StatusOf(err), Version: v} })
+	case *messages.DeleteRequest:
+		r.propose(ctx, msg.GetRequestId(), mutation(messages.MutationType_DELETE, msg.GetColumnFamily(), msg.GetKey(), nil, nil),
+			func(v uint64, err error) proto.Message { return &messages.DeleteResponse{Status: messages.StatusOf(err), Version: v} })
+	case *messages.ClearRangeRequest:
+		r.propose(ctx, msg.GetRequestId(), mutation(messages.MutationType_CLEAR_RANGE, msg.GetColumnFamily(), msg.GetBegin(), nil, msg.GetEnd()),
+			func(v uint64, err error) proto.Message { return &messages.ClearRangeResponse{Status: messages.StatusOf(err), Version: v} })
+	case *messages.AtomicCommitRequest:
+		r.propose(ctx, msg.GetRequestId(), &messages.Command_AtomicCommit{AtomicCommit: msg.GetCommit()},
+			func(v uint64, err error) proto.Message {
+				return &messages.AtomicCommitResponse{Status: messages.StatusOf(err), Version: v}
+			})
+	case *messages.GetRequest:
+		r.onGet(ctx, msg)
+	case *messages.GetRangeRequest:
+		r.onGetRange(ctx, msg)
+	case *messages.ListKeysRequest:
+		r.onListKeys(ctx, msg)
+	case *messages.GetReadVersionRequest:
+		r.onGetReadVersion(ctx)
+	case *messages.SnapshotReadRequest:
+		r.onSnapshotRead(ctx, msg)
+	case *messages.SnapshotGetRangeRequest:
+		r.onSnapshotGetRange(ctx, msg)
+	case *messages.SetFaultInjectionRequest:
+		r.onSetFaultInjection(ctx, msg)
+	case *messages.ReplicaStatusRequest:
+		r.onStatus(ctx, msg)
+	case *messages.TransferLeader:
+		r.onTransferLeader(ctx, msg)
+	case *messages.LeaderChanged:
+		r.onLeaderChanged(ctx, msg)
+	case *messages.ReplicaDown:
+		r.onStateMachineFailed(msg)
+	default:
+		r.log.Warn("replica: unexpected message", "type", fmt.Sprintf("%T", msg))
+	}
+}
+
+// onStarted opens the replica's storage and executor, then starts its Raft
+// node on an owned goroutine (NodeHost creation does disk I/O).
+func (r *replicaActor) onStarted(ctx actor.Context) {
+	if err := r.cfg.validate(); err != nil {
+		r.fail(ctx, err)
+		return
+	}
+	scfg := r.cfg.Storage
+	scfg.Dir = r.cfg.dataDir()
+	scfg.Replicated = true
+	scfg.SyncWrites = false // the Raft log is the durable record
+	engine, err := storage.Open(scfg)
+	if err != nil {
+		r.fail(ctx, err)
+		return
+	}
+	r.engine = engine
+	r.executor = ctx.Spawn(executor.Props(r.cfg.ID, engine, r.cfg.Observer, r.log))
+	self, root, cfg := ctx.Self(), ctx.ActorSystem().Root, r.cfg
+	r.startedC = make(chan struct{})
+	r.owner.Add(1)
+	go func() {
+		defer r.owner.Done()
+		defer close(r.startedC)
+		n, err := startNode(cfg, engine, root, self, r.executor)
+		if err == nil {
+			// The stop path finds the node here even if the replica
+			// stopped before reading nodeStarted.
+			r.nodeMu.Lock()
+			r.node = n
+			r.nodeMu.Unlock()
+		}
+		root.Send(self, &nodeStarted{node: n, err: err})
+	}()
+}
+
+func (r *replicaActor) startedNode() *node {
+	r.nodeMu.Lock()
+	defer r.nodeMu.Unlock()
+	return r.node
+}
+
+func (r *replicaActor) onNodeStarted(ctx actor.Context, msg *nodeStarted) {
+	if msg.err != nil {
+		r.fail(ctx, msg.err)
+		return
+	}
+	if r.state != starting {
+		return
+	}
+	r.state = running
+	r.log.Info("replica running", "applied", r.engine.AppliedIndex())
+	ctx.Request(ctx.Parent(), &messages.ReplicaUp{ReplicaId: r.cfg.ID}) // with the sender, so the parent knows which incarnation
+}
+
+// fail stops the replica because it could not start.
+func (r *replicaActor) fail(ctx actor.Context, err error) {
+	r.failure = err.Error()
+	r.log.Error("replica failed to start", "err", err)
+	ctx.Stop(ctx.Self())
+}
+
+// onStateMachineFailed is the state machine telling the replica that its
+// executor could not apply a batch: fail-stop, through the supervisor.
+func (r *replicaActor) onStateMachineFailed(msg *messages.ReplicaDown) {
+	panic(&executor.FailStop{Replica: r.cfg.ID, Err: errors.New(msg.GetReason())})
+}
+
+// onStopping stops the Raft node at once (so nothing more is applied or made
+// durable) and releases everything on an owned goroutine; the parent hears
+// *messages.ReplicaDown when the storage is closed.
+func (r *replicaActor) onStopping(ctx actor.Context) {
+	if r.state == stopping {
+		return
+	}
+	r.state = stopping
+	parent, root, engine, id := ctx.Parent(), ctx.ActorSystem().Root, r.engine, r.cfg.ID
+	reason := r.failure
+	if n := r.startedNode(); n != nil {
+		n.halt()
+	}
+	startedC := r.startedC
+	r.owner.Add(1)
+	go func() {
+		defer r.owner.Done()
+		if startedC != nil {
+			<-startedC // a start in progress finishes first
+		}
+		if n := r.startedNode(); n != nil {
+			n.halt()
+			n.close()
+		}
+		if engine != nil {
+			if err := engine.Close(); err != nil {
+				r.log.Error("replica: close storage", "err", err)
+			}
+		}
+		if parent != nil {
+			root.Send(parent, &messages.ReplicaDown{ReplicaId: id, FailStop: reason != "", Reason: reason})
+		}
+	}()
+}
+
+func mutation(t messages.MutationType, cf string, key, value, end []byte) *messages.Command_Mutation {
+	return &messages.Command_Mutation{Mutation: &messages.Mutation{Type: t, ColumnFamily: cf, Key: key, Value: value, End: end}}
+}
+
+var errNotRunning = messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica is not running")
+
+// propose validates and proposes a write without blocking; the write waiter
+// answers the sender when the entry is applied here.
+func (r *replicaActor) propose(ctx actor.Context, rid *messages.RequestId, op any, answer func(uint64, error) proto.Message) {
+	if r.state != running {
+		ctx.Respond(answer(0, errNotRunning))
+		return
+	}
+	cmd := &messages.Command{RequestId: rid, TimestampUnixNanos: time.Now().UnixNano()}
+	switch o := op.(type) {
+	case *messages.Command_Mutation:
+		cmd.Op = o
+	case *messages.Command_AtomicCommit:
+		cmd.Op = o
+	}
+	if err := r.engine.Validator().Command(cmd); err != nil {
+		ctx.Respond(answer(0, err))
+		return
+	}
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		ctx.Respond(answer(0, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "encode command: %v", err)))
+		return
+	}
+	if r.node.writes.full() {
+		ctx.Respond(answer(0, errOverloaded))
+		return
+	}
+	rs, err := r.node.nh.Propose(r.node.session, data, r.cfg.ProposalTimeout)
+	if err != nil {
+		ctx.Respond(answer(0, raftError("propose", err)))
+		return
+	}
+	// The actor is the waiter's only producer, so there is room.
+	r.node.writes.add(pending{rs: rs, reply: ctx.Sender(), done: func(res dragonboat.RequestResult) proto.Message {
+		return answer(writeOutcome(res))
+	}})
+}
+
+// writeOutcome turns a proposal's result into its version or error.
+func writeOutcome(res dragonboat.RequestResult) (uint64, error) {
+	switch {
+	case res.Completed():
+		return decodeResult(res.GetResult())
+	case res.Timeout():
+		return 0, messages.Errorf(messages.StatusCode_TIMEOUT, "proposal timed out; its outcome is unknown: retry with the same request id")
+	case res.Dropped():
+		return 0, messages.Errorf(messages.StatusCode_UNAVAILABLE, "proposal dropped: no leader")
+	case res.Terminated():
+		return 0, messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica stopped; the outcome is unknown: retry with the same request id")
+	default:
+		return 0, messages.Errorf(messages.StatusCode_UNAVAILABLE, "proposal rejected or aborted")
+	}
+}
+
+// raftError maps an error returned at once by dragonboat.
+func raftError(op string, err error) error {
+	switch {
+	case errors.Is(err, dragonboat.ErrSystemBusy):
+		return messages.Errorf(messages.StatusCode_UNAVAILABLE, "%s: raft busy: %v", op, err)
+	case errors.Is(err, dragonboat.ErrTimeoutTooSmall), errors.Is(err, dragonboat.ErrPayloadTooBig):
+		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "%s: %v", op, err)
+	default:
+		return messages.Errorf(messages.StatusCode_UNAVAILABLE, "%s: %v", op, err)
+	}
+}
+
+// read serves a read: linearizable reads first complete a ReadIndex round,
+// then every read runs on the read workers.
+func (r *replicaActor) read(ctx actor.Context, linearizable bool, run func() proto.Message, fail func(error) proto.Message) {
+	if r.state != running {
+		ctx.Respond(fail(errNotRunning))
+		return
+	}
+	if !linearizable {
+		if !r.node.reads.add(pending{reply: ctx.Sender(), done: func(dragonboat.RequestResult) proto.Message { return run() }}) {
+			ctx.Respond(fail(errOverloaded))
+		}
+		return
+	}
+	if r.node.rounds.full() {
+		ctx.Respond(fail(errOverloaded))
+		return
+	}
+	rs, err := r.node.nh.ReadIndex(r.cfg.ClusterID, r.cfg.ProposalTimeout)
+	if err != nil {
+		ctx.Respond(fail(raftError("read index", err)))
+		return
+	}
+	r.node.rounds.add(pending{rs: rs, reply: ctx.Sender(), done: func(res dragonboat.RequestResult) proto.Message {
+		if !res.Completed() {
+			return fail(readIndexError(res))
+		}
+		return run()
+	}})
+}
+
+func readIndexError(res dragonboat.RequestResult) error {
+	switch {
+	case res.Timeout():
+		return messages.Errorf(messages.StatusCode_TIMEOUT, "read index round timed out")
+	case res.Dropped():
+		return messages.Errorf(messages.StatusCode_UNAVAILABLE, "read index dropped: no leader")
+	default:
+		return messages.Errorf(messages.StatusCode_UNAVAILABLE, "read index round did not complete")
+	}
+}
+
+func linearizable(c messages.Consistency) bool { return c != messages.Consistency_STALE }
+
+func (r *replicaActor) onGet(ctx actor.Context, msg *messages.GetRequest) {
+	fail := func(err error) proto.Message { return &messages.GetResponse{Status: messages.StatusOf(err)} }
+	r.read(ctx, linearizable(msg.GetConsistency()), func() proto.Message {
+		v, found, err := r.engine.Get(context.Background(), msg.GetKey(), storage.WithColumnFamily(msg.GetColumnFamily()))
+		return &messages.GetResponse{Status: messages.StatusOf(err), Found: found, Value: v}
+	}, fail)
+}
+
+func (r *replicaActor) onGetRange(ctx actor.Context, msg *messages.GetRangeRequest) {
+	fail := func(err error) proto.Message { return &messages.GetRangeResponse{Status: messages.StatusOf(err)} }
+	r.read(ctx, linearizable(msg.GetConsistency()), func() proto.Message {
+		kvs, err := r.engine.GetRange(context.Background(), msg.GetBegin(), msg.GetEnd(), int(msg.GetLimit()), msg.GetReverse(), storage.WithColumnFamily(msg.GetColumnFamily()))
+		return &messages.GetRangeResponse{Status: messages.StatusOf(err), Kvs: kvs}
+	}, fail)
+}
+
+func (r *replicaActor) onListKeys(ctx actor.Context, msg *messages.ListKeysRequest) {
+	fail := func(err error) proto.Message { return &messages.ListKeysResponse{Status: messages.StatusOf(err)} }
+	r.read(ctx, linearizable(msg.GetConsistency()), func() proto.Message {
+		keys, err := r.engine.ListKeys(context.Background(), msg.GetPrefix(), int(msg.GetLimit()), storage.WithColumnFamily(msg.GetColumnFamily()))
+		return &messages.ListKeysResponse{Status: messages.StatusOf(err), Keys: keys}
+	}, fail)
+}
+
+func (r *replicaActor) onGetReadVersion(ctx actor.Context) {
+	fail := func(err error) proto.Message { return &messages.GetReadVersionResponse{Status: messages.StatusOf(err)} }
+	r.read(ctx, true, func() proto.Message {
+		v, err := r.engine.GetReadVersion(context.Background())
+		return &messages.GetReadVersionResponse{Status: messages.StatusOf(err), Version: v}
+	}, fail)
+}
+
+// awaitVersion waits (on a read worker) until this replica has applied
+// version, which another replica may have reported as committed.
+func (r *replicaActor) awaitVersion(version uint64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ProposalTimeout)
+	defer cancel()
+	if err := r.engine.WaitApplied(ctx, version); err != nil {
+		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "version %d is beyond the latest committed version %d", version, r.engine.AppliedIndex())
+	}
+	return nil
+}
+
+func (r *replicaActor) onSnapshotRead(ctx actor.Context, msg *messages.SnapshotReadRequest) {
+	fail := func(err error) proto.Message { return &messages.SnapshotReadResponse{Status: messages.StatusOf(err)} }
+	r.read(ctx, false, func() proto.Message {
+		if err := r.awaitVersion(msg.GetVersion()); err != nil {
+			return fail(err)
+		}
+		v, found, err := r.engine.SnapshotRead(context.Background(), msg.GetKey(), msg.GetVersion(), storage.WithColumnFamily(msg.GetColumnFamily()))
+		return &messages.SnapshotReadResponse{Status: messages.StatusOf(err), Found: found, Value: v}
+	}, fail)
+}
+
+func (r *replicaActor) onSnapshotGetRange(ctx actor.Context, msg *messages.SnapshotGetRangeRequest) {
+	fail := func(err error) proto.Message { return &messages.SnapshotGetRangeResponse{Status: messages.StatusOf(err)} }
+	r.read(ctx, false, func() proto.Message {
+		if err := r.awaitVersion(msg.GetVersion()); err != nil {
+			return fail(err)
+		}
+		kvs, err := r.engine.SnapshotGetRange(context.Background(), msg.GetBegin(), msg.GetEnd(), int(msg.GetLimit()), msg.GetReverse(), msg.GetVersion(), storage.WithColumnFamily(msg.GetColumnFamily()))
+		return &messages.SnapshotGetRangeResponse{Status: messages.StatusOf(err), Kvs: kvs}
+	}, fail)
+}
+
+func (r *replicaActor) onSetFaultInjection(ctx actor.Context, msg *messages.SetFaultInjectionRequest) {
+	if r.engine == nil || r.state == stopping {
+		ctx.Respond(&messages.SetFaultInjectionResponse{Status: messages.StatusOf(errNotRunning)})
+		return
+	}
+	err := r.engine.SetFaultInjection(context.Background(), msg.GetFaults())
+	ctx.Respond(&messages.SetFaultInjectionResponse{Status: messages.StatusOf(err)})
+}
+
+func (r *replicaActor) onLeaderChanged(ctx actor.Context, msg *messages.LeaderChanged) {
+	r.leader = msg
+	if p := ctx.Parent(); p != nil {
+		ctx.Send(p, msg)
+	}
+}
+
+func (r *replicaActor) onTransferLeader(ctx actor.Context, msg *messages.TransferLeader) {
+	if r.state != running {
+		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(errNotRunning)})
+		return
+	}
+	err := r.node.nh.RequestLeaderTransfer(r.cfg.ClusterID, NodeID(msg.GetTargetId()))
+	if err != nil {
+		err = raftError("leader transfer", err)
+	}
+	ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(err)})
+}
+
+// onStatus answers *messages.ReplicaStatus; digests are computed on a read
+// worker.
+func (r *replicaActor) onStatus(ctx actor.Context, msg *messages.ReplicaStatusRequest) {
+	st := &messages.ReplicaStatus{ReplicaId: r.cfg.ID, Running: r.state == running, Error: r.failure}
+	if l := r.leader; l != nil {
+		st.HasLeader, st.LeaderId, st.Term = l.GetHasLeader(), l.GetLeaderId(), l.GetTerm()
+		st.IsLeader = l.GetHasLeader() && l.GetLeaderId() == r.cfg.ID
+	}
+	if r.engine == nil || r.state != running {
+		ctx.Respond(st)
+		return
+	}
+	st.AppliedIndex = r.engine.AppliedIndex()
+	if !msg.GetWithDigests() {
+		ctx.Respond(st)
+		return
+	}
+	r.read(ctx, false, func() proto.Message {
+		d, err := r.engine.Digest(context.Background())
+		if err != nil {
+			st.Error = err.Error()
+			return st
+		}
+		st.AppliedIndex, st.Digests, st.Digest = d.AppliedIndex, d.Families, d.Combined
+		return st
+	}, func(err error) proto.Message { st.Error = err.Error(); return st })
+}

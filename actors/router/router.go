@@ -1,0 +1,218 @@
+// Package router holds the router actor: the group's front door. It
+// validates every request of the KV API (messages/kv.proto) before anything
+// is proposed, and forwards it, with its original sender, to the replica that
+// should serve it: writes, linearizable and snapshot reads to the current
+// Raft leader's replica (replica 0, the primary, until a leader is known);
+// stale reads to the local replica. The replica answers the sender directly.
+//
+// It receives *messages.Routes (which replicas run) and
+// *messages.LeaderChanged from the supervisor, fans SetFaultInjectionRequest
+// out to the replicas it names, and answers StatusRequest by asking every
+// replica for its *messages.ReplicaStatus.
+//
+// The router keeps no durable state; its supervisor restarts it on failure
+// and sends it the routes again.
+package router
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/actorkv/actorkv/messages"
+	"github.com/actorkv/actorkv/storage"
+)
+
+// Config configures the router.
+type Config struct {
+	// Replicas are the ids of every replica of the group.
+	Replicas []uint32
+	// Primary is the replica writes go to before a leader is known.
+	Primary uint32
+	// Local is the replica that serves stale reads.
+	Local uint32
+	// Validator checks requests.
+	Validator *storage.Validator
+	// Timeout bounds the replies the router gathers (status, fault injection).
+	Timeout time.Duration
+	// Logger receives the router's logs.
+	Logger *slog.Logger
+}
+
+// Props returns the router's props.
+func Props(cfg Config) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor {
+		log := cfg.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		return &routerActor{cfg: cfg, log: log, routes: map[uint32]*actor.PID{}}
+	})
+}
+
+type routerActor struct {
+	cfg    Config
+	log    *slog.Logger
+	routes map[uint32]*actor.PID // running replicas
+	leader *messages.LeaderChanged
+}
+
+func (r *routerActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started, *actor.Stopping, *actor.Stopped, *actor.Restarting:
+	case *messages.Routes:
+		r.onRoutes(msg)
+	case *messages.LeaderChanged:
+		r.leader = msg
+	case *messages.SetFaultInjectionRequest:
+		r.onSetFaultInjection(ctx, msg)
+	case *messages.StatusRequest:
+		r.onStatus(ctx, msg)
+	case *messages.GetRequest:
+		r.route(ctx, msg, msg.GetConsistency() == messages.Consistency_STALE)
+	case *messages.GetRangeRequest:
+		r.route(ctx, msg, msg.GetConsistency() == messages.Consistency_STALE)
+	case *messages.ListKeysRequest:
+		r.route(ctx, msg, msg.GetConsistency() == messages.Consistency_STALE)
+	case *messages.PutRequest, *messages.DeleteRequest, *messages.ClearRangeRequest, *messages.AtomicCommitRequest,
+		*messages.GetReadVersionRequest, *messages.SnapshotReadRequest, *messages.SnapshotGetRangeRequest:
+		r.route(ctx, msg.(proto.Message), false)
+	default:
+		r.log.Warn("router: unexpected message", "type", fmt.Sprintf("%T", msg))
+	}
+}
+
+func (r *routerActor) onRoutes(msg *messages.Routes) {
+	r.routes = map[uint32]*actor.PID{}
+	for _, rt := range msg.GetReplicas() {
+		r.routes[rt.GetReplicaId()] = actor.NewPID(rt.GetAddress(), rt.GetId())
+	}
+}
+
+var errNoReplica = messages.Errorf(messages.StatusCode_UNAVAILABLE, "no replica is running")
+
+// target picks the replica for a request.
+func (r *routerActor) target(stale bool) *actor.PID {
+	if stale {
+		if pid, ok := r.routes[r.cfg.Local]; ok {
+			return pid
+		}
+	}
+	if l := r.leader; l != nil && l.GetHasLeader() {
+		if pid, ok := r.routes[l.GetLeaderId()]; ok {
+			return pid
+		}
+	}
+	if pid, ok := r.routes[r.cfg.Primary]; ok {
+		return pid
+	}
+	ids := make([]uint32, 0, len(r.routes))
+	for id := range r.routes {
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	return r.routes[slices.Min(ids)]
+}
+
+// route validates msg and forwards it with its sender; bad input is
+// answered here and never reaches a replica.
+func (r *routerActor) route(ctx actor.Context, msg proto.Message, stale bool) {
+	if err := r.cfg.Validator.Request(msg); err != nil {
+		ctx.Respond(messages.ErrorResponse(msg, err))
+		return
+	}
+	pid := r.target(stale)
+	if pid == nil {
+		ctx.Respond(messages.ErrorResponse(msg, errNoReplica))
+		return
+	}
+	ctx.Forward(pid)
+}
+
+// gather asks each replica of ids for msg and calls done, in the actor, with
+// the replies (nil where a replica is not running or did not answer).
+func (r *routerActor) gather(ctx actor.Context, ids []uint32, msg proto.Message, done func(replies []any)) {
+	replies := make([]any, len(ids))
+	left := len(ids)
+	if left == 0 {
+		done(replies)
+		return
+	}
+	for i, id := range ids {
+		pid, ok := r.routes[id]
+		if !ok {
+			if left--; left == 0 {
+				done(replies)
+			}
+			continue
+		}
+		ctx.ReenterAfter(ctx.RequestFuture(pid, msg, r.cfg.Timeout), func(res any, err error) {
+			if err == nil {
+				replies[i] = res
+			}
+			if left--; left == 0 {
+				done(replies)
+			}
+		})
+	}
+}
+
+func (r *routerActor) onSetFaultInjection(ctx actor.Context, msg *messages.SetFaultInjectionRequest) {
+	if err := r.cfg.Validator.Request(msg); err != nil {
+		ctx.Respond(&messages.SetFaultInjectionResponse{Status: messages.StatusOf(err)})
+		return
+	}
+	ids := msg.GetReplicas()
+	if len(ids) == 0 {
+		ids = r.cfg.Replicas
+	}
+	for _, id := range ids {
+		if !slices.Contains(r.cfg.Replicas, id) {
+			ctx.Respond(&messages.SetFaultInjectionResponse{Status: messages.StatusOf(
+				messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "replica %d is not in the group %v", id, r.cfg.Replicas))})
+			return
+		}
+	}
+	sender := ctx.Sender()
+	r.gather(ctx, ids, msg, func(replies []any) {
+		var err error
+		for i, rep := range replies {
+			resp, ok := rep.(*messages.SetFaultInjectionResponse)
+			switch {
+			case !ok:
+				err = messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica %d is not running", ids[i])
+			case resp.GetStatus().Err() != nil:
+				err = resp.GetStatus().Err()
+			}
+			if err != nil {
+				break
+			}
+		}
+		ctx.Send(sender, &messages.SetFaultInjectionResponse{Status: messages.StatusOf(err)})
+	})
+}
+
+func (r *routerActor) onStatus(ctx actor.Context, msg *messages.StatusRequest) {
+	sender := ctx.Sender()
+	ids := r.cfg.Replicas
+	r.gather(ctx, ids, &messages.ReplicaStatusRequest{WithDigests: msg.GetWithDigests()}, func(replies []any) {
+		resp := &messages.StatusResponse{Status: messages.StatusOf(nil), Mode: "replicated"}
+		for i, rep := range replies {
+			st, ok := rep.(*messages.ReplicaStatus)
+			if !ok {
+				st = &messages.ReplicaStatus{ReplicaId: ids[i], Error: "not running"}
+			}
+			resp.Replicas = append(resp.Replicas, st)
+		}
+		if l := r.leader; l != nil {
+			resp.HasLeader, resp.LeaderId, resp.Term = l.GetHasLeader(), l.GetLeaderId(), l.GetTerm()
+		}
+		ctx.Send(sender, resp)
+	})
+}

@@ -1,0 +1,298 @@
+// Package supervisor holds the supervisor actor: the root of a replica group.
+// It spawns the router and the replicas, keeps the router's routes and
+// leader up to date, and starts and stops replicas on request.
+//
+// Messages it handles:
+//   - every request of the KV API (messages/kv.proto) and StatusRequest:
+//     forwarded to the router, so the supervisor's PID is the group's address;
+//   - *messages.ReplicaUp / *messages.ReplicaDown from replicas: their state;
+//   - *messages.LeaderChanged from replicas: forwarded to the router (newest
+//     term wins); after the first election it asks the leader to hand over
+//     to the primary (replica 0), so the primary leads at start;
+//   - *messages.StopReplica / *messages.StartReplica: answered with
+//     *messages.ReplicaCommandResponse once the replica is down / serving.
+//
+// Supervision strategy (Strategy): the router is stateless and is restarted
+// on failure (at most 10 times in 10 s, then stopped). A replica is stopped
+// on any failure and never restarted by the strategy: a fail-stop (its
+// storage failed, reason *executor.FailStop) must not be retried silently,
+// and any other panic leaves state that an operator or test should look at.
+// A stopped replica keeps its data and rejoins with StartReplica.
+package supervisor
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/actorkv/actorkv/actors/replica"
+	"github.com/actorkv/actorkv/actors/router"
+	"github.com/actorkv/actorkv/messages"
+)
+
+// Config configures a group's supervisor.
+type Config struct {
+	// Replicas configures each replica this process runs, by id.
+	Replicas map[uint32]replica.Config
+	// Router configures the router.
+	Router router.Config
+	// Primary is the replica that should lead after the first election.
+	Primary uint32
+	// Owner waits for the goroutines replicas start and stop with.
+	Owner *sync.WaitGroup
+	// OnEvent, if set, sees every ReplicaUp, ReplicaDown and LeaderChanged
+	// the supervisor accepts. It runs in the actor and must not block.
+	OnEvent func(proto.Message)
+	// Logger receives the supervisor's logs.
+	Logger *slog.Logger
+}
+
+type replicaState int
+
+const (
+	down replicaState = iota
+	starting
+	up
+	stopping
+)
+
+type slot struct {
+	pid     *actor.PID
+	state   replicaState
+	waiters []*actor.PID // answered when the replica is up or down
+}
+
+type supervisorActor struct {
+	cfg         Config
+	log         *slog.Logger
+	router      *actor.PID
+	replicas    map[uint32]*slot
+	leader      *messages.LeaderChanged
+	transferred bool // the primary handover after the first election was asked for
+}
+
+// Props returns the supervisor's props.
+func Props(cfg Config) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor {
+		log := cfg.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		return &supervisorActor{cfg: cfg, log: log, replicas: map[uint32]*slot{}}
+	}, actor.WithSupervisor(Strategy()))
+}
+
+// Strategy returns the supervision strategy of the group (see the package
+// documentation): restart the router, stop a failed replica.
+func Strategy() actor.SupervisorStrategy {
+	return &groupStrategy{restart: actor.NewOneForOneStrategy(10, 10*time.Second, func(any) actor.Directive {
+		return actor.RestartDirective
+	})}
+}
+
+type groupStrategy struct {
+	restart actor.SupervisorStrategy
+}
+
+// routerName is the name of the router among the supervisor's children.
+const routerName = "router"
+
+func (g *groupStrategy) HandleFailure(sys *actor.ActorSystem, s actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, msg any) {
+	if isRouter(child) {
+		g.restart.HandleFailure(sys, s, child, rs, reason, msg)
+		return
+	}
+	sys.Logger().Error("replica failed; stopping it", "replica", child.GetId(), "reason", fmt.Sprint(reason))
+	s.StopChildren(child)
+}
+
+func isRouter(pid *actor.PID) bool {
+	id := pid.GetId()
+	return len(id) >= len(routerName) && id[len(id)-len(routerName):] == routerName
+}
+
+func (s *supervisorActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		s.onStarted(ctx)
+	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
+	case *actor.Terminated:
+		s.onTerminated(ctx, msg)
+	case *messages.ReplicaUp:
+		s.onReplicaUp(ctx, msg)
+	case *messages.ReplicaDown:
+		s.onReplicaDown(ctx, msg)
+	case *messages.LeaderChanged:
+		s.onLeaderChanged(ctx, msg)
+	case *messages.StopReplica:
+		s.onStopReplica(ctx, msg)
+	case *messages.StartReplica:
+		s.onStartReplica(ctx, msg)
+	case proto.Message:
+		if messages.ErrorResponse(msg, nil) != nil { // a request of the KV API
+			ctx.Forward(s.router)
+			return
+		}
+		s.log.Warn("supervisor: unexpected message", "type", fmt.Sprintf("%T", msg))
+	default:
+		s.log.Warn("supervisor: unexpected message", "type", fmt.Sprintf("%T", msg))
+	}
+}
+
+func (s *supervisorActor) onStarted(ctx actor.Context) {
+	pid, err := ctx.SpawnNamed(router.Props(s.cfg.Router), routerName)
+	if err != nil {
+		panic(fmt.Sprintf("supervisor: spawn router: %v", err))
+	}
+	s.router = pid
+	ids := make([]uint32, 0, len(s.cfg.Replicas))
+	for id := range s.cfg.Replicas {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		s.spawnReplica(ctx, id, false)
+	}
+}
+
+func (s *supervisorActor) spawnReplica(ctx actor.Context, id uint32, wipe bool) {
+	cfg := s.cfg.Replicas[id]
+	cfg.WipeRaftLog = wipe
+	sl := s.replicas[id]
+	if sl == nil {
+		sl = &slot{}
+		s.replicas[id] = sl
+	}
+	sl.pid = ctx.Spawn(replica.Props(cfg, s.cfg.Owner))
+	sl.state = starting
+}
+
+func (s *supervisorActor) publish(msg proto.Message) {
+	if s.cfg.OnEvent != nil {
+		s.cfg.OnEvent(msg)
+	}
+}
+
+// sendRoutes tells the router which replicas serve.
+func (s *supervisorActor) sendRoutes(ctx actor.Context) {
+	routes := &messages.Routes{}
+	for id, sl := range s.replicas {
+		if sl.state == up {
+			routes.Replicas = append(routes.Replicas, &messages.ReplicaRoute{ReplicaId: id, Address: sl.pid.GetAddress(), Id: sl.pid.GetId()})
+		}
+	}
+	slices.SortFunc(routes.Replicas, func(a, b *messages.ReplicaRoute) int { return int(a.ReplicaId) - int(b.ReplicaId) })
+	ctx.Send(s.router, routes)
+	if s.leader != nil {
+		ctx.Send(s.router, s.leader)
+	}
+}
+
+func (s *supervisorActor) answer(ctx actor.Context, sl *slot, err error) {
+	for _, w := range sl.waiters {
+		ctx.Send(w, &messages.ReplicaCommandResponse{Status: messages.StatusOf(err)})
+	}
+	sl.waiters = nil
+}
+
+func (s *supervisorActor) onReplicaUp(ctx actor.Context, msg *messages.ReplicaUp) {
+	sl := s.replicas[msg.GetReplicaId()]
+	if sl == nil || sl.state != starting || !sl.pid.Equal(ctx.Sender()) {
+		return // a replica stopped meanwhile
+	}
+	sl.state = up
+	s.log.Info("replica up", "replica", msg.GetReplicaId())
+	s.sendRoutes(ctx)
+	s.answer(ctx, sl, nil)
+	s.publish(msg)
+}
+
+// onTerminated takes a replica whose actor stopped (a failure, or a stop
+// request) out of the routes at once; its ReplicaDown follows when its
+// storage is closed.
+func (s *supervisorActor) onTerminated(ctx actor.Context, msg *actor.Terminated) {
+	for _, sl := range s.replicas {
+		if sl.pid.Equal(msg.GetWho()) && (sl.state == up || sl.state == starting) {
+			sl.state = stopping
+			s.sendRoutes(ctx)
+		}
+	}
+}
+
+func (s *supervisorActor) onReplicaDown(ctx actor.Context, msg *messages.ReplicaDown) {
+	sl := s.replicas[msg.GetReplicaId()]
+	if sl == nil {
+		return
+	}
+	wasStarting := sl.state == starting
+	sl.state = down
+	if msg.GetFailStop() {
+		s.log.Error("replica down (fail-stop)", "replica", msg.GetReplicaId(), "reason", msg.GetReason())
+	} else {
+		s.log.Info("replica down", "replica", msg.GetReplicaId())
+	}
+	s.sendRoutes(ctx)
+	var err error
+	if wasStarting {
+		err = messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica %d failed to start: %s", msg.GetReplicaId(), msg.GetReason())
+	}
+	s.answer(ctx, sl, err)
+	s.publish(msg)
+}
+
+func (s *supervisorActor) onLeaderChanged(ctx actor.Context, msg *messages.LeaderChanged) {
+	if l := s.leader; l != nil && (msg.GetTerm() < l.GetTerm() || (msg.GetTerm() == l.GetTerm() && (l.GetHasLeader() || !msg.GetHasLeader()))) {
+		return // not newer than what the router knows
+	}
+	s.leader = msg
+	ctx.Send(s.router, msg)
+	s.publish(msg)
+	if msg.GetHasLeader() && !s.transferred {
+		s.transferred = true
+		if msg.GetLeaderId() != s.cfg.Primary {
+			if sl := s.replicas[msg.GetLeaderId()]; sl != nil {
+				ctx.Request(sl.pid, &messages.TransferLeader{TargetId: s.cfg.Primary})
+			}
+		}
+	}
+}
+
+func (s *supervisorActor) onStopReplica(ctx actor.Context, msg *messages.StopReplica) {
+	sl := s.replicas[msg.GetReplicaId()]
+	switch {
+	case sl == nil:
+		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(
+			messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "replica %d does not run in this process", msg.GetReplicaId()))})
+	case sl.state == down:
+		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(nil)})
+	default:
+		sl.waiters = append(sl.waiters, ctx.Sender())
+		if sl.state != stopping {
+			sl.state = stopping
+			s.sendRoutes(ctx)
+			ctx.Stop(sl.pid)
+		}
+	}
+}
+
+func (s *supervisorActor) onStartReplica(ctx actor.Context, msg *messages.StartReplica) {
+	sl := s.replicas[msg.GetReplicaId()]
+	switch {
+	case sl == nil:
+		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(
+			messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "replica %d does not run in this process", msg.GetReplicaId()))})
+	case sl.state == up:
+		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(nil)})
+	case sl.state == down:
+		s.spawnReplica(ctx, msg.GetReplicaId(), msg.GetWipeRaftLog())
+		sl.waiters = append(sl.waiters, ctx.Sender())
+	default:
+		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(
+			messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica %d is starting or stopping; try again", msg.GetReplicaId()))})
+	}
+}

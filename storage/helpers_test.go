@@ -1,0 +1,190 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/linxGnu/grocksdb"
+
+	"github.com/actorkv/actorkv/messages"
+)
+
+// usersCF is the extra column family most engine tests configure.
+const usersCF = "users"
+
+// testConfig is a small configuration in dir: one extra family, no fsync
+// (tests do not survive power loss), a short retention window.
+func testConfig(dir string) Config {
+	cfg := DefaultConfig(dir)
+	cfg.ColumnFamilies = []string{usersCF}
+	cfg.SyncWrites = false
+	cfg.RetentionWindow = 200 * time.Millisecond
+	cfg.BlockCacheBytes = 4 << 20
+	cfg.WriteBufferBytes = 4 << 20
+	return cfg
+}
+
+// openEngine opens cfg and closes the engine when the test ends.
+func openEngine(t testing.TB, cfg Config) *Engine {
+	t.Helper()
+	e, err := Open(cfg)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", cfg.Dir, err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// reopen closes e and opens its directory again with cfg.
+func reopen(t testing.TB, e *Engine, cfg Config) *Engine {
+	t.Helper()
+	if err := e.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	return openEngine(t, cfg)
+}
+
+// eventually polls cond until it holds or d passes.
+func eventually(t testing.TB, d time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: "+format, append([]any{d}, args...)...)
+		}
+		time.Sleep(time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+func mustPut(t testing.TB, e *Engine, key, value string, opts ...Option) uint64 {
+	t.Helper()
+	v, err := e.Put(context.Background(), []byte(key), []byte(value), opts...)
+	if err != nil {
+		t.Fatalf("Put(%q): %v", key, err)
+	}
+	return v
+}
+
+func mustGet(t testing.TB, e *Engine, key string, opts ...Option) (string, bool) {
+	t.Helper()
+	v, ok, err := e.Get(context.Background(), []byte(key), opts...)
+	if err != nil {
+		t.Fatalf("Get(%q): %v", key, err)
+	}
+	return string(v), ok
+}
+
+func mustDigest(t testing.TB, e *Engine) *Digest {
+	t.Helper()
+	d, err := e.Digest(context.Background())
+	if err != nil {
+		t.Fatalf("Digest: %v", err)
+	}
+	return d
+}
+
+// sameDigest reports how a and b differ ("" when they are equal, applied
+// index included).
+func digestDiff(a, b *Digest) string {
+	if a.AppliedIndex != b.AppliedIndex {
+		return fmt.Sprintf("applied index %d != %d", a.AppliedIndex, b.AppliedIndex)
+	}
+	if !bytes.Equal(a.Combined, b.Combined) {
+		return fmt.Sprintf("combined digest %x != %x (families %v / %v)", a.Combined, b.Combined, familySummary(a), familySummary(b))
+	}
+	return ""
+}
+
+func familySummary(d *Digest) string {
+	var s string
+	for _, f := range d.Families {
+		s += fmt.Sprintf("%s:%d:%x ", f.GetColumnFamily(), f.GetKeys(), f.GetSha256()[:4])
+	}
+	return s
+}
+
+// internalDigest hashes the whole internal column family (sessions, conflict
+// history, log time, horizon, applied index), which Digest leaves out, so
+// tests can require replicas to agree on the machine state too.
+func internalDigest(t testing.TB, e *Engine) []byte {
+	t.Helper()
+	done, err := e.enter(nil)
+	if err != nil {
+		t.Fatalf("internal digest: %v", err)
+	}
+	defer done()
+	ro := grocksdb.NewDefaultReadOptions()
+	defer ro.Destroy()
+	h := sha256.New()
+	n, err := e.hashFamily(context.Background(), ro, e.internal, h)
+	if err != nil {
+		t.Fatalf("internal digest: %v", err)
+	}
+	return fmt.Appendf(h.Sum(nil), "/%d", n)
+}
+
+// wantCode fails unless err carries code.
+func wantCode(t testing.TB, err error, code messages.StatusCode, what string) {
+	t.Helper()
+	if got := messages.CodeOf(err); got != code {
+		t.Fatalf("%s: got %v (%v), want %v", what, got, err, code)
+	}
+	if code != messages.StatusCode_OK && !errors.Is(err, code.Sentinel()) {
+		t.Fatalf("%s: %v does not match sentinel %v", what, err, code.Sentinel())
+	}
+}
+
+func setCmd(cf, key, value string) *messages.Command {
+	return &messages.Command{Op: &messages.Command_Mutation{Mutation: &messages.Mutation{
+		Type: messages.MutationType_SET, ColumnFamily: cf, Key: []byte(key), Value: []byte(value)}}}
+}
+
+func withID(cmd *messages.Command, client, seq, respondedTo uint64) *messages.Command {
+	cmd.RequestId = &messages.RequestId{ClientId: client, Seq: seq, RespondedTo: respondedTo}
+	return cmd
+}
+
+func withTS(cmd *messages.Command, ts int64) *messages.Command {
+	cmd.TimestampUnixNanos = ts
+	return cmd
+}
+
+// entries numbers cmds from first on.
+func entries(first uint64, cmds ...*messages.Command) []Entry {
+	out := make([]Entry, len(cmds))
+	for i, c := range cmds {
+		out[i] = Entry{Index: first + uint64(i), Cmd: c}
+	}
+	return out
+}
+
+func mustApply(t testing.TB, e *Engine, es []Entry) []*messages.CommandResult {
+	t.Helper()
+	res, err := e.ApplyBatch(es)
+	if err != nil {
+		t.Fatalf("ApplyBatch(%d entries from %d): %v", len(es), es[0].Index, err)
+	}
+	if len(res) != len(es) {
+		t.Fatalf("ApplyBatch: %d results for %d entries", len(res), len(es))
+	}
+	return res
+}
+
+// dump returns every key and value of family cf, for comparisons.
+func dump(t testing.TB, e *Engine, cf string) map[string]string {
+	t.Helper()
+	kvs, err := e.GetRange(context.Background(), nil, nil, 0, false, WithColumnFamily(cf))
+	if err != nil {
+		t.Fatalf("GetRange(%s): %v", cf, err)
+	}
+	m := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		m[string(kv.Key)] = string(kv.Value)
+	}
+	return m
+}
