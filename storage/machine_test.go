@@ -287,9 +287,9 @@ func (g *logGen) command() *messages.Command {
 func (g *logGen) next() Entry {
 	g.index += 1 + uint64(g.rng.IntN(2)*g.rng.IntN(3))
 	switch r := g.rng.IntN(100); {
-	case r < 4:
+	case r < 2:
 		g.ts += int64(1500 * time.Millisecond) // beyond the session TTL
-	case r < 12:
+	case r < 10:
 		g.ts += int64(300 * time.Millisecond) // beyond the retention window
 	default:
 		g.ts += int64(time.Duration(g.rng.IntN(20)) * time.Millisecond)
@@ -452,6 +452,7 @@ func TestApplyBatchDeterministic(t *testing.T) {
 // no part: all of this happens within milliseconds.
 func TestApplyBatchWindowInLogTime(t *testing.T) {
 	cfg := detConfig(t.TempDir())
+	cfg.MaxSessions = 3
 	e := openEngine(t, cfg)
 	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 	at := func(d time.Duration) int64 { return base + int64(d) }

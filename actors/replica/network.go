@@ -22,7 +22,7 @@ import (
 // copes by retrying.
 type Network struct {
 	mu    sync.RWMutex
-	cut   map[link]bool          // directed links that drop everything
+	cut   map[link]bool            // directed links that drop everything
 	delay map[string]time.Duration // added latency of messages sent to an address
 }
 

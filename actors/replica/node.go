@@ -40,9 +40,9 @@ type node struct {
 	sm      *stateMachine
 	session *client.Session
 
-	writes *fifoWaiter  // proposals, answered in completion order
-	rounds *fifoWaiter  // ReadIndex rounds, handed to reads when ready
-	reads  *workerPool  // executes reads
+	writes *fifoWaiter // proposals, answered in completion order
+	rounds *fifoWaiter // ReadIndex rounds, handed to reads when ready
+	reads  *workerPool // executes reads
 }
 
 // listener bridges dragonboat's Raft events into actor messages to the

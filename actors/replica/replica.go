@@ -79,13 +79,19 @@ func (r *replicaActor) Receive(ctx actor.Context) {
 	case *actor.Stopped, *actor.Restarting, *actor.Terminated:
 	case *messages.PutRequest:
 		r.propose(ctx, msg.GetRequestId(), mutation(messages.MutationType_SET, msg.GetColumnFamily(), msg.GetKey(), msg.GetValue(), nil),
-			func(v uint64, err error) proto.Message { return &messages.PutResponse{Status: messages.StatusOf(err), Version: v} })
+			func(v uint64, err error) proto.Message {
+				return &messages.PutResponse{Status: messages.StatusOf(err), Version: v}
+			})
 	case *messages.DeleteRequest:
 		r.propose(ctx, msg.GetRequestId(), mutation(messages.MutationType_DELETE, msg.GetColumnFamily(), msg.GetKey(), nil, nil),
-			func(v uint64, err error) proto.Message { return &messages.DeleteResponse{Status: messages.StatusOf(err), Version: v} })
+			func(v uint64, err error) proto.Message {
+				return &messages.DeleteResponse{Status: messages.StatusOf(err), Version: v}
+			})
 	case *messages.ClearRangeRequest:
 		r.propose(ctx, msg.GetRequestId(), mutation(messages.MutationType_CLEAR_RANGE, msg.GetColumnFamily(), msg.GetBegin(), nil, msg.GetEnd()),
-			func(v uint64, err error) proto.Message { return &messages.ClearRangeResponse{Status: messages.StatusOf(err), Version: v} })
+			func(v uint64, err error) proto.Message {
+				return &messages.ClearRangeResponse{Status: messages.StatusOf(err), Version: v}
+			})
 	case *messages.AtomicCommitRequest:
 		r.propose(ctx, msg.GetRequestId(), &messages.Command_AtomicCommit{AtomicCommit: msg.GetCommit()},
 			func(v uint64, err error) proto.Message {
@@ -391,7 +397,9 @@ func (r *replicaActor) onSnapshotRead(ctx actor.Context, msg *messages.SnapshotR
 }
 
 func (r *replicaActor) onSnapshotGetRange(ctx actor.Context, msg *messages.SnapshotGetRangeRequest) {
-	fail := func(err error) proto.Message { return &messages.SnapshotGetRangeResponse{Status: messages.StatusOf(err)} }
+	fail := func(err error) proto.Message {
+		return &messages.SnapshotGetRangeResponse{Status: messages.StatusOf(err)}
+	}
 	r.read(ctx, false, func() proto.Message {
 		if err := r.awaitVersion(msg.GetVersion()); err != nil {
 			return fail(err)
