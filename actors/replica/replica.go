@@ -374,36 +374,26 @@ func (r *replicaActor) onGetReadVersion(ctx actor.Context) {
 	}, fail)
 }
 
-// awaitVersion waits (on a read worker) until this replica has applied
-// version, which another replica may have reported as committed.
-func (r *replicaActor) awaitVersion(version uint64) error {
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ProposalTimeout)
-	defer cancel()
-	if err := r.engine.WaitApplied(ctx, version); err != nil {
-		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "version %d is beyond the latest committed version %d", version, r.engine.AppliedIndex())
-	}
-	return nil
+// snapshotLinearizable decides how a snapshot read at version is served: a
+// version this replica has applied is served at once; a newer one only after
+// a ReadIndex round, which brings this replica up to every version committed
+// before the read started, so a version still beyond it was never committed
+// (the engine answers INVALID_ARGUMENT).
+func (r *replicaActor) snapshotLinearizable(version uint64) bool {
+	return version > r.engine.AppliedIndex()
 }
 
 func (r *replicaActor) onSnapshotRead(ctx actor.Context, msg *messages.SnapshotReadRequest) {
 	fail := func(err error) proto.Message { return &messages.SnapshotReadResponse{Status: messages.StatusOf(err)} }
-	r.read(ctx, false, func() proto.Message {
-		if err := r.awaitVersion(msg.GetVersion()); err != nil {
-			return fail(err)
-		}
+	r.read(ctx, r.snapshotLinearizable(msg.GetVersion()), func() proto.Message {
 		v, found, err := r.engine.SnapshotRead(context.Background(), msg.GetKey(), msg.GetVersion(), storage.WithColumnFamily(msg.GetColumnFamily()))
 		return &messages.SnapshotReadResponse{Status: messages.StatusOf(err), Found: found, Value: v}
 	}, fail)
 }
 
 func (r *replicaActor) onSnapshotGetRange(ctx actor.Context, msg *messages.SnapshotGetRangeRequest) {
-	fail := func(err error) proto.Message {
-		return &messages.SnapshotGetRangeResponse{Status: messages.StatusOf(err)}
-	}
-	r.read(ctx, false, func() proto.Message {
-		if err := r.awaitVersion(msg.GetVersion()); err != nil {
-			return fail(err)
-		}
+	fail := func(err error) proto.Message { return &messages.SnapshotGetRangeResponse{Status: messages.StatusOf(err)} }
+	r.read(ctx, r.snapshotLinearizable(msg.GetVersion()), func() proto.Message {
 		kvs, err := r.engine.SnapshotGetRange(context.Background(), msg.GetBegin(), msg.GetEnd(), int(msg.GetLimit()), msg.GetReverse(), msg.GetVersion(), storage.WithColumnFamily(msg.GetColumnFamily()))
 		return &messages.SnapshotGetRangeResponse{Status: messages.StatusOf(err), Kvs: kvs}
 	}, fail)
