@@ -180,7 +180,7 @@ func TestApplyBatchExactlyOnce(t *testing.T) {
 func detConfig(dir string) Config {
 	cfg := replicatedConfig(dir)
 	cfg.RetentionWindow = 200 * time.Millisecond
-	cfg.SessionTTL = time.Second
+	cfg.SessionTTL = 3 * time.Second
 	cfg.MaxSessions = 4
 	return cfg
 }
@@ -287,8 +287,8 @@ func (g *logGen) command() *messages.Command {
 func (g *logGen) next() Entry {
 	g.index += 1 + uint64(g.rng.IntN(2)*g.rng.IntN(3))
 	switch r := g.rng.IntN(100); {
-	case r < 2:
-		g.ts += int64(1500 * time.Millisecond) // beyond the session TTL
+	case r < 1:
+		g.ts += int64(4 * time.Second) // beyond the session TTL
 	case r < 10:
 		g.ts += int64(300 * time.Millisecond) // beyond the retention window
 	default:
@@ -299,15 +299,24 @@ func (g *logGen) next() Entry {
 	case r < 4:
 		cmd = g.command() // anonymous
 	default:
-		id := uint64(1 + g.rng.IntN(5))
+		// Three busy clients and three occasional ones, so that some
+		// sessions live long and others are evicted.
+		id := uint64(1 + g.rng.IntN(3))
+		if g.rng.IntN(5) == 0 {
+			id += 3
+		}
 		c := g.clients[id]
 		if c == nil {
 			c = &genClient{sent: map[uint64]*messages.Command{}}
 			g.clients[id] = c
 		}
 		if c.seq > 0 && g.rng.IntN(4) == 0 {
-			// A retry of an earlier request, with its original command.
-			seq := 1 + uint64(g.rng.IntN(int(c.seq)))
+			// A retry of an earlier request, with its original command:
+			// mostly one of the last few, sometimes any.
+			seq := c.seq - uint64(g.rng.IntN(int(min(c.seq, 3))))
+			if g.rng.IntN(4) == 0 {
+				seq = 1 + uint64(g.rng.IntN(int(c.seq)))
+			}
 			if seq <= c.respondedTo {
 				g.retriesAnswered++
 			} else {
@@ -500,12 +509,13 @@ func TestApplyBatchWindowInLogTime(t *testing.T) {
 	if res[1].GetVersion() != 21 {
 		t.Fatalf("retry of client 2 (least recently used, evicted): %v, want re-applied at 21", res[1])
 	}
-	// Client 1 was last active at log time 500ms; 1.6 s later its session
+	// Client 1 was last active at log time 500ms; a TTL later its session
 	// has expired and its retry is applied anew.
 	e = reopen(t, e, cfg)
+	late := at(500*time.Millisecond + cfg.SessionTTL + time.Millisecond)
 	res = mustApply(t, e, []Entry{
-		{Index: 30, Cmd: withTS(setCmd("", "tick", "1"), at(2100*time.Millisecond))},
-		{Index: 31, Cmd: withTS(withID(setCmd("", "s1", "late"), 1, 1, 0), at(2100*time.Millisecond))},
+		{Index: 30, Cmd: withTS(setCmd("", "tick", "1"), late)},
+		{Index: 31, Cmd: withTS(withID(setCmd("", "s1", "late"), 1, 1, 0), late)},
 	})
 	if res[1].GetVersion() != 31 {
 		t.Fatalf("retry of an expired session: %v, want re-applied at 31", res[1])

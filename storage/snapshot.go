@@ -181,8 +181,10 @@ func (e *Engine) RecoverSnapshot(r io.Reader, stop <-chan struct{}) error {
 }
 
 func (e *Engine) recoverSnapshot(r io.Reader, stop <-chan struct{}) error {
-	crc := crc32.New(castagnoli)
-	br := bufio.NewReaderSize(io.TeeReader(r, crc), 1<<20)
+	raw := bufio.NewReaderSize(r, 1<<20)
+	// The checksum covers the bytes consumed, not those the buffer has read
+	// ahead (which include the checksum itself).
+	br := &crcReader{r: raw}
 	magic := make([]byte, len(snapshotMagic))
 	if _, err := io.ReadFull(br, magic); err != nil || !bytes.Equal(magic, snapshotMagic) {
 		return fmt.Errorf("storage: recover snapshot: bad magic: %w", messages.ErrInternal)
@@ -260,9 +262,9 @@ func (e *Engine) recoverSnapshot(r io.Reader, stop <-chan struct{}) error {
 			size = 0
 		}
 	}
-	want := crc.Sum32()
+	want := br.sum
 	var sum [4]byte
-	if _, err := io.ReadFull(br, sum[:]); err != nil {
+	if _, err := io.ReadFull(raw, sum[:]); err != nil {
 		return fmt.Errorf("storage: read snapshot checksum: %w", err)
 	}
 	if got := binary.BigEndian.Uint32(sum[:]); got != want {
@@ -286,7 +288,29 @@ func (e *Engine) recoverSnapshot(r io.Reader, stop <-chan struct{}) error {
 	return nil
 }
 
-func readBytes(br *bufio.Reader) ([]byte, error) {
+// crcReader reads from r and keeps the CRC-32C of every byte it returned.
+type crcReader struct {
+	r   *bufio.Reader
+	sum uint32
+	one [1]byte
+}
+
+func (c *crcReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.sum = crc32.Update(c.sum, castagnoli, p[:n])
+	return n, err
+}
+
+func (c *crcReader) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.one[0] = b
+		c.sum = crc32.Update(c.sum, castagnoli, c.one[:])
+	}
+	return b, err
+}
+
+func readBytes(br *crcReader) ([]byte, error) {
 	n, err := binary.ReadUvarint(br)
 	if err != nil {
 		return nil, err

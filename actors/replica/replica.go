@@ -392,7 +392,9 @@ func (r *replicaActor) onSnapshotRead(ctx actor.Context, msg *messages.SnapshotR
 }
 
 func (r *replicaActor) onSnapshotGetRange(ctx actor.Context, msg *messages.SnapshotGetRangeRequest) {
-	fail := func(err error) proto.Message { return &messages.SnapshotGetRangeResponse{Status: messages.StatusOf(err)} }
+	fail := func(err error) proto.Message {
+		return &messages.SnapshotGetRangeResponse{Status: messages.StatusOf(err)}
+	}
 	r.read(ctx, r.snapshotLinearizable(msg.GetVersion()), func() proto.Message {
 		kvs, err := r.engine.SnapshotGetRange(context.Background(), msg.GetBegin(), msg.GetEnd(), int(msg.GetLimit()), msg.GetReverse(), msg.GetVersion(), storage.WithColumnFamily(msg.GetColumnFamily()))
 		return &messages.SnapshotGetRangeResponse{Status: messages.StatusOf(err), Kvs: kvs}
