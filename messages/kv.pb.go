@@ -2177,10 +2177,12 @@ type ReplicaStatus struct {
 	// digest combines the column family digests into one.
 	Digest []byte `protobuf:"bytes,8,opt,name=digest,proto3" json:"digest,omitempty"`
 	// error says why the replica is not running, if it is not.
-	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
-	HasLeader     bool   `protobuf:"varint,10,opt,name=has_leader,json=hasLeader,proto3" json:"has_leader,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Error     string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	HasLeader bool   `protobuf:"varint,10,opt,name=has_leader,json=hasLeader,proto3" json:"has_leader,omitempty"`
+	// proposals_in_flight counts this replica's proposals waiting for commit.
+	ProposalsInFlight uint64 `protobuf:"varint,11,opt,name=proposals_in_flight,json=proposalsInFlight,proto3" json:"proposals_in_flight,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ReplicaStatus) Reset() {
@@ -2281,6 +2283,13 @@ func (x *ReplicaStatus) GetHasLeader() bool {
 		return x.HasLeader
 	}
 	return false
+}
+
+func (x *ReplicaStatus) GetProposalsInFlight() uint64 {
+	if x != nil {
+		return x.ProposalsInFlight
+	}
+	return 0
 }
 
 type StatusRequest struct {
@@ -2551,7 +2560,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x12ColumnFamilyDigest\x12#\n" +
 	"\rcolumn_family\x18\x01 \x01(\tR\fcolumnFamily\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\fR\x06sha256\x12\x12\n" +
-	"\x04keys\x18\x03 \x01(\x04R\x04keys\"\xc2\x02\n" +
+	"\x04keys\x18\x03 \x01(\x04R\x04keys\"\xf2\x02\n" +
 	"\rReplicaStatus\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x18\n" +
@@ -2565,7 +2574,8 @@ const file_kv_proto_rawDesc = "" +
 	"\x05error\x18\t \x01(\tR\x05error\x12\x1d\n" +
 	"\n" +
 	"has_leader\x18\n" +
-	" \x01(\bR\thasLeader\"2\n" +
+	" \x01(\bR\thasLeader\x12.\n" +
+	"\x13proposals_in_flight\x18\v \x01(\x04R\x11proposalsInFlight\"2\n" +
 	"\rStatusRequest\x12!\n" +
 	"\fwith_digests\x18\x01 \x01(\bR\vwithDigests\"\xd7\x01\n" +
 	"\x0eStatusResponse\x12*\n" +

@@ -47,6 +47,9 @@ var errOverloaded = messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica ov
 // producer, so after full returns false an add does not block.
 func (w *fifoWaiter) full() bool { return len(w.queue) == cap(w.queue) }
 
+// len is the number of requests waiting.
+func (w *fifoWaiter) len() int { return len(w.queue) }
+
 // add queues p; call full first.
 func (w *fifoWaiter) add(p pending) { w.queue <- p }
 

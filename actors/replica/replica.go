@@ -442,6 +442,7 @@ func (r *replicaActor) onStatus(ctx actor.Context, msg *messages.ReplicaStatusRe
 		return
 	}
 	st.AppliedIndex = r.engine.AppliedIndex()
+	st.ProposalsInFlight = uint64(r.node.writes.len())
 	if !msg.GetWithDigests() {
 		ctx.Respond(st)
 		return

@@ -133,6 +133,10 @@ func (s *supervisorActor) Receive(ctx actor.Context) {
 		s.onStopReplica(ctx, msg)
 	case *messages.StartReplica:
 		s.onStartReplica(ctx, msg)
+	case *messages.ReplicaCommandResponse: // the answer to TransferLeader
+		if err := msg.GetStatus().Err(); err != nil {
+			s.log.Warn("leader transfer to the primary failed", "err", err)
+		}
 	case proto.Message:
 		if messages.ErrorResponse(msg, nil) != nil { // a request of the KV API
 			ctx.Forward(s.router)

@@ -1,0 +1,290 @@
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/actorkv/actorkv/messages"
+	"github.com/actorkv/actorkv/storage"
+)
+
+// Mode names a deployment mode.
+const (
+	ModeStandalone = "standalone"
+	ModeReplicated = "replicated"
+)
+
+// Config is the deployment configuration, read from TOML (DESIGN.md,
+// "Configuration"). Every field has a default (DefaultConfig); Validate
+// names the first bad field by its TOML path.
+type Config struct {
+	Deployment Deployment     `toml:"deployment"`
+	Database   Database       `toml:"database"`
+	Server     Listen         `toml:"server"`
+	Raft       Raft           `toml:"raft"`
+	Limits     storage.Limits `toml:"limits"`
+	Log        Log            `toml:"log"`
+}
+
+// Deployment says how the database is deployed.
+type Deployment struct {
+	// Mode is "standalone" (one RocksDB, no replication) or "replicated".
+	Mode string `toml:"mode"`
+	// ReplicaEndpoints are the Raft addresses (host:port) of the replicas;
+	// with InProcess they only give the number of replicas.
+	ReplicaEndpoints []string `toml:"replica_endpoints"`
+	// InstanceID is which endpoint is this process (one replica per process).
+	InstanceID uint32 `toml:"instance_id"`
+	// InProcess runs every replica in this process (the embedded default).
+	InProcess bool `toml:"in_process"`
+	// ClusterID is the Raft cluster id.
+	ClusterID uint64 `toml:"cluster_id"`
+}
+
+// Database configures storage.
+type Database struct {
+	// BasePath holds the data: replica N in BasePath/replica-N, the
+	// standalone engine in BasePath/standalone.
+	BasePath string `toml:"base_path"`
+	// ColumnFamilies are created on open ("default" always exists).
+	ColumnFamilies []string `toml:"column_families"`
+	// RetentionWindow keeps old versions readable for snapshot reads and
+	// atomic commits.
+	RetentionWindow Duration `toml:"retention_window"`
+	// SyncWrites fsyncs every standalone commit (replicated mode relies on
+	// the Raft log instead).
+	SyncWrites bool `toml:"sync_writes"`
+	// BlockCacheMiB and WriteBufferMiB size each RocksDB instance.
+	BlockCacheMiB  int `toml:"block_cache_mib"`
+	WriteBufferMiB int `toml:"write_buffer_mib"`
+}
+
+// Listen configures the network front ends.
+type Listen struct {
+	// Listen is the gRPC address.
+	Listen string `toml:"listen"`
+	// Metrics is the HTTP address of /metrics, /healthz and /readyz.
+	Metrics string `toml:"metrics"`
+	// RequestTimeout bounds a request whose client set no deadline.
+	RequestTimeout Duration `toml:"request_timeout"`
+	// ShutdownTimeout bounds the wait for in-flight requests on shutdown.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+}
+
+// Raft tunes consensus (replicated mode).
+type Raft struct {
+	RTT                Duration `toml:"rtt"`
+	ElectionRTT        uint64   `toml:"election_rtt"`
+	HeartbeatRTT       uint64   `toml:"heartbeat_rtt"`
+	SnapshotEntries    uint64   `toml:"snapshot_entries"`
+	CompactionOverhead uint64   `toml:"compaction_overhead"`
+	ProposalTimeout    Duration `toml:"proposal_timeout"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `toml:"level"`
+	// Format is text or json.
+	Format string `toml:"format"`
+}
+
+// Duration is a time.Duration written in TOML as a string ("5s").
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// DefaultConfig is the embedded default: three replicas in one process with
+// their data under ./data, serving gRPC on 127.0.0.1:7070.
+func DefaultConfig() Config {
+	return Config{
+		Deployment: Deployment{
+			Mode:             ModeReplicated,
+			ReplicaEndpoints: []string{"127.0.0.1:6001", "127.0.0.1:6002", "127.0.0.1:6003"},
+			InstanceID:       0,
+			InProcess:        true,
+			ClusterID:        1,
+		},
+		Database: Database{
+			BasePath:        "./data",
+			ColumnFamilies:  []string{storage.DefaultColumnFamily},
+			RetentionWindow: Duration{5 * time.Second},
+			SyncWrites:      true,
+			BlockCacheMiB:   32,
+			WriteBufferMiB:  16,
+		},
+		Server: Listen{
+			Listen:          "127.0.0.1:7070",
+			Metrics:         "127.0.0.1:9100",
+			RequestTimeout:  Duration{10 * time.Second},
+			ShutdownTimeout: Duration{15 * time.Second},
+		},
+		Raft: Raft{
+			RTT:                Duration{20 * time.Millisecond},
+			ElectionRTT:        25,
+			HeartbeatRTT:       2,
+			SnapshotEntries:    100_000,
+			CompactionOverhead: 10_000,
+			ProposalTimeout:    Duration{5 * time.Second},
+		},
+		Limits: storage.DefaultLimits(),
+		Log:    Log{Level: "info", Format: "text"},
+	}
+}
+
+// LoadConfig reads a TOML file over the defaults. A key the file has but
+// Config does not is an error naming it.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return ParseConfig(data)
+}
+
+// ParseConfig parses TOML over the defaults and validates the result.
+func ParseConfig(data []byte) (Config, error) {
+	cfg := DefaultConfig()
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&cfg)
+	if err != nil {
+		return Config{}, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "config: %v", err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return Config{}, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "config: unknown field %s", strings.Join(keys, ", "))
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate names the first bad field by its TOML path.
+func (c Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "config: %s: %s", field, fmt.Sprintf(format, args...))
+	}
+	d := c.Deployment
+	switch d.Mode {
+	case ModeStandalone, ModeReplicated:
+	default:
+		return bad("deployment.mode", "%q is not \"standalone\" or \"replicated\"", d.Mode)
+	}
+	if d.Mode == ModeReplicated {
+		if len(d.ReplicaEndpoints) == 0 {
+			return bad("deployment.replica_endpoints", "is empty")
+		}
+		for i, e := range d.ReplicaEndpoints {
+			if _, _, err := net.SplitHostPort(e); err != nil {
+				return bad(fmt.Sprintf("deployment.replica_endpoints[%d]", i), "%q is not host:port", e)
+			}
+			if slices.Index(d.ReplicaEndpoints, e) != i {
+				return bad(fmt.Sprintf("deployment.replica_endpoints[%d]", i), "%q is listed twice", e)
+			}
+		}
+		if int(d.InstanceID) >= len(d.ReplicaEndpoints) {
+			return bad("deployment.instance_id", "%d is not an index of replica_endpoints (0..%d)", d.InstanceID, len(d.ReplicaEndpoints)-1)
+		}
+		if d.ClusterID == 0 {
+			return bad("deployment.cluster_id", "must be positive")
+		}
+	}
+	db := c.Database
+	if db.BasePath == "" {
+		return bad("database.base_path", "is empty")
+	}
+	seen := map[string]bool{}
+	for i, cf := range db.ColumnFamilies {
+		field := fmt.Sprintf("database.column_families[%d]", i)
+		switch {
+		case cf == "":
+			return bad(field, "is empty")
+		case strings.HasPrefix(cf, "__"):
+			return bad(field, "%q: names starting with __ are reserved", cf)
+		case seen[cf]:
+			return bad(field, "%q is listed twice", cf)
+		}
+		seen[cf] = true
+	}
+	if db.RetentionWindow.Duration <= 0 {
+		return bad("database.retention_window", "must be positive, got %v", db.RetentionWindow)
+	}
+	if db.BlockCacheMiB <= 0 {
+		return bad("database.block_cache_mib", "must be positive")
+	}
+	if db.WriteBufferMiB <= 0 {
+		return bad("database.write_buffer_mib", "must be positive")
+	}
+	for _, f := range []struct{ name, addr string }{{"server.listen", c.Server.Listen}, {"server.metrics", c.Server.Metrics}} {
+		if f.addr == "" && f.name == "server.metrics" {
+			continue // metrics off
+		}
+		if _, _, err := net.SplitHostPort(f.addr); err != nil {
+			return bad(f.name, "%q is not host:port", f.addr)
+		}
+	}
+	if c.Server.RequestTimeout.Duration <= 0 {
+		return bad("server.request_timeout", "must be positive")
+	}
+	if c.Server.ShutdownTimeout.Duration <= 0 {
+		return bad("server.shutdown_timeout", "must be positive")
+	}
+	r := c.Raft
+	switch {
+	case r.RTT.Duration < time.Millisecond:
+		return bad("raft.rtt", "must be at least 1ms, got %v", r.RTT)
+	case r.HeartbeatRTT == 0:
+		return bad("raft.heartbeat_rtt", "must be positive")
+	case r.ElectionRTT <= 2*r.HeartbeatRTT:
+		return bad("raft.election_rtt", "%d must be more than twice heartbeat_rtt (%d)", r.ElectionRTT, r.HeartbeatRTT)
+	case r.SnapshotEntries == 0:
+		return bad("raft.snapshot_entries", "must be positive")
+	case r.ProposalTimeout.Duration <= 0:
+		return bad("raft.proposal_timeout", "must be positive")
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	return nil
+}
+
+// StorageConfig is the engine configuration the deployment implies (its Dir
+// is set per replica by the group).
+func (c Config) StorageConfig(dir string) storage.Config {
+	s := storage.DefaultConfig(dir)
+	s.ColumnFamilies = c.Database.ColumnFamilies
+	s.Limits = c.Limits
+	s.RetentionWindow = c.Database.RetentionWindow.Duration
+	s.SyncWrites = c.Database.SyncWrites
+	s.BlockCacheBytes = uint64(c.Database.BlockCacheMiB) << 20
+	s.WriteBufferBytes = uint64(c.Database.WriteBufferMiB) << 20
+	return s
+}

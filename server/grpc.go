@@ -1,0 +1,127 @@
+package server
+
+import (
+	"context"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/actorkv/actorkv/messages"
+)
+
+// Message size limits of the gRPC API: the largest request is an atomic
+// commit of 8 MiB (DESIGN.md), plus room for its framing; responses carry up
+// to 10,000 range entries.
+const (
+	MaxRecvMsgSize = 9 << 20
+	MaxSendMsgSize = 64 << 20
+)
+
+// grpcService is the gRPC adapter of the Core: one line per method, errors
+// converted to gRPC statuses with the one-to-one code mapping.
+type grpcService struct {
+	messages.UnimplementedKVServer
+	core *Core
+}
+
+// RegisterKV registers the KV service of core on s.
+func RegisterKV(s *grpc.Server, core *Core) {
+	messages.RegisterKVServer(s, &grpcService{core: core})
+}
+
+func out[T any](resp T, err error) (T, error) { return resp, messages.ToGRPC(err) }
+
+func (s *grpcService) Get(ctx context.Context, r *messages.GetRequest) (*messages.GetResponse, error) {
+	return out(s.core.Get(ctx, r))
+}
+
+func (s *grpcService) Put(ctx context.Context, r *messages.PutRequest) (*messages.PutResponse, error) {
+	return out(s.core.Put(ctx, r))
+}
+
+func (s *grpcService) Delete(ctx context.Context, r *messages.DeleteRequest) (*messages.DeleteResponse, error) {
+	return out(s.core.Delete(ctx, r))
+}
+
+func (s *grpcService) ClearRange(ctx context.Context, r *messages.ClearRangeRequest) (*messages.ClearRangeResponse, error) {
+	return out(s.core.ClearRange(ctx, r))
+}
+
+func (s *grpcService) ListKeys(ctx context.Context, r *messages.ListKeysRequest) (*messages.ListKeysResponse, error) {
+	return out(s.core.ListKeys(ctx, r))
+}
+
+func (s *grpcService) GetRange(ctx context.Context, r *messages.GetRangeRequest) (*messages.GetRangeResponse, error) {
+	return out(s.core.GetRange(ctx, r))
+}
+
+func (s *grpcService) AtomicCommit(ctx context.Context, r *messages.AtomicCommitRequest) (*messages.AtomicCommitResponse, error) {
+	return out(s.core.AtomicCommit(ctx, r))
+}
+
+func (s *grpcService) GetReadVersion(ctx context.Context, r *messages.GetReadVersionRequest) (*messages.GetReadVersionResponse, error) {
+	return out(s.core.GetReadVersion(ctx, r))
+}
+
+func (s *grpcService) SnapshotRead(ctx context.Context, r *messages.SnapshotReadRequest) (*messages.SnapshotReadResponse, error) {
+	return out(s.core.SnapshotRead(ctx, r))
+}
+
+func (s *grpcService) SnapshotGetRange(ctx context.Context, r *messages.SnapshotGetRangeRequest) (*messages.SnapshotGetRangeResponse, error) {
+	return out(s.core.SnapshotGetRange(ctx, r))
+}
+
+func (s *grpcService) SetFaultInjection(ctx context.Context, r *messages.SetFaultInjectionRequest) (*messages.SetFaultInjectionResponse, error) {
+	return out(s.core.SetFaultInjection(ctx, r))
+}
+
+func (s *grpcService) Status(ctx context.Context, r *messages.StatusRequest) (*messages.StatusResponse, error) {
+	return out(s.core.Status(ctx, r))
+}
+
+// strictCodec is the server's protobuf codec. gRPC answers a request that
+// cannot be decoded with INTERNAL; the API promises INVALID_ARGUMENT for
+// malformed protobuf. So the codec accepts the bytes, remembers the decode
+// error for that request message, and the unary interceptor answers with it.
+type strictCodec struct {
+	inner     encoding.CodecV2
+	malformed *sync.Map // request message -> decode error
+}
+
+func (c strictCodec) Marshal(v any) (mem.BufferSlice, error) { return c.inner.Marshal(v) }
+
+func (c strictCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if err := c.inner.Unmarshal(data, v); err != nil {
+		if m, ok := v.(proto.Message); ok {
+			proto.Reset(m)
+		}
+		c.malformed.Store(v, err)
+	}
+	return nil
+}
+
+func (c strictCodec) Name() string { return c.inner.Name() }
+
+// ServerOptions returns the gRPC server options of the KV API: message size
+// limits and malformed-request handling. Extra interceptors run after the
+// malformed check.
+func ServerOptions(interceptors ...grpc.UnaryServerInterceptor) []grpc.ServerOption {
+	malformed := &sync.Map{}
+	check := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if err, ok := malformed.LoadAndDelete(req); ok {
+			return nil, grpcstatus.Errorf(codes.InvalidArgument, "invalid argument: malformed protobuf request: %v", err)
+		}
+		return h(ctx, req)
+	}
+	return []grpc.ServerOption{
+		grpc.ForceServerCodecV2(strictCodec{inner: encoding.GetCodecV2("proto"), malformed: malformed}),
+		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
+		grpc.MaxSendMsgSize(MaxSendMsgSize),
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{check}, interceptors...)...),
+	}
+}

@@ -1,0 +1,189 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/actorkv/actorkv/messages"
+)
+
+// Server is a running kvserver: the backend, the gRPC server (KV API and the
+// standard health service) and the HTTP server of /metrics, /healthz and
+// /readyz.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	backend  *Backend
+	core     *Core
+	metrics  *Metrics
+	grpc     *grpc.Server
+	health   *health.Server
+	http     *http.Server
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	draining atomic.Bool
+	stop     context.CancelFunc // ends the readiness watch
+	wg       sync.WaitGroup     // serving goroutines
+}
+
+// Start opens the backend and begins serving on the configured addresses.
+func Start(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	grpcLis, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("server: listen %s: %w", cfg.Server.Listen, err)
+	}
+	var httpLis net.Listener
+	if cfg.Server.Metrics != "" {
+		if httpLis, err = net.Listen("tcp", cfg.Server.Metrics); err != nil {
+			grpcLis.Close()
+			return nil, fmt.Errorf("server: listen %s: %w", cfg.Server.Metrics, err)
+		}
+	}
+	backend, err := Open(cfg, log)
+	if err != nil {
+		grpcLis.Close()
+		if httpLis != nil {
+			httpLis.Close()
+		}
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, backend: backend, grpcLis: grpcLis, httpLis: httpLis}
+	s.metrics = NewMetrics(backend.Status, log)
+	s.core = NewCoreFor(backend, cfg, s.metrics)
+	s.grpc = grpc.NewServer(ServerOptions()...)
+	RegisterKV(s.grpc, s.core)
+	s.health = health.NewServer()
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	s.health.SetServingStatus(messages.KV_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			log.Error("grpc server", "err", err)
+		}
+	}()
+	if httpLis != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", s.healthz)
+		mux.HandleFunc("/readyz", s.readyz)
+		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.http.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server", "err", err)
+			}
+		}()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	s.wg.Add(1)
+	go func() { // mark the health service serving once a leader is known
+		defer s.wg.Done()
+		if err := backend.Ready(ctx); err == nil && !s.draining.Load() {
+			s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+			s.health.SetServingStatus(messages.KV_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+			log.Info("ready", "mode", backend.Mode())
+		}
+	}()
+	log.Info("serving", "grpc", grpcLis.Addr().String(), "http", addrOf(httpLis), "mode", backend.Mode(), "base_path", cfg.Database.BasePath)
+	return s, nil
+}
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}
+
+// GRPCAddr is the address the gRPC server listens on.
+func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// HTTPAddr is the address of /metrics, /healthz and /readyz ("" when off).
+func (s *Server) HTTPAddr() string { return addrOf(s.httpLis) }
+
+// Backend is the database the server serves.
+func (s *Server) Backend() *Backend { return s.backend }
+
+// Core is the service core the server's front ends call.
+func (s *Server) Core() *Core { return s.core }
+
+// healthz answers 200 while the process serves.
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	if s.draining.Load() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// readyz answers 200 when a leader exists and this node has caught up: a
+// linearizable read version (a ReadIndex round, after which the serving
+// replica has applied everything committed) succeeds within a second.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := s.backend.Ready(ctx); err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if _, err := s.backend.DB.GetReadVersion(ctx); err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// Shutdown stops gracefully: it stops accepting, lets in-flight requests
+// finish (up to the shutdown timeout, then cancels them), stops Raft and
+// closes every RocksDB cleanly.
+func (s *Server) Shutdown() {
+	s.draining.Store(true)
+	s.stop()
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.Server.ShutdownTimeout.Duration):
+		s.log.Warn("shutdown: in-flight requests did not finish in time; stopping")
+		s.grpc.Stop()
+		<-done
+	}
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = s.http.Shutdown(ctx)
+		cancel()
+	}
+	if err := s.backend.Close(); err != nil {
+		s.log.Error("shutdown: close storage", "err", err)
+	}
+	s.wg.Wait()
+	s.log.Info("stopped")
+}
