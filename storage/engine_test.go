@@ -263,11 +263,21 @@ func TestWriterGoroutineStopsOnClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustPut(t, e, "k", "v") // starts the writer
-	if runtime.NumGoroutine() <= before {
-		t.Fatalf("no writer goroutine after the first write (%d goroutines, %d before Open)", runtime.NumGoroutine(), before)
+	if e.writer == nil {
+		t.Fatal("no writer after the first write")
+	}
+	select {
+	case <-e.writer.doneC:
+		t.Fatal("writer goroutine exited while the engine is open")
+	default:
 	}
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-e.writer.doneC: // Close waits for it
+	default:
+		t.Fatal("Close returned before the writer goroutine exited")
 	}
 	eventually(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
 		"%d goroutines after Close, %d before Open", runtime.NumGoroutine(), before)

@@ -474,7 +474,9 @@ type Entry struct {
 // When it returns an error nothing was written and the in-memory state is
 // unchanged; in the replicated group that stops the replica (fail-stop).
 // ApplyBatch is called by one goroutine at a time (the executor); it must not
-// be called after Close.
+// be called after Close. It keeps the entries' commands (snapshot reads serve
+// their mutations for the retention window), so the caller must not modify
+// them afterwards.
 func (e *Engine) ApplyBatch(entries []Entry) ([]*messages.CommandResult, error) {
 	done, err := e.enter(nil)
 	if err != nil {

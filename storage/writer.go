@@ -108,6 +108,10 @@ func (e *Engine) commit(ctx context.Context, cmd *messages.Command) (uint64, err
 		return 0, err
 	}
 	e.writerOnce.Do(func() { e.writer = newGroupWriter(e) })
+	// The command outlives the call: it may still be queued when ctx ends,
+	// and ApplyBatch keeps its mutations for snapshot reads. Arguments are
+	// not retained, so it must not share the caller's slices.
+	cmd = proto.Clone(cmd).(*messages.Command)
 	cmd.TimestampUnixNanos = time.Now().UnixNano()
 	r := &writeReq{cmd: cmd, done: make(chan struct{})}
 	select {
