@@ -7,8 +7,9 @@
 //     forwarded to the router, so the supervisor's PID is the group's address;
 //   - *messages.ReplicaUp / *messages.ReplicaDown from replicas: their state;
 //   - *messages.LeaderChanged from replicas: forwarded to the router (newest
-//     term wins); after the first election it asks the leader to hand over
-//     to the primary (replica 0), so the primary leads at start;
+//     term wins); until the primary (replica 0) has led once, it asks the
+//     leader to hand over to it, again every HandoverRetry (a transfer can
+//     fail silently), so the primary leads at start;
 //   - *messages.StopReplica / *messages.StartReplica: answered with
 //     *messages.ReplicaCommandResponse once the replica is down / serving.
 //
@@ -28,6 +29,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/actorkv/actorkv/actors/replica"
@@ -43,6 +45,10 @@ type Config struct {
 	Router router.Config
 	// Primary is the replica that should lead after the first election.
 	Primary uint32
+	// HandoverRetry is how long the supervisor waits for the primary to take
+	// the lead before asking the leader again (about an election timeout);
+	// 0 means 500 ms.
+	HandoverRetry time.Duration
 	// Owner waits for the goroutines replicas start and stop with.
 	Owner *sync.WaitGroup
 	// OnEvent, if set, sees every ReplicaUp, ReplicaDown and LeaderChanged
@@ -73,8 +79,13 @@ type supervisorActor struct {
 	router      *actor.PID
 	replicas    map[uint32]*slot
 	leader      *messages.LeaderChanged
-	transferred bool // the primary handover after the first election was asked for
+	handedOver  bool                 // the primary has led: no more handover requests
+	handoverDue scheduler.CancelFunc // the pending handover retry, if any
 }
+
+// handoverRetry is the supervisor's timer to ask for the primary handover
+// again.
+type handoverRetry struct{}
 
 // Props returns the supervisor's props.
 func Props(cfg Config) *actor.Props {
@@ -120,7 +131,11 @@ func (s *supervisorActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		s.onStarted(ctx)
-	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
+	case *actor.Stopping:
+		if s.handoverDue != nil {
+			s.handoverDue()
+		}
+	case *actor.Stopped, *actor.Restarting:
 	case *actor.Terminated:
 		s.onTerminated(ctx, msg)
 	case *messages.ReplicaUp:
@@ -133,6 +148,9 @@ func (s *supervisorActor) Receive(ctx actor.Context) {
 		s.onStopReplica(ctx, msg)
 	case *messages.StartReplica:
 		s.onStartReplica(ctx, msg)
+	case *handoverRetry:
+		s.handoverDue = nil
+		s.handOver(ctx)
 	case *messages.ReplicaCommandResponse: // the answer to TransferLeader
 		if err := msg.GetStatus().Err(); err != nil {
 			s.log.Warn("leader transfer to the primary failed", "err", err)
@@ -214,6 +232,7 @@ func (s *supervisorActor) onReplicaUp(ctx actor.Context, msg *messages.ReplicaUp
 	s.sendRoutes(ctx)
 	s.answer(ctx, sl, nil)
 	s.publish(msg)
+	s.handOver(ctx)
 }
 
 // onTerminated takes a replica whose actor stopped (a failure, or a stop
@@ -256,14 +275,37 @@ func (s *supervisorActor) onLeaderChanged(ctx actor.Context, msg *messages.Leade
 	s.leader = msg
 	ctx.Send(s.router, msg)
 	s.publish(msg)
-	if msg.GetHasLeader() && !s.transferred {
-		s.transferred = true
-		if msg.GetLeaderId() != s.cfg.Primary {
-			if sl := s.replicas[msg.GetLeaderId()]; sl != nil {
-				ctx.Request(sl.pid, &messages.TransferLeader{TargetId: s.cfg.Primary})
-			}
-		}
+	s.handOver(ctx)
+}
+
+// handOver asks the leader to hand leadership over to the primary, until the
+// primary has led once. A transfer can fail silently (dragonboat's target
+// skips the election while it has committed entries it has not applied), so
+// while the primary is up and does not lead, it asks again every
+// HandoverRetry.
+func (s *supervisorActor) handOver(ctx actor.Context) {
+	l := s.leader
+	if s.handedOver || l == nil || !l.GetHasLeader() {
+		return
 	}
+	if l.GetLeaderId() == s.cfg.Primary {
+		s.handedOver = true
+		if s.handoverDue != nil {
+			s.handoverDue()
+			s.handoverDue = nil
+		}
+		return
+	}
+	primary, leader := s.replicas[s.cfg.Primary], s.replicas[l.GetLeaderId()]
+	if s.handoverDue != nil || primary == nil || primary.state != up || leader == nil || leader.state != up {
+		return // a retry is due, or onReplicaUp calls again
+	}
+	ctx.Request(leader.pid, &messages.TransferLeader{TargetId: s.cfg.Primary})
+	retry := s.cfg.HandoverRetry
+	if retry <= 0 {
+		retry = 500 * time.Millisecond
+	}
+	s.handoverDue = scheduler.NewTimerScheduler(ctx.ActorSystem().Root).SendOnce(retry, ctx.Self(), &handoverRetry{})
 }
 
 func (s *supervisorActor) onStopReplica(ctx actor.Context, msg *messages.StopReplica) {
