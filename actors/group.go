@@ -192,10 +192,11 @@ func Start(cfg Config) (*Group, error) {
 			Timeout:   cfg.RequestTimeout,
 			Logger:    log,
 		},
-		Primary: 0,
-		Owner:   &g.owner,
-		OnEvent: g.onEvent,
-		Logger:  log,
+		Primary:       0,
+		HandoverRetry: cfg.RTT * time.Duration(cfg.ElectionRTT),
+		Owner:         &g.owner,
+		OnEvent:       g.onEvent,
+		Logger:        log,
 	}
 	for _, id := range local {
 		scfg.Replicas[id] = replica.Config{

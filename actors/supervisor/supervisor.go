@@ -269,8 +269,12 @@ func (s *supervisorActor) onReplicaDown(ctx actor.Context, msg *messages.Replica
 }
 
 func (s *supervisorActor) onLeaderChanged(ctx actor.Context, msg *messages.LeaderChanged) {
+	s.log.Debug("leader change observed", "by", msg.GetReplicaId(), "leader", msg.GetLeaderId(), "has_leader", msg.GetHasLeader(), "term", msg.GetTerm())
 	if l := s.leader; l != nil && (msg.GetTerm() < l.GetTerm() || (msg.GetTerm() == l.GetTerm() && (l.GetHasLeader() || !msg.GetHasLeader()))) {
 		return // not newer than what the router knows
+	}
+	if msg.GetHasLeader() {
+		s.log.Info("leader elected", "leader", msg.GetLeaderId(), "term", msg.GetTerm())
 	}
 	s.leader = msg
 	ctx.Send(s.router, msg)
