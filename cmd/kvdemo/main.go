@@ -79,9 +79,11 @@ func demo(ctx context.Context, out io.Writer, log *slog.Logger, dir string, keys
 	if err := g.WaitReady(ctx); err != nil {
 		return err
 	}
-	if err := g.WaitLeader(ctx, 0); err != nil {
-		return err
-	}
+	// The supervisor hands leadership to the primary (replica 0) after the
+	// first election; give it a moment, but the demo works with any leader.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_ = g.WaitLeader(wctx, 0)
+	cancel()
 	leader, term, _ := g.Leader()
 	fmt.Fprintf(out, "replica %d leads (term %d)\n\n", leader, term)
 
