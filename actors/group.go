@@ -394,7 +394,8 @@ func (g *Group) StopReplica(ctx context.Context, id uint32) error {
 }
 
 // StartReplica starts a stopped replica from its data; with wipeRaftLog its
-// Raft log is deleted first, so it catches up from a snapshot. It returns
+// Raft log (and with it its data, which dragonboat would refuse without the
+// log) is deleted first, so it catches up from a snapshot. It returns
 // once the replica serves.
 func (g *Group) StartReplica(ctx context.Context, id uint32, wipeRaftLog bool) error {
 	return g.replicaCommand(ctx, &messages.StartReplica{ReplicaId: id, WipeRaftLog: wipeRaftLog})

@@ -44,7 +44,8 @@ type Config struct {
 	// MaxInFlight bounds the proposals and reads waiting for an answer.
 	MaxInFlight int
 	// WipeRaftLog deletes the Raft log before starting, so the replica must
-	// catch up from a snapshot (tests of catch-up).
+	// catch up from a snapshot (tests of catch-up). Its data is deleted too:
+	// dragonboat refuses a new Raft node whose state machine is not empty.
 	WipeRaftLog bool
 	// Observer, if set, sees every applied batch (tests).
 	Observer executor.Observer

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -130,6 +131,15 @@ func (r *replicaActor) onStarted(ctx actor.Context) {
 	if err := r.cfg.validate(); err != nil {
 		r.fail(ctx, err)
 		return
+	}
+	if r.cfg.WipeRaftLog {
+		// Without its Raft log the replica is a new Raft node, and dragonboat
+		// panics (the whole process) on a new node whose on-disk state
+		// machine is not empty: its data goes too, and a snapshot rebuilds it.
+		if err := os.RemoveAll(r.cfg.dataDir()); err != nil {
+			r.fail(ctx, fmt.Errorf("replica %d: wipe data with the raft log: %w", r.cfg.ID, err))
+			return
+		}
 	}
 	scfg := r.cfg.Storage
 	scfg.Dir = r.cfg.dataDir()
