@@ -34,7 +34,13 @@ lint: deps
 bench: deps
 	go test -run '^$$' -bench '$(BENCH)' -benchmem $(PKG)
 
-run demo: deps
+# run serves the gRPC API on the embedded default: three replicas in this
+# process, data under ./data, gRPC on 127.0.0.1:7070, metrics on :9100.
+run: deps
+	go run ./cmd/kvserver
+
+# demo runs the supervisor-driven actor demo (data under ./data/demo).
+demo: deps
 	go run ./cmd/kvdemo
 
 build: deps
