@@ -3,7 +3,9 @@ package actors
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -167,7 +169,7 @@ func Start(cfg Config) (*Group, error) {
 	local := []uint32{cfg.Local}
 	if cfg.InProcess {
 		g.network = replica.NewNetwork()
-		tag := randomTag()
+		tag := addressTag(cfg.BasePath, cfg.ClusterID)
 		local = local[:0]
 		for id := range uint32(cfg.Replicas) {
 			g.addresses[id] = fmt.Sprintf("actorkv-%s-replica-%d", tag, id)
@@ -270,10 +272,17 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-func randomTag() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%x", b)
+// addressTag names the in-process Raft addresses of a group. Dragonboat
+// records a NodeHost's address in its directory and refuses to start there
+// under another one (ErrNotOwner), so a group restarted on the same data
+// must get the same addresses: the tag is derived from the absolute base path
+// and the cluster id, which also keeps the groups of one process apart.
+func addressTag(basePath string, clusterID uint64) string {
+	if abs, err := filepath.Abs(basePath); err == nil {
+		basePath = abs
+	}
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d", basePath, clusterID))
+	return hex.EncodeToString(sum[:6])
 }
 
 func (g *Group) onEvent(msg proto.Message) {
