@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/actorkv/actorkv/actors"
+	"github.com/actorkv/actorkv/messages"
+	"github.com/actorkv/actorkv/server"
+	"github.com/actorkv/actorkv/storage"
+)
+
+// target is what the workers drive.
+type target interface {
+	put(ctx context.Context, key, value []byte) error
+	get(ctx context.Context, key []byte) error
+	commit(ctx context.Context, muts []*messages.Mutation) error
+	getRange(ctx context.Context, begin []byte, limit int) error
+	close()
+}
+
+// openTarget connects to or starts the target of o.
+func openTarget(ctx context.Context, o options) (target, error) {
+	switch o.target {
+	case "grpc":
+		return dialGRPC(o)
+	case "standalone":
+		dir, cleanup, err := dataDir(o.dir)
+		if err != nil {
+			return nil, err
+		}
+		cfg := storage.DefaultConfig(dir)
+		e, err := storage.Open(cfg)
+		if err != nil {
+			cleanup()
+			return nil, err
+		}
+		return &dbTarget{db: e, consistency: o.readConsistency(), done: func() { e.Close(); cleanup() }}, nil
+	default: // embedded
+		dir, cleanup, err := dataDir(o.dir)
+		if err != nil {
+			return nil, err
+		}
+		cfg := actors.DefaultConfig(dir)
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		g, err := actors.Start(cfg)
+		if err != nil {
+			cleanup()
+			return nil, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := g.WaitReady(wctx); err != nil {
+			g.Stop()
+			cleanup()
+			return nil, err
+		}
+		return &dbTarget{db: g.Client(), consistency: o.readConsistency(), done: func() { g.Stop(); cleanup() }}, nil
+	}
+}
+
+func dataDir(dir string) (string, func(), error) {
+	if dir != "" {
+		return dir, func() {}, os.MkdirAll(dir, 0o755)
+	}
+	tmp, err := os.MkdirTemp("", "kvbench-")
+	if err != nil {
+		return "", nil, err
+	}
+	return tmp, func() { os.RemoveAll(tmp) }, nil
+}
+
+// dbTarget drives a storage.Database in this process.
+type dbTarget struct {
+	db          storage.Database
+	consistency messages.Consistency
+	done        func()
+}
+
+func (t *dbTarget) put(ctx context.Context, key, value []byte) error {
+	_, err := t.db.Put(ctx, key, value)
+	return err
+}
+
+func (t *dbTarget) get(ctx context.Context, key []byte) error {
+	_, _, err := t.db.Get(ctx, key, storage.WithConsistency(t.consistency))
+	return err
+}
+
+func (t *dbTarget) commit(ctx context.Context, muts []*messages.Mutation) error {
+	_, err := t.db.AtomicCommit(ctx, &messages.AtomicCommit{Mutations: muts})
+	return err
+}
+
+func (t *dbTarget) getRange(ctx context.Context, begin []byte, limit int) error {
+	_, err := t.db.GetRange(ctx, begin, nil, limit, false, storage.WithConsistency(t.consistency))
+	return err
+}
+
+func (t *dbTarget) close() { t.done() }
+
+// grpcTarget drives kvservers over gRPC, spreading calls over connections.
+type grpcTarget struct {
+	conns       []*grpc.ClientConn
+	clients     []messages.KVClient
+	next        atomic.Uint64
+	consistency messages.Consistency
+}
+
+func dialGRPC(o options) (*grpcTarget, error) {
+	t := &grpcTarget{consistency: o.readConsistency()}
+	for _, ep := range o.endpoints {
+		for range o.conns {
+			// Each connection is its own HTTP/2 transport.
+			conn, err := grpc.NewClient(ep,
+				grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(server.MaxSendMsgSize)),
+				grpc.WithDisableServiceConfig())
+			if err != nil {
+				t.close()
+				return nil, fmt.Errorf("dial %s: %w", ep, err)
+			}
+			t.conns = append(t.conns, conn)
+			t.clients = append(t.clients, messages.NewKVClient(conn))
+		}
+	}
+	return t, nil
+}
+
+func (t *grpcTarget) client() messages.KVClient {
+	return t.clients[t.next.Add(1)%uint64(len(t.clients))]
+}
+
+func (t *grpcTarget) put(ctx context.Context, key, value []byte) error {
+	_, err := t.client().Put(ctx, &messages.PutRequest{Key: key, Value: value})
+	return messages.FromGRPC(err)
+}
+
+func (t *grpcTarget) get(ctx context.Context, key []byte) error {
+	_, err := t.client().Get(ctx, &messages.GetRequest{Key: key, Consistency: t.consistency})
+	return messages.FromGRPC(err)
+}
+
+func (t *grpcTarget) commit(ctx context.Context, muts []*messages.Mutation) error {
+	_, err := t.client().AtomicCommit(ctx, &messages.AtomicCommitRequest{Commit: &messages.AtomicCommit{Mutations: muts}})
+	return messages.FromGRPC(err)
+}
+
+func (t *grpcTarget) getRange(ctx context.Context, begin []byte, limit int) error {
+	_, err := t.client().GetRange(ctx, &messages.GetRangeRequest{Begin: begin, Limit: int32(limit), Consistency: t.consistency})
+	return messages.FromGRPC(err)
+}
+
+func (t *grpcTarget) close() {
+	for _, c := range t.conns {
+		c.Close()
+	}
+}
