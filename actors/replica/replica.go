@@ -58,14 +58,16 @@ func Props(cfg Config, owner *sync.WaitGroup) *actor.Props {
 			log = slog.Default()
 		}
 		return &replicaActor{cfg: cfg, owner: owner, log: log.With("replica", cfg.ID)}
-	}, actor.WithSupervisor(executorStrategy{}))
+	})
 }
 
-// executorStrategy escalates every failure of the executor to the replica's
-// own supervisor: a replica whose storage failed must stop, not retry.
-type executorStrategy struct{}
-
-func (executorStrategy) HandleFailure(_ *actor.ActorSystem, s actor.Supervisor, _ *actor.PID, _ *actor.RestartStatistics, reason, msg any) {
+// HandleFailure is the replica's supervision strategy for its executor
+// (protoactor asks the actor itself before its props): every failure is
+// escalated to the replica's own supervisor, because a replica whose storage
+// failed must stop, not retry. The reason is kept, so the replica's
+// ReplicaDown says fail_stop.
+func (r *replicaActor) HandleFailure(_ *actor.ActorSystem, s actor.Supervisor, _ *actor.PID, _ *actor.RestartStatistics, reason, msg any) {
+	r.failure = fmt.Sprint(reason)
 	s.EscalateFailure(reason, msg)
 }
 
@@ -199,6 +201,7 @@ func (r *replicaActor) fail(ctx actor.Context, err error) {
 // onStateMachineFailed is the state machine telling the replica that its
 // executor could not apply a batch: fail-stop, through the supervisor.
 func (r *replicaActor) onStateMachineFailed(msg *messages.ReplicaDown) {
+	r.failure = msg.GetReason()
 	panic(&executor.FailStop{Replica: r.cfg.ID, Err: errors.New(msg.GetReason())})
 }
 
