@@ -10,8 +10,9 @@
 // out to the replicas it names, and answers StatusRequest by asking every
 // replica for its *messages.ReplicaStatus.
 //
-// The router keeps no durable state; its supervisor restarts it on failure
-// and sends it the routes again.
+// The router keeps no durable state; its supervisor restarts it on failure.
+// When it starts (or restarts) it asks the supervisor for the routes (and the
+// leader) by sending it an empty *messages.Routes.
 package router
 
 import (
@@ -63,7 +64,11 @@ type routerActor struct {
 
 func (r *routerActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
-	case *actor.Started, *actor.Stopping, *actor.Stopped, *actor.Restarting:
+	case *actor.Started:
+		if p := ctx.Parent(); p != nil {
+			ctx.Send(p, &messages.Routes{}) // a restarted router has no routes
+		}
+	case *actor.Stopping, *actor.Stopped, *actor.Restarting:
 	case *messages.Routes:
 		r.onRoutes(msg)
 	case *messages.LeaderChanged:

@@ -11,7 +11,9 @@
 //     leader to hand over to it, again every HandoverRetry (a transfer can
 //     fail silently), so the primary leads at start;
 //   - *messages.StopReplica / *messages.StartReplica: answered with
-//     *messages.ReplicaCommandResponse once the replica is down / serving.
+//     *messages.ReplicaCommandResponse once the replica is down / serving;
+//   - an empty *messages.Routes from the router, which (re)started: answered
+//     with the routes and the leader.
 //
 // Supervision strategy (Strategy): the router is stateless and is restarted
 // on failure (at most 10 times in 10 s, then stopped). A replica is stopped
@@ -148,6 +150,8 @@ func (s *supervisorActor) Receive(ctx actor.Context) {
 		s.onStopReplica(ctx, msg)
 	case *messages.StartReplica:
 		s.onStartReplica(ctx, msg)
+	case *messages.Routes: // the router (re)started and has no routes
+		s.sendRoutes(ctx)
 	case *handoverRetry:
 		s.handoverDue = nil
 		s.handOver(ctx)
