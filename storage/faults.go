@@ -35,18 +35,21 @@ func (f *faultState) set(cfg *messages.FaultInjection) {
 	}
 }
 
-// beforeRead sleeps the added latency and fails at the error rate.
-func (f *faultState) beforeRead() error {
-	return f.before(0)
+// beforeRead sleeps the added latency and fails at the error rate. The
+// sleep ends early with the read's deadline: an injected delay must not make
+// the engine answer after its caller gave up.
+func (f *faultState) beforeRead(ctx context.Context) error {
+	return f.before(ctx, 0)
 }
 
 // beforeWrite is beforeRead for a write of n entries, which also fails once
-// fail_after_writes entries have been written.
+// fail_after_writes entries have been written. A write has no deadline: its
+// batch is applied in full or not at all.
 func (f *faultState) beforeWrite(n int) error {
-	return f.before(n)
+	return f.before(context.Background(), n)
 }
 
-func (f *faultState) before(writes int) error {
+func (f *faultState) before(ctx context.Context, writes int) error {
 	f.mu.Lock()
 	if f.cfg == nil {
 		f.mu.Unlock()
@@ -64,7 +67,17 @@ func (f *faultState) before(writes int) error {
 	}
 	f.mu.Unlock()
 	if latency > 0 {
-		time.Sleep(latency)
+		var cancelled <-chan struct{} // nil (never) without a context
+		if ctx != nil {
+			cancelled = ctx.Done()
+		}
+		t := time.NewTimer(latency)
+		select {
+		case <-t.C:
+		case <-cancelled:
+			t.Stop()
+			return contextError(ctx.Err())
+		}
 	}
 	if fail {
 		return ErrInjectedFault

@@ -24,7 +24,7 @@ func (e *Engine) Get(ctx context.Context, key []byte, opts ...Option) ([]byte, b
 		return nil, false, err
 	}
 	defer done()
-	h, err := e.readPrecheck(o.ColumnFamily)
+	h, err := e.readPrecheck(ctx, o.ColumnFamily)
 	if err != nil {
 		return nil, false, err
 	}
@@ -47,12 +47,12 @@ func (e *Engine) get(ro *grocksdb.ReadOptions, h *grocksdb.ColumnFamilyHandle, k
 }
 
 // readPrecheck applies injected read faults and resolves the column family.
-func (e *Engine) readPrecheck(cf string) (*grocksdb.ColumnFamilyHandle, error) {
+func (e *Engine) readPrecheck(ctx context.Context, cf string) (*grocksdb.ColumnFamilyHandle, error) {
 	h, err := e.handle(cf)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.faults.beforeRead(); err != nil {
+	if err := e.faults.beforeRead(ctx); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -91,7 +91,7 @@ func (e *Engine) SnapshotRead(ctx context.Context, key []byte, version uint64, o
 		return nil, false, err
 	}
 	defer done()
-	h, err := e.readPrecheck(o.ColumnFamily)
+	h, err := e.readPrecheck(ctx, o.ColumnFamily)
 	if err != nil {
 		return nil, false, err
 	}
@@ -124,7 +124,7 @@ func (e *Engine) GetReadVersion(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	defer done()
-	if err := e.faults.beforeRead(); err != nil {
+	if err := e.faults.beforeRead(ctx); err != nil {
 		return 0, err
 	}
 	return e.applied.Load(), nil
@@ -145,7 +145,7 @@ func (e *Engine) rangeRead(ctx context.Context, begin, end []byte, limit int, re
 		return nil, err
 	}
 	defer done()
-	h, err := e.readPrecheck(o.ColumnFamily)
+	h, err := e.readPrecheck(ctx, o.ColumnFamily)
 	if err != nil {
 		return nil, err
 	}

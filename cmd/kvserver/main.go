@@ -44,8 +44,9 @@ Without --config it runs the embedded default: three replicas in this process,
 data under ./data, gRPC on 127.0.0.1:7070, HTTP on 127.0.0.1:9100. Flags
 override the file. SIGINT or SIGTERM shut it down gracefully: it stops
 accepting, finishes in-flight requests, stops Raft and closes every RocksDB.`,
-		SilenceUsage: true,
-		Args:         cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true, // main prints the one error line
+		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := server.DefaultConfig()
 			if configPath != "" {

@@ -1,0 +1,381 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/actorkv/actorkv/messages"
+)
+
+func (g *globals) printf(format string, args ...any) error {
+	_, err := fmt.Fprintf(g.stdout, format, args...)
+	return err
+}
+
+// printJSON writes v as one line of JSON.
+func (g *globals) printJSON(v any) error {
+	return json.NewEncoder(g.stdout).Encode(v)
+}
+
+// shortHex is the first 6 bytes of a digest, in hex.
+func shortHex(b []byte) string {
+	if len(b) > 6 {
+		b = b[:6]
+	}
+	return hex.EncodeToString(b)
+}
+
+func (g *globals) status(cmd *cobra.Command, digests bool) (*messages.StatusResponse, error) {
+	var st *messages.StatusResponse
+	err := g.call(cmd, func(ctx context.Context, kv messages.KVClient) (err error) {
+		st, err = kv.Status(ctx, &messages.StatusRequest{WithDigests: digests})
+		return err
+	})
+	return st, err
+}
+
+// replicaJSON is one replica of status's JSON output.
+type replicaJSON struct {
+	ID                uint32 `json:"id"`
+	Running           bool   `json:"running"`
+	Leader            bool   `json:"leader"`
+	Term              uint64 `json:"term"`
+	AppliedIndex      uint64 `json:"applied_index"`
+	Digest            string `json:"digest,omitempty"`
+	ProposalsInFlight uint64 `json:"proposals_in_flight"`
+	Error             string `json:"error,omitempty"`
+}
+
+type statusJSON struct {
+	Mode      string        `json:"mode"`
+	HasLeader bool          `json:"has_leader"`
+	LeaderID  uint32        `json:"leader_id"`
+	Term      uint64        `json:"term"`
+	Replicas  []replicaJSON `json:"replicas"`
+}
+
+const statusLong = `Print every replica: id, whether it runs, the leader (*), its term, applied
+index and a digest of its contents (the first 6 bytes, in hex; the SHA-256 of
+every column family, computed at the applied index shown).
+
+JSON (-w json): {"mode": "replicated", "has_leader": true, "leader_id": 0,
+"term": 2, "replicas": [{"id": 0, "running": true, "leader": true, "term": 2,
+"applied_index": 15, "digest": "<full hex>", "proposals_in_flight": 0,
+"error": "..."}]}`
+
+func newStatusCommand(g *globals) *cobra.Command {
+	var digests bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Print the replicas' status",
+		Long:  statusLong,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := g.status(cmd, digests)
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				out := statusJSON{Mode: st.GetMode(), HasLeader: st.GetHasLeader(), LeaderID: st.GetLeaderId(), Term: st.GetTerm(), Replicas: []replicaJSON{}}
+				for _, r := range st.GetReplicas() {
+					out.Replicas = append(out.Replicas, replicaJSON{
+						ID: r.GetReplicaId(), Running: r.GetRunning(), Leader: r.GetIsLeader(), Term: r.GetTerm(),
+						AppliedIndex: r.GetAppliedIndex(), Digest: hex.EncodeToString(r.GetDigest()),
+						ProposalsInFlight: r.GetProposalsInFlight(), Error: r.GetError(),
+					})
+				}
+				return g.printJSON(out)
+			}
+			leader := "none"
+			if st.GetHasLeader() {
+				leader = fmt.Sprint(st.GetLeaderId())
+			}
+			if err := g.printf("mode: %s, leader: %s, term: %d\n", st.GetMode(), leader, st.GetTerm()); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tRUNNING\tLEADER\tTERM\tAPPLIED\tDIGEST\tERROR")
+			for _, r := range st.GetReplicas() {
+				lead := ""
+				if r.GetIsLeader() {
+					lead = "*"
+				}
+				d := shortHex(r.GetDigest())
+				if d == "" {
+					d = "-"
+				}
+				fmt.Fprintf(tw, "%d\t%t\t%s\t%d\t%d\t%s\t%s\n", r.GetReplicaId(), r.GetRunning(), lead, r.GetTerm(), r.GetAppliedIndex(), d, oneLine(r.GetError()))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&digests, "digests", true, "compute the replicas' content digests (scans all data)")
+	return cmd
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+const verifyLong = `Check that the replicas hold identical data: replicas at the same applied
+index must have the same digest.
+
+kvctl asks for every replica's status with digests. A replica behind the
+others is not a mismatch: while replicas are at different applied indexes,
+kvctl asks again (every 200ms, for up to --wait) for them to converge. Then
+it prints what it compared, for example
+
+  replicas 0, 1, 2 at applied index 42: same digest 1a2b3c4d5e6f
+  replica 2 at applied index 40: not compared (no other replica there)
+  OK
+
+and exits 0, or exits 1 when replicas at the same applied index have
+different digests ("kvctl: INTERNAL: verify: digest mismatch at applied
+index 42: replica 0 ..., replica 2 ..."). With --require-all it also exits 1
+(UNAVAILABLE) when some replica is not running or could not be compared.
+
+JSON (-w json): {"ok": bool, "mode": "...", "groups": [{"applied_index": 42,
+"replicas": [0, 1, 2], "digests": {"0": "<hex>", ...}, "same": true}],
+"not_running": [{"id": 1, "error": "..."}], "not_compared": [2]}`
+
+type verifyGroup struct {
+	AppliedIndex uint64            `json:"applied_index"`
+	Replicas     []uint32          `json:"replicas"`
+	Digests      map[string]string `json:"digests"`
+	Same         bool              `json:"same"`
+}
+
+type notRunning struct {
+	ID    uint32 `json:"id"`
+	Error string `json:"error,omitempty"`
+}
+
+type verifyJSON struct {
+	OK          bool          `json:"ok"`
+	Mode        string        `json:"mode"`
+	Groups      []verifyGroup `json:"groups"`
+	NotRunning  []notRunning  `json:"not_running"`
+	NotCompared []uint32      `json:"not_compared"`
+}
+
+// verifyReport groups the replicas of st by applied index.
+func verifyReport(st *messages.StatusResponse) verifyJSON {
+	rep := verifyJSON{OK: true, Mode: st.GetMode(), Groups: []verifyGroup{}, NotRunning: []notRunning{}, NotCompared: []uint32{}}
+	byIndex := map[uint64]*verifyGroup{}
+	firsts := map[uint64][]byte{} // the digest of each group's first replica
+	for _, r := range st.GetReplicas() {
+		if !r.GetRunning() || len(r.GetDigest()) == 0 {
+			msg := r.GetError()
+			if r.GetRunning() && msg == "" {
+				msg = "no digest"
+			}
+			rep.NotRunning = append(rep.NotRunning, notRunning{ID: r.GetReplicaId(), Error: oneLine(msg)})
+			continue
+		}
+		grp := byIndex[r.GetAppliedIndex()]
+		if grp == nil {
+			grp = &verifyGroup{AppliedIndex: r.GetAppliedIndex(), Digests: map[string]string{}, Same: true}
+			byIndex[r.GetAppliedIndex()] = grp
+		}
+		if len(grp.Replicas) > 0 && !bytes.Equal(r.GetDigest(), firsts[r.GetAppliedIndex()]) {
+			grp.Same = false
+		}
+		if len(grp.Replicas) == 0 {
+			firsts[r.GetAppliedIndex()] = r.GetDigest()
+		}
+		grp.Replicas = append(grp.Replicas, r.GetReplicaId())
+		grp.Digests[fmt.Sprint(r.GetReplicaId())] = hex.EncodeToString(r.GetDigest())
+	}
+	for _, grp := range byIndex {
+		if len(grp.Replicas) < 2 && len(st.GetReplicas()) > 1 {
+			rep.NotCompared = append(rep.NotCompared, grp.Replicas...)
+		}
+		rep.Groups = append(rep.Groups, *grp)
+		if !grp.Same {
+			rep.OK = false
+		}
+	}
+	slices.SortFunc(rep.Groups, func(a, b verifyGroup) int { return cmp.Compare(b.AppliedIndex, a.AppliedIndex) })
+	slices.Sort(rep.NotCompared)
+	return rep
+}
+
+// short is the first 12 characters of a hex digest.
+func short(h string) string { return h[:min(12, len(h))] }
+
+func joinIDs(ids []uint32) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = fmt.Sprint(id)
+	}
+	return strings.Join(s, ", ")
+}
+
+func newVerifyCommand(g *globals) *cobra.Command {
+	var (
+		wait       time.Duration
+		requireAll bool
+	)
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check that replicas at the same applied index hold the same data",
+		Long:  verifyLong,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			deadline := time.Now().Add(wait)
+			var rep verifyJSON
+			for {
+				st, err := g.status(cmd, true)
+				if err != nil {
+					return err
+				}
+				rep = verifyReport(st)
+				if !rep.OK || len(rep.Groups) <= 1 || time.Now().After(deadline) {
+					break
+				}
+				select {
+				case <-cmd.Context().Done():
+					return messages.Errorf(messages.StatusCode_CANCELLED, "verify: %v", cmd.Context().Err())
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+			if err := g.printVerify(rep); err != nil {
+				return err
+			}
+			for _, grp := range rep.Groups {
+				if !grp.Same {
+					var parts []string
+					for _, id := range grp.Replicas {
+						parts = append(parts, fmt.Sprintf("replica %d %s", id, short(grp.Digests[fmt.Sprint(id)])))
+					}
+					return messages.Errorf(messages.StatusCode_INTERNAL, "verify: digest mismatch at applied index %d: %s", grp.AppliedIndex, strings.Join(parts, ", "))
+				}
+			}
+			if requireAll && (len(rep.NotRunning) > 0 || len(rep.NotCompared) > 0) {
+				var ids []uint32
+				for _, r := range rep.NotRunning {
+					ids = append(ids, r.ID)
+				}
+				ids = append(ids, rep.NotCompared...)
+				slices.Sort(ids)
+				what := "replicas"
+				if len(ids) == 1 {
+					what = "replica"
+				}
+				return messages.Errorf(messages.StatusCode_UNAVAILABLE, "verify: %s %s could not be compared within %v", what, joinIDs(ids), wait)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&wait, "wait", 3*time.Second, "how long to wait for replicas at different applied indexes to converge")
+	cmd.Flags().BoolVar(&requireAll, "require-all", false, "fail unless every replica runs and was compared")
+	return cmd
+}
+
+func (g *globals) printVerify(rep verifyJSON) error {
+	if g.json() {
+		return g.printJSON(rep)
+	}
+	var b strings.Builder
+	for _, grp := range rep.Groups {
+		switch {
+		case len(grp.Replicas) == 1 && len(rep.NotCompared) == 0:
+			fmt.Fprintf(&b, "replica %d at applied index %d: digest %s (the only replica, nothing to compare)\n", grp.Replicas[0], grp.AppliedIndex, short(grp.Digests[fmt.Sprint(grp.Replicas[0])]))
+		case len(grp.Replicas) == 1:
+			fmt.Fprintf(&b, "replica %d at applied index %d: not compared (no other replica there)\n", grp.Replicas[0], grp.AppliedIndex)
+		case grp.Same:
+			fmt.Fprintf(&b, "replicas %s at applied index %d: same digest %s\n", joinIDs(grp.Replicas), grp.AppliedIndex, short(grp.Digests[fmt.Sprint(grp.Replicas[0])]))
+		default:
+			fmt.Fprintf(&b, "replicas %s at applied index %d: DIFFERENT digests\n", joinIDs(grp.Replicas), grp.AppliedIndex)
+			for _, id := range grp.Replicas {
+				fmt.Fprintf(&b, "  replica %d: %s\n", id, grp.Digests[fmt.Sprint(id)])
+			}
+		}
+	}
+	for _, r := range rep.NotRunning {
+		fmt.Fprintf(&b, "replica %d: not compared (not running: %s)\n", r.ID, r.Error)
+	}
+	if rep.OK {
+		b.WriteString("OK\n")
+	} else {
+		b.WriteString("MISMATCH\n")
+	}
+	return g.printf("%s", b.String())
+}
+
+const faultLong = `Configure injected storage faults (for tests):
+
+  kvctl fault --replicas 1,2 --error-rate 0.5 --fail-after 100 --latency 10ms
+  kvctl fault --off
+
+--error-rate is the probability in [0, 1] that a storage operation fails;
+--fail-after N lets N more writes succeed and fails every later one;
+--latency is added to every storage operation. Unset ones are off; the
+settings replace the previous ones. --replicas names the replicas (default:
+all; ignored by a standalone server). In a replicated group a replica whose
+write fails stops (fail-stop). Prints "OK"; JSON (-w json): {"ok": true}.`
+
+func newFaultCommand(g *globals) *cobra.Command {
+	var (
+		replicas  []uint
+		errorRate float64
+		failAfter uint64
+		latency   time.Duration
+		off       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "fault",
+		Short: "Inject storage faults (or turn them --off)",
+		Long:  faultLong,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fl := cmd.Flags()
+			set := fl.Changed("error-rate") || fl.Changed("fail-after") || fl.Changed("latency")
+			if off == set {
+				return usageErr("give --off, or some of --error-rate, --fail-after, --latency")
+			}
+			if errorRate < 0 || errorRate > 1 {
+				return usageErr("--error-rate %v is not in [0, 1]", errorRate)
+			}
+			if latency < 0 {
+				return usageErr("--latency %v is negative", latency)
+			}
+			req := &messages.SetFaultInjectionRequest{Faults: &messages.FaultInjection{}}
+			if !off {
+				req.Faults = &messages.FaultInjection{ErrorRate: errorRate, FailAfterWrites: failAfter}
+				if latency > 0 {
+					req.Faults.AddedLatency = durationpb.New(latency)
+				}
+			}
+			for _, r := range replicas {
+				req.Replicas = append(req.Replicas, uint32(r))
+			}
+			if err := g.call(cmd, func(ctx context.Context, kv messages.KVClient) error {
+				_, err := kv.SetFaultInjection(ctx, req)
+				return err
+			}); err != nil {
+				return err
+			}
+			if g.json() {
+				return g.printJSON(map[string]bool{"ok": true})
+			}
+			return g.printf("OK\n")
+		},
+	}
+	f := cmd.Flags()
+	f.UintSliceVar(&replicas, "replicas", nil, "replica ids, comma-separated (default: all)")
+	f.Float64Var(&errorRate, "error-rate", 0, "probability in [0, 1] that a storage operation fails")
+	f.Uint64Var(&failAfter, "fail-after", 0, "let N more writes succeed, then fail every write")
+	f.DurationVar(&latency, "latency", 0, "latency added to every storage operation")
+	f.BoolVar(&off, "off", false, "turn every injected fault off")
+	return cmd
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	grpcstatus "google.golang.org/grpc/status"
+
+	"github.com/actorkv/actorkv/messages"
+)
+
+// maxRecvMsgSize matches kvserver's largest response (server.MaxSendMsgSize:
+// up to 10,000 range entries); kvctl does not import server, which would
+// link RocksDB.
+const maxRecvMsgSize = 64 << 20
+
+// client holds one connection per endpoint, dialled on first use.
+type client struct {
+	endpoints []string
+	conns     []*grpc.ClientConn // by endpoint; nil until dialled
+}
+
+func newClient(endpoints []string) *client {
+	return &client{endpoints: endpoints, conns: make([]*grpc.ClientConn, len(endpoints))}
+}
+
+func (c *client) close() {
+	for _, cc := range c.conns {
+		if cc != nil {
+			_ = cc.Close()
+		}
+	}
+}
+
+func (c *client) kv(i int) (messages.KVClient, error) {
+	if c.conns[i] == nil {
+		cc, err := grpc.NewClient(c.endpoints[i],
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgSize)),
+			// Reconnect quickly to a restarting server: kvctl lives for
+			// seconds, gRPC's default backoff starts at one.
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+				MinConnectTimeout: time.Second,
+			}),
+		)
+		if err != nil {
+			return nil, usageErr("endpoint %q: %v", c.endpoints[i], err)
+		}
+		c.conns[i] = cc
+	}
+	return messages.NewKVClient(c.conns[i]), nil
+}
+
+// do calls f until it succeeds or fails with a non-retryable error, or ctx
+// ends. An endpoint answering UNAVAILABLE passes the call to the next one; a
+// TIMEOUT the server returned before ctx's deadline is retried. When every
+// endpoint failed, do waits briefly and starts over. f must send the same
+// request (the same request id, for a write) on every attempt.
+func (c *client) do(ctx context.Context, f func(context.Context, messages.KVClient) error) error {
+	wait := 20 * time.Millisecond
+	var last error
+	for {
+		for i := range c.endpoints {
+			kv, err := c.kv(i)
+			if err != nil {
+				return err
+			}
+			err = f(ctx, kv)
+			if err == nil {
+				return nil
+			}
+			last = fmt.Errorf("%s: %w", c.endpoints[i], messages.FromGRPC(err))
+			if ctx.Err() != nil {
+				return c.gaveUp(ctx, last)
+			}
+			switch grpcstatus.Code(err) {
+			case codes.Unavailable, codes.DeadlineExceeded:
+				continue
+			}
+			return messages.FromGRPC(err)
+		}
+		select {
+		case <-ctx.Done():
+			return c.gaveUp(ctx, last)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+}
+
+// gaveUp is the error of a call whose time ran out: the last failure's
+// code, with the reason.
+func (c *client) gaveUp(ctx context.Context, last error) error {
+	code := messages.CodeOf(last)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && code != messages.StatusCode_UNAVAILABLE {
+		code = messages.StatusCode_TIMEOUT
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		code = messages.StatusCode_CANCELLED
+	}
+	return &messages.Error{Code: code, Message: fmt.Sprintf("no answer before the deadline (last: %v)", last)}
+}
+
+// newRequestID returns the request id of a kvctl write: a random client id
+// (never 0, which means "none") and seq 1.
+func newRequestID() *messages.RequestId {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if id := binary.LittleEndian.Uint64(b[:]); id != 0 {
+			return &messages.RequestId{ClientId: id, Seq: 1}
+		}
+	}
+}

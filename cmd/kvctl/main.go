@@ -1,0 +1,146 @@
+// Command kvctl is the command-line client of kvserver's gRPC API, modelled
+// on etcdctl: put, get (point, range, prefix, snapshot), del, atomic commit,
+// read-version, status, verify (replicas at the same applied index hold the
+// same data) and fault injection.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/actorkv/actorkv/messages"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Exit codes of kvctl.
+const (
+	exitOK    = 0
+	exitError = 1
+)
+
+// run executes kvctl with args and returns its exit code; every failure is
+// reported as exactly one line on stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := newRootCommand(stdout, stderr)
+	cmd.SetArgs(args)
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, errorLine(err))
+		return exitError
+	}
+	return exitOK
+}
+
+// errorLine formats err as the one line kvctl prints on failure:
+// "kvctl: <CODE>: <message>". Errors that carry no status (cobra's usage
+// errors) are INVALID_ARGUMENT.
+func errorLine(err error) string {
+	code, msg := messages.StatusCode_INVALID_ARGUMENT, err.Error()
+	var e *messages.Error
+	if errors.As(err, &e) {
+		code = e.Code
+		msg = e.Error()
+		// The server's messages start with the sentinel's text, which the
+		// code already says.
+		if s := code.Sentinel(); s != nil {
+			msg = strings.TrimPrefix(msg, s.Error()+": ")
+		}
+	}
+	msg = strings.Join(strings.Fields(msg), " ")
+	return fmt.Sprintf("kvctl: %s: %s", code, msg)
+}
+
+// globals are the flags every command shares, and where it writes.
+type globals struct {
+	endpoints []string      // gRPC addresses, tried in order
+	timeout   time.Duration // bounds each command, retries included
+	writeOut  string        // "table" or "json"
+	hex       bool          // keys and values are hex
+	stdout    io.Writer     // command output; run prints the error line
+}
+
+const rootLong = `kvctl talks to kvserver over gRPC.
+
+Keys and values are UTF-8 strings as typed; with --hex they are hex on input
+and printed as hex. Output is plain text ("-w table", the default) or one JSON
+object per command ("-w json", shapes in each command's help).
+
+Endpoints are tried in order: a call that gets UNAVAILABLE moves on to the
+next one. Every call (and its retries) must finish within --timeout. Writes
+carry a request id (a random client id, seq 1) and are retried with the SAME
+id on UNAVAILABLE or TIMEOUT until --timeout, so a retried write is applied at
+most once.
+
+Exit status: 0 on success; 1 on any failure (a usage error, an error from the
+server, a conflict, a verify mismatch), with exactly one line on stderr:
+  kvctl: <CODE>: <message>
+where CODE is the actorkv status code (INVALID_ARGUMENT, TOO_LARGE,
+UNKNOWN_COLUMN_FAMILY, CONFLICT, TRANSACTION_TOO_OLD, UNAVAILABLE, TIMEOUT,
+INTERNAL, CANCELLED). Usage errors are INVALID_ARGUMENT.`
+
+// newRootCommand builds kvctl's command tree writing to stdout and stderr;
+// it holds no global state, so tests run it in process.
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout}
+	root := &cobra.Command{
+		Use:           "kvctl",
+		Short:         "A command-line client of kvserver",
+		Long:          rootLong,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			switch g.writeOut {
+			case "table", "json":
+			default:
+				return usageErr("--write-out %q is not table or json", g.writeOut)
+			}
+			if g.timeout <= 0 {
+				return usageErr("--timeout must be positive, got %v", g.timeout)
+			}
+			var eps []string
+			for _, e := range g.endpoints {
+				if e = strings.TrimSpace(e); e != "" {
+					eps = append(eps, e)
+				}
+			}
+			if len(eps) == 0 {
+				return usageErr("--endpoints is empty")
+			}
+			g.endpoints = eps
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
+	pf := root.PersistentFlags()
+	pf.StringSliceVar(&g.endpoints, "endpoints", []string{"127.0.0.1:7070"}, "gRPC endpoints (host:port), comma-separated, tried in order on UNAVAILABLE")
+	pf.DurationVar(&g.timeout, "timeout", 5*time.Second, "time limit of each command, retries included")
+	pf.StringVarP(&g.writeOut, "write-out", "w", "table", "output format: table (plain text) or json")
+	pf.BoolVar(&g.hex, "hex", false, "keys and values are hex on input and output")
+	root.AddCommand(
+		newPutCommand(g),
+		newGetCommand(g),
+		newDelCommand(g),
+		newCommitCommand(g),
+		newReadVersionCommand(g),
+		newStatusCommand(g),
+		newVerifyCommand(g),
+		newFaultCommand(g),
+	)
+	return root
+}
+
+// usageErr is an INVALID_ARGUMENT error of kvctl's own checks.
+func usageErr(format string, args ...any) error {
+	return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, format, args...)
+}

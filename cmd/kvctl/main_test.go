@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/actorkv/actorkv/messages"
+)
+
+// kvctlRun runs kvctl in process.
+func kvctlRun(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+// wantFailure checks exit 1 with one line "kvctl: <code>: ..." naming want.
+func wantFailure(t *testing.T, stderr string, code int, status string, want string) {
+	t.Helper()
+	if code != exitError || !strings.HasPrefix(stderr, "kvctl: "+status+": ") || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, want) {
+		t.Fatalf("want exit 1 and one line \"kvctl: %s: ...%s...\"; got exit %d, %q", status, want, code, stderr)
+	}
+}
+
+func TestErrorLine(t *testing.T) {
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{messages.Errorf(messages.StatusCode_CONFLICT, "read range [a, b) was written"), "kvctl: CONFLICT: read range [a, b) was written"},
+		{&messages.Error{Code: messages.StatusCode_UNAVAILABLE, Message: "no leader"}, "kvctl: UNAVAILABLE: no leader"},
+		{&messages.Error{Code: messages.StatusCode_TIMEOUT}, "kvctl: TIMEOUT: timeout"},
+		{fmt.Errorf("x: %w", messages.Errorf(messages.StatusCode_INTERNAL, "disk\non fire")), "kvctl: INTERNAL: disk on fire"},
+		{errors.New("unknown flag: --bogus"), "kvctl: INVALID_ARGUMENT: unknown flag: --bogus"},
+	}
+	for _, c := range cases {
+		if got := errorLine(c.err); got != c.want {
+			t.Errorf("errorLine(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}
+
+func TestPrefixEnd(t *testing.T) {
+	cases := map[string]string{"": "", "a": "b", "ab": "ac", "a\xff": "b", "\xff\xff": "", "a\x00": "a\x01"}
+	for in, want := range cases {
+		if got := string(prefixEnd([]byte(in))); got != want {
+			t.Errorf("prefixEnd(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func plain(_, s string) ([]byte, error) { return []byte(s), nil }
+
+func TestParseCommitJSON(t *testing.T) {
+	c, err := parseCommitJSON([]byte(`{
+		"read_version": 42,
+		"mutations": [
+			{"type": "set", "key": "a", "value": "1"},
+			{"type": "delete", "key": "b", "column_family": "meta"},
+			{"type": "clear_range", "begin": "c", "end": "d"},
+			{"type": "clear_range", "begin": "e"},
+			{"type": "SET", "key": "f", "value": ""}
+		],
+		"read_conflict_ranges": [{"begin": "a", "end": "b"}],
+		"write_conflict_ranges": [{"begin": "a", "end": "", "column_family": "meta"}]
+	}`), plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &messages.AtomicCommit{
+		ReadVersion: 42,
+		Mutations: []*messages.Mutation{
+			{Type: messages.MutationType_SET, Key: []byte("a"), Value: []byte("1")},
+			{Type: messages.MutationType_DELETE, ColumnFamily: "meta", Key: []byte("b")},
+			{Type: messages.MutationType_CLEAR_RANGE, Key: []byte("c"), End: []byte("d")},
+			{Type: messages.MutationType_CLEAR_RANGE, Key: []byte("e"), End: []byte{}},
+			{Type: messages.MutationType_SET, Key: []byte("f"), Value: []byte{}},
+		},
+		ReadConflictRanges:  []*messages.KeyRange{{Begin: []byte("a"), End: []byte("b")}},
+		WriteConflictRanges: []*messages.KeyRange{{ColumnFamily: "meta", Begin: []byte("a"), End: []byte{}}},
+	}
+	if !proto.Equal(c, want) {
+		t.Errorf("parseCommitJSON =\n%v\nwant\n%v", c, want)
+	}
+
+	hexed, err := parseCommitJSON([]byte(`{"mutations": [{"type": "set", "key": "00ff", "value": "0a"}]}`), (&globals{hex: true}).bytes)
+	if err != nil || !bytes.Equal(hexed.GetMutations()[0].GetKey(), []byte{0, 0xff}) || !bytes.Equal(hexed.GetMutations()[0].GetValue(), []byte{'\n'}) {
+		t.Errorf("hex commit: %v %v", hexed, err)
+	}
+
+	bad := []struct{ json, want string }{
+		{`{"mutations": [{"type": "set", "key": "a", "value": "1", "ttl": 5}]}`, `unknown field "ttl"`},
+		{`{"mutation": []}`, `unknown field "mutation"`},
+		{`{"mutations": [{"type": "set", "key": "a"}]}`, `mutations[0]: type "set" needs "value"`},
+		{`{"mutations": [{"type": "delete"}]}`, `needs "key"`},
+		{`{"mutations": [{"type": "delete", "key": "a", "value": "b"}]}`, `takes no "value"`},
+		{`{"mutations": [{"type": "clear_range", "key": "a"}]}`, `needs "begin"`},
+		{`{"mutations": [{"type": "set", "key": "a", "value": "1", "end": "b"}]}`, `takes no "end"`},
+		{`{"mutations": [{}, {"type": "upsert"}]}`, `mutations[0]: type "" is not set, delete or clear_range`},
+		{`{"read_version": -1}`, `read_version`},
+		{`{} {}`, `data after the JSON object`},
+		{`[`, `commit file`},
+	}
+	for _, b := range bad {
+		_, err := parseCommitJSON([]byte(b.json), plain)
+		if err == nil || !strings.Contains(err.Error(), b.want) || !errors.Is(err, messages.ErrInvalidArgument) {
+			t.Errorf("parseCommitJSON(%s) = %v, want INVALID_ARGUMENT naming %s", b.json, err, b.want)
+		}
+	}
+	if _, err := parseCommitJSON([]byte(`{"mutations": [{"type": "set", "key": "zz", "value": ""}]}`), (&globals{hex: true}).bytes); err == nil {
+		t.Error("a non-hex key with --hex was accepted")
+	}
+}
+
+// TestUsageErrors checks errors kvctl finds before it dials: one line,
+// INVALID_ARGUMENT, exit 1.
+func TestUsageErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"get"}, "accepts between 1 and 2 arg(s)"},
+		{[]string{"put", "k"}, "accepts 2 arg(s)"},
+		{[]string{"bogus"}, `unknown command "bogus"`},
+		{[]string{"get", "k", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"-w", "yaml", "get", "k"}, `--write-out "yaml"`},
+		{[]string{"--timeout", "0s", "get", "k"}, "--timeout must be positive"},
+		{[]string{"--endpoints", "", "get", "k"}, "--endpoints is empty"},
+		{[]string{"get", "k", "--consistency", "eventual"}, `"eventual" is not linearizable or stale`},
+		{[]string{"get", "k", "--version", "3", "--consistency", "stale"}, "--consistency does not apply"},
+		{[]string{"get", "k", "--limit", "5"}, "--limit and --reverse need --range or --prefix"},
+		{[]string{"get", "a", "b", "--prefix"}, "--prefix takes one argument"},
+		{[]string{"get", "k", "--keys-only", "--print-value-only"}, "exclude each other"},
+		{[]string{"del", "a", "b", "--prefix"}, "--prefix takes one argument"},
+		{[]string{"--hex", "put", "xyz", "00"}, `key "xyz" is not hex`},
+		{[]string{"commit"}, "nothing to commit"},
+		{[]string{"commit", "--set", "k"}, `--set "k" is not of the form A=B`},
+		{[]string{"commit", "--read-range", "ab"}, `--read-range "ab" is not of the form A:B`},
+		{[]string{"commit", "--file", "/nonexistent/commit.json"}, "--file"},
+		{[]string{"fault"}, "give --off"},
+		{[]string{"fault", "--off", "--latency", "1s"}, "give --off"},
+		{[]string{"fault", "--error-rate", "1.5"}, "not in [0, 1]"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			stdout, stderr, code := kvctlRun(t, c.args...)
+			wantFailure(t, stderr, code, "INVALID_ARGUMENT", c.want)
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing", stdout)
+			}
+		})
+	}
+}
+
+// fakeKV is a KV server whose answers a test scripts.
+type fakeKV struct {
+	messages.UnimplementedKVServer
+	mu       sync.Mutex
+	puts     []*messages.PutRequest
+	putErrs  []error // returned by the first calls of Put, in order
+	statuses []*messages.StatusResponse
+	statusN  int
+}
+
+func (f *fakeKV) Put(_ context.Context, r *messages.PutRequest) (*messages.PutResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.puts = append(f.puts, r)
+	if len(f.puts) <= len(f.putErrs) {
+		return nil, f.putErrs[len(f.puts)-1]
+	}
+	return &messages.PutResponse{Version: 7}, nil
+}
+
+func (f *fakeKV) Status(context.Context, *messages.StatusRequest) (*messages.StatusResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.statuses[min(f.statusN, len(f.statuses)-1)]
+	f.statusN++
+	return st, nil
+}
+
+func (f *fakeKV) AtomicCommit(context.Context, *messages.AtomicCommitRequest) (*messages.AtomicCommitResponse, error) {
+	return nil, messages.ToGRPC(messages.Errorf(messages.StatusCode_CONFLICT, "read range [\"a\", \"b\") was written at version 9"))
+}
+
+func serveFake(t *testing.T, f *fakeKV) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	messages.RegisterKVServer(s, f)
+	go func() { _ = s.Serve(l) }()
+	t.Cleanup(s.Stop)
+	return l.Addr().String()
+}
+
+func deadEndpoint(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// TestWriteRetriesKeepTheRequestID checks that a put answered UNAVAILABLE
+// or TIMEOUT is sent again with the same request id, and that a dead
+// endpoint passes the call to the next one.
+func TestWriteRetriesKeepTheRequestID(t *testing.T) {
+	f := &fakeKV{putErrs: []error{
+		grpcstatus.Error(codes.Unavailable, "unavailable: no leader"),
+		grpcstatus.Error(codes.DeadlineExceeded, "timeout: outcome unknown"),
+	}}
+	addr := serveFake(t, f)
+	stdout, stderr, code := kvctlRun(t, "--endpoints", deadEndpoint(t)+","+addr, "put", "k", "v")
+	if code != 0 || stdout != "OK version 7\n" || stderr != "" {
+		t.Fatalf("put: exit %d, %q, %q", code, stdout, stderr)
+	}
+	if len(f.puts) != 3 {
+		t.Fatalf("%d put attempts reached the server, want 3", len(f.puts))
+	}
+	id := f.puts[0].GetRequestId()
+	if id.GetClientId() == 0 || id.GetSeq() != 1 || id.GetRespondedTo() != 0 {
+		t.Fatalf("request id %v: want a client id and seq 1", id)
+	}
+	for i, p := range f.puts {
+		if !proto.Equal(p.GetRequestId(), id) || string(p.GetKey()) != "k" || string(p.GetValue()) != "v" {
+			t.Errorf("attempt %d: %v, want the first request %v", i, p, f.puts[0])
+		}
+	}
+	// Another kvctl run is another client.
+	kvctlRun(t, "--endpoints", addr, "put", "k", "v")
+	if last := f.puts[len(f.puts)-1].GetRequestId(); last.GetClientId() == id.GetClientId() {
+		t.Errorf("two kvctl runs share client id %d", id.GetClientId())
+	}
+}
+
+func TestNonRetryableErrorsAreNotRetried(t *testing.T) {
+	f := &fakeKV{putErrs: []error{grpcstatus.Error(codes.ResourceExhausted, "too large: value is 2000000 bytes")}}
+	addr := serveFake(t, f)
+	_, stderr, code := kvctlRun(t, "--endpoints", addr, "put", "k", "v")
+	wantFailure(t, stderr, code, "TOO_LARGE", "value is 2000000 bytes")
+	if len(f.puts) != 1 {
+		t.Errorf("%d attempts, want 1", len(f.puts))
+	}
+	_, stderr, code = kvctlRun(t, "--endpoints", addr, "commit", "--set", "a=1", "--read-range", "a:b", "--read-version", "3")
+	wantFailure(t, stderr, code, "CONFLICT", "was written at version 9")
+}
+
+func TestRetriesEndAtTheTimeout(t *testing.T) {
+	_, stderr, code := kvctlRun(t, "--endpoints", deadEndpoint(t), "--timeout", "200ms", "put", "k", "v")
+	wantFailure(t, stderr, code, "UNAVAILABLE", "no answer before the deadline")
+}
+
+func replica(id uint32, applied uint64, digest string) *messages.ReplicaStatus {
+	d, _ := hex.DecodeString(strings.Repeat(digest, 32)[:64])
+	return &messages.ReplicaStatus{ReplicaId: id, Running: true, AppliedIndex: applied, Digest: d, IsLeader: id == 0, HasLeader: true}
+}
+
+func statusOf(rs ...*messages.ReplicaStatus) *messages.StatusResponse {
+	return &messages.StatusResponse{Mode: "replicated", HasLeader: true, Replicas: rs}
+}
+
+func TestVerify(t *testing.T) {
+	stopped := &messages.ReplicaStatus{ReplicaId: 2, Error: "injected fault: replica stopped"}
+	cases := []struct {
+		name     string
+		args     []string
+		statuses []*messages.StatusResponse
+		code     int
+		status   string // the failure's code
+		want     string // in stdout, or in the failure's line
+		calls    int    // at least this many Status calls
+	}{
+		{"all equal", nil, []*messages.StatusResponse{statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), replica(2, 9, "ab"))},
+			0, "", "replicas 0, 1, 2 at applied index 9: same digest abababababab\nOK\n", 1},
+		{"mismatch", nil, []*messages.StatusResponse{statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), replica(2, 9, "cd"))},
+			1, "INTERNAL", "digest mismatch at applied index 9: replica 0 abababababab, replica 1 abababababab, replica 2 cdcdcdcdcdcd", 1},
+		{"a follower catches up", nil, []*messages.StatusResponse{
+			statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), replica(2, 7, "cd")),
+			statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), replica(2, 8, "ef")),
+			statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), replica(2, 9, "ab")),
+		}, 0, "", "replicas 0, 1, 2 at applied index 9: same digest", 3},
+		{"a follower never catches up", []string{"--wait", "300ms"}, []*messages.StatusResponse{
+			statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), replica(2, 7, "cd")),
+		}, 0, "", "replicas 0, 1 at applied index 9: same digest abababababab\nreplica 2 at applied index 7: not compared (no other replica there)\nOK\n", 2},
+		{"require all", []string{"--wait", "100ms", "--require-all"}, []*messages.StatusResponse{
+			statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), replica(2, 7, "cd")),
+		}, 1, "UNAVAILABLE", "replica 2 could not be compared", 1},
+		{"a stopped replica", nil, []*messages.StatusResponse{statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), stopped)},
+			0, "", "replica 2: not compared (not running: injected fault: replica stopped)\nOK\n", 1},
+		{"a stopped replica, require all", []string{"--require-all"}, []*messages.StatusResponse{statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), stopped)},
+			1, "UNAVAILABLE", "replica 2 could not be compared", 1},
+		{"standalone", []string{"--require-all"}, []*messages.StatusResponse{{Mode: "standalone", Replicas: []*messages.ReplicaStatus{replica(0, 4, "12")}}},
+			0, "", "replica 0 at applied index 4: digest 121212121212 (the only replica, nothing to compare)\nOK\n", 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := &fakeKV{statuses: c.statuses}
+			addr := serveFake(t, f)
+			stdout, stderr, code := kvctlRun(t, append([]string{"--endpoints", addr, "verify"}, c.args...)...)
+			if c.code == 0 {
+				if code != 0 || stderr != "" || !strings.Contains(stdout, c.want) {
+					t.Fatalf("exit %d, stdout %q, stderr %q; want exit 0 and %q", code, stdout, stderr, c.want)
+				}
+			} else {
+				wantFailure(t, stderr, code, c.status, c.want)
+			}
+			if f.statusN < c.calls {
+				t.Errorf("%d Status calls, want at least %d", f.statusN, c.calls)
+			}
+		})
+	}
+}
+
+func TestStatusTable(t *testing.T) {
+	f := &fakeKV{statuses: []*messages.StatusResponse{{Mode: "replicated", HasLeader: true, LeaderId: 0, Term: 3, Replicas: []*messages.ReplicaStatus{
+		replica(0, 9, "ab"), replica(1, 9, "ab"), {ReplicaId: 2, Error: "stopped:\nfault"},
+	}}}}
+	addr := serveFake(t, f)
+	stdout, stderr, code := kvctlRun(t, "--endpoints", addr, "status")
+	want := "mode: replicated, leader: 0, term: 3\n" +
+		"ID  RUNNING  LEADER  TERM  APPLIED  DIGEST        ERROR\n" +
+		"0   true     *       0     9        abababababab  \n" +
+		"1   true             0     9        abababababab  \n" +
+		"2   false            0     0        -             stopped: fault\n"
+	if code != 0 || stderr != "" || stdout != want {
+		t.Fatalf("status: exit %d, stderr %q, stdout\n%s\nwant\n%s", code, stderr, stdout, want)
+	}
+	stdout, _, code = kvctlRun(t, "--endpoints", addr, "-w", "json", "status")
+	if code != 0 || !strings.HasPrefix(stdout, `{"mode":"replicated","has_leader":true,"leader_id":0,"term":3,"replicas":[{"id":0,"running":true,"leader":true,"term":0,"applied_index":9,"digest":"abab`) {
+		t.Fatalf("status -w json: %q", stdout)
+	}
+}
