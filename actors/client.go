@@ -98,7 +98,9 @@ func futureError(err error) error {
 }
 
 // call sends req and returns the answer, retrying retryable failures with
-// backoff until ctx is done.
+// backoff until ctx is done. When it gives up it returns the last failure,
+// except that once any attempt ended with its outcome unknown (TIMEOUT) the
+// call's outcome is unknown too.
 func (c *Client) call(ctx context.Context, req proto.Message) (messages.Statused, error) {
 	if c.closed.Load() {
 		return nil, errClientClosed
@@ -111,10 +113,20 @@ func (c *Client) call(ctx context.Context, req proto.Message) (messages.Statused
 		deadline = time.Now().Add(defaultCallTimeout)
 	}
 	backoff := 5 * time.Millisecond
+	var last, unknown error
+	giveUp := func() (messages.Statused, error) {
+		if unknown != nil {
+			return nil, unknown
+		}
+		if last != nil {
+			return nil, last
+		}
+		return nil, messages.Errorf(messages.StatusCode_TIMEOUT, "deadline passed before an answer")
+	}
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
-			return nil, messages.Errorf(messages.StatusCode_TIMEOUT, "deadline passed before an answer; a write's outcome is unknown")
+			return giveUp()
 		}
 		var resp messages.Statused
 		res, err := c.root.RequestFuture(c.target, req, min(left, c.attempt)).Result()
@@ -128,15 +140,19 @@ func (c *Client) call(ctx context.Context, req proto.Message) (messages.Statused
 		if err == nil || !messages.IsRetryable(err) {
 			return resp, err
 		}
+		last = err
+		if messages.CodeOf(err) == messages.StatusCode_TIMEOUT {
+			unknown = err
+		}
 		wait := min(backoff, time.Until(deadline))
 		if wait <= 0 {
-			return resp, err
+			return giveUp()
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return resp, err
+			return giveUp()
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
