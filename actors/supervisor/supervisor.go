@@ -6,8 +6,8 @@
 //   - every request of the KV API (messages/kv.proto) and StatusRequest:
 //     forwarded to the router, so the supervisor's PID is the group's address;
 //   - *messages.ReplicaUp / *messages.ReplicaDown from replicas: their state;
-//   - *messages.LeaderChanged from replicas: forwarded to the router (newest
-//     term wins); until the primary (replica 0) has led once, it asks the
+//   - *messages.LeaderChanged from replicas: forwarded to the router when
+//     newer than what it knows (see newerLeader); until the primary (replica 0) has led once, it asks the
 //     leader to hand over to it, again every HandoverRetry (a transfer can
 //     fail silently), so the primary leads at start;
 //   - *messages.StopReplica / *messages.StartReplica: answered with
@@ -274,7 +274,7 @@ func (s *supervisorActor) onReplicaDown(ctx actor.Context, msg *messages.Replica
 
 func (s *supervisorActor) onLeaderChanged(ctx actor.Context, msg *messages.LeaderChanged) {
 	s.log.Debug("leader change observed", "by", msg.GetReplicaId(), "leader", msg.GetLeaderId(), "has_leader", msg.GetHasLeader(), "term", msg.GetTerm())
-	if l := s.leader; l != nil && (msg.GetTerm() < l.GetTerm() || (msg.GetTerm() == l.GetTerm() && (l.GetHasLeader() || !msg.GetHasLeader()))) {
+	if !s.newerLeader(msg) {
 		return // not newer than what the router knows
 	}
 	if msg.GetHasLeader() {
@@ -284,6 +284,24 @@ func (s *supervisorActor) onLeaderChanged(ctx actor.Context, msg *messages.Leade
 	ctx.Send(s.router, msg)
 	s.publish(msg)
 	s.handOver(ctx)
+}
+
+// newerLeader reports whether msg replaces the leader the router knows: a
+// leader at a higher term does, and so does a leader at the same term where
+// none was known. A report of no leader counts only when it comes from the
+// known leader itself (it stepped down, or campaigns): a replica cut off from
+// the others campaigns at ever higher terms without ever winning, and must
+// not unseat the leader the majority elected at a lower term.
+func (s *supervisorActor) newerLeader(msg *messages.LeaderChanged) bool {
+	l := s.leader
+	switch {
+	case l == nil:
+		return true
+	case msg.GetHasLeader():
+		return msg.GetTerm() > l.GetTerm() || (msg.GetTerm() == l.GetTerm() && !l.GetHasLeader())
+	default:
+		return l.GetHasLeader() && msg.GetReplicaId() == l.GetLeaderId() && msg.GetTerm() >= l.GetTerm()
+	}
 }
 
 // handOver asks the leader to hand leadership over to the primary, until the
