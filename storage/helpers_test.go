@@ -88,7 +88,7 @@ func mustDigest(t testing.TB, e *Engine) *Digest {
 	return d
 }
 
-// sameDigest reports how a and b differ ("" when they are equal, applied
+// digestDiff reports how a and b differ ("" when they are equal, applied
 // index included).
 func digestDiff(a, b *Digest) string {
 	if a.AppliedIndex != b.AppliedIndex {
