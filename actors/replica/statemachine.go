@@ -43,8 +43,9 @@ type stateMachine struct {
 	haltOnce sync.Once
 	haltC    chan struct{} // closed by halt, after the Raft node is stopped
 
-	mu    sync.Mutex // guards faked
-	faked bool       // Update returned entries it did not apply
+	mu       sync.Mutex    // guards faked and inflight
+	faked    bool          // Update returned entries it did not apply
+	inflight *actor.Future // the executor's answer Update waits for, if any
 }
 
 func newStateMachine(replica uint32, engine *storage.Engine, root *actor.RootContext, executor, owner *actor.PID, applyTimeout time.Duration) *stateMachine {
@@ -60,8 +61,21 @@ func newStateMachine(replica uint32, engine *storage.Engine, root *actor.RootCon
 }
 
 // halt is called once the Raft node is stopped: a blocked or later Update
-// returns without applying.
-func (s *stateMachine) halt() { s.haltOnce.Do(func() { close(s.haltC) }) }
+// returns without applying. A blocked Update waits for the executor, which
+// stops with its replica and may never answer (protoactor drops the messages
+// left in a stopped actor's mailbox): halt completes that wait, or
+// NodeHost.Stop would wait for it until ApplyTimeout.
+func (s *stateMachine) halt() {
+	s.haltOnce.Do(func() {
+		close(s.haltC)
+		s.mu.Lock()
+		f := s.inflight
+		s.mu.Unlock()
+		if f != nil {
+			s.root.Stop(f.PID()) // completes the future; Update sees no answer
+		}
+	})
+}
 
 func (s *stateMachine) halted() bool {
 	select {
@@ -109,7 +123,7 @@ func (s *stateMachine) Update(ents []sm.Entry) ([]sm.Entry, error) {
 	for i, e := range ents {
 		batch.Entries[i] = &messages.LogEntry{Index: e.Index, Cmd: e.Cmd}
 	}
-	res, err := s.root.RequestFuture(s.executor, batch, s.applyTimeout).Result()
+	res, err := s.awaitExecutor(batch)
 	r, _ := res.(*messages.ApplyBatchResult)
 	switch {
 	case err != nil:
@@ -133,6 +147,24 @@ func (s *stateMachine) Update(ents []sm.Entry) ([]sm.Entry, error) {
 		ents[i].Result = encodeResult(cr)
 	}
 	return ents, nil
+}
+
+// awaitExecutor sends batch to the executor and waits for its answer, or
+// for halt.
+func (s *stateMachine) awaitExecutor(batch *messages.ApplyBatch) (any, error) {
+	f := s.root.RequestFuture(s.executor, batch, s.applyTimeout)
+	s.mu.Lock()
+	s.inflight = f
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inflight = nil
+		s.mu.Unlock()
+	}()
+	if s.halted() { // halt ran before inflight was set
+		s.root.Stop(f.PID())
+	}
+	return f.Result()
 }
 
 // encodeResult packs a CommandResult into a dragonboat result: Value is the
