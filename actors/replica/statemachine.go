@@ -43,9 +43,8 @@ type stateMachine struct {
 	haltOnce sync.Once
 	haltC    chan struct{} // closed by halt, after the Raft node is stopped
 
-	mu       sync.Mutex    // guards faked and inflight
-	faked    bool          // Update returned entries it did not apply
-	inflight *actor.Future // the executor's answer Update waits for, if any
+	mu    sync.Mutex // guards faked
+	faked bool       // Update returned entries it did not apply
 }
 
 func newStateMachine(replica uint32, engine *storage.Engine, root *actor.RootContext, executor, owner *actor.PID, applyTimeout time.Duration) *stateMachine {
@@ -61,21 +60,8 @@ func newStateMachine(replica uint32, engine *storage.Engine, root *actor.RootCon
 }
 
 // halt is called once the Raft node is stopped: a blocked or later Update
-// returns without applying. A blocked Update waits for the executor, which
-// stops with its replica and may never answer (protoactor drops the messages
-// left in a stopped actor's mailbox): halt completes that wait, or
-// NodeHost.Stop would wait for it until ApplyTimeout.
-func (s *stateMachine) halt() {
-	s.haltOnce.Do(func() {
-		close(s.haltC)
-		s.mu.Lock()
-		f := s.inflight
-		s.mu.Unlock()
-		if f != nil {
-			s.root.Stop(f.PID()) // completes the future; Update sees no answer
-		}
-	})
-}
+// returns without applying.
+func (s *stateMachine) halt() { s.haltOnce.Do(func() { close(s.haltC) }) }
 
 func (s *stateMachine) halted() bool {
 	select {
@@ -149,23 +135,48 @@ func (s *stateMachine) Update(ents []sm.Entry) ([]sm.Entry, error) {
 	return ents, nil
 }
 
-// awaitExecutor sends batch to the executor and waits for its answer, or
-// for halt.
+// awaitExecutor sends batch to the executor and waits for its answer, for
+// halt, or for ApplyTimeout. The executor stops with its replica and may
+// never answer (protoactor drops what is left in a stopped actor's mailbox),
+// so a wait that halt cannot end would hold NodeHost.Stop — and the replica's
+// stop — for ApplyTimeout. The answer goes to a reply process of this call
+// rather than a protoactor future: a future cannot be abandoned safely (an
+// answer arriving after it completed writes its result without a lock).
 func (s *stateMachine) awaitExecutor(batch *messages.ApplyBatch) (any, error) {
-	f := s.root.RequestFuture(s.executor, batch, s.applyTimeout)
-	s.mu.Lock()
-	s.inflight = f
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.inflight = nil
-		s.mu.Unlock()
-	}()
-	if s.halted() { // halt ran before inflight was set
-		s.root.Stop(f.PID())
+	reg := s.root.ActorSystem().ProcessRegistry
+	r := replyProcess(make(chan any, 1))
+	pid, ok := reg.Add(r, "apply"+reg.NextId())
+	if !ok {
+		return nil, fmt.Errorf("reply address %s is taken", pid.GetId())
 	}
-	return f.Result()
+	defer reg.Remove(pid)
+	s.root.RequestWithCustomSender(s.executor, batch, pid)
+	t := time.NewTimer(s.applyTimeout)
+	defer t.Stop()
+	select {
+	case res := <-r:
+		return res, nil
+	case <-s.haltC:
+		return nil, errors.New("replica halted")
+	case <-t.C:
+		return nil, fmt.Errorf("no answer within %v", s.applyTimeout)
+	}
 }
+
+// replyProcess is the reply address of one ApplyBatch: it hands the first
+// answer (or the dead letter response) to its channel.
+type replyProcess chan any
+
+func (r replyProcess) SendUserMessage(_ *actor.PID, message any) {
+	_, msg, _ := actor.UnwrapEnvelope(message)
+	select {
+	case r <- msg:
+	default:
+	}
+}
+
+func (r replyProcess) SendSystemMessage(*actor.PID, any) {}
+func (r replyProcess) Stop(*actor.PID)                   {}
 
 // encodeResult packs a CommandResult into a dragonboat result: Value is the
 // commit version of a success; Data holds the Status of anything else.
