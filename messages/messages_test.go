@@ -165,11 +165,22 @@ func roundTripCases() []proto.Message {
 		&messages.TransferLeader{TargetId: 3},
 
 		// storage.proto
-		&messages.ConflictRecord{
-			TimestampUnixNanos: 1_700_000_000_000_000_000,
-			Writes:             []*messages.KeyRange{keyRange("a", "b"), keyRange("x", "y")},
-		},
-		&messages.SessionHeader{RespondedTo: 41, LastActiveUnixNanos: 1_700_000_000_000_000_000, LastIndex: 77},
+		&messages.EntryEffect{Index: 9, TimestampUnixNanos: 1_700_000_000_000_000_000,
+			Writes:    []*messages.KeyRange{{ColumnFamily: "users", Begin: []byte("a"), End: []byte("b")}},
+			RequestId: &messages.RequestId{ClientId: 1, Seq: 2, RespondedTo: 1},
+			Result:    &messages.CommandResult{Status: status(), Version: 9}},
+		&messages.MachineDelta{Effects: []*messages.EntryEffect{{Index: 3, TimestampUnixNanos: 5,
+			Writes:    []*messages.KeyRange{{ColumnFamily: "c", Begin: []byte("k"), End: []byte("l")}},
+			RequestId: &messages.RequestId{ClientId: 1, Seq: 2, RespondedTo: 1},
+			Result:    &messages.CommandResult{Status: status(), Version: 3}}}},
+		&messages.ConflictEntry{Version: 4, TimestampUnixNanos: 6, Writes: []*messages.KeyRange{{ColumnFamily: "c", Begin: []byte("x"), End: []byte("y")}}},
+		&messages.SessionResult{Seq: 5, Result: &messages.CommandResult{Status: status(), Version: 8}},
+		&messages.SessionState{ClientId: 1, RespondedTo: 2, LastActiveUnixNanos: 3, LastIndex: 4,
+			Results: []*messages.SessionResult{{Seq: 3, Result: &messages.CommandResult{Status: status(), Version: 2}}}},
+		&messages.MachineCheckpoint{Index: 10, MaxTimestampUnixNanos: 11, Horizon: 3,
+			Conflicts: []*messages.ConflictEntry{{Version: 4, TimestampUnixNanos: 6, Writes: []*messages.KeyRange{{ColumnFamily: "c", Begin: []byte("x"), End: []byte("y")}}}},
+			Sessions: []*messages.SessionState{{ClientId: 1, RespondedTo: 2, LastActiveUnixNanos: 3, LastIndex: 4,
+				Results: []*messages.SessionResult{{Seq: 3, Result: &messages.CommandResult{Status: status(), Version: 2}}}}}},
 		&messages.SnapshotHeader{AppliedIndex: 1234, ColumnFamilies: []string{"default", "users", "internal"}},
 	}
 }

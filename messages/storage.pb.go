@@ -25,31 +25,36 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// ConflictRecord lists the ranges written at one version, kept for the
-// retention window so atomic commits can be checked for conflicts.
-type ConflictRecord struct {
+// EntryEffect is what one applied entry did to the machine state.
+type EntryEffect struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// timestamp_unix_nanos is the log time of the write.
-	TimestampUnixNanos int64       `protobuf:"varint,1,opt,name=timestamp_unix_nanos,json=timestampUnixNanos,proto3" json:"timestamp_unix_nanos,omitempty"`
-	Writes             []*KeyRange `protobuf:"bytes,2,rep,name=writes,proto3" json:"writes,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// timestamp_unix_nanos is the log time the proposer stamped on the entry.
+	TimestampUnixNanos int64 `protobuf:"varint,2,opt,name=timestamp_unix_nanos,json=timestampUnixNanos,proto3" json:"timestamp_unix_nanos,omitempty"`
+	// writes are the ranges the entry wrote; empty when it wrote nothing.
+	Writes []*KeyRange `protobuf:"bytes,3,rep,name=writes,proto3" json:"writes,omitempty"`
+	// request_id and result are set when the entry's outcome was recorded in
+	// its client's session.
+	RequestId     *RequestId     `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Result        *CommandResult `protobuf:"bytes,5,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ConflictRecord) Reset() {
-	*x = ConflictRecord{}
+func (x *EntryEffect) Reset() {
+	*x = EntryEffect{}
 	mi := &file_storage_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ConflictRecord) String() string {
+func (x *EntryEffect) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ConflictRecord) ProtoMessage() {}
+func (*EntryEffect) ProtoMessage() {}
 
-func (x *ConflictRecord) ProtoReflect() protoreflect.Message {
+func (x *EntryEffect) ProtoReflect() protoreflect.Message {
 	mi := &file_storage_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -61,53 +66,68 @@ func (x *ConflictRecord) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ConflictRecord.ProtoReflect.Descriptor instead.
-func (*ConflictRecord) Descriptor() ([]byte, []int) {
+// Deprecated: Use EntryEffect.ProtoReflect.Descriptor instead.
+func (*EntryEffect) Descriptor() ([]byte, []int) {
 	return file_storage_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *ConflictRecord) GetTimestampUnixNanos() int64 {
+func (x *EntryEffect) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *EntryEffect) GetTimestampUnixNanos() int64 {
 	if x != nil {
 		return x.TimestampUnixNanos
 	}
 	return 0
 }
 
-func (x *ConflictRecord) GetWrites() []*KeyRange {
+func (x *EntryEffect) GetWrites() []*KeyRange {
 	if x != nil {
 		return x.Writes
 	}
 	return nil
 }
 
-// SessionHeader is the persisted state of one client session.
-type SessionHeader struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	RespondedTo uint64                 `protobuf:"varint,1,opt,name=responded_to,json=respondedTo,proto3" json:"responded_to,omitempty"`
-	// last_active_unix_nanos is the log time the session was last used; the
-	// session expires a TTL of log time later.
-	LastActiveUnixNanos int64 `protobuf:"varint,2,opt,name=last_active_unix_nanos,json=lastActiveUnixNanos,proto3" json:"last_active_unix_nanos,omitempty"`
-	// last_index is the log index of the session's last use; it orders
-	// sessions for least-recently-used eviction identically on every replica.
-	LastIndex     uint64 `protobuf:"varint,3,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+func (x *EntryEffect) GetRequestId() *RequestId {
+	if x != nil {
+		return x.RequestId
+	}
+	return nil
+}
+
+func (x *EntryEffect) GetResult() *CommandResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+// MachineDelta is the effects of one applied batch, in log order.
+type MachineDelta struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Effects       []*EntryEffect         `protobuf:"bytes,1,rep,name=effects,proto3" json:"effects,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *SessionHeader) Reset() {
-	*x = SessionHeader{}
+func (x *MachineDelta) Reset() {
+	*x = MachineDelta{}
 	mi := &file_storage_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *SessionHeader) String() string {
+func (x *MachineDelta) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*SessionHeader) ProtoMessage() {}
+func (*MachineDelta) ProtoMessage() {}
 
-func (x *SessionHeader) ProtoReflect() protoreflect.Message {
+func (x *MachineDelta) ProtoReflect() protoreflect.Message {
 	mi := &file_storage_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -119,30 +139,294 @@ func (x *SessionHeader) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use SessionHeader.ProtoReflect.Descriptor instead.
-func (*SessionHeader) Descriptor() ([]byte, []int) {
+// Deprecated: Use MachineDelta.ProtoReflect.Descriptor instead.
+func (*MachineDelta) Descriptor() ([]byte, []int) {
 	return file_storage_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *SessionHeader) GetRespondedTo() uint64 {
+func (x *MachineDelta) GetEffects() []*EntryEffect {
+	if x != nil {
+		return x.Effects
+	}
+	return nil
+}
+
+// ConflictEntry is the ranges written at one version, kept for the
+// retention window so that atomic commits can be checked for conflicts.
+type ConflictEntry struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// timestamp_unix_nanos is the log time of the write.
+	TimestampUnixNanos int64       `protobuf:"varint,2,opt,name=timestamp_unix_nanos,json=timestampUnixNanos,proto3" json:"timestamp_unix_nanos,omitempty"`
+	Writes             []*KeyRange `protobuf:"bytes,3,rep,name=writes,proto3" json:"writes,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ConflictEntry) Reset() {
+	*x = ConflictEntry{}
+	mi := &file_storage_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConflictEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConflictEntry) ProtoMessage() {}
+
+func (x *ConflictEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConflictEntry.ProtoReflect.Descriptor instead.
+func (*ConflictEntry) Descriptor() ([]byte, []int) {
+	return file_storage_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ConflictEntry) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ConflictEntry) GetTimestampUnixNanos() int64 {
+	if x != nil {
+		return x.TimestampUnixNanos
+	}
+	return 0
+}
+
+func (x *ConflictEntry) GetWrites() []*KeyRange {
+	if x != nil {
+		return x.Writes
+	}
+	return nil
+}
+
+// SessionResult is one remembered outcome of a client session.
+type SessionResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Result        *CommandResult         `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionResult) Reset() {
+	*x = SessionResult{}
+	mi := &file_storage_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionResult) ProtoMessage() {}
+
+func (x *SessionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionResult.ProtoReflect.Descriptor instead.
+func (*SessionResult) Descriptor() ([]byte, []int) {
+	return file_storage_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SessionResult) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SessionResult) GetResult() *CommandResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+// SessionState is one client session: the outcomes of its requests that it
+// has not yet confirmed as answered.
+type SessionState struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ClientId    uint64                 `protobuf:"varint,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	RespondedTo uint64                 `protobuf:"varint,2,opt,name=responded_to,json=respondedTo,proto3" json:"responded_to,omitempty"`
+	// last_active_unix_nanos is the log time the session was last used; it
+	// expires a TTL of log time later.
+	LastActiveUnixNanos int64 `protobuf:"varint,3,opt,name=last_active_unix_nanos,json=lastActiveUnixNanos,proto3" json:"last_active_unix_nanos,omitempty"`
+	// last_index is the log index of the session's last use.
+	LastIndex uint64 `protobuf:"varint,4,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	// results are sorted by seq.
+	Results       []*SessionResult `protobuf:"bytes,5,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionState) Reset() {
+	*x = SessionState{}
+	mi := &file_storage_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionState) ProtoMessage() {}
+
+func (x *SessionState) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionState.ProtoReflect.Descriptor instead.
+func (*SessionState) Descriptor() ([]byte, []int) {
+	return file_storage_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SessionState) GetClientId() uint64 {
+	if x != nil {
+		return x.ClientId
+	}
+	return 0
+}
+
+func (x *SessionState) GetRespondedTo() uint64 {
 	if x != nil {
 		return x.RespondedTo
 	}
 	return 0
 }
 
-func (x *SessionHeader) GetLastActiveUnixNanos() int64 {
+func (x *SessionState) GetLastActiveUnixNanos() int64 {
 	if x != nil {
 		return x.LastActiveUnixNanos
 	}
 	return 0
 }
 
-func (x *SessionHeader) GetLastIndex() uint64 {
+func (x *SessionState) GetLastIndex() uint64 {
 	if x != nil {
 		return x.LastIndex
 	}
 	return 0
+}
+
+func (x *SessionState) GetResults() []*SessionResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// MachineCheckpoint is the whole machine state at one applied index.
+type MachineCheckpoint struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	Index                 uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	MaxTimestampUnixNanos int64                  `protobuf:"varint,2,opt,name=max_timestamp_unix_nanos,json=maxTimestampUnixNanos,proto3" json:"max_timestamp_unix_nanos,omitempty"`
+	// horizon: commits whose read version is below it are too old.
+	Horizon uint64 `protobuf:"varint,3,opt,name=horizon,proto3" json:"horizon,omitempty"`
+	// conflicts are ascending by version.
+	Conflicts []*ConflictEntry `protobuf:"bytes,4,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
+	// sessions are in least-recently-used order, least recent first.
+	Sessions      []*SessionState `protobuf:"bytes,5,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MachineCheckpoint) Reset() {
+	*x = MachineCheckpoint{}
+	mi := &file_storage_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MachineCheckpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MachineCheckpoint) ProtoMessage() {}
+
+func (x *MachineCheckpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MachineCheckpoint.ProtoReflect.Descriptor instead.
+func (*MachineCheckpoint) Descriptor() ([]byte, []int) {
+	return file_storage_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *MachineCheckpoint) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *MachineCheckpoint) GetMaxTimestampUnixNanos() int64 {
+	if x != nil {
+		return x.MaxTimestampUnixNanos
+	}
+	return 0
+}
+
+func (x *MachineCheckpoint) GetHorizon() uint64 {
+	if x != nil {
+		return x.Horizon
+	}
+	return 0
+}
+
+func (x *MachineCheckpoint) GetConflicts() []*ConflictEntry {
+	if x != nil {
+		return x.Conflicts
+	}
+	return nil
+}
+
+func (x *MachineCheckpoint) GetSessions() []*SessionState {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
 }
 
 // SnapshotHeader opens a state machine snapshot stream.
@@ -158,7 +442,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_storage_proto_msgTypes[2]
+	mi := &file_storage_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -170,7 +454,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_proto_msgTypes[2]
+	mi := &file_storage_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -183,7 +467,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_storage_proto_rawDescGZIP(), []int{2}
+	return file_storage_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SnapshotHeader) GetAppliedIndex() uint64 {
@@ -205,15 +489,36 @@ var File_storage_proto protoreflect.FileDescriptor
 const file_storage_proto_rawDesc = "" +
 	"\n" +
 	"\rstorage.proto\x12\n" +
-	"actorkv.v1\x1a\bkv.proto\"p\n" +
-	"\x0eConflictRecord\x120\n" +
-	"\x14timestamp_unix_nanos\x18\x01 \x01(\x03R\x12timestampUnixNanos\x12,\n" +
-	"\x06writes\x18\x02 \x03(\v2\x14.actorkv.v1.KeyRangeR\x06writes\"\x86\x01\n" +
-	"\rSessionHeader\x12!\n" +
-	"\fresponded_to\x18\x01 \x01(\x04R\vrespondedTo\x123\n" +
-	"\x16last_active_unix_nanos\x18\x02 \x01(\x03R\x13lastActiveUnixNanos\x12\x1d\n" +
+	"actorkv.v1\x1a\bkv.proto\"\xec\x01\n" +
+	"\vEntryEffect\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x120\n" +
+	"\x14timestamp_unix_nanos\x18\x02 \x01(\x03R\x12timestampUnixNanos\x12,\n" +
+	"\x06writes\x18\x03 \x03(\v2\x14.actorkv.v1.KeyRangeR\x06writes\x124\n" +
 	"\n" +
-	"last_index\x18\x03 \x01(\x04R\tlastIndex\"^\n" +
+	"request_id\x18\x04 \x01(\v2\x15.actorkv.v1.RequestIdR\trequestId\x121\n" +
+	"\x06result\x18\x05 \x01(\v2\x19.actorkv.v1.CommandResultR\x06result\"A\n" +
+	"\fMachineDelta\x121\n" +
+	"\aeffects\x18\x01 \x03(\v2\x17.actorkv.v1.EntryEffectR\aeffects\"\x89\x01\n" +
+	"\rConflictEntry\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x120\n" +
+	"\x14timestamp_unix_nanos\x18\x02 \x01(\x03R\x12timestampUnixNanos\x12,\n" +
+	"\x06writes\x18\x03 \x03(\v2\x14.actorkv.v1.KeyRangeR\x06writes\"T\n" +
+	"\rSessionResult\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x121\n" +
+	"\x06result\x18\x02 \x01(\v2\x19.actorkv.v1.CommandResultR\x06result\"\xd7\x01\n" +
+	"\fSessionState\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\x04R\bclientId\x12!\n" +
+	"\fresponded_to\x18\x02 \x01(\x04R\vrespondedTo\x123\n" +
+	"\x16last_active_unix_nanos\x18\x03 \x01(\x03R\x13lastActiveUnixNanos\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\x04 \x01(\x04R\tlastIndex\x123\n" +
+	"\aresults\x18\x05 \x03(\v2\x19.actorkv.v1.SessionResultR\aresults\"\xeb\x01\n" +
+	"\x11MachineCheckpoint\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x127\n" +
+	"\x18max_timestamp_unix_nanos\x18\x02 \x01(\x03R\x15maxTimestampUnixNanos\x12\x18\n" +
+	"\ahorizon\x18\x03 \x01(\x04R\ahorizon\x127\n" +
+	"\tconflicts\x18\x04 \x03(\v2\x19.actorkv.v1.ConflictEntryR\tconflicts\x124\n" +
+	"\bsessions\x18\x05 \x03(\v2\x18.actorkv.v1.SessionStateR\bsessions\"^\n" +
 	"\x0eSnapshotHeader\x12#\n" +
 	"\rapplied_index\x18\x01 \x01(\x04R\fappliedIndex\x12'\n" +
 	"\x0fcolumn_families\x18\x02 \x03(\tR\x0ecolumnFamiliesB%Z#github.com/actorkv/actorkv/messagesb\x06proto3"
@@ -230,20 +535,34 @@ func file_storage_proto_rawDescGZIP() []byte {
 	return file_storage_proto_rawDescData
 }
 
-var file_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_storage_proto_goTypes = []any{
-	(*ConflictRecord)(nil), // 0: actorkv.v1.ConflictRecord
-	(*SessionHeader)(nil),  // 1: actorkv.v1.SessionHeader
-	(*SnapshotHeader)(nil), // 2: actorkv.v1.SnapshotHeader
-	(*KeyRange)(nil),       // 3: actorkv.v1.KeyRange
+	(*EntryEffect)(nil),       // 0: actorkv.v1.EntryEffect
+	(*MachineDelta)(nil),      // 1: actorkv.v1.MachineDelta
+	(*ConflictEntry)(nil),     // 2: actorkv.v1.ConflictEntry
+	(*SessionResult)(nil),     // 3: actorkv.v1.SessionResult
+	(*SessionState)(nil),      // 4: actorkv.v1.SessionState
+	(*MachineCheckpoint)(nil), // 5: actorkv.v1.MachineCheckpoint
+	(*SnapshotHeader)(nil),    // 6: actorkv.v1.SnapshotHeader
+	(*KeyRange)(nil),          // 7: actorkv.v1.KeyRange
+	(*RequestId)(nil),         // 8: actorkv.v1.RequestId
+	(*CommandResult)(nil),     // 9: actorkv.v1.CommandResult
 }
 var file_storage_proto_depIdxs = []int32{
-	3, // 0: actorkv.v1.ConflictRecord.writes:type_name -> actorkv.v1.KeyRange
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	7, // 0: actorkv.v1.EntryEffect.writes:type_name -> actorkv.v1.KeyRange
+	8, // 1: actorkv.v1.EntryEffect.request_id:type_name -> actorkv.v1.RequestId
+	9, // 2: actorkv.v1.EntryEffect.result:type_name -> actorkv.v1.CommandResult
+	0, // 3: actorkv.v1.MachineDelta.effects:type_name -> actorkv.v1.EntryEffect
+	7, // 4: actorkv.v1.ConflictEntry.writes:type_name -> actorkv.v1.KeyRange
+	9, // 5: actorkv.v1.SessionResult.result:type_name -> actorkv.v1.CommandResult
+	3, // 6: actorkv.v1.SessionState.results:type_name -> actorkv.v1.SessionResult
+	2, // 7: actorkv.v1.MachineCheckpoint.conflicts:type_name -> actorkv.v1.ConflictEntry
+	4, // 8: actorkv.v1.MachineCheckpoint.sessions:type_name -> actorkv.v1.SessionState
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_storage_proto_init() }
@@ -258,7 +577,7 @@ func file_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_storage_proto_rawDesc), len(file_storage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -154,10 +154,12 @@ type Engine struct {
 	internal *grocksdb.ColumnFamilyHandle
 	handles  []*grocksdb.ColumnFamilyHandle // every open handle, for Close
 
-	applyMu sync.Mutex    // serialises ApplyBatch and snapshot recovery
-	sm      *machineState // deterministic state; guarded by applyMu
-	applied atomic.Uint64 // last applied index (= latest version)
-	mvcc    *mvcc         // versions kept for snapshot reads
+	applyMu    sync.Mutex    // serialises ApplyBatch and snapshot recovery
+	sm         *machineState // deterministic state; guarded by applyMu
+	deltaBytes int           // machine deltas written since the checkpoint; guarded by applyMu
+	ckptBytes  int           // size of the last checkpoint; guarded by applyMu
+	applied    atomic.Uint64 // last applied index (= latest version)
+	mvcc       *mvcc         // versions kept for snapshot reads
 
 	faults faultState
 

@@ -10,13 +10,10 @@ import (
 // travels in snapshots.
 var (
 	keyApplied    = []byte("m/applied")    // uint64: last applied index
-	keyMaxTs      = []byte("m/maxts")      // int64: largest log time seen
-	keyHorizon    = []byte("m/horizon")    // uint64: conflict horizon
+	keyCheckpoint = []byte("m/checkpoint") // MachineCheckpoint: machine state at some index
 	keyRecovering = []byte("m/recovering") // present while a snapshot is being recovered
 
-	prefixConflict = []byte("c/") // c/<version>: ConflictRecord
-	prefixHeader   = []byte("h/") // h/<client>: SessionHeader
-	prefixResult   = []byte("s/") // s/<client><seq>: CommandResult
+	prefixDelta = []byte("d/") // d/<last index of batch>: MachineDelta after the checkpoint
 )
 
 // maxKeyBound is larger than every key the engine accepts; clear ranges with
@@ -27,17 +24,8 @@ var maxKeyBound = bytes.Repeat([]byte{0xff}, maxAcceptedKeySize+1)
 // every key.
 const maxAcceptedKeySize = 1 << 16
 
-func conflictKey(version uint64) []byte {
-	return binary.BigEndian.AppendUint64(append([]byte(nil), prefixConflict...), version)
-}
-
-func headerKey(client uint64) []byte {
-	return binary.BigEndian.AppendUint64(append([]byte(nil), prefixHeader...), client)
-}
-
-func resultKey(client, seq uint64) []byte {
-	k := binary.BigEndian.AppendUint64(append([]byte(nil), prefixResult...), client)
-	return binary.BigEndian.AppendUint64(k, seq)
+func deltaKey(index uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(nil), prefixDelta...), index)
 }
 
 // prefixEnd returns the smallest key greater than every key with prefix p, or

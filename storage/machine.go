@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/list"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/linxGnu/grocksdb"
@@ -15,7 +16,9 @@ import (
 // machineState is the deterministic state the engine keeps beside the data:
 // every replica holds the same one at the same applied index, because it is
 // derived from the log alone (entries and the log times proposers stamped on
-// them) and persisted in the same write batches as the data.
+// them). It lives in memory and is persisted as one MachineDelta per applied
+// batch (in that batch's write batch) plus, now and then, a
+// MachineCheckpoint that replaces the deltas before it (keys.go).
 type machineState struct {
 	applied uint64
 	maxTs   int64  // largest log time seen, unix nanoseconds
@@ -27,6 +30,10 @@ type machineState struct {
 
 	sessions map[uint64]*session
 	lru      *list.List // of *session, least recently used (lowest lastIndex) first
+}
+
+func newMachineState() *machineState {
+	return &machineState{sessions: map[uint64]*session{}, lru: list.New()}
 }
 
 type conflictEntry struct {
@@ -70,9 +77,209 @@ type session struct {
 	elem        *list.Element
 }
 
-// loadMachineState reads the machine state from the internal column family.
-// A snapshot recovery that did not finish is rolled back to an empty state
-// first, so the replica asks for the snapshot again.
+func rangesFromProto(rs []*messages.KeyRange) []keyRange {
+	out := make([]keyRange, len(rs))
+	for i, r := range rs {
+		out[i] = rangeOf(r.GetColumnFamily(), r.GetBegin(), r.GetEnd())
+	}
+	return out
+}
+
+func rangesToProto(rs []keyRange) []*messages.KeyRange {
+	out := make([]*messages.KeyRange, len(rs))
+	for i, r := range rs {
+		out[i] = &messages.KeyRange{ColumnFamily: r.cf, Begin: r.begin, End: r.end}
+	}
+	return out
+}
+
+// undoLog rolls the in-memory state back when a batch's write fails. A nil
+// log records nothing (replay at load needs no undo).
+type undoLog struct{ fs []func() }
+
+func (u *undoLog) add(f func()) {
+	if u != nil {
+		u.fs = append(u.fs, f)
+	}
+}
+
+func (u *undoLog) rollback() {
+	for i := len(u.fs) - 1; i >= 0; i-- {
+		u.fs[i]()
+	}
+}
+
+// The state machine's rules. Every entry goes through begin, then (live
+// only) its decision, then finish; replaying a persisted EntryEffect runs the
+// same begin and finish, so the rebuilt state is the state the replica had.
+
+// begin advances log time to the entry's timestamp and drops the conflict
+// history that left the retention window.
+func (s *machineState) begin(u *undoLog, ts int64, window time.Duration) {
+	if ts > s.maxTs {
+		old := s.maxTs
+		s.maxTs = ts
+		u.add(func() { s.maxTs = old })
+	}
+	cutoff := s.maxTs - int64(window)
+	n := 0
+	for n < len(s.conflicts) && s.conflicts[n].ts < cutoff {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	oldConflicts, oldHorizon := s.conflicts, s.horizon
+	s.horizon = s.conflicts[n-1].version
+	s.conflicts = s.conflicts[n:]
+	u.add(func() { s.conflicts, s.horizon = oldConflicts, oldHorizon })
+}
+
+// finish records the entry's writes in the conflict history and its outcome
+// in its session, then expires sessions.
+func (s *machineState) finish(u *undoLog, eff *messages.EntryEffect, writes []keyRange, ttl time.Duration, maxSessions int) {
+	if len(writes) > 0 {
+		s.conflicts = append(s.conflicts, conflictEntry{version: eff.GetIndex(), ts: s.maxTs, writes: writes})
+		u.add(func() { s.conflicts = s.conflicts[:len(s.conflicts)-1] })
+	}
+	if rid := eff.GetRequestId(); rid.GetClientId() != 0 {
+		s.recordSession(u, rid, eff.GetIndex(), eff.GetResult())
+	}
+	s.expireSessions(u, ttl, maxSessions)
+	old := s.applied
+	s.applied = eff.GetIndex()
+	u.add(func() { s.applied = old })
+}
+
+// recordSession stores res as the outcome of request rid and forgets the
+// outcomes the client confirmed as answered.
+func (s *machineState) recordSession(u *undoLog, rid *messages.RequestId, index uint64, res *messages.CommandResult) {
+	client := rid.GetClientId()
+	sess := s.sessions[client]
+	if sess == nil {
+		sess = &session{client: client, results: map[uint64]*messages.CommandResult{}}
+		s.sessions[client] = sess
+		sess.elem = s.lru.PushBack(sess)
+		u.add(func() {
+			s.lru.Remove(sess.elem)
+			delete(s.sessions, client)
+		})
+	} else {
+		if u != nil {
+			old := *sess
+			oldResults := make(map[uint64]*messages.CommandResult, len(sess.results))
+			for k, v := range sess.results {
+				oldResults[k] = v
+			}
+			prev := sess.elem.Prev()
+			u.add(func() {
+				*sess = old
+				sess.results = oldResults
+				if prev == nil {
+					s.lru.MoveToFront(sess.elem)
+				} else {
+					s.lru.MoveAfter(sess.elem, prev)
+				}
+			})
+		}
+		s.lru.MoveToBack(sess.elem)
+	}
+	sess.results[rid.GetSeq()] = res
+	// A client cannot have been answered for the request it is making; the
+	// validator rejects such ids, and the cap keeps the state sane.
+	if r := min(rid.GetRespondedTo(), rid.GetSeq()-1); r > sess.respondedTo {
+		for seq := range sess.results {
+			if seq <= r {
+				delete(sess.results, seq)
+			}
+		}
+		sess.respondedTo = r
+	}
+	sess.lastActive = s.maxTs
+	sess.lastIndex = index
+}
+
+// expireSessions forgets sessions idle for longer than ttl in log time, and
+// the least recently used beyond maxSessions.
+func (s *machineState) expireSessions(u *undoLog, ttl time.Duration, maxSessions int) {
+	cutoff := s.maxTs - int64(ttl)
+	for s.lru.Len() > 0 {
+		front := s.lru.Front()
+		sess := front.Value.(*session)
+		if sess.lastActive >= cutoff && s.lru.Len() <= maxSessions {
+			return
+		}
+		s.lru.Remove(front)
+		delete(s.sessions, sess.client)
+		u.add(func() {
+			sess.elem = s.lru.PushFront(sess)
+			s.sessions[sess.client] = sess
+		})
+	}
+}
+
+// replay applies a persisted effect to the state.
+func (s *machineState) replay(eff *messages.EntryEffect, cfg Config) {
+	s.begin(nil, eff.GetTimestampUnixNanos(), cfg.RetentionWindow)
+	s.finish(nil, eff, rangesFromProto(eff.GetWrites()), cfg.SessionTTL, cfg.MaxSessions)
+}
+
+// checkpoint encodes the whole state deterministically: equal states give
+// equal bytes.
+func (s *machineState) checkpoint() *messages.MachineCheckpoint {
+	c := &messages.MachineCheckpoint{Index: s.applied, MaxTimestampUnixNanos: s.maxTs, Horizon: s.horizon}
+	for _, ce := range s.conflicts {
+		c.Conflicts = append(c.Conflicts, &messages.ConflictEntry{Version: ce.version, TimestampUnixNanos: ce.ts, Writes: rangesToProto(ce.writes)})
+	}
+	for el := s.lru.Front(); el != nil; el = el.Next() {
+		sess := el.Value.(*session)
+		st := &messages.SessionState{ClientId: sess.client, RespondedTo: sess.respondedTo, LastActiveUnixNanos: sess.lastActive, LastIndex: sess.lastIndex}
+		seqs := make([]uint64, 0, len(sess.results))
+		for seq := range sess.results {
+			seqs = append(seqs, seq)
+		}
+		slices.Sort(seqs)
+		for _, seq := range seqs {
+			st.Results = append(st.Results, &messages.SessionResult{Seq: seq, Result: sess.results[seq]})
+		}
+		c.Sessions = append(c.Sessions, st)
+	}
+	return c
+}
+
+// stateFromCheckpoint is the inverse of checkpoint.
+func stateFromCheckpoint(c *messages.MachineCheckpoint) *machineState {
+	s := newMachineState()
+	s.applied, s.maxTs, s.horizon = c.GetIndex(), c.GetMaxTimestampUnixNanos(), c.GetHorizon()
+	for _, ce := range c.GetConflicts() {
+		s.conflicts = append(s.conflicts, conflictEntry{version: ce.GetVersion(), ts: ce.GetTimestampUnixNanos(), writes: rangesFromProto(ce.GetWrites())})
+	}
+	for _, st := range c.GetSessions() {
+		sess := &session{client: st.GetClientId(), respondedTo: st.GetRespondedTo(), lastActive: st.GetLastActiveUnixNanos(),
+			lastIndex: st.GetLastIndex(), results: map[uint64]*messages.CommandResult{}}
+		for _, r := range st.GetResults() {
+			sess.results[r.GetSeq()] = r.GetResult()
+		}
+		sess.elem = s.lru.PushBack(sess)
+		s.sessions[sess.client] = sess
+	}
+	return s
+}
+
+// machineDigest is the deterministic encoding of the machine state, for
+// comparing replicas.
+func (s *machineState) digest() []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(s.checkpoint())
+	if err != nil {
+		panic(fmt.Sprintf("storage: encode machine state: %v", err))
+	}
+	return b
+}
+
+// loadMachineState rebuilds the machine state from the internal column
+// family: the checkpoint, then every delta after it. A snapshot recovery that
+// did not finish is rolled back to an empty state first, so the replica asks
+// for the snapshot again.
 func loadMachineState(e *Engine) (*machineState, error) {
 	rec, err := e.db.GetCF(e.ro, e.internal, keyRecovering)
 	if err != nil {
@@ -85,98 +292,47 @@ func loadMachineState(e *Engine) (*machineState, error) {
 			return nil, err
 		}
 	}
-	s := &machineState{sessions: map[uint64]*session{}, lru: list.New()}
-	get := func(k []byte) ([]byte, error) {
-		v, err := e.db.GetCF(e.ro, e.internal, k)
-		if err != nil {
-			return nil, fmt.Errorf("storage: read %s: %w", k, err)
+	s := newMachineState()
+	ck, err := e.db.GetCF(e.ro, e.internal, keyCheckpoint)
+	if err != nil {
+		return nil, fmt.Errorf("storage: read machine checkpoint: %w", err)
+	}
+	e.ckptBytes = ck.Size()
+	if ck.Exists() {
+		c := &messages.MachineCheckpoint{}
+		if err := proto.Unmarshal(ck.Data(), c); err != nil {
+			ck.Free()
+			return nil, fmt.Errorf("storage: decode machine checkpoint: %w: %v", messages.ErrInternal, err)
 		}
-		defer v.Free()
-		return bytes.Clone(v.Data()), nil
+		s = stateFromCheckpoint(c)
 	}
-	var b []byte
-	if b, err = get(keyApplied); err != nil {
-		return nil, err
-	}
-	s.applied = u64(b)
-	if b, err = get(keyMaxTs); err != nil {
-		return nil, err
-	}
-	s.maxTs = int64(u64(b))
-	if b, err = get(keyHorizon); err != nil {
-		return nil, err
-	}
-	s.horizon = u64(b)
-
-	err = e.scanInternal(prefixConflict, func(k, v []byte) error {
-		var rec messages.ConflictRecord
-		if err := proto.Unmarshal(v, &rec); err != nil {
-			return fmt.Errorf("storage: decode conflict record %x: %w", k, err)
+	ck.Free()
+	e.deltaBytes = 0
+	err = e.scanInternal(prefixDelta, func(k, v []byte) error {
+		d := &messages.MachineDelta{}
+		if err := proto.Unmarshal(v, d); err != nil {
+			return fmt.Errorf("storage: decode machine delta %x: %w: %v", k, messages.ErrInternal, err)
 		}
-		s.conflicts = append(s.conflicts, conflictEntry{
-			version: u64(k[len(prefixConflict):]),
-			ts:      rec.GetTimestampUnixNanos(),
-			writes:  rangesFromProto(rec.GetWrites()),
-		})
+		e.deltaBytes += len(v)
+		for _, eff := range d.GetEffects() {
+			if eff.GetIndex() > s.applied {
+				s.replay(eff, e.cfg)
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	var order []*session
-	err = e.scanInternal(prefixHeader, func(k, v []byte) error {
-		var h messages.SessionHeader
-		if err := proto.Unmarshal(v, &h); err != nil {
-			return fmt.Errorf("storage: decode session header %x: %w", k, err)
-		}
-		ss := &session{
-			client:      u64(k[len(prefixHeader):]),
-			respondedTo: h.GetRespondedTo(),
-			lastActive:  h.GetLastActiveUnixNanos(),
-			lastIndex:   h.GetLastIndex(),
-			results:     map[uint64]*messages.CommandResult{},
-		}
-		s.sessions[ss.client] = ss
-		order = append(order, ss)
-		return nil
-	})
+	applied, err := e.db.GetCF(e.ro, e.internal, keyApplied)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("storage: read applied index: %w", err)
 	}
-	err = e.scanInternal(prefixResult, func(k, v []byte) error {
-		if len(k) != len(prefixResult)+16 {
-			return fmt.Errorf("storage: malformed session result key %x", k)
-		}
-		client := u64(k[len(prefixResult) : len(prefixResult)+8])
-		seq := u64(k[len(prefixResult)+8:])
-		ss, ok := s.sessions[client]
-		if !ok {
-			return fmt.Errorf("storage: session result %x without a session", k)
-		}
-		r := &messages.CommandResult{}
-		if err := proto.Unmarshal(v, r); err != nil {
-			return fmt.Errorf("storage: decode session result %x: %w", k, err)
-		}
-		ss.results[seq] = r
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	sortSessions(order)
-	for _, ss := range order {
-		ss.elem = s.lru.PushBack(ss)
+	defer applied.Free()
+	if got := u64(applied.Data()); got != s.applied {
+		return nil, fmt.Errorf("storage: applied index %d, machine state at %d: %w", got, s.applied, messages.ErrInternal)
 	}
 	return s, nil
-}
-
-func sortSessions(ss []*session) {
-	// insertion order by lastIndex, which is unique per touch
-	for i := 1; i < len(ss); i++ {
-		for j := i; j > 0 && ss[j].lastIndex < ss[j-1].lastIndex; j-- {
-			ss[j], ss[j-1] = ss[j-1], ss[j]
-		}
-	}
 }
 
 // scanInternal calls f for every internal key with prefix, in order.
@@ -201,83 +357,50 @@ func (e *Engine) scanInternal(prefix []byte, f func(k, v []byte) error) error {
 	return nil
 }
 
-func rangesFromProto(rs []*messages.KeyRange) []keyRange {
-	out := make([]keyRange, len(rs))
-	for i, r := range rs {
-		out[i] = rangeOf(r.GetColumnFamily(), r.GetBegin(), r.GetEnd())
-	}
-	return out
-}
-
-func rangesToProto(rs []keyRange) []*messages.KeyRange {
-	out := make([]*messages.KeyRange, len(rs))
-	for i, r := range rs {
-		out[i] = &messages.KeyRange{ColumnFamily: r.cf, Begin: r.begin, End: r.end}
-	}
-	return out
-}
-
-// applyBatch is one ApplyBatch in progress: the write batch and the undo log
-// that rolls the in-memory state back if the write fails.
+// applyBatch is one ApplyBatch in progress.
 type applyBatch struct {
-	wb   *grocksdb.WriteBatch
-	undo []func()
-	ops  []versionOps // the writes, for snapshot reads
-	hzn  bool         // the horizon moved
-}
-
-func (b *applyBatch) onUndo(f func()) { b.undo = append(b.undo, f) }
-
-func (b *applyBatch) rollback() {
-	for i := len(b.undo) - 1; i >= 0; i-- {
-		b.undo[i]()
-	}
+	wb      *grocksdb.WriteBatch
+	undo    undoLog
+	effects []*messages.EntryEffect // for this batch's MachineDelta
+	ops     []versionOps            // the writes, for snapshot reads
 }
 
 // applyEntry decides the outcome of one command at index and adds its writes
-// to b. It is deterministic: it reads only s and the command.
+// to b. It is deterministic: it reads only the machine state and the command.
 func (e *Engine) applyEntry(b *applyBatch, index uint64, cmd *messages.Command) *messages.CommandResult {
 	s := e.sm
-	if ts := cmd.GetTimestampUnixNanos(); ts > s.maxTs {
-		old := s.maxTs
-		s.maxTs = ts
-		b.onUndo(func() { s.maxTs = old })
-	}
-	e.advanceHorizon(b)
+	eff := &messages.EntryEffect{Index: index, TimestampUnixNanos: cmd.GetTimestampUnixNanos()}
+	b.effects = append(b.effects, eff)
+	s.begin(&b.undo, eff.TimestampUnixNanos, e.cfg.RetentionWindow)
+	res, writes := e.decide(b, index, cmd, eff)
+	s.finish(&b.undo, eff, writes, e.cfg.SessionTTL, e.cfg.MaxSessions)
+	return res
+}
 
+// decide returns the outcome of cmd and the ranges it wrote, and fills in
+// what eff records of it.
+func (e *Engine) decide(b *applyBatch, index uint64, cmd *messages.Command, eff *messages.EntryEffect) (*messages.CommandResult, []keyRange) {
 	rid := cmd.GetRequestId()
-	client := rid.GetClientId()
-	var sess *session
-	if client != 0 {
-		sess = s.sessions[client]
-		if sess != nil {
+	if client := rid.GetClientId(); client != 0 {
+		if sess := e.sm.sessions[client]; sess != nil {
 			if rid.GetSeq() <= sess.respondedTo {
 				return &messages.CommandResult{Status: messages.StatusOf(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,
-					"request %d of client %d was already answered", rid.GetSeq(), client))}
+					"request %d of client %d was already answered", rid.GetSeq(), client))}, nil
 			}
 			if r, ok := sess.results[rid.GetSeq()]; ok {
-				return r // a retry: the first outcome, applied once
+				return r, nil // a retry: the first outcome, applied once
 			}
 		}
 	}
-
 	res, writes, muts := e.execute(b, index, cmd)
 	if len(writes) > 0 {
-		entry := conflictEntry{version: index, ts: s.maxTs, writes: writes}
-		s.conflicts = append(s.conflicts, entry)
-		b.onUndo(func() { s.conflicts = s.conflicts[:len(s.conflicts)-1] })
-		rec, err := proto.Marshal(&messages.ConflictRecord{TimestampUnixNanos: entry.ts, Writes: rangesToProto(writes)})
-		if err != nil {
-			panic(fmt.Sprintf("storage: encode conflict record: %v", err)) // only a programming error gets here
-		}
-		b.wb.PutCF(e.internal, conflictKey(index), rec)
+		eff.Writes = rangesToProto(writes)
 		b.ops = append(b.ops, versionOps{version: index, muts: muts})
 	}
-	if client != 0 {
-		e.recordSession(b, sess, rid, index, res)
+	if rid.GetClientId() != 0 {
+		eff.RequestId, eff.Result = rid, res
 	}
-	e.expireSessions(b)
-	return res
+	return res, writes
 }
 
 // execute runs the operation of cmd against the write batch and returns its
@@ -359,105 +482,6 @@ func (e *Engine) checkConflicts(index uint64, c *messages.AtomicCommit) error {
 	return nil
 }
 
-// advanceHorizon drops conflict history that left the retention window, in
-// log time.
-func (e *Engine) advanceHorizon(b *applyBatch) {
-	s := e.sm
-	cutoff := s.maxTs - int64(e.cfg.RetentionWindow)
-	n := 0
-	for n < len(s.conflicts) && s.conflicts[n].ts < cutoff {
-		n++
-	}
-	if n == 0 {
-		return
-	}
-	oldConflicts, oldHorizon := s.conflicts, s.horizon
-	s.horizon = s.conflicts[n-1].version
-	s.conflicts = s.conflicts[n:]
-	b.hzn = true
-	b.onUndo(func() { s.conflicts, s.horizon = oldConflicts, oldHorizon })
-}
-
-// recordSession stores res as the outcome of request rid and forgets the
-// outcomes the client confirmed as answered.
-func (e *Engine) recordSession(b *applyBatch, sess *session, rid *messages.RequestId, index uint64, res *messages.CommandResult) {
-	s := e.sm
-	client := rid.GetClientId()
-	if sess == nil {
-		sess = &session{client: client, results: map[uint64]*messages.CommandResult{}}
-		s.sessions[client] = sess
-		sess.elem = s.lru.PushBack(sess)
-		b.onUndo(func() {
-			s.lru.Remove(sess.elem)
-			delete(s.sessions, client)
-		})
-	} else {
-		old := *sess
-		oldResults := make(map[uint64]*messages.CommandResult, len(sess.results))
-		for k, v := range sess.results {
-			oldResults[k] = v
-		}
-		prev := sess.elem.Prev()
-		s.lru.MoveToBack(sess.elem)
-		b.onUndo(func() {
-			*sess = old
-			sess.results = oldResults
-			if prev == nil {
-				s.lru.MoveToFront(sess.elem)
-			} else {
-				s.lru.MoveAfter(sess.elem, prev)
-			}
-		})
-	}
-	sess.results[rid.GetSeq()] = res
-	enc, err := proto.Marshal(res)
-	if err != nil {
-		panic(fmt.Sprintf("storage: encode session result: %v", err))
-	}
-	b.wb.PutCF(e.internal, resultKey(client, rid.GetSeq()), enc)
-	// A client cannot have been answered for the request it is making; the
-	// validator rejects such ids, and the cap keeps the range below sane.
-	if r := min(rid.GetRespondedTo(), rid.GetSeq()-1); r > sess.respondedTo {
-		for seq := range sess.results {
-			if seq <= r {
-				delete(sess.results, seq)
-			}
-		}
-		b.wb.DeleteRangeCF(e.internal, resultKey(client, sess.respondedTo+1), resultKey(client, r+1))
-		sess.respondedTo = r
-	}
-	sess.lastActive = s.maxTs
-	sess.lastIndex = index
-	hdr, err := proto.Marshal(&messages.SessionHeader{RespondedTo: sess.respondedTo, LastActiveUnixNanos: sess.lastActive, LastIndex: index})
-	if err != nil {
-		panic(fmt.Sprintf("storage: encode session header: %v", err))
-	}
-	b.wb.PutCF(e.internal, headerKey(client), hdr)
-}
-
-// expireSessions forgets sessions idle for longer than the TTL in log time,
-// and the least recently used beyond MaxSessions.
-func (e *Engine) expireSessions(b *applyBatch) {
-	s := e.sm
-	cutoff := s.maxTs - int64(e.cfg.SessionTTL)
-	for s.lru.Len() > 0 {
-		front := s.lru.Front()
-		sess := front.Value.(*session)
-		if sess.lastActive >= cutoff && s.lru.Len() <= e.cfg.MaxSessions {
-			return
-		}
-		s.lru.Remove(front)
-		delete(s.sessions, sess.client)
-		b.onUndo(func() {
-			sess.elem = s.lru.PushFront(sess)
-			s.sessions[sess.client] = sess
-		})
-		b.wb.DeleteCF(e.internal, headerKey(sess.client))
-		start := resultKey(sess.client, 0)
-		b.wb.DeleteRangeCF(e.internal, start, prefixEnd(start[:len(prefixResult)+8]))
-	}
-}
-
 // Entry is one committed command for ApplyBatch.
 type Entry struct {
 	// Index is the entry's log index; it becomes the version of its write.
@@ -465,18 +489,23 @@ type Entry struct {
 	Cmd   *messages.Command
 }
 
+// minCheckpointBytes is the delta volume below which no checkpoint is
+// written; above it, one is written once the deltas outgrow twice the last
+// checkpoint, so loading replays at most about that much. Tests lower it.
+var minCheckpointBytes = 1 << 20
+
 // ApplyBatch applies committed entries, in order, as one RocksDB write batch
-// together with the applied index, and returns one result per entry in the
-// same order. Indexes must be increasing and above AppliedIndex. The outcome
-// of each entry depends only on the entries applied before it, so every
-// replica decides the same.
+// together with the applied index and the batch's machine-state delta, and
+// returns one result per entry in the same order. Indexes must be increasing
+// and above AppliedIndex. The outcome of each entry depends only on the
+// entries applied before it, so every replica decides the same.
 //
 // When it returns an error nothing was written and the in-memory state is
 // unchanged; in the replicated group that stops the replica (fail-stop).
 // ApplyBatch is called by one goroutine at a time (the executor); it must not
 // be called after Close. It keeps the entries' commands (snapshot reads serve
-// their mutations for the retention window), so the caller must not modify
-// them afterwards.
+// their mutations for the retention window) and the results it returns
+// (exactly-once answers), so the caller must not modify either.
 func (e *Engine) ApplyBatch(entries []Entry) ([]*messages.CommandResult, error) {
 	done, err := e.enter(nil)
 	if err != nil {
@@ -503,23 +532,36 @@ func (e *Engine) applyBatch(entries []Entry) ([]*messages.CommandResult, error) 
 		}
 		last = en.Index
 	}
-	b := &applyBatch{wb: grocksdb.NewWriteBatch()}
+	b := &applyBatch{wb: grocksdb.NewWriteBatch(), effects: make([]*messages.EntryEffect, 0, len(entries))}
 	defer b.wb.Destroy()
 	results := make([]*messages.CommandResult, len(entries))
 	for i, en := range entries {
 		results[i] = e.applyEntry(b, en.Index, en.Cmd)
 	}
-	b.wb.PutCF(e.internal, keyApplied, putU64(last))
-	b.wb.PutCF(e.internal, keyMaxTs, putU64(uint64(s.maxTs)))
-	if b.hzn {
-		b.wb.PutCF(e.internal, keyHorizon, putU64(s.horizon))
-		b.wb.DeleteRangeCF(e.internal, conflictKey(0), conflictKey(s.horizon+1))
+	delta, err := proto.Marshal(&messages.MachineDelta{Effects: b.effects})
+	if err != nil {
+		b.undo.rollback()
+		return nil, fmt.Errorf("storage: encode machine delta: %w: %v", messages.ErrInternal, err)
 	}
+	deltaBytes, ckptBytes := e.deltaBytes+len(delta), e.ckptBytes
+	if deltaBytes > max(minCheckpointBytes, 2*e.ckptBytes) {
+		ckpt, err := proto.Marshal(s.checkpoint())
+		if err != nil {
+			b.undo.rollback()
+			return nil, fmt.Errorf("storage: encode machine checkpoint: %w: %v", messages.ErrInternal, err)
+		}
+		b.wb.PutCF(e.internal, keyCheckpoint, ckpt)
+		b.wb.DeleteRangeCF(e.internal, prefixDelta, prefixEnd(prefixDelta))
+		deltaBytes, ckptBytes = 0, len(ckpt)
+	} else {
+		b.wb.PutCF(e.internal, deltaKey(last), delta)
+	}
+	b.wb.PutCF(e.internal, keyApplied, putU64(last))
 	if err := e.db.Write(e.wo, b.wb); err != nil {
-		b.rollback()
+		b.undo.rollback()
 		return nil, fmt.Errorf("storage: apply batch ending at %d: %w: %v", last, messages.ErrInternal, err)
 	}
-	s.applied = last
+	e.deltaBytes, e.ckptBytes = deltaBytes, ckptBytes
 	e.mvcc.appendBatch(b.ops, last, time.Now())
 	e.publishApplied(last)
 	return results, nil

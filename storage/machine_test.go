@@ -446,10 +446,23 @@ func TestApplyBatchDeterministic(t *testing.T) {
 		{"random splits and restarts", func(int) int { return 1 + rng.IntN(40) }, func(int) bool { return rng.IntN(4) == 0 }},
 		{"one entry per batch with restarts", func(int) int { return 1 }, func(b int) bool { return b%97 == 13 }},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got, e := replay(t, log, c.split, c.restart)
-			check(t, got, e)
+	// With the default threshold the machine state persists as deltas only;
+	// with a tiny one nearly every batch writes a checkpoint that replaces
+	// them, so loads at the restarts start from checkpoints.
+	minCheckpointDefault := minCheckpointBytes
+	for _, threshold := range []int{minCheckpointDefault, 256} {
+		t.Run(fmt.Sprintf("checkpoint after %d bytes", threshold), func(t *testing.T) {
+			defer func(old int) { minCheckpointBytes = old }(minCheckpointBytes)
+			minCheckpointBytes = threshold
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					got, e := replay(t, log, c.split, c.restart)
+					check(t, got, e)
+					if threshold < minCheckpointDefault && e.ckptBytes == 0 {
+						t.Fatal("no machine checkpoint was written")
+					}
+				})
+			}
 		})
 	}
 }
