@@ -47,6 +47,7 @@ type options struct {
 	preload     bool
 	json        bool
 	quiet       bool
+	cpuProfile  string
 }
 
 func newCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -110,6 +111,7 @@ with --json.`,
 	fl.BoolVar(&o.preload, "preload", false, "write every key before the run")
 	fl.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fl.BoolVar(&o.quiet, "quiet", false, "no progress line")
+	fl.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured part to this file (useful with the embedded and standalone targets)")
 	return cmd
 }
 
