@@ -154,7 +154,7 @@ func (s *machineState) finish(u *undoLog, eff *messages.EntryEffect, writes []ke
 // recordSession stores res as the outcome of request rid and forgets the
 // outcomes the client confirmed as answered.
 func (s *machineState) recordSession(u *undoLog, rid *messages.RequestId, index uint64, res *messages.CommandResult) {
-	client := rid.GetClientId()
+	client, seq := rid.GetClientId(), rid.GetSeq()
 	sess := s.sessions[client]
 	if sess == nil {
 		sess = &session{client: client, results: map[uint64]*messages.CommandResult{}}
@@ -165,32 +165,27 @@ func (s *machineState) recordSession(u *undoLog, rid *messages.RequestId, index 
 			delete(s.sessions, client)
 		})
 	} else {
-		if u != nil {
-			old := *sess
-			oldResults := make(map[uint64]*messages.CommandResult, len(sess.results))
-			for k, v := range sess.results {
-				oldResults[k] = v
+		old := *sess // scalars; results is undone entry by entry below
+		prev := sess.elem.Prev()
+		u.add(func() {
+			sess.respondedTo, sess.lastActive, sess.lastIndex = old.respondedTo, old.lastActive, old.lastIndex
+			if prev == nil {
+				s.lru.MoveToFront(sess.elem)
+			} else {
+				s.lru.MoveAfter(sess.elem, prev)
 			}
-			prev := sess.elem.Prev()
-			u.add(func() {
-				*sess = old
-				sess.results = oldResults
-				if prev == nil {
-					s.lru.MoveToFront(sess.elem)
-				} else {
-					s.lru.MoveAfter(sess.elem, prev)
-				}
-			})
-		}
+		})
 		s.lru.MoveToBack(sess.elem)
 	}
-	sess.results[rid.GetSeq()] = res
+	sess.results[seq] = res
+	u.add(func() { delete(sess.results, seq) })
 	// A client cannot have been answered for the request it is making; the
 	// validator rejects such ids, and the cap keeps the state sane.
-	if r := min(rid.GetRespondedTo(), rid.GetSeq()-1); r > sess.respondedTo {
-		for seq := range sess.results {
-			if seq <= r {
-				delete(sess.results, seq)
+	if r := min(rid.GetRespondedTo(), seq-1); r > sess.respondedTo {
+		for q, old := range sess.results {
+			if q <= r {
+				delete(sess.results, q)
+				u.add(func() { sess.results[q] = old })
 			}
 		}
 		sess.respondedTo = r
@@ -489,6 +484,19 @@ type Entry struct {
 	Cmd   *messages.Command
 }
 
+// failWrite, when set (tests only), fails the RocksDB write of ApplyBatch,
+// to exercise the rollback of the in-memory state.
+var failWrite func() error
+
+func (e *Engine) writeBatch(wb *grocksdb.WriteBatch) error {
+	if failWrite != nil {
+		if err := failWrite(); err != nil {
+			return err
+		}
+	}
+	return e.db.Write(e.wo, wb)
+}
+
 // minCheckpointBytes is the delta volume below which no checkpoint is
 // written; above it, one is written once the deltas outgrow twice the last
 // checkpoint, so loading replays at most about that much. Tests lower it.
@@ -557,7 +565,7 @@ func (e *Engine) applyBatch(entries []Entry) ([]*messages.CommandResult, error) 
 		b.wb.PutCF(e.internal, deltaKey(last), delta)
 	}
 	b.wb.PutCF(e.internal, keyApplied, putU64(last))
-	if err := e.db.Write(e.wo, b.wb); err != nil {
+	if err := e.writeBatch(b.wb); err != nil {
 		b.undo.rollback()
 		return nil, fmt.Errorf("storage: apply batch ending at %d: %w: %v", last, messages.ErrInternal, err)
 	}
