@@ -3,9 +3,9 @@ package tests
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/actorkv/actorkv/actors"
+	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/storage"
 	"github.com/actorkv/actorkv/storage/conformance"
 )
@@ -15,23 +15,27 @@ import (
 // standalone engine: the suite runs unchanged.
 func TestGroupConformance(t *testing.T) {
 	conformance.Run(t, func(t testing.TB, cfg conformance.Config) storage.Database {
-		c := actors.DefaultConfig(t.TempDir())
-		c.Storage.ColumnFamilies = cfg.ColumnFamilies
-		c.Storage.RetentionWindow = cfg.RetentionWindow
-		c.RTT = 5 * time.Millisecond
-		c.ElectionRTT = 20
-		g, err := actors.Start(c)
-		if err != nil {
-			t.Fatalf("start group: %v", err)
-		}
-		t.Cleanup(g.Stop)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := g.WaitReady(ctx); err != nil {
-			t.Fatalf("group not ready: %v", err)
-		}
-		db := g.Client()
-		t.Cleanup(func() { _ = db.Close() })
-		return db
+		c := NewCluster(t, WithColumnFamilies(cfg.ColumnFamilies...), WithRetentionWindow(cfg.RetentionWindow))
+		return faultsAfterApply{Client: c.Client(), c: c}
 	})
+}
+
+// faultsAfterApply is the group's Client for the conformance suite, whose
+// fault cases inject storage errors for reads only. In the group a follower
+// may still be applying the suite's last writes when the faults arrive, and
+// a write that fails in storage stops its replica (fail-stop, tested in
+// supervision_test.go); so before injecting errors it waits until every
+// replica has applied everything.
+type faultsAfterApply struct {
+	*actors.Client
+	c *Cluster
+}
+
+func (d faultsAfterApply) SetFaultInjection(ctx context.Context, f *messages.FaultInjection, opts ...storage.Option) error {
+	if (f.GetErrorRate() > 0 || f.GetFailAfterWrites() > 0) && ctx.Err() == nil {
+		if _, err := d.c.Converged(ctx); err != nil {
+			return messages.Errorf(messages.CodeOf(ctx.Err()), "before injecting faults: %v", err)
+		}
+	}
+	return d.Client.SetFaultInjection(ctx, f, opts...)
 }

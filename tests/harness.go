@@ -389,26 +389,40 @@ func (c *Cluster) EnsureSame(t testing.TB) *messages.ReplicaStatus {
 // EnsureSameWithin is EnsureSame with its own deadline.
 func (c *Cluster) EnsureSameWithin(t testing.TB, timeout time.Duration) *messages.ReplicaStatus {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	same, err := c.Converged(ctx)
+	if err != nil {
+		t.Fatalf("cluster: %v", err)
+	}
+	return same
+}
+
+// Converged is EnsureSame without a test: it waits until ctx is done for the
+// replicas the harness has not crashed to converge, and returns their common
+// state, or an error with the per-replica table. It may be called from any
+// goroutine.
+func (c *Cluster) Converged(ctx context.Context) (*messages.ReplicaStatus, error) {
 	ids := c.Up()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	var last string
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		st, err := c.Group().Status(ctx, true)
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := c.Group().Status(sctx, true)
 		cancel()
 		if err != nil {
 			last = fmt.Sprintf("status: %v", err)
 		} else if same, diff := sameState(st, ids); same != nil {
-			return same
+			return same, nil
 		} else {
 			last = diff
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster: replicas %v did not converge within %v:\n%s", ids, timeout, last)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("replicas %v did not converge: %w:\n%s", ids, ctx.Err(), last)
+		case <-tick.C:
 		}
-		<-tick.C
 	}
 }
 
