@@ -357,6 +357,12 @@ func (g *Group) addressesLocal() []uint32 {
 // of the KV API to the router.
 func (g *Group) PID() *actor.PID { return g.pid }
 
+// Router is the group's router: requests sent to it skip the supervisor's
+// forwarding hop. Its PID stays the same across restarts.
+func (g *Group) Router() *actor.PID {
+	return actor.NewPID(g.pid.GetAddress(), g.pid.GetId()+"/"+supervisor.RouterName)
+}
+
 // System is the actor system the group runs in.
 func (g *Group) System() *actor.ActorSystem { return g.system }
 
@@ -424,7 +430,7 @@ func (g *Group) replicaCommand(ctx context.Context, msg proto.Message) error {
 
 // Client returns a Database backed by the group.
 func (g *Group) Client() *Client {
-	return NewClient(g.system.Root, g.pid, g.cfg.RequestTimeout)
+	return NewClient(g.system.Root, g.Router(), g.cfg.RequestTimeout)
 }
 
 // Stop stops the supervisor (and with it the router and every replica),

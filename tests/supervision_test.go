@@ -154,11 +154,12 @@ func TestLeaderCrash(t *testing.T) {
 	checkKeys(t, c, keys)
 }
 
-// TestRouterRestartKeepsServing crashes the router — a StatusRequest sent
-// without a sender makes it answer nobody, which panics — and checks that
-// the supervision strategy restarts it (a SupervisorEvent with the restart
-// directive) and that the restarted router, which starts without routes,
-// gets them back and serves.
+// TestRouterRestartKeepsServing reports a failure of the router to the
+// supervisor — the system message a panicking child sends its parent — and
+// checks that the supervision strategy restarts it (a SupervisorEvent with
+// the restart directive) and that the restarted router, which starts without
+// routes, gets them back and serves. A request without a sender, which once
+// crashed the router, is answered to no one.
 func TestRouterRestartKeepsServing(t *testing.T) {
 	c := NewCluster(t)
 	g := c.Group()
@@ -176,7 +177,20 @@ func TestRouterRestartKeepsServing(t *testing.T) {
 	if _, err := c.Client().Put(ctx, []byte("rr/before"), []byte("v")); err != nil {
 		t.Fatalf("put: %v", err)
 	}
-	g.System().Root.Send(g.PID(), &messages.StatusRequest{})
+	g.System().Root.Send(g.Router(), &messages.StatusRequest{}) // no sender: must not crash it
+	if st := c.Status(false); len(st.GetReplicas()) != Replicas {
+		t.Fatalf("status after a request without a sender:\n%s", DescribeStatus(st))
+	}
+	select {
+	case e := <-events:
+		t.Fatalf("a request without a sender made the supervisor act on %s: %v", e.Child.GetId(), e.Directive)
+	default:
+	}
+	sup, ok := g.System().ProcessRegistry.Get(g.PID())
+	if !ok {
+		t.Fatal("the supervisor's process is not registered")
+	}
+	sup.SendSystemMessage(g.PID(), &actor.Failure{Who: g.Router(), Reason: "test: router failure", RestartStats: actor.NewRestartStatistics()})
 	select {
 	case e := <-events:
 		if !strings.HasSuffix(e.Child.GetId(), "/router") || e.Directive != actor.RestartDirective {

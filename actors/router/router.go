@@ -199,7 +199,7 @@ func (r *routerActor) onSetFaultInjection(ctx actor.Context, msg *messages.SetFa
 				break
 			}
 		}
-		ctx.Send(sender, &messages.SetFaultInjectionResponse{Status: messages.StatusOf(err)})
+		reply(ctx, sender, &messages.SetFaultInjectionResponse{Status: messages.StatusOf(err)})
 	})
 }
 
@@ -218,6 +218,14 @@ func (r *routerActor) onStatus(ctx actor.Context, msg *messages.StatusRequest) {
 		if l := r.leader; l != nil {
 			resp.HasLeader, resp.LeaderId, resp.Term = l.GetHasLeader(), l.GetLeaderId(), l.GetTerm()
 		}
-		ctx.Send(sender, resp)
+		reply(ctx, sender, resp)
 	})
+}
+
+// reply answers a request whose continuation runs after the request's own
+// turn; a request sent without a sender is answered to no one.
+func reply(ctx actor.Context, sender *actor.PID, msg proto.Message) {
+	if sender != nil {
+		ctx.Send(sender, msg)
+	}
 }

@@ -112,8 +112,8 @@ type groupStrategy struct {
 	restart actor.SupervisorStrategy
 }
 
-// routerName is the name of the router among the supervisor's children.
-const routerName = "router"
+// RouterName is the name of the router among the supervisor's children.
+const RouterName = "router"
 
 func (g *groupStrategy) HandleFailure(sys *actor.ActorSystem, s actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, msg any) {
 	if isRouter(child) {
@@ -126,7 +126,7 @@ func (g *groupStrategy) HandleFailure(sys *actor.ActorSystem, s actor.Supervisor
 
 func isRouter(pid *actor.PID) bool {
 	id := pid.GetId()
-	return len(id) >= len(routerName) && id[len(id)-len(routerName):] == routerName
+	return len(id) >= len(RouterName) && id[len(id)-len(RouterName):] == RouterName
 }
 
 func (s *supervisorActor) Receive(ctx actor.Context) {
@@ -171,7 +171,7 @@ func (s *supervisorActor) Receive(ctx actor.Context) {
 }
 
 func (s *supervisorActor) onStarted(ctx actor.Context) {
-	pid, err := ctx.SpawnNamed(router.Props(s.cfg.Router), routerName)
+	pid, err := ctx.SpawnNamed(router.Props(s.cfg.Router), RouterName)
 	if err != nil {
 		panic(fmt.Sprintf("supervisor: spawn router: %v", err))
 	}
