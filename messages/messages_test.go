@@ -87,6 +87,12 @@ func replicaStatus(id uint32) *messages.ReplicaStatus {
 // the package; a message with a oneof has one instance per member.
 // TestRoundTripCoversEveryMessage keeps it complete.
 func roundTripCases() []proto.Message {
+	return withBatchCases(baseCases())
+}
+
+// baseCases holds one populated instance of every message but the batch
+// envelopes, which withBatchCases builds around them.
+func baseCases() []proto.Message {
 	return []proto.Message{
 		// kv.proto
 		status(),
@@ -183,6 +189,45 @@ func roundTripCases() []proto.Message {
 				Results: []*messages.SessionResult{{Seq: 3, Result: &messages.CommandResult{Status: status(), Version: 2}}}}}},
 		&messages.SnapshotHeader{AppliedIndex: 1234, ColumnFamilies: []string{"default", "users", "internal"}},
 	}
+}
+
+// withBatchCases adds to base one Call and one Reply per member of their
+// oneofs, each wrapping the populated instance of that member's type from
+// base, and a BatchRequest and a BatchResponse carrying them.
+func withBatchCases(base []proto.Message) []proto.Message {
+	byName := map[protoreflect.FullName]proto.Message{}
+	for _, m := range base {
+		byName[m.ProtoReflect().Descriptor().FullName()] = m
+	}
+	wrap := func(envelope proto.Message, fill func(protoreflect.Message)) []proto.Message {
+		var out []proto.Message
+		od := envelope.ProtoReflect().Descriptor().Oneofs().Get(0)
+		for i := 0; i < od.Fields().Len(); i++ {
+			fd := od.Fields().Get(i)
+			inner, ok := byName[fd.Message().FullName()]
+			if !ok {
+				panic("no base case of " + string(fd.Message().FullName()))
+			}
+			m := envelope.ProtoReflect().New()
+			fill(m)
+			m.Set(fd, protoreflect.ValueOfMessage(proto.Clone(inner).ProtoReflect()))
+			out = append(out, m.Interface())
+		}
+		return out
+	}
+	calls := wrap(&messages.Call{}, func(m protoreflect.Message) {
+		c := m.Interface().(*messages.Call)
+		c.Id, c.TimeoutMicros = 42, 1500
+	})
+	replies := wrap(&messages.Reply{}, func(m protoreflect.Message) {
+		r := m.Interface().(*messages.Reply)
+		r.Id, r.Status = 42, status()
+	})
+	out := append(append(append([]proto.Message{}, base...), calls...), replies...)
+	return append(out,
+		&messages.BatchRequest{Calls: []*messages.Call{calls[0].(*messages.Call), calls[1].(*messages.Call)}},
+		&messages.BatchResponse{Replies: []*messages.Reply{replies[0].(*messages.Reply), replies[1].(*messages.Reply)}},
+	)
 }
 
 // unpopulated lists the fields of m, recursively, left at their zero value:

@@ -12,6 +12,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
+	sync "sync"
 	unsafe "unsafe"
 )
 
@@ -22,12 +23,594 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Call is one operation inside a BatchRequest.
+type Call struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is chosen by the client and echoed in the call's Reply.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// timeout_micros bounds the call on the server (0: the server's default).
+	TimeoutMicros int64 `protobuf:"varint,2,opt,name=timeout_micros,json=timeoutMicros,proto3" json:"timeout_micros,omitempty"`
+	// Types that are valid to be assigned to Request:
+	//
+	//	*Call_Get
+	//	*Call_Put
+	//	*Call_Delete
+	//	*Call_ClearRange
+	//	*Call_ListKeys
+	//	*Call_GetRange
+	//	*Call_AtomicCommit
+	//	*Call_GetReadVersion
+	//	*Call_SnapshotRead
+	//	*Call_SnapshotGetRange
+	Request       isCall_Request `protobuf_oneof:"request"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Call) Reset() {
+	*x = Call{}
+	mi := &file_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Call) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Call) ProtoMessage() {}
+
+func (x *Call) ProtoReflect() protoreflect.Message {
+	mi := &file_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Call.ProtoReflect.Descriptor instead.
+func (*Call) Descriptor() ([]byte, []int) {
+	return file_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Call) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Call) GetTimeoutMicros() int64 {
+	if x != nil {
+		return x.TimeoutMicros
+	}
+	return 0
+}
+
+func (x *Call) GetRequest() isCall_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *Call) GetGet() *GetRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetPut() *PutRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_Put); ok {
+			return x.Put
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetDelete() *DeleteRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetClearRange() *ClearRangeRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_ClearRange); ok {
+			return x.ClearRange
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetListKeys() *ListKeysRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_ListKeys); ok {
+			return x.ListKeys
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetGetRange() *GetRangeRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_GetRange); ok {
+			return x.GetRange
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetAtomicCommit() *AtomicCommitRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_AtomicCommit); ok {
+			return x.AtomicCommit
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetGetReadVersion() *GetReadVersionRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_GetReadVersion); ok {
+			return x.GetReadVersion
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetSnapshotRead() *SnapshotReadRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_SnapshotRead); ok {
+			return x.SnapshotRead
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetSnapshotGetRange() *SnapshotGetRangeRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_SnapshotGetRange); ok {
+			return x.SnapshotGetRange
+		}
+	}
+	return nil
+}
+
+type isCall_Request interface {
+	isCall_Request()
+}
+
+type Call_Get struct {
+	Get *GetRequest `protobuf:"bytes,3,opt,name=get,proto3,oneof"`
+}
+
+type Call_Put struct {
+	Put *PutRequest `protobuf:"bytes,4,opt,name=put,proto3,oneof"`
+}
+
+type Call_Delete struct {
+	Delete *DeleteRequest `protobuf:"bytes,5,opt,name=delete,proto3,oneof"`
+}
+
+type Call_ClearRange struct {
+	ClearRange *ClearRangeRequest `protobuf:"bytes,6,opt,name=clear_range,json=clearRange,proto3,oneof"`
+}
+
+type Call_ListKeys struct {
+	ListKeys *ListKeysRequest `protobuf:"bytes,7,opt,name=list_keys,json=listKeys,proto3,oneof"`
+}
+
+type Call_GetRange struct {
+	GetRange *GetRangeRequest `protobuf:"bytes,8,opt,name=get_range,json=getRange,proto3,oneof"`
+}
+
+type Call_AtomicCommit struct {
+	AtomicCommit *AtomicCommitRequest `protobuf:"bytes,9,opt,name=atomic_commit,json=atomicCommit,proto3,oneof"`
+}
+
+type Call_GetReadVersion struct {
+	GetReadVersion *GetReadVersionRequest `protobuf:"bytes,10,opt,name=get_read_version,json=getReadVersion,proto3,oneof"`
+}
+
+type Call_SnapshotRead struct {
+	SnapshotRead *SnapshotReadRequest `protobuf:"bytes,11,opt,name=snapshot_read,json=snapshotRead,proto3,oneof"`
+}
+
+type Call_SnapshotGetRange struct {
+	SnapshotGetRange *SnapshotGetRangeRequest `protobuf:"bytes,12,opt,name=snapshot_get_range,json=snapshotGetRange,proto3,oneof"`
+}
+
+func (*Call_Get) isCall_Request() {}
+
+func (*Call_Put) isCall_Request() {}
+
+func (*Call_Delete) isCall_Request() {}
+
+func (*Call_ClearRange) isCall_Request() {}
+
+func (*Call_ListKeys) isCall_Request() {}
+
+func (*Call_GetRange) isCall_Request() {}
+
+func (*Call_AtomicCommit) isCall_Request() {}
+
+func (*Call_GetReadVersion) isCall_Request() {}
+
+func (*Call_SnapshotRead) isCall_Request() {}
+
+func (*Call_SnapshotGetRange) isCall_Request() {}
+
+// Reply is the answer to one Call. status carries the outcome (OK or the
+// error); the response is set on success.
+type Reply struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Status *Status                `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// Types that are valid to be assigned to Response:
+	//
+	//	*Reply_Get
+	//	*Reply_Put
+	//	*Reply_Delete
+	//	*Reply_ClearRange
+	//	*Reply_ListKeys
+	//	*Reply_GetRange
+	//	*Reply_AtomicCommit
+	//	*Reply_GetReadVersion
+	//	*Reply_SnapshotRead
+	//	*Reply_SnapshotGetRange
+	Response      isReply_Response `protobuf_oneof:"response"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reply) Reset() {
+	*x = Reply{}
+	mi := &file_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reply) ProtoMessage() {}
+
+func (x *Reply) ProtoReflect() protoreflect.Message {
+	mi := &file_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reply.ProtoReflect.Descriptor instead.
+func (*Reply) Descriptor() ([]byte, []int) {
+	return file_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Reply) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Reply) GetStatus() *Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *Reply) GetResponse() isReply_Response {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *Reply) GetGet() *GetResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *Reply) GetPut() *PutResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_Put); ok {
+			return x.Put
+		}
+	}
+	return nil
+}
+
+func (x *Reply) GetDelete() *DeleteResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *Reply) GetClearRange() *ClearRangeResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_ClearRange); ok {
+			return x.ClearRange
+		}
+	}
+	return nil
+}
+
+func (x *Reply) GetListKeys() *ListKeysResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_ListKeys); ok {
+			return x.ListKeys
+		}
+	}
+	return nil
+}
+
+func (x *Reply) GetGetRange() *GetRangeResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_GetRange); ok {
+			return x.GetRange
+		}
+	}
+	return nil
+}
+
+func (x *Reply) GetAtomicCommit() *AtomicCommitResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_AtomicCommit); ok {
+			return x.AtomicCommit
+		}
+	}
+	return nil
+}
+
+func (x *Reply) GetGetReadVersion() *GetReadVersionResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_GetReadVersion); ok {
+			return x.GetReadVersion
+		}
+	}
+	return nil
+}
+
+func (x *Reply) GetSnapshotRead() *SnapshotReadResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_SnapshotRead); ok {
+			return x.SnapshotRead
+		}
+	}
+	return nil
+}
+
+func (x *Reply) GetSnapshotGetRange() *SnapshotGetRangeResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_SnapshotGetRange); ok {
+			return x.SnapshotGetRange
+		}
+	}
+	return nil
+}
+
+type isReply_Response interface {
+	isReply_Response()
+}
+
+type Reply_Get struct {
+	Get *GetResponse `protobuf:"bytes,3,opt,name=get,proto3,oneof"`
+}
+
+type Reply_Put struct {
+	Put *PutResponse `protobuf:"bytes,4,opt,name=put,proto3,oneof"`
+}
+
+type Reply_Delete struct {
+	Delete *DeleteResponse `protobuf:"bytes,5,opt,name=delete,proto3,oneof"`
+}
+
+type Reply_ClearRange struct {
+	ClearRange *ClearRangeResponse `protobuf:"bytes,6,opt,name=clear_range,json=clearRange,proto3,oneof"`
+}
+
+type Reply_ListKeys struct {
+	ListKeys *ListKeysResponse `protobuf:"bytes,7,opt,name=list_keys,json=listKeys,proto3,oneof"`
+}
+
+type Reply_GetRange struct {
+	GetRange *GetRangeResponse `protobuf:"bytes,8,opt,name=get_range,json=getRange,proto3,oneof"`
+}
+
+type Reply_AtomicCommit struct {
+	AtomicCommit *AtomicCommitResponse `protobuf:"bytes,9,opt,name=atomic_commit,json=atomicCommit,proto3,oneof"`
+}
+
+type Reply_GetReadVersion struct {
+	GetReadVersion *GetReadVersionResponse `protobuf:"bytes,10,opt,name=get_read_version,json=getReadVersion,proto3,oneof"`
+}
+
+type Reply_SnapshotRead struct {
+	SnapshotRead *SnapshotReadResponse `protobuf:"bytes,11,opt,name=snapshot_read,json=snapshotRead,proto3,oneof"`
+}
+
+type Reply_SnapshotGetRange struct {
+	SnapshotGetRange *SnapshotGetRangeResponse `protobuf:"bytes,12,opt,name=snapshot_get_range,json=snapshotGetRange,proto3,oneof"`
+}
+
+func (*Reply_Get) isReply_Response() {}
+
+func (*Reply_Put) isReply_Response() {}
+
+func (*Reply_Delete) isReply_Response() {}
+
+func (*Reply_ClearRange) isReply_Response() {}
+
+func (*Reply_ListKeys) isReply_Response() {}
+
+func (*Reply_GetRange) isReply_Response() {}
+
+func (*Reply_AtomicCommit) isReply_Response() {}
+
+func (*Reply_GetReadVersion) isReply_Response() {}
+
+func (*Reply_SnapshotRead) isReply_Response() {}
+
+func (*Reply_SnapshotGetRange) isReply_Response() {}
+
+type BatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Calls         []*Call                `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchRequest) Reset() {
+	*x = BatchRequest{}
+	mi := &file_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchRequest) ProtoMessage() {}
+
+func (x *BatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
+func (*BatchRequest) Descriptor() ([]byte, []int) {
+	return file_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BatchRequest) GetCalls() []*Call {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+type BatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replies       []*Reply               `protobuf:"bytes,1,rep,name=replies,proto3" json:"replies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchResponse) Reset() {
+	*x = BatchResponse{}
+	mi := &file_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchResponse) ProtoMessage() {}
+
+func (x *BatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchResponse.ProtoReflect.Descriptor instead.
+func (*BatchResponse) Descriptor() ([]byte, []int) {
+	return file_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *BatchResponse) GetReplies() []*Reply {
+	if x != nil {
+		return x.Replies
+	}
+	return nil
+}
+
 var File_service_proto protoreflect.FileDescriptor
 
 const file_service_proto_rawDesc = "" +
 	"\n" +
 	"\rservice.proto\x12\n" +
-	"actorkv.v1\x1a\bkv.proto2\x91\a\n" +
+	"actorkv.v1\x1a\bkv.proto\"\xc3\x05\n" +
+	"\x04Call\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12%\n" +
+	"\x0etimeout_micros\x18\x02 \x01(\x03R\rtimeoutMicros\x12*\n" +
+	"\x03get\x18\x03 \x01(\v2\x16.actorkv.v1.GetRequestH\x00R\x03get\x12*\n" +
+	"\x03put\x18\x04 \x01(\v2\x16.actorkv.v1.PutRequestH\x00R\x03put\x123\n" +
+	"\x06delete\x18\x05 \x01(\v2\x19.actorkv.v1.DeleteRequestH\x00R\x06delete\x12@\n" +
+	"\vclear_range\x18\x06 \x01(\v2\x1d.actorkv.v1.ClearRangeRequestH\x00R\n" +
+	"clearRange\x12:\n" +
+	"\tlist_keys\x18\a \x01(\v2\x1b.actorkv.v1.ListKeysRequestH\x00R\blistKeys\x12:\n" +
+	"\tget_range\x18\b \x01(\v2\x1b.actorkv.v1.GetRangeRequestH\x00R\bgetRange\x12F\n" +
+	"\ratomic_commit\x18\t \x01(\v2\x1f.actorkv.v1.AtomicCommitRequestH\x00R\fatomicCommit\x12M\n" +
+	"\x10get_read_version\x18\n" +
+	" \x01(\v2!.actorkv.v1.GetReadVersionRequestH\x00R\x0egetReadVersion\x12F\n" +
+	"\rsnapshot_read\x18\v \x01(\v2\x1f.actorkv.v1.SnapshotReadRequestH\x00R\fsnapshotRead\x12S\n" +
+	"\x12snapshot_get_range\x18\f \x01(\v2#.actorkv.v1.SnapshotGetRangeRequestH\x00R\x10snapshotGetRangeB\t\n" +
+	"\arequest\"\xd4\x05\n" +
+	"\x05Reply\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12*\n" +
+	"\x06status\x18\x02 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x12+\n" +
+	"\x03get\x18\x03 \x01(\v2\x17.actorkv.v1.GetResponseH\x00R\x03get\x12+\n" +
+	"\x03put\x18\x04 \x01(\v2\x17.actorkv.v1.PutResponseH\x00R\x03put\x124\n" +
+	"\x06delete\x18\x05 \x01(\v2\x1a.actorkv.v1.DeleteResponseH\x00R\x06delete\x12A\n" +
+	"\vclear_range\x18\x06 \x01(\v2\x1e.actorkv.v1.ClearRangeResponseH\x00R\n" +
+	"clearRange\x12;\n" +
+	"\tlist_keys\x18\a \x01(\v2\x1c.actorkv.v1.ListKeysResponseH\x00R\blistKeys\x12;\n" +
+	"\tget_range\x18\b \x01(\v2\x1c.actorkv.v1.GetRangeResponseH\x00R\bgetRange\x12G\n" +
+	"\ratomic_commit\x18\t \x01(\v2 .actorkv.v1.AtomicCommitResponseH\x00R\fatomicCommit\x12N\n" +
+	"\x10get_read_version\x18\n" +
+	" \x01(\v2\".actorkv.v1.GetReadVersionResponseH\x00R\x0egetReadVersion\x12G\n" +
+	"\rsnapshot_read\x18\v \x01(\v2 .actorkv.v1.SnapshotReadResponseH\x00R\fsnapshotRead\x12T\n" +
+	"\x12snapshot_get_range\x18\f \x01(\v2$.actorkv.v1.SnapshotGetRangeResponseH\x00R\x10snapshotGetRangeB\n" +
+	"\n" +
+	"\bresponse\"6\n" +
+	"\fBatchRequest\x12&\n" +
+	"\x05calls\x18\x01 \x03(\v2\x10.actorkv.v1.CallR\x05calls\"<\n" +
+	"\rBatchResponse\x12+\n" +
+	"\areplies\x18\x01 \x03(\v2\x11.actorkv.v1.ReplyR\areplies2\xd3\a\n" +
 	"\x02KV\x126\n" +
 	"\x03Get\x12\x16.actorkv.v1.GetRequest\x1a\x17.actorkv.v1.GetResponse\x126\n" +
 	"\x03Put\x12\x16.actorkv.v1.PutRequest\x1a\x17.actorkv.v1.PutResponse\x12?\n" +
@@ -41,64 +624,108 @@ const file_service_proto_rawDesc = "" +
 	"\fSnapshotRead\x12\x1f.actorkv.v1.SnapshotReadRequest\x1a .actorkv.v1.SnapshotReadResponse\x12]\n" +
 	"\x10SnapshotGetRange\x12#.actorkv.v1.SnapshotGetRangeRequest\x1a$.actorkv.v1.SnapshotGetRangeResponse\x12`\n" +
 	"\x11SetFaultInjection\x12$.actorkv.v1.SetFaultInjectionRequest\x1a%.actorkv.v1.SetFaultInjectionResponse\x12?\n" +
-	"\x06Status\x12\x19.actorkv.v1.StatusRequest\x1a\x1a.actorkv.v1.StatusResponseB%Z#github.com/actorkv/actorkv/messagesb\x06proto3"
+	"\x06Status\x12\x19.actorkv.v1.StatusRequest\x1a\x1a.actorkv.v1.StatusResponse\x12@\n" +
+	"\x05Batch\x12\x18.actorkv.v1.BatchRequest\x1a\x19.actorkv.v1.BatchResponse(\x010\x01B%Z#github.com/actorkv/actorkv/messagesb\x06proto3"
 
+var (
+	file_service_proto_rawDescOnce sync.Once
+	file_service_proto_rawDescData []byte
+)
+
+func file_service_proto_rawDescGZIP() []byte {
+	file_service_proto_rawDescOnce.Do(func() {
+		file_service_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_service_proto_rawDesc), len(file_service_proto_rawDesc)))
+	})
+	return file_service_proto_rawDescData
+}
+
+var file_service_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_service_proto_goTypes = []any{
-	(*GetRequest)(nil),                // 0: actorkv.v1.GetRequest
-	(*PutRequest)(nil),                // 1: actorkv.v1.PutRequest
-	(*DeleteRequest)(nil),             // 2: actorkv.v1.DeleteRequest
-	(*ClearRangeRequest)(nil),         // 3: actorkv.v1.ClearRangeRequest
-	(*ListKeysRequest)(nil),           // 4: actorkv.v1.ListKeysRequest
-	(*GetRangeRequest)(nil),           // 5: actorkv.v1.GetRangeRequest
-	(*AtomicCommitRequest)(nil),       // 6: actorkv.v1.AtomicCommitRequest
-	(*GetReadVersionRequest)(nil),     // 7: actorkv.v1.GetReadVersionRequest
-	(*SnapshotReadRequest)(nil),       // 8: actorkv.v1.SnapshotReadRequest
-	(*SnapshotGetRangeRequest)(nil),   // 9: actorkv.v1.SnapshotGetRangeRequest
-	(*SetFaultInjectionRequest)(nil),  // 10: actorkv.v1.SetFaultInjectionRequest
-	(*StatusRequest)(nil),             // 11: actorkv.v1.StatusRequest
-	(*GetResponse)(nil),               // 12: actorkv.v1.GetResponse
-	(*PutResponse)(nil),               // 13: actorkv.v1.PutResponse
-	(*DeleteResponse)(nil),            // 14: actorkv.v1.DeleteResponse
-	(*ClearRangeResponse)(nil),        // 15: actorkv.v1.ClearRangeResponse
-	(*ListKeysResponse)(nil),          // 16: actorkv.v1.ListKeysResponse
-	(*GetRangeResponse)(nil),          // 17: actorkv.v1.GetRangeResponse
-	(*AtomicCommitResponse)(nil),      // 18: actorkv.v1.AtomicCommitResponse
-	(*GetReadVersionResponse)(nil),    // 19: actorkv.v1.GetReadVersionResponse
-	(*SnapshotReadResponse)(nil),      // 20: actorkv.v1.SnapshotReadResponse
-	(*SnapshotGetRangeResponse)(nil),  // 21: actorkv.v1.SnapshotGetRangeResponse
-	(*SetFaultInjectionResponse)(nil), // 22: actorkv.v1.SetFaultInjectionResponse
-	(*StatusResponse)(nil),            // 23: actorkv.v1.StatusResponse
+	(*Call)(nil),                      // 0: actorkv.v1.Call
+	(*Reply)(nil),                     // 1: actorkv.v1.Reply
+	(*BatchRequest)(nil),              // 2: actorkv.v1.BatchRequest
+	(*BatchResponse)(nil),             // 3: actorkv.v1.BatchResponse
+	(*GetRequest)(nil),                // 4: actorkv.v1.GetRequest
+	(*PutRequest)(nil),                // 5: actorkv.v1.PutRequest
+	(*DeleteRequest)(nil),             // 6: actorkv.v1.DeleteRequest
+	(*ClearRangeRequest)(nil),         // 7: actorkv.v1.ClearRangeRequest
+	(*ListKeysRequest)(nil),           // 8: actorkv.v1.ListKeysRequest
+	(*GetRangeRequest)(nil),           // 9: actorkv.v1.GetRangeRequest
+	(*AtomicCommitRequest)(nil),       // 10: actorkv.v1.AtomicCommitRequest
+	(*GetReadVersionRequest)(nil),     // 11: actorkv.v1.GetReadVersionRequest
+	(*SnapshotReadRequest)(nil),       // 12: actorkv.v1.SnapshotReadRequest
+	(*SnapshotGetRangeRequest)(nil),   // 13: actorkv.v1.SnapshotGetRangeRequest
+	(*Status)(nil),                    // 14: actorkv.v1.Status
+	(*GetResponse)(nil),               // 15: actorkv.v1.GetResponse
+	(*PutResponse)(nil),               // 16: actorkv.v1.PutResponse
+	(*DeleteResponse)(nil),            // 17: actorkv.v1.DeleteResponse
+	(*ClearRangeResponse)(nil),        // 18: actorkv.v1.ClearRangeResponse
+	(*ListKeysResponse)(nil),          // 19: actorkv.v1.ListKeysResponse
+	(*GetRangeResponse)(nil),          // 20: actorkv.v1.GetRangeResponse
+	(*AtomicCommitResponse)(nil),      // 21: actorkv.v1.AtomicCommitResponse
+	(*GetReadVersionResponse)(nil),    // 22: actorkv.v1.GetReadVersionResponse
+	(*SnapshotReadResponse)(nil),      // 23: actorkv.v1.SnapshotReadResponse
+	(*SnapshotGetRangeResponse)(nil),  // 24: actorkv.v1.SnapshotGetRangeResponse
+	(*SetFaultInjectionRequest)(nil),  // 25: actorkv.v1.SetFaultInjectionRequest
+	(*StatusRequest)(nil),             // 26: actorkv.v1.StatusRequest
+	(*SetFaultInjectionResponse)(nil), // 27: actorkv.v1.SetFaultInjectionResponse
+	(*StatusResponse)(nil),            // 28: actorkv.v1.StatusResponse
 }
 var file_service_proto_depIdxs = []int32{
-	0,  // 0: actorkv.v1.KV.Get:input_type -> actorkv.v1.GetRequest
-	1,  // 1: actorkv.v1.KV.Put:input_type -> actorkv.v1.PutRequest
-	2,  // 2: actorkv.v1.KV.Delete:input_type -> actorkv.v1.DeleteRequest
-	3,  // 3: actorkv.v1.KV.ClearRange:input_type -> actorkv.v1.ClearRangeRequest
-	4,  // 4: actorkv.v1.KV.ListKeys:input_type -> actorkv.v1.ListKeysRequest
-	5,  // 5: actorkv.v1.KV.GetRange:input_type -> actorkv.v1.GetRangeRequest
-	6,  // 6: actorkv.v1.KV.AtomicCommit:input_type -> actorkv.v1.AtomicCommitRequest
-	7,  // 7: actorkv.v1.KV.GetReadVersion:input_type -> actorkv.v1.GetReadVersionRequest
-	8,  // 8: actorkv.v1.KV.SnapshotRead:input_type -> actorkv.v1.SnapshotReadRequest
-	9,  // 9: actorkv.v1.KV.SnapshotGetRange:input_type -> actorkv.v1.SnapshotGetRangeRequest
-	10, // 10: actorkv.v1.KV.SetFaultInjection:input_type -> actorkv.v1.SetFaultInjectionRequest
-	11, // 11: actorkv.v1.KV.Status:input_type -> actorkv.v1.StatusRequest
-	12, // 12: actorkv.v1.KV.Get:output_type -> actorkv.v1.GetResponse
-	13, // 13: actorkv.v1.KV.Put:output_type -> actorkv.v1.PutResponse
-	14, // 14: actorkv.v1.KV.Delete:output_type -> actorkv.v1.DeleteResponse
-	15, // 15: actorkv.v1.KV.ClearRange:output_type -> actorkv.v1.ClearRangeResponse
-	16, // 16: actorkv.v1.KV.ListKeys:output_type -> actorkv.v1.ListKeysResponse
-	17, // 17: actorkv.v1.KV.GetRange:output_type -> actorkv.v1.GetRangeResponse
-	18, // 18: actorkv.v1.KV.AtomicCommit:output_type -> actorkv.v1.AtomicCommitResponse
-	19, // 19: actorkv.v1.KV.GetReadVersion:output_type -> actorkv.v1.GetReadVersionResponse
-	20, // 20: actorkv.v1.KV.SnapshotRead:output_type -> actorkv.v1.SnapshotReadResponse
-	21, // 21: actorkv.v1.KV.SnapshotGetRange:output_type -> actorkv.v1.SnapshotGetRangeResponse
-	22, // 22: actorkv.v1.KV.SetFaultInjection:output_type -> actorkv.v1.SetFaultInjectionResponse
-	23, // 23: actorkv.v1.KV.Status:output_type -> actorkv.v1.StatusResponse
-	12, // [12:24] is the sub-list for method output_type
-	0,  // [0:12] is the sub-list for method input_type
-	0,  // [0:0] is the sub-list for extension type_name
-	0,  // [0:0] is the sub-list for extension extendee
-	0,  // [0:0] is the sub-list for field type_name
+	4,  // 0: actorkv.v1.Call.get:type_name -> actorkv.v1.GetRequest
+	5,  // 1: actorkv.v1.Call.put:type_name -> actorkv.v1.PutRequest
+	6,  // 2: actorkv.v1.Call.delete:type_name -> actorkv.v1.DeleteRequest
+	7,  // 3: actorkv.v1.Call.clear_range:type_name -> actorkv.v1.ClearRangeRequest
+	8,  // 4: actorkv.v1.Call.list_keys:type_name -> actorkv.v1.ListKeysRequest
+	9,  // 5: actorkv.v1.Call.get_range:type_name -> actorkv.v1.GetRangeRequest
+	10, // 6: actorkv.v1.Call.atomic_commit:type_name -> actorkv.v1.AtomicCommitRequest
+	11, // 7: actorkv.v1.Call.get_read_version:type_name -> actorkv.v1.GetReadVersionRequest
+	12, // 8: actorkv.v1.Call.snapshot_read:type_name -> actorkv.v1.SnapshotReadRequest
+	13, // 9: actorkv.v1.Call.snapshot_get_range:type_name -> actorkv.v1.SnapshotGetRangeRequest
+	14, // 10: actorkv.v1.Reply.status:type_name -> actorkv.v1.Status
+	15, // 11: actorkv.v1.Reply.get:type_name -> actorkv.v1.GetResponse
+	16, // 12: actorkv.v1.Reply.put:type_name -> actorkv.v1.PutResponse
+	17, // 13: actorkv.v1.Reply.delete:type_name -> actorkv.v1.DeleteResponse
+	18, // 14: actorkv.v1.Reply.clear_range:type_name -> actorkv.v1.ClearRangeResponse
+	19, // 15: actorkv.v1.Reply.list_keys:type_name -> actorkv.v1.ListKeysResponse
+	20, // 16: actorkv.v1.Reply.get_range:type_name -> actorkv.v1.GetRangeResponse
+	21, // 17: actorkv.v1.Reply.atomic_commit:type_name -> actorkv.v1.AtomicCommitResponse
+	22, // 18: actorkv.v1.Reply.get_read_version:type_name -> actorkv.v1.GetReadVersionResponse
+	23, // 19: actorkv.v1.Reply.snapshot_read:type_name -> actorkv.v1.SnapshotReadResponse
+	24, // 20: actorkv.v1.Reply.snapshot_get_range:type_name -> actorkv.v1.SnapshotGetRangeResponse
+	0,  // 21: actorkv.v1.BatchRequest.calls:type_name -> actorkv.v1.Call
+	1,  // 22: actorkv.v1.BatchResponse.replies:type_name -> actorkv.v1.Reply
+	4,  // 23: actorkv.v1.KV.Get:input_type -> actorkv.v1.GetRequest
+	5,  // 24: actorkv.v1.KV.Put:input_type -> actorkv.v1.PutRequest
+	6,  // 25: actorkv.v1.KV.Delete:input_type -> actorkv.v1.DeleteRequest
+	7,  // 26: actorkv.v1.KV.ClearRange:input_type -> actorkv.v1.ClearRangeRequest
+	8,  // 27: actorkv.v1.KV.ListKeys:input_type -> actorkv.v1.ListKeysRequest
+	9,  // 28: actorkv.v1.KV.GetRange:input_type -> actorkv.v1.GetRangeRequest
+	10, // 29: actorkv.v1.KV.AtomicCommit:input_type -> actorkv.v1.AtomicCommitRequest
+	11, // 30: actorkv.v1.KV.GetReadVersion:input_type -> actorkv.v1.GetReadVersionRequest
+	12, // 31: actorkv.v1.KV.SnapshotRead:input_type -> actorkv.v1.SnapshotReadRequest
+	13, // 32: actorkv.v1.KV.SnapshotGetRange:input_type -> actorkv.v1.SnapshotGetRangeRequest
+	25, // 33: actorkv.v1.KV.SetFaultInjection:input_type -> actorkv.v1.SetFaultInjectionRequest
+	26, // 34: actorkv.v1.KV.Status:input_type -> actorkv.v1.StatusRequest
+	2,  // 35: actorkv.v1.KV.Batch:input_type -> actorkv.v1.BatchRequest
+	15, // 36: actorkv.v1.KV.Get:output_type -> actorkv.v1.GetResponse
+	16, // 37: actorkv.v1.KV.Put:output_type -> actorkv.v1.PutResponse
+	17, // 38: actorkv.v1.KV.Delete:output_type -> actorkv.v1.DeleteResponse
+	18, // 39: actorkv.v1.KV.ClearRange:output_type -> actorkv.v1.ClearRangeResponse
+	19, // 40: actorkv.v1.KV.ListKeys:output_type -> actorkv.v1.ListKeysResponse
+	20, // 41: actorkv.v1.KV.GetRange:output_type -> actorkv.v1.GetRangeResponse
+	21, // 42: actorkv.v1.KV.AtomicCommit:output_type -> actorkv.v1.AtomicCommitResponse
+	22, // 43: actorkv.v1.KV.GetReadVersion:output_type -> actorkv.v1.GetReadVersionResponse
+	23, // 44: actorkv.v1.KV.SnapshotRead:output_type -> actorkv.v1.SnapshotReadResponse
+	24, // 45: actorkv.v1.KV.SnapshotGetRange:output_type -> actorkv.v1.SnapshotGetRangeResponse
+	27, // 46: actorkv.v1.KV.SetFaultInjection:output_type -> actorkv.v1.SetFaultInjectionResponse
+	28, // 47: actorkv.v1.KV.Status:output_type -> actorkv.v1.StatusResponse
+	3,  // 48: actorkv.v1.KV.Batch:output_type -> actorkv.v1.BatchResponse
+	36, // [36:49] is the sub-list for method output_type
+	23, // [23:36] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_service_proto_init() }
@@ -107,18 +734,43 @@ func file_service_proto_init() {
 		return
 	}
 	file_kv_proto_init()
+	file_service_proto_msgTypes[0].OneofWrappers = []any{
+		(*Call_Get)(nil),
+		(*Call_Put)(nil),
+		(*Call_Delete)(nil),
+		(*Call_ClearRange)(nil),
+		(*Call_ListKeys)(nil),
+		(*Call_GetRange)(nil),
+		(*Call_AtomicCommit)(nil),
+		(*Call_GetReadVersion)(nil),
+		(*Call_SnapshotRead)(nil),
+		(*Call_SnapshotGetRange)(nil),
+	}
+	file_service_proto_msgTypes[1].OneofWrappers = []any{
+		(*Reply_Get)(nil),
+		(*Reply_Put)(nil),
+		(*Reply_Delete)(nil),
+		(*Reply_ClearRange)(nil),
+		(*Reply_ListKeys)(nil),
+		(*Reply_GetRange)(nil),
+		(*Reply_AtomicCommit)(nil),
+		(*Reply_GetReadVersion)(nil),
+		(*Reply_SnapshotRead)(nil),
+		(*Reply_SnapshotGetRange)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_service_proto_rawDesc), len(file_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   0,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_service_proto_goTypes,
 		DependencyIndexes: file_service_proto_depIdxs,
+		MessageInfos:      file_service_proto_msgTypes,
 	}.Build()
 	File_service_proto = out.File
 	file_service_proto_goTypes = nil

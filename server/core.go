@@ -192,3 +192,64 @@ func (c *Core) Status(ctx context.Context, req *messages.StatusRequest) (*messag
 	}
 	return resp, err
 }
+
+// Call serves one call of a Batch stream and returns its reply. A call
+// without a deadline of its own gets the core's default.
+func (c *Core) Call(ctx context.Context, call *messages.Call) *messages.Reply {
+	if t := call.GetTimeoutMicros(); t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Microsecond)
+		defer cancel()
+	}
+	r := &messages.Reply{Id: call.GetId()}
+	var err error
+	switch req := call.GetRequest().(type) {
+	case *messages.Call_Get:
+		var resp *messages.GetResponse
+		resp, err = c.Get(ctx, req.Get)
+		r.Response = &messages.Reply_Get{Get: resp}
+	case *messages.Call_Put:
+		var resp *messages.PutResponse
+		resp, err = c.Put(ctx, req.Put)
+		r.Response = &messages.Reply_Put{Put: resp}
+	case *messages.Call_Delete:
+		var resp *messages.DeleteResponse
+		resp, err = c.Delete(ctx, req.Delete)
+		r.Response = &messages.Reply_Delete{Delete: resp}
+	case *messages.Call_ClearRange:
+		var resp *messages.ClearRangeResponse
+		resp, err = c.ClearRange(ctx, req.ClearRange)
+		r.Response = &messages.Reply_ClearRange{ClearRange: resp}
+	case *messages.Call_ListKeys:
+		var resp *messages.ListKeysResponse
+		resp, err = c.ListKeys(ctx, req.ListKeys)
+		r.Response = &messages.Reply_ListKeys{ListKeys: resp}
+	case *messages.Call_GetRange:
+		var resp *messages.GetRangeResponse
+		resp, err = c.GetRange(ctx, req.GetRange)
+		r.Response = &messages.Reply_GetRange{GetRange: resp}
+	case *messages.Call_AtomicCommit:
+		var resp *messages.AtomicCommitResponse
+		resp, err = c.AtomicCommit(ctx, req.AtomicCommit)
+		r.Response = &messages.Reply_AtomicCommit{AtomicCommit: resp}
+	case *messages.Call_GetReadVersion:
+		var resp *messages.GetReadVersionResponse
+		resp, err = c.GetReadVersion(ctx, req.GetReadVersion)
+		r.Response = &messages.Reply_GetReadVersion{GetReadVersion: resp}
+	case *messages.Call_SnapshotRead:
+		var resp *messages.SnapshotReadResponse
+		resp, err = c.SnapshotRead(ctx, req.SnapshotRead)
+		r.Response = &messages.Reply_SnapshotRead{SnapshotRead: resp}
+	case *messages.Call_SnapshotGetRange:
+		var resp *messages.SnapshotGetRangeResponse
+		resp, err = c.SnapshotGetRange(ctx, req.SnapshotGetRange)
+		r.Response = &messages.Reply_SnapshotGetRange{SnapshotGetRange: resp}
+	default:
+		err = messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "call %d names no operation", call.GetId())
+	}
+	r.Status = messages.StatusOf(err)
+	if err != nil {
+		r.Response = nil
+	}
+	return r
+}

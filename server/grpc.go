@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"io"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -84,6 +86,83 @@ func (s *grpcService) Status(ctx context.Context, r *messages.StatusRequest) (*m
 	return out(s.core.Status(ctx, r))
 }
 
+// Batch serves a stream of batched calls: every call runs concurrently (at
+// most maxBatchInFlight per stream), and replies go back as they complete,
+// gathered into as few messages as the sender can. The stream ends when the
+// client closes its side and every call has been answered.
+func (s *grpcService) Batch(stream messages.KV_BatchServer) error {
+	ctx := stream.Context()
+	replies := make(chan *messages.Reply, 1024)
+	sent := make(chan error, 1)
+	go func() { sent <- sendReplies(stream, replies) }() // ends when replies is closed
+	slots := make(chan struct{}, maxBatchInFlight)
+	var calls sync.WaitGroup
+	var recvErr error
+recv:
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				recvErr = err
+			}
+			break
+		}
+		for _, call := range req.GetCalls() {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				recvErr = ctx.Err()
+				break recv
+			}
+			calls.Add(1)
+			go func() {
+				defer calls.Done()
+				replies <- s.core.Call(ctx, call)
+				<-slots
+			}()
+		}
+	}
+	calls.Wait()
+	close(replies)
+	if err := <-sent; err != nil {
+		return err
+	}
+	return recvErr
+}
+
+// maxBatchInFlight bounds the calls of one Batch stream served at once; the
+// stream stops reading until one finishes.
+const maxBatchInFlight = 4096
+
+// maxRepliesPerMessage bounds the replies gathered into one BatchResponse.
+const maxRepliesPerMessage = 512
+
+// sendReplies sends replies as they come, gathering those already waiting
+// into one message. After a send fails it keeps draining, so no call blocks.
+func sendReplies(stream messages.KV_BatchServer, replies <-chan *messages.Reply) error {
+	var failed error
+	for r := range replies {
+		if failed != nil {
+			continue
+		}
+		batch := []*messages.Reply{r}
+	gather:
+		for len(batch) < maxRepliesPerMessage {
+			select {
+			case r, ok := <-replies:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		failed = stream.Send(&messages.BatchResponse{Replies: batch})
+	}
+	return failed
+}
+
 // strictCodec is the server's protobuf codec. gRPC answers a request that
 // cannot be decoded with INTERNAL; the API promises INVALID_ARGUMENT for
 // malformed protobuf. So the codec accepts the bytes, remembers the decode
@@ -107,6 +186,23 @@ func (c strictCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 func (c strictCodec) Name() string { return c.inner.Name() }
 
+// strictStream fails a stream whose message could not be decoded, with
+// INVALID_ARGUMENT, as the unary check does for a call.
+type strictStream struct {
+	grpc.ServerStream
+	malformed *sync.Map
+}
+
+func (s *strictStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if err, ok := s.malformed.LoadAndDelete(m); ok {
+		return grpcstatus.Errorf(codes.InvalidArgument, "invalid argument: malformed protobuf message: %v", err)
+	}
+	return nil
+}
+
 // ServerOptions returns the gRPC server options of the KV API: message size
 // limits and malformed-request handling. Extra interceptors run after the
 // malformed check.
@@ -118,8 +214,12 @@ func ServerOptions(interceptors ...grpc.UnaryServerInterceptor) []grpc.ServerOpt
 		}
 		return h(ctx, req)
 	}
+	checkStream := func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		return h(srv, &strictStream{ServerStream: ss, malformed: malformed})
+	}
 	return []grpc.ServerOption{
 		grpc.ForceServerCodecV2(strictCodec{inner: encoding.GetCodecV2("proto"), malformed: malformed}),
+		grpc.ChainStreamInterceptor(checkStream),
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.MaxSendMsgSize(MaxSendMsgSize),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{check}, interceptors...)...),

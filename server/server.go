@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,8 +21,8 @@ import (
 )
 
 // Server is a running kvserver: the backend, the gRPC server (KV API and the
-// standard health service) and the HTTP server of /metrics, /healthz and
-// /readyz.
+// standard health service) and the HTTP server of /metrics, /healthz,
+// /readyz and Go's profiler under /debug/pprof/.
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
@@ -84,6 +85,9 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 		mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", s.healthz)
 		mux.HandleFunc("/readyz", s.readyz)
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		s.wg.Add(1)
 		go func() {

@@ -182,10 +182,23 @@ func (s *machineState) recordSession(u *undoLog, rid *messages.RequestId, index 
 	// A client cannot have been answered for the request it is making; the
 	// validator rejects such ids, and the cap keeps the state sane.
 	if r := min(rid.GetRespondedTo(), seq-1); r > sess.respondedTo {
-		for q, old := range sess.results {
-			if q <= r {
-				delete(sess.results, q)
-				u.add(func() { sess.results[q] = old })
+		forget := func(q uint64, old *messages.CommandResult) {
+			delete(sess.results, q)
+			u.add(func() { sess.results[q] = old })
+		}
+		// Walk whichever is shorter: the newly answered seqs, or the
+		// remembered ones (a client that skipped far ahead).
+		if r-sess.respondedTo <= uint64(len(sess.results)) {
+			for q := sess.respondedTo + 1; q <= r; q++ {
+				if old, ok := sess.results[q]; ok {
+					forget(q, old)
+				}
+			}
+		} else {
+			for q, old := range sess.results {
+				if q <= r {
+					forget(q, old)
+				}
 			}
 		}
 		sess.respondedTo = r

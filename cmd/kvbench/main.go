@@ -48,6 +48,7 @@ type options struct {
 	json        bool
 	quiet       bool
 	cpuProfile  string
+	unary       bool
 }
 
 func newCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -68,7 +69,9 @@ Keys are --key-size bytes, drawn uniformly from --keys distinct keys. With
 --preload every key is written first, so gets find them.
 
 Targets (--target):
-  grpc        a running kvserver at --endpoints (the default)
+  grpc        a running kvserver at --endpoints (the default); operations
+              travel over Batch streams (server/kvclient), or one unary RPC
+              each with --unary
   embedded    a three-replica group in this process, data in --dir
   standalone  the standalone RocksDB engine, data in --dir
 
@@ -97,7 +100,8 @@ with --json.`,
 	fl.StringVar(&o.target, "target", "grpc", "grpc, embedded or standalone")
 	fl.StringSliceVar(&o.endpoints, "endpoints", []string{"127.0.0.1:7070"}, "kvserver gRPC addresses (target grpc)")
 	fl.StringVar(&o.dir, "dir", "", "data directory (targets embedded and standalone; default: a temporary directory, removed after)")
-	fl.IntVar(&o.conns, "conns", 4, "gRPC connections per endpoint (target grpc)")
+	fl.IntVar(&o.conns, "conns", 2, "gRPC connections per endpoint (target grpc)")
+	fl.BoolVar(&o.unary, "unary", false, "one unary RPC per operation instead of batched streams (target grpc)")
 	fl.IntVar(&o.concurrency, "concurrency", 64, "concurrent workers (clients)")
 	fl.DurationVar(&o.duration, "duration", 10*time.Second, "measured duration")
 	fl.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before the measurement")

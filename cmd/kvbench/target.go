@@ -14,6 +14,7 @@ import (
 	"github.com/actorkv/actorkv/actors"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/server"
+	"github.com/actorkv/actorkv/server/kvclient"
 	"github.com/actorkv/actorkv/storage"
 )
 
@@ -30,7 +31,10 @@ type target interface {
 func openTarget(ctx context.Context, o options) (target, error) {
 	switch o.target {
 	case "grpc":
-		return dialGRPC(o)
+		if o.unary {
+			return dialGRPC(o)
+		}
+		return dialBatch(o)
 	case "standalone":
 		dir, cleanup, err := dataDir(o.dir)
 		if err != nil {
@@ -160,6 +164,56 @@ func (t *grpcTarget) getRange(ctx context.Context, begin []byte, limit int) erro
 
 func (t *grpcTarget) close() {
 	for _, c := range t.conns {
+		c.Close()
+	}
+}
+
+// batchTarget drives kvservers through kvclient's Batch streams.
+type batchTarget struct {
+	clients     []*kvclient.Client
+	next        atomic.Uint64
+	consistency messages.Consistency
+}
+
+func dialBatch(o options) (*batchTarget, error) {
+	t := &batchTarget{consistency: o.readConsistency()}
+	for _, ep := range o.endpoints {
+		c, err := kvclient.Dial(ep, kvclient.Options{Streams: o.conns})
+		if err != nil {
+			t.close()
+			return nil, err
+		}
+		t.clients = append(t.clients, c)
+	}
+	return t, nil
+}
+
+func (t *batchTarget) client() *kvclient.Client {
+	return t.clients[t.next.Add(1)%uint64(len(t.clients))]
+}
+
+func (t *batchTarget) put(ctx context.Context, key, value []byte) error {
+	_, err := t.client().Put(ctx, &messages.PutRequest{Key: key, Value: value})
+	return err
+}
+
+func (t *batchTarget) get(ctx context.Context, key []byte) error {
+	_, err := t.client().Get(ctx, &messages.GetRequest{Key: key, Consistency: t.consistency})
+	return err
+}
+
+func (t *batchTarget) commit(ctx context.Context, muts []*messages.Mutation) error {
+	_, err := t.client().AtomicCommit(ctx, &messages.AtomicCommitRequest{Commit: &messages.AtomicCommit{Mutations: muts}})
+	return err
+}
+
+func (t *batchTarget) getRange(ctx context.Context, begin []byte, limit int) error {
+	_, err := t.client().GetRange(ctx, &messages.GetRangeRequest{Begin: begin, Limit: int32(limit), Consistency: t.consistency})
+	return err
+}
+
+func (t *batchTarget) close() {
+	for _, c := range t.clients {
 		c.Close()
 	}
 }
