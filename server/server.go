@@ -36,7 +36,9 @@ type Server struct {
 	httpLis  net.Listener
 	draining atomic.Bool
 	stop     context.CancelFunc // ends the readiness watch
+	drain    chan struct{}      // closed on shutdown: Batch streams end
 	wg       sync.WaitGroup     // serving goroutines
+	shutdown sync.Once
 }
 
 // Start opens the backend and begins serving on the configured addresses.
@@ -67,7 +69,8 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 	s.metrics = NewMetrics(backend.Status, log)
 	s.core = NewCoreFor(backend, cfg, s.metrics)
 	s.grpc = grpc.NewServer(ServerOptions()...)
-	RegisterKV(s.grpc, s.core)
+	s.drain = make(chan struct{})
+	RegisterKV(s.grpc, s.core, s.drain)
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	s.health.SetServingStatus(messages.KV_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
@@ -163,10 +166,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 // Shutdown stops gracefully: it stops accepting, lets in-flight requests
 // finish (up to the shutdown timeout, then cancels them), stops Raft and
-// closes every RocksDB cleanly.
+// closes every RocksDB cleanly. It is idempotent.
 func (s *Server) Shutdown() {
+	s.shutdown.Do(s.doShutdown)
+}
+
+func (s *Server) doShutdown() {
 	s.draining.Store(true)
 	s.stop()
+	close(s.drain)
 	s.health.Shutdown()
 	done := make(chan struct{})
 	go func() {

@@ -145,12 +145,17 @@ type stream struct {
 	pending map[uint64]chan *messages.Reply
 }
 
-// liveStream is one open gRPC stream; its goroutines exit when it breaks or
-// is closed, and done is closed then.
+// liveStream is one open gRPC stream; its receiving goroutine exits when it
+// breaks or is closed, and done is closed then.
 type liveStream struct {
-	cancel context.CancelFunc
-	outbox chan *messages.Call
-	done   chan struct{}
+	bs       messages.KV_BatchClient
+	cancel   context.CancelFunc
+	done     chan struct{}
+	maxCalls int
+
+	mu      sync.Mutex
+	queue   []*messages.Call // calls waiting to be sent
+	sending bool             // a caller is sending the queue
 }
 
 func (s *stream) do(ctx context.Context, call *messages.Call) (*messages.Reply, error) {
@@ -170,12 +175,8 @@ func (s *stream) do(ctx context.Context, call *messages.Call) (*messages.Reply, 
 	s.pending[call.GetId()] = ch
 	s.mu.Unlock()
 
-	select {
-	case live.outbox <- call:
-	case <-live.done:
-	case <-ctx.Done():
-		s.forget(call.GetId())
-		return nil, messages.Errorf(messages.CodeOf(ctx.Err()), "call not sent: %v", ctx.Err())
+	if err := live.enqueue(call); err != nil {
+		s.broken(live)
 	}
 	select {
 	case r := <-ch:
@@ -192,13 +193,46 @@ func (s *stream) do(ctx context.Context, call *messages.Call) (*messages.Reply, 
 	}
 }
 
+// enqueue queues call and, unless another caller is already sending,
+// sends everything queued — its own call and those that arrive meanwhile —
+// gathered into as few messages as possible (flat combining: no goroutine
+// hand-off when the stream is idle, batches when it is busy).
+func (l *liveStream) enqueue(call *messages.Call) error {
+	l.mu.Lock()
+	l.queue = append(l.queue, call)
+	if l.sending {
+		l.mu.Unlock()
+		return nil
+	}
+	l.sending = true
+	for len(l.queue) > 0 {
+		n := min(len(l.queue), l.maxCalls)
+		req := &messages.BatchRequest{Calls: l.queue[:n:n]}
+		l.queue = l.queue[n:]
+		if len(l.queue) == 0 {
+			l.queue = nil
+		}
+		l.mu.Unlock()
+		err := l.bs.Send(req)
+		l.mu.Lock()
+		if err != nil {
+			l.sending = false
+			l.mu.Unlock()
+			return err
+		}
+	}
+	l.sending = false
+	l.mu.Unlock()
+	return nil
+}
+
 func (s *stream) forget(id uint64) {
 	s.mu.Lock()
 	delete(s.pending, id)
 	s.mu.Unlock()
 }
 
-// open starts a stream and its two goroutines; called with s.mu held.
+// open starts a stream and its receiving goroutine; called with s.mu held.
 func (s *stream) open() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	bs, err := s.kv.Batch(ctx)
@@ -206,47 +240,16 @@ func (s *stream) open() error {
 		cancel()
 		return messages.FromGRPC(err)
 	}
-	live := &liveStream{cancel: cancel, outbox: make(chan *messages.Call, 4096), done: make(chan struct{})}
+	live := &liveStream{bs: bs, cancel: cancel, done: make(chan struct{}), maxCalls: s.maxCalls}
 	s.live = live
 	if s.pending == nil {
 		s.pending = map[uint64]chan *messages.Reply{}
 	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); s.send(bs, live) }()
-	go func() { defer wg.Done(); s.receive(bs, live) }()
-	go func() { // ends when both have: it owns nothing else
-		wg.Wait()
-		close(live.done)
+	go func() {
+		defer close(live.done)
+		s.receive(bs, live)
 	}()
 	return nil
-}
-
-// send gathers the calls waiting in the outbox into one message at a time.
-func (s *stream) send(bs messages.KV_BatchClient, live *liveStream) {
-	ctx := bs.Context()
-	for {
-		var call *messages.Call
-		select {
-		case call = <-live.outbox:
-		case <-ctx.Done():
-			return
-		}
-		req := &messages.BatchRequest{Calls: []*messages.Call{call}}
-	gather:
-		for len(req.Calls) < s.maxCalls {
-			select {
-			case call = <-live.outbox:
-				req.Calls = append(req.Calls, call)
-			default:
-				break gather
-			}
-		}
-		if err := bs.Send(req); err != nil {
-			s.broken(live)
-			return
-		}
-	}
 }
 
 // receive hands each reply to its caller.
