@@ -93,34 +93,16 @@ func rangesToProto(rs []keyRange) []*messages.KeyRange {
 	return out
 }
 
-// undoLog rolls the in-memory state back when a batch's write fails. A nil
-// log records nothing (replay at load needs no undo).
-type undoLog struct{ fs []func() }
-
-func (u *undoLog) add(f func()) {
-	if u != nil {
-		u.fs = append(u.fs, f)
-	}
-}
-
-func (u *undoLog) rollback() {
-	for i := len(u.fs) - 1; i >= 0; i-- {
-		u.fs[i]()
-	}
-}
-
 // The state machine's rules. Every entry goes through begin, then (live
 // only) its decision, then finish; replaying a persisted EntryEffect runs the
 // same begin and finish, so the rebuilt state is the state the replica had.
+// They change the state in place: when a batch's write fails, the engine
+// reloads the state from storage, which the failed batch never reached.
 
 // begin advances log time to the entry's timestamp and drops the conflict
 // history that left the retention window.
-func (s *machineState) begin(u *undoLog, ts int64, window time.Duration) {
-	if ts > s.maxTs {
-		old := s.maxTs
-		s.maxTs = ts
-		u.add(func() { s.maxTs = old })
-	}
+func (s *machineState) begin(ts int64, window time.Duration) {
+	s.maxTs = max(s.maxTs, ts)
 	cutoff := s.maxTs - int64(window)
 	n := 0
 	for n < len(s.conflicts) && s.conflicts[n].ts < cutoff {
@@ -129,75 +111,49 @@ func (s *machineState) begin(u *undoLog, ts int64, window time.Duration) {
 	if n == 0 {
 		return
 	}
-	oldConflicts, oldHorizon := s.conflicts, s.horizon
 	s.horizon = s.conflicts[n-1].version
 	s.conflicts = s.conflicts[n:]
-	u.add(func() { s.conflicts, s.horizon = oldConflicts, oldHorizon })
 }
 
 // finish records the entry's writes in the conflict history and its outcome
 // in its session, then expires sessions.
-func (s *machineState) finish(u *undoLog, eff *messages.EntryEffect, writes []keyRange, ttl time.Duration, maxSessions int) {
+func (s *machineState) finish(eff *messages.EntryEffect, writes []keyRange, ttl time.Duration, maxSessions int) {
 	if len(writes) > 0 {
 		s.conflicts = append(s.conflicts, conflictEntry{version: eff.GetIndex(), ts: s.maxTs, writes: writes})
-		u.add(func() { s.conflicts = s.conflicts[:len(s.conflicts)-1] })
 	}
 	if rid := eff.GetRequestId(); rid.GetClientId() != 0 {
-		s.recordSession(u, rid, eff.GetIndex(), eff.GetResult())
+		s.recordSession(rid, eff.GetIndex(), eff.GetResult())
 	}
-	s.expireSessions(u, ttl, maxSessions)
-	old := s.applied
+	s.expireSessions(ttl, maxSessions)
 	s.applied = eff.GetIndex()
-	u.add(func() { s.applied = old })
 }
 
 // recordSession stores res as the outcome of request rid and forgets the
 // outcomes the client confirmed as answered.
-func (s *machineState) recordSession(u *undoLog, rid *messages.RequestId, index uint64, res *messages.CommandResult) {
+func (s *machineState) recordSession(rid *messages.RequestId, index uint64, res *messages.CommandResult) {
 	client, seq := rid.GetClientId(), rid.GetSeq()
 	sess := s.sessions[client]
 	if sess == nil {
 		sess = &session{client: client, results: map[uint64]*messages.CommandResult{}}
 		s.sessions[client] = sess
 		sess.elem = s.lru.PushBack(sess)
-		u.add(func() {
-			s.lru.Remove(sess.elem)
-			delete(s.sessions, client)
-		})
 	} else {
-		old := *sess // scalars; results is undone entry by entry below
-		prev := sess.elem.Prev()
-		u.add(func() {
-			sess.respondedTo, sess.lastActive, sess.lastIndex = old.respondedTo, old.lastActive, old.lastIndex
-			if prev == nil {
-				s.lru.MoveToFront(sess.elem)
-			} else {
-				s.lru.MoveAfter(sess.elem, prev)
-			}
-		})
 		s.lru.MoveToBack(sess.elem)
 	}
 	sess.results[seq] = res
-	u.add(func() { delete(sess.results, seq) })
 	// A client cannot have been answered for the request it is making; the
 	// validator rejects such ids, and the cap keeps the state sane.
 	if r := min(rid.GetRespondedTo(), seq-1); r > sess.respondedTo {
-		forget := func(q uint64, old *messages.CommandResult) {
-			delete(sess.results, q)
-			u.add(func() { sess.results[q] = old })
-		}
 		// Walk whichever is shorter: the newly answered seqs, or the
 		// remembered ones (a client that skipped far ahead).
 		if r-sess.respondedTo <= uint64(len(sess.results)) {
 			for q := sess.respondedTo + 1; q <= r; q++ {
-				if old, ok := sess.results[q]; ok {
-					forget(q, old)
-				}
+				delete(sess.results, q)
 			}
 		} else {
-			for q, old := range sess.results {
+			for q := range sess.results {
 				if q <= r {
-					forget(q, old)
+					delete(sess.results, q)
 				}
 			}
 		}
@@ -209,7 +165,7 @@ func (s *machineState) recordSession(u *undoLog, rid *messages.RequestId, index 
 
 // expireSessions forgets sessions idle for longer than ttl in log time, and
 // the least recently used beyond maxSessions.
-func (s *machineState) expireSessions(u *undoLog, ttl time.Duration, maxSessions int) {
+func (s *machineState) expireSessions(ttl time.Duration, maxSessions int) {
 	cutoff := s.maxTs - int64(ttl)
 	for s.lru.Len() > 0 {
 		front := s.lru.Front()
@@ -219,17 +175,13 @@ func (s *machineState) expireSessions(u *undoLog, ttl time.Duration, maxSessions
 		}
 		s.lru.Remove(front)
 		delete(s.sessions, sess.client)
-		u.add(func() {
-			sess.elem = s.lru.PushFront(sess)
-			s.sessions[sess.client] = sess
-		})
 	}
 }
 
 // replay applies a persisted effect to the state.
 func (s *machineState) replay(eff *messages.EntryEffect, cfg Config) {
-	s.begin(nil, eff.GetTimestampUnixNanos(), cfg.RetentionWindow)
-	s.finish(nil, eff, rangesFromProto(eff.GetWrites()), cfg.SessionTTL, cfg.MaxSessions)
+	s.begin(eff.GetTimestampUnixNanos(), cfg.RetentionWindow)
+	s.finish(eff, rangesFromProto(eff.GetWrites()), cfg.SessionTTL, cfg.MaxSessions)
 }
 
 // checkpoint encodes the whole state deterministically: equal states give
@@ -368,7 +320,6 @@ func (e *Engine) scanInternal(prefix []byte, f func(k, v []byte) error) error {
 // applyBatch is one ApplyBatch in progress.
 type applyBatch struct {
 	wb      *grocksdb.WriteBatch
-	undo    undoLog
 	effects []*messages.EntryEffect // for this batch's MachineDelta
 	ops     []versionOps            // the writes, for snapshot reads
 }
@@ -379,9 +330,9 @@ func (e *Engine) applyEntry(b *applyBatch, index uint64, cmd *messages.Command) 
 	s := e.sm
 	eff := &messages.EntryEffect{Index: index, TimestampUnixNanos: cmd.GetTimestampUnixNanos()}
 	b.effects = append(b.effects, eff)
-	s.begin(&b.undo, eff.TimestampUnixNanos, e.cfg.RetentionWindow)
+	s.begin(eff.TimestampUnixNanos, e.cfg.RetentionWindow)
 	res, writes := e.decide(b, index, cmd, eff)
-	s.finish(&b.undo, eff, writes, e.cfg.SessionTTL, e.cfg.MaxSessions)
+	s.finish(eff, writes, e.cfg.SessionTTL, e.cfg.MaxSessions)
 	return res
 }
 
@@ -424,7 +375,7 @@ func (e *Engine) execute(b *applyBatch, index uint64, cmd *messages.Command) (*m
 			return fail(err)
 		}
 		w := e.writeMutation(b.wb, m)
-		return &messages.CommandResult{Status: messages.StatusOf(nil), Version: index}, []keyRange{w}, []*messages.Mutation{m}
+		return &messages.CommandResult{Status: statusOK, Version: index}, []keyRange{w}, []*messages.Mutation{m}
 	case *messages.Command_AtomicCommit:
 		c := op.AtomicCommit
 		if err := e.validator.AtomicCommit(c); err != nil {
@@ -438,7 +389,7 @@ func (e *Engine) execute(b *applyBatch, index uint64, cmd *messages.Command) (*m
 			writes = append(writes, e.writeMutation(b.wb, m))
 		}
 		writes = append(writes, rangesFromProto(c.GetWriteConflictRanges())...)
-		return &messages.CommandResult{Status: messages.StatusOf(nil), Version: index}, writes, c.GetMutations()
+		return &messages.CommandResult{Status: statusOK, Version: index}, writes, c.GetMutations()
 	default:
 		return fail(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "command at index %d has no operation", index))
 	}
@@ -489,6 +440,22 @@ func (e *Engine) checkConflicts(index uint64, c *messages.AtomicCommit) error {
 	}
 	return nil
 }
+
+// reloadMachineState replaces the machine state, which a batch whose write
+// failed has already changed, with the state persisted before that batch.
+// If even that fails, only reopening the engine helps.
+func (e *Engine) reloadMachineState() {
+	sm, err := loadMachineState(e)
+	if err != nil {
+		e.broken.Store(true)
+		return
+	}
+	e.sm = sm
+}
+
+// statusOK is the status of every successful result; results are never
+// modified once made (ApplyBatch's contract), so they share it.
+var statusOK = messages.StatusOf(nil)
 
 // Entry is one committed command for ApplyBatch.
 type Entry struct {
@@ -561,14 +528,14 @@ func (e *Engine) applyBatch(entries []Entry) ([]*messages.CommandResult, error) 
 	}
 	delta, err := proto.Marshal(&messages.MachineDelta{Effects: b.effects})
 	if err != nil {
-		b.undo.rollback()
+		e.reloadMachineState()
 		return nil, fmt.Errorf("storage: encode machine delta: %w: %v", messages.ErrInternal, err)
 	}
 	deltaBytes, ckptBytes := e.deltaBytes+len(delta), e.ckptBytes
 	if deltaBytes > max(minCheckpointBytes, 2*e.ckptBytes) {
 		ckpt, err := proto.Marshal(s.checkpoint())
 		if err != nil {
-			b.undo.rollback()
+			e.reloadMachineState()
 			return nil, fmt.Errorf("storage: encode machine checkpoint: %w: %v", messages.ErrInternal, err)
 		}
 		b.wb.PutCF(e.internal, keyCheckpoint, ckpt)
@@ -579,7 +546,7 @@ func (e *Engine) applyBatch(entries []Entry) ([]*messages.CommandResult, error) 
 	}
 	b.wb.PutCF(e.internal, keyApplied, putU64(last))
 	if err := e.writeBatch(b.wb); err != nil {
-		b.undo.rollback()
+		e.reloadMachineState()
 		return nil, fmt.Errorf("storage: apply batch ending at %d: %w: %v", last, messages.ErrInternal, err)
 	}
 	e.deltaBytes, e.ckptBytes = deltaBytes, ckptBytes
