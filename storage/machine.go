@@ -26,7 +26,7 @@ type machineState struct {
 
 	// conflicts holds the write ranges of every write version above horizon,
 	// ascending by version.
-	conflicts []conflictEntry
+	conflicts deque[conflictEntry]
 
 	sessions map[uint64]*session
 	lru      *list.List // of *session, least recently used (lowest lastIndex) first
@@ -105,21 +105,21 @@ func (s *machineState) begin(ts int64, window time.Duration) {
 	s.maxTs = max(s.maxTs, ts)
 	cutoff := s.maxTs - int64(window)
 	n := 0
-	for n < len(s.conflicts) && s.conflicts[n].ts < cutoff {
+	for n < s.conflicts.Len() && s.conflicts.At(n).ts < cutoff {
 		n++
 	}
 	if n == 0 {
 		return
 	}
-	s.horizon = s.conflicts[n-1].version
-	s.conflicts = s.conflicts[n:]
+	s.horizon = s.conflicts.At(n - 1).version
+	s.conflicts.DropFront(n)
 }
 
 // finish records the entry's writes in the conflict history and its outcome
 // in its session, then expires sessions.
 func (s *machineState) finish(eff *messages.EntryEffect, writes []keyRange, ttl time.Duration, maxSessions int) {
 	if len(writes) > 0 {
-		s.conflicts = append(s.conflicts, conflictEntry{version: eff.GetIndex(), ts: s.maxTs, writes: writes})
+		s.conflicts.PushBack(conflictEntry{version: eff.GetIndex(), ts: s.maxTs, writes: writes})
 	}
 	if rid := eff.GetRequestId(); rid.GetClientId() != 0 {
 		s.recordSession(rid, eff.GetIndex(), eff.GetResult())
@@ -188,7 +188,8 @@ func (s *machineState) replay(eff *messages.EntryEffect, cfg Config) {
 // equal bytes.
 func (s *machineState) checkpoint() *messages.MachineCheckpoint {
 	c := &messages.MachineCheckpoint{Index: s.applied, MaxTimestampUnixNanos: s.maxTs, Horizon: s.horizon}
-	for _, ce := range s.conflicts {
+	for i := range s.conflicts.Len() {
+		ce := s.conflicts.At(i)
 		c.Conflicts = append(c.Conflicts, &messages.ConflictEntry{Version: ce.version, TimestampUnixNanos: ce.ts, Writes: rangesToProto(ce.writes)})
 	}
 	for el := s.lru.Front(); el != nil; el = el.Next() {
@@ -212,7 +213,7 @@ func stateFromCheckpoint(c *messages.MachineCheckpoint) *machineState {
 	s := newMachineState()
 	s.applied, s.maxTs, s.horizon = c.GetIndex(), c.GetMaxTimestampUnixNanos(), c.GetHorizon()
 	for _, ce := range c.GetConflicts() {
-		s.conflicts = append(s.conflicts, conflictEntry{version: ce.GetVersion(), ts: ce.GetTimestampUnixNanos(), writes: rangesFromProto(ce.GetWrites())})
+		s.conflicts.PushBack(conflictEntry{version: ce.GetVersion(), ts: ce.GetTimestampUnixNanos(), writes: rangesFromProto(ce.GetWrites())})
 	}
 	for _, st := range c.GetSessions() {
 		sess := &session{client: st.GetClientId(), respondedTo: st.GetRespondedTo(), lastActive: st.GetLastActiveUnixNanos(),
@@ -428,12 +429,12 @@ func (e *Engine) checkConflicts(index uint64, c *messages.AtomicCommit) error {
 	if rv < s.horizon {
 		return messages.Errorf(messages.StatusCode_TRANSACTION_TOO_OLD, "read version %d is older than the retention window (oldest %d)", rv, s.horizon)
 	}
-	for i := len(s.conflicts) - 1; i >= 0 && s.conflicts[i].version > rv; i-- {
-		for _, w := range s.conflicts[i].writes {
+	for i := s.conflicts.Len() - 1; i >= 0 && s.conflicts.At(i).version > rv; i-- {
+		for _, w := range s.conflicts.At(i).writes {
 			for _, r := range reads {
 				if w.intersects(r) {
 					return messages.Errorf(messages.StatusCode_CONFLICT, "read range [%q, %q) of %s was written at version %d, after read version %d",
-						r.begin, r.end, r.cf, s.conflicts[i].version, rv)
+						r.begin, r.end, r.cf, s.conflicts.At(i).version, rv)
 				}
 			}
 		}

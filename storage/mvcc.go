@@ -42,7 +42,7 @@ type checkpoint struct {
 type mvcc struct {
 	e           *Engine
 	mu          sync.Mutex
-	ops         []versionOps  // write versions above the oldest checkpoint, ascending
+	ops         deque[versionOps] // write versions above the oldest checkpoint, ascending
 	checkpoints []*checkpoint // ascending by version; never empty while open
 	floor       uint64        // versions below it are too old
 	sinceCkpt   int           // writes since the newest checkpoint
@@ -63,7 +63,7 @@ func (m *mvcc) reset(applied uint64) {
 	for _, c := range m.checkpoints {
 		m.retire(c)
 	}
-	m.ops = nil
+	m.ops.Reset()
 	m.floor = applied
 	m.checkpoints = []*checkpoint{{version: applied, snap: m.e.db.NewSnapshot()}}
 	m.sinceCkpt = 0
@@ -77,7 +77,9 @@ func (m *mvcc) appendBatch(ops []versionOps, last uint64, now time.Time) {
 	for i := range ops {
 		ops[i].at = now
 	}
-	m.ops = append(m.ops, ops...)
+	for _, op := range ops {
+		m.ops.PushBack(op)
+	}
 	m.sinceCkpt += len(ops)
 	if m.sinceCkpt > 0 && (m.sinceCkpt >= checkpointOps || now.Sub(m.lastCkpt) >= checkpointInterval) {
 		m.checkpoints = append(m.checkpoints, &checkpoint{version: last, snap: m.e.db.NewSnapshot()})
@@ -91,7 +93,8 @@ func (m *mvcc) appendBatch(ops []versionOps, last uint64, now time.Time) {
 // checkpoints and mutations no readable version needs.
 func (m *mvcc) prune(now time.Time) {
 	cutoff := now.Add(-m.e.cfg.RetentionWindow)
-	for _, op := range m.ops {
+	for i := range m.ops.Len() {
+		op := m.ops.At(i)
 		if !op.at.Before(cutoff) {
 			break
 		}
@@ -110,10 +113,10 @@ func (m *mvcc) prune(now time.Time) {
 	m.checkpoints = m.checkpoints[base:]
 	keepFrom := m.checkpoints[0].version
 	n := 0
-	for n < len(m.ops) && m.ops[n].version <= keepFrom {
+	for n < m.ops.Len() && m.ops.At(n).version <= keepFrom {
 		n++
 	}
-	m.ops = m.ops[n:]
+	m.ops.DropFront(n)
 }
 
 func (m *mvcc) retire(c *checkpoint) {
@@ -133,7 +136,7 @@ func (m *mvcc) releaseAll() {
 		m.retire(c)
 	}
 	m.checkpoints = nil
-	m.ops = nil
+	m.ops.Reset()
 }
 
 // view is what a snapshot read at one version reads: a checkpoint and the
@@ -161,10 +164,14 @@ func (m *mvcc) open(version uint64) (*view, error) {
 	if c == nil {
 		return nil, messages.Errorf(messages.StatusCode_TRANSACTION_TOO_OLD, "version %d is older than the oldest kept version", version)
 	}
-	lo, _ := slices.BinarySearchFunc(m.ops, c.version+1, func(o versionOps, v uint64) int { return cmpU64(o.version, v) })
-	hi, _ := slices.BinarySearchFunc(m.ops, version+1, func(o versionOps, v uint64) int { return cmpU64(o.version, v) })
+	lo := m.ops.search(func(o *versionOps) bool { return o.version > c.version })
+	hi := m.ops.search(func(o *versionOps) bool { return o.version > version })
+	overlay := make([]versionOps, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		overlay = append(overlay, *m.ops.At(i))
+	}
 	c.refs++
-	return &view{m: m, ckpt: c, overlay: m.ops[lo:hi:hi]}, nil
+	return &view{m: m, ckpt: c, overlay: overlay}, nil
 }
 
 func (v *view) close() {
@@ -176,15 +183,6 @@ func (v *view) close() {
 	}
 }
 
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
 
 // effect is what the overlay says about one key: decided (and then present
 // with value, or absent) or undecided (read the checkpoint).

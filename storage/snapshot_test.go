@@ -46,8 +46,8 @@ func TestSnapshotSaveAndRecover(t *testing.T) {
 
 	a := openEngine(t, detConfig(t.TempDir()))
 	applyAll(t, a, head)
-	if len(a.sm.sessions) == 0 || len(a.sm.conflicts) == 0 {
-		t.Fatalf("workload left %d sessions and %d conflict records; want both", len(a.sm.sessions), len(a.sm.conflicts))
+	if len(a.sm.sessions) == 0 || a.sm.conflicts.Len() == 0 {
+		t.Fatalf("workload left %d sessions and %d conflict records; want both", len(a.sm.sessions), a.sm.conflicts.Len())
 	}
 	snap := saveSnapshot(t, a)
 	wantDigest, wantInternal := mustDigest(t, a), internalDigest(t, a)
@@ -220,8 +220,8 @@ func TestSnapshotRecoverBadStreams(t *testing.T) {
 				t.Fatalf("family %s has %d keys after an interrupted recovery", f.GetColumnFamily(), f.GetKeys())
 			}
 		}
-		if len(e.sm.sessions) != 0 || len(e.sm.conflicts) != 0 || e.sm.maxTs != 0 {
-			t.Fatalf("machine state survived: %d sessions, %d conflicts, log time %d", len(e.sm.sessions), len(e.sm.conflicts), e.sm.maxTs)
+		if len(e.sm.sessions) != 0 || e.sm.conflicts.Len() != 0 || e.sm.maxTs != 0 {
+			t.Fatalf("machine state survived: %d sessions, %d conflicts, log time %d", len(e.sm.sessions), e.sm.conflicts.Len(), e.sm.maxTs)
 		}
 		// A reopened replica is healthy: it applies from index 1 again.
 		mustApply(t, e, []Entry{{Index: 1, Cmd: setCmd("", "k", "v")}})
