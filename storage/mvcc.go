@@ -43,9 +43,9 @@ type mvcc struct {
 	e           *Engine
 	mu          sync.Mutex
 	ops         deque[versionOps] // write versions above the oldest checkpoint, ascending
-	checkpoints []*checkpoint // ascending by version; never empty while open
-	floor       uint64        // versions below it are too old
-	sinceCkpt   int           // writes since the newest checkpoint
+	checkpoints []*checkpoint     // ascending by version; never empty while open
+	floor       uint64            // versions below it are too old
+	sinceCkpt   int               // writes since the newest checkpoint
 	lastCkpt    time.Time
 }
 
@@ -182,7 +182,6 @@ func (v *view) close() {
 		v.m.retire(v.ckpt)
 	}
 }
-
 
 // effect is what the overlay says about one key: decided (and then present
 // with value, or absent) or undecided (read the checkpoint).
