@@ -2,6 +2,8 @@ package replica
 
 import (
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/lni/dragonboat/v3"
@@ -15,7 +17,16 @@ import (
 // hands it, with the requester's PID, to a waiter goroutine it owns, which
 // answers when the request completes. Requests complete in about the order
 // they were made, so one FIFO goroutine per kind waits for them all — no
-// goroutine per request. Reads run on a small pool of owned workers.
+// goroutine per request. Not always, though: after a leader fails, the
+// proposals and ReadIndex requests a follower forwarded to it are lost and
+// complete only at their timeout, while later ones, to the new leader,
+// complete at once. So when the oldest request keeps the others waiting for
+// sweepAfter, the waiter answers whichever of them have completed. Reads run
+// on a small pool of owned workers.
+
+// sweepAfter is how long the oldest request in flight may hold back the
+// answers of the later ones before the waiter looks for completed ones.
+const sweepAfter = 10 * time.Millisecond
 
 // pending is one request in flight.
 type pending struct {
@@ -26,12 +37,14 @@ type pending struct {
 	done func(r dragonboat.RequestResult) proto.Message
 }
 
-// fifoWaiter answers pending requests in FIFO order from one goroutine.
+// fifoWaiter answers pending requests from one goroutine, in order unless
+// the oldest is slow (see sweepAfter).
 type fifoWaiter struct {
-	root  *actor.RootContext
-	queue chan pending
-	next  func(p pending) // where a completed request goes; nil: answer it here
-	wg    sync.WaitGroup
+	root     *actor.RootContext
+	queue    chan pending
+	next     func(p pending) // where a completed request goes; nil: answer it here
+	inFlight atomic.Int64    // added and not yet answered
+	wg       sync.WaitGroup
 }
 
 func newFIFOWaiter(root *actor.RootContext, size int, next func(pending)) *fifoWaiter {
@@ -43,34 +56,109 @@ func newFIFOWaiter(root *actor.RootContext, size int, next func(pending)) *fifoW
 
 var errOverloaded = messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica overloaded: too many requests in flight")
 
-// full reports whether the queue has no room. The replica actor is the only
-// producer, so after full returns false an add does not block.
-func (w *fifoWaiter) full() bool { return len(w.queue) == cap(w.queue) }
+// full reports whether as many requests as the queue holds are in flight.
+// The replica actor is the only producer, so after full returns false an add
+// does not block.
+func (w *fifoWaiter) full() bool { return w.inFlight.Load() >= int64(cap(w.queue)) }
 
 // len is the number of requests waiting.
-func (w *fifoWaiter) len() int { return len(w.queue) }
+func (w *fifoWaiter) len() int { return int(w.inFlight.Load()) }
 
 // add queues p; call full first.
-func (w *fifoWaiter) add(p pending) { w.queue <- p }
+func (w *fifoWaiter) add(p pending) {
+	w.inFlight.Add(1)
+	w.queue <- p
+}
 
 func (w *fifoWaiter) run() {
 	defer w.wg.Done()
-	for p := range w.queue {
-		var r dragonboat.RequestResult
-		if p.rs != nil {
-			r = <-p.rs.ResultC()
-			p.rs.Release()
-			p.rs = nil
+	var window []pending // taken from the queue, not answered, oldest first
+	timer := time.NewTimer(sweepAfter)
+	timer.Stop()
+	open := true // the queue is not closed
+	for open || len(window) > 0 {
+		if len(window) == 0 {
+			p, ok := <-w.queue
+			if !ok {
+				return
+			}
+			window = append(window, p)
 		}
-		if w.next != nil {
-			p2 := p
-			p2.done = func(dragonboat.RequestResult) proto.Message { return p.done(r) }
-			w.next(p2)
+		head := window[0]
+		if head.rs == nil {
+			w.finish(head, dragonboat.RequestResult{})
+			window = window[1:]
 			continue
 		}
-		if p.reply != nil {
-			w.root.Send(p.reply, p.done(r))
+		select {
+		case r := <-head.rs.ResultC():
+			w.finish(head, r)
+			window[0] = pending{}
+			window = window[1:]
+			continue
+		default:
 		}
+		timer.Reset(sweepAfter)
+		select {
+		case r := <-head.rs.ResultC():
+			timer.Stop()
+			w.finish(head, r)
+			window[0] = pending{}
+			window = window[1:]
+		case <-timer.C:
+			window, open = w.sweep(window, open)
+		}
+	}
+}
+
+// sweep takes every queued request into window and answers those behind the
+// head that have completed; it returns what is left, and whether the queue
+// is still open.
+func (w *fifoWaiter) sweep(window []pending, open bool) ([]pending, bool) {
+	for drained := !open; !drained; {
+		select {
+		case p, ok := <-w.queue:
+			if !ok {
+				open, drained = false, true
+				break
+			}
+			window = append(window, p)
+		default:
+			drained = true
+		}
+	}
+	kept := window[:1]
+	for _, p := range window[1:] {
+		if p.rs == nil {
+			w.finish(p, dragonboat.RequestResult{})
+			continue
+		}
+		select {
+		case r := <-p.rs.ResultC():
+			w.finish(p, r)
+		default:
+			kept = append(kept, p)
+		}
+	}
+	clear(window[len(kept):])
+	return kept, open
+}
+
+// finish answers p, or hands it on, with its result.
+func (w *fifoWaiter) finish(p pending, r dragonboat.RequestResult) {
+	if p.rs != nil {
+		p.rs.Release()
+		p.rs = nil
+	}
+	w.inFlight.Add(-1)
+	if w.next != nil {
+		p2 := p
+		p2.done = func(dragonboat.RequestResult) proto.Message { return p.done(r) }
+		w.next(p2)
+		return
+	}
+	if p.reply != nil {
+		w.root.Send(p.reply, p.done(r))
 	}
 }
 
