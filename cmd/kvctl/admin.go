@@ -36,15 +36,6 @@ func shortHex(b []byte) string {
 	return hex.EncodeToString(b)
 }
 
-func (g *globals) status(cmd *cobra.Command, digests bool) (*messages.StatusResponse, error) {
-	var st *messages.StatusResponse
-	err := g.call(cmd, func(ctx context.Context, kv messages.KVClient) (err error) {
-		st, err = kv.Status(ctx, &messages.StatusRequest{WithDigests: digests})
-		return err
-	})
-	return st, err
-}
-
 // replicaJSON is one replica of status's JSON output.
 type replicaJSON struct {
 	ID                uint32 `json:"id"`
@@ -55,24 +46,40 @@ type replicaJSON struct {
 	Digest            string `json:"digest,omitempty"`
 	ProposalsInFlight uint64 `json:"proposals_in_flight"`
 	Error             string `json:"error,omitempty"`
+	Endpoint          string `json:"endpoint"`
 }
 
 type statusJSON struct {
-	Mode      string        `json:"mode"`
-	HasLeader bool          `json:"has_leader"`
-	LeaderID  uint32        `json:"leader_id"`
-	Term      uint64        `json:"term"`
-	Replicas  []replicaJSON `json:"replicas"`
+	Mode        string        `json:"mode"`
+	HasLeader   bool          `json:"has_leader"`
+	LeaderID    uint32        `json:"leader_id"`
+	Term        uint64        `json:"term"`
+	Replicas    []replicaJSON `json:"replicas"`
+	Unreachable []unreachable `json:"unreachable"`
 }
 
-const statusLong = `Print every replica: id, whether it runs, the leader (*), its term, applied
-index and a digest of its contents (the first 6 bytes, in hex; the SHA-256 of
-every column family, computed at the applied index shown).
+const statusLong = `Print every replica: id, the endpoint that reported it, whether it runs,
+the leader (*), its term, applied index and a digest of its contents (the
+first 6 bytes, in hex; the SHA-256 of every column family, computed at the
+applied index shown).
+
+kvctl asks every endpoint of --endpoints at once and merges the replicas they
+report by id. An in-process server reports all its replicas; in a cluster
+(one replica per process) each process reports only its own, so give the
+endpoints of every process to see the whole cluster:
+
+  kvctl --endpoints host0:7070,host1:7070,host2:7070 status
+
+The header's leader is the one known at the highest term. An endpoint that
+does not answer is listed below the table ("endpoint host2:7070: unreachable
+(UNAVAILABLE: ...)") and the command still succeeds; it fails only when no
+endpoint answers within --timeout.
 
 JSON (-w json): {"mode": "replicated", "has_leader": true, "leader_id": 0,
 "term": 2, "replicas": [{"id": 0, "running": true, "leader": true, "term": 2,
 "applied_index": 15, "digest": "<full hex>", "proposals_in_flight": 0,
-"error": "..."}]}`
+"error": "...", "endpoint": "127.0.0.1:7070"}], "unreachable": [{"endpoint":
+"...", "error": "..."}]}`
 
 func newStatusCommand(g *globals) *cobra.Command {
 	var digests bool
@@ -87,12 +94,13 @@ func newStatusCommand(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json() {
-				out := statusJSON{Mode: st.GetMode(), HasLeader: st.GetHasLeader(), LeaderID: st.GetLeaderId(), Term: st.GetTerm(), Replicas: []replicaJSON{}}
+				out := statusJSON{Mode: st.GetMode(), HasLeader: st.GetHasLeader(), LeaderID: st.GetLeaderId(), Term: st.GetTerm(),
+					Replicas: []replicaJSON{}, Unreachable: append([]unreachable{}, st.unreachable...)}
 				for _, r := range st.GetReplicas() {
 					out.Replicas = append(out.Replicas, replicaJSON{
 						ID: r.GetReplicaId(), Running: r.GetRunning(), Leader: r.GetIsLeader(), Term: r.GetTerm(),
 						AppliedIndex: r.GetAppliedIndex(), Digest: hex.EncodeToString(r.GetDigest()),
-						ProposalsInFlight: r.GetProposalsInFlight(), Error: r.GetError(),
+						ProposalsInFlight: r.GetProposalsInFlight(), Error: r.GetError(), Endpoint: st.endpoint[r.GetReplicaId()],
 					})
 				}
 				return g.printJSON(out)
@@ -105,7 +113,7 @@ func newStatusCommand(g *globals) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tRUNNING\tLEADER\tTERM\tAPPLIED\tDIGEST\tERROR")
+			fmt.Fprintln(tw, "ID\tENDPOINT\tRUNNING\tLEADER\tTERM\tAPPLIED\tDIGEST\tERROR")
 			for _, r := range st.GetReplicas() {
 				lead := ""
 				if r.GetIsLeader() {
@@ -115,9 +123,17 @@ func newStatusCommand(g *globals) *cobra.Command {
 				if d == "" {
 					d = "-"
 				}
-				fmt.Fprintf(tw, "%d\t%t\t%s\t%d\t%d\t%s\t%s\n", r.GetReplicaId(), r.GetRunning(), lead, r.GetTerm(), r.GetAppliedIndex(), d, oneLine(r.GetError()))
+				fmt.Fprintf(tw, "%d\t%s\t%t\t%s\t%d\t%d\t%s\t%s\n", r.GetReplicaId(), st.endpoint[r.GetReplicaId()], r.GetRunning(), lead, r.GetTerm(), r.GetAppliedIndex(), d, oneLine(r.GetError()))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, u := range st.unreachable {
+				if err := g.printf("endpoint %s: unreachable (%s)\n", u.Endpoint, u.Error); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&digests, "digests", true, "compute the replicas' content digests (scans all data)")
@@ -129,23 +145,28 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 const verifyLong = `Check that the replicas hold identical data: replicas at the same applied
 index must have the same digest.
 
-kvctl asks for every replica's status with digests. A replica behind the
+kvctl asks for every replica's status with digests, from every endpoint of
+--endpoints at once, and merges the replicas by id (see "kvctl status --help":
+in a cluster, give the endpoint of every process). A replica behind the
 others is not a mismatch: while replicas are at different applied indexes,
 kvctl asks again (every 200ms, for up to --wait) for them to converge. Then
 it prints what it compared, for example
 
   replicas 0, 1, 2 at applied index 42: same digest 1a2b3c4d5e6f
   replica 2 at applied index 40: not compared (no other replica there)
+  endpoint host2:7070: not compared (unreachable: UNAVAILABLE: ...)
   OK
 
 and exits 0, or exits 1 when replicas at the same applied index have
 different digests ("kvctl: INTERNAL: verify: digest mismatch at applied
 index 42: replica 0 ..., replica 2 ..."). With --require-all it also exits 1
-(UNAVAILABLE) when some replica is not running or could not be compared.
+(UNAVAILABLE) when some replica is not running or could not be compared, or
+some endpoint did not answer.
 
 JSON (-w json): {"ok": bool, "mode": "...", "groups": [{"applied_index": 42,
 "replicas": [0, 1, 2], "digests": {"0": "<hex>", ...}, "same": true}],
-"not_running": [{"id": 1, "error": "..."}], "not_compared": [2]}`
+"not_running": [{"id": 1, "error": "..."}], "not_compared": [2],
+"unreachable": [{"endpoint": "...", "error": "..."}]}`
 
 type verifyGroup struct {
 	AppliedIndex uint64            `json:"applied_index"`
@@ -165,11 +186,13 @@ type verifyJSON struct {
 	Groups      []verifyGroup `json:"groups"`
 	NotRunning  []notRunning  `json:"not_running"`
 	NotCompared []uint32      `json:"not_compared"`
+	Unreachable []unreachable `json:"unreachable"`
 }
 
 // verifyReport groups the replicas of st by applied index.
-func verifyReport(st *messages.StatusResponse) verifyJSON {
-	rep := verifyJSON{OK: true, Mode: st.GetMode(), Groups: []verifyGroup{}, NotRunning: []notRunning{}, NotCompared: []uint32{}}
+func verifyReport(st *groupStatus) verifyJSON {
+	rep := verifyJSON{OK: true, Mode: st.GetMode(), Groups: []verifyGroup{}, NotRunning: []notRunning{}, NotCompared: []uint32{},
+		Unreachable: append([]unreachable{}, st.unreachable...)}
 	byIndex := map[uint64]*verifyGroup{}
 	firsts := map[uint64][]byte{} // the digest of each group's first replica
 	for _, r := range st.GetReplicas() {
@@ -196,7 +219,7 @@ func verifyReport(st *messages.StatusResponse) verifyJSON {
 		grp.Digests[fmt.Sprint(r.GetReplicaId())] = hex.EncodeToString(r.GetDigest())
 	}
 	for _, grp := range byIndex {
-		if len(grp.Replicas) < 2 && len(st.GetReplicas()) > 1 {
+		if len(grp.Replicas) < 2 && (len(st.GetReplicas()) > 1 || len(st.unreachable) > 0) {
 			rep.NotCompared = append(rep.NotCompared, grp.Replicas...)
 		}
 		rep.Groups = append(rep.Groups, *grp)
@@ -260,18 +283,33 @@ func newVerifyCommand(g *globals) *cobra.Command {
 					return messages.Errorf(messages.StatusCode_INTERNAL, "verify: digest mismatch at applied index %d: %s", grp.AppliedIndex, strings.Join(parts, ", "))
 				}
 			}
-			if requireAll && (len(rep.NotRunning) > 0 || len(rep.NotCompared) > 0) {
+			if requireAll && (len(rep.NotRunning) > 0 || len(rep.NotCompared) > 0 || len(rep.Unreachable) > 0) {
 				var ids []uint32
 				for _, r := range rep.NotRunning {
 					ids = append(ids, r.ID)
 				}
 				ids = append(ids, rep.NotCompared...)
 				slices.Sort(ids)
-				what := "replicas"
-				if len(ids) == 1 {
-					what = "replica"
+				var what []string
+				switch len(ids) {
+				case 0:
+				case 1:
+					what = append(what, "replica "+joinIDs(ids))
+				default:
+					what = append(what, "replicas "+joinIDs(ids))
 				}
-				return messages.Errorf(messages.StatusCode_UNAVAILABLE, "verify: %s %s could not be compared within %v", what, joinIDs(ids), wait)
+				if n := len(rep.Unreachable); n > 0 {
+					eps := make([]string, n)
+					for i, u := range rep.Unreachable {
+						eps[i] = u.Endpoint
+					}
+					w := "endpoint "
+					if n > 1 {
+						w = "endpoints "
+					}
+					what = append(what, w+strings.Join(eps, ", ")+" (unreachable)")
+				}
+				return messages.Errorf(messages.StatusCode_UNAVAILABLE, "verify: %s could not be compared within %v", strings.Join(what, " and "), wait)
 			}
 			return nil
 		},
@@ -304,6 +342,9 @@ func (g *globals) printVerify(rep verifyJSON) error {
 	for _, r := range rep.NotRunning {
 		fmt.Fprintf(&b, "replica %d: not compared (not running: %s)\n", r.ID, r.Error)
 	}
+	for _, u := range rep.Unreachable {
+		fmt.Fprintf(&b, "endpoint %s: not compared (unreachable: %s)\n", u.Endpoint, u.Error)
+	}
 	if rep.OK {
 		b.WriteString("OK\n")
 	} else {
@@ -322,7 +363,9 @@ const faultLong = `Configure injected storage faults (for tests):
 --latency is added to every storage operation. Unset ones are off; the
 settings replace the previous ones. --replicas names the replicas (default:
 all; ignored by a standalone server). In a replicated group a replica whose
-write fails stops (fail-stop). Prints "OK"; JSON (-w json): {"ok": true}.`
+write fails stops (fail-stop). In a cluster (one replica per process) the
+request reaches one process, the first endpoint that answers, and only its
+own replica can be named. Prints "OK"; JSON (-w json): {"ok": true}.`
 
 func newFaultCommand(g *globals) *cobra.Command {
 	var (

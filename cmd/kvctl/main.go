@@ -75,7 +75,9 @@ and printed as hex. Output is plain text ("-w table", the default) or one JSON
 object per command ("-w json", shapes in each command's help).
 
 Endpoints are tried in order: a call that gets UNAVAILABLE moves on to the
-next one. Every call (and its retries) must finish within --timeout. Writes
+next one. status and verify instead ask every endpoint and merge the replicas
+they report by id, so with the endpoints of every process of a cluster they
+show (and compare) every replica. Every call (and its retries) must finish within --timeout. Writes
 carry a request id (a random client id, seq 1) and are retried with the SAME
 id on UNAVAILABLE or TIMEOUT until --timeout, so a retried write is applied at
 most once.
@@ -123,7 +125,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
 	pf := root.PersistentFlags()
-	pf.StringSliceVar(&g.endpoints, "endpoints", []string{"127.0.0.1:7070"}, "gRPC endpoints (host:port), comma-separated, tried in order on UNAVAILABLE")
+	pf.StringSliceVar(&g.endpoints, "endpoints", []string{"127.0.0.1:7070"}, "gRPC endpoints (host:port), comma-separated, tried in order on UNAVAILABLE (status and verify ask them all)")
 	pf.DurationVar(&g.timeout, "timeout", 5*time.Second, "time limit of each command, retries included")
 	pf.StringVarP(&g.writeOut, "write-out", "w", "table", "output format: table (plain text) or json")
 	pf.BoolVar(&g.hex, "hex", false, "keys and values are hex on input and output")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -336,16 +337,108 @@ func TestStatusTable(t *testing.T) {
 	}}}}
 	addr := serveFake(t, f)
 	stdout, stderr, code := kvctlRun(t, "--endpoints", addr, "status")
+	ep := func(s string) string { return fmt.Sprintf("%-*s", len(addr)+2, s) } // the ENDPOINT column
 	want := "mode: replicated, leader: 0, term: 3\n" +
-		"ID  RUNNING  LEADER  TERM  APPLIED  DIGEST        ERROR\n" +
-		"0   true     *       0     9        abababababab  \n" +
-		"1   true             0     9        abababababab  \n" +
-		"2   false            0     0        -             stopped: fault\n"
+		"ID  " + ep("ENDPOINT") + "RUNNING  LEADER  TERM  APPLIED  DIGEST        ERROR\n" +
+		"0   " + ep(addr) + "true     *       0     9        abababababab  \n" +
+		"1   " + ep(addr) + "true             0     9        abababababab  \n" +
+		"2   " + ep(addr) + "false            0     0        -             stopped: fault\n"
 	if code != 0 || stderr != "" || stdout != want {
 		t.Fatalf("status: exit %d, stderr %q, stdout\n%s\nwant\n%s", code, stderr, stdout, want)
 	}
 	stdout, _, code = kvctlRun(t, "--endpoints", addr, "-w", "json", "status")
 	if code != 0 || !strings.HasPrefix(stdout, `{"mode":"replicated","has_leader":true,"leader_id":0,"term":3,"replicas":[{"id":0,"running":true,"leader":true,"term":0,"applied_index":9,"digest":"abab`) {
 		t.Fatalf("status -w json: %q", stdout)
+	}
+}
+
+// clusterNode is the status a cluster process reports: its own replica, and
+// the leader it knows.
+func clusterNode(r *messages.ReplicaStatus, leader uint32, term uint64) *messages.StatusResponse {
+	r.Term, r.HasLeader, r.LeaderId, r.IsLeader = term, true, leader, r.GetReplicaId() == leader
+	return &messages.StatusResponse{Mode: "replicated", HasLeader: true, LeaderId: leader, Term: term, Replicas: []*messages.ReplicaStatus{r}}
+}
+
+// TestStatusMergesEndpoints checks that status asks every endpoint and
+// merges the replicas by id: a cluster's processes each report their own
+// replica; an endpoint that does not answer is listed, not fatal; the leader
+// is the one of the highest term.
+func TestStatusMergesEndpoints(t *testing.T) {
+	a0 := serveFake(t, &fakeKV{statuses: []*messages.StatusResponse{clusterNode(replica(0, 9, "ab"), 1, 4)}})
+	a1 := serveFake(t, &fakeKV{statuses: []*messages.StatusResponse{clusterNode(replica(1, 9, "ab"), 1, 4)}})
+	// A process cut off from the others still believes an older leader.
+	a2 := serveFake(t, &fakeKV{statuses: []*messages.StatusResponse{clusterNode(replica(2, 7, "cd"), 0, 3)}})
+	dead := deadEndpoint(t)
+
+	stdout, stderr, code := kvctlRun(t, "--endpoints", strings.Join([]string{a2, dead, a1, a0}, ","), "-w", "json", "status")
+	if code != 0 || stderr != "" {
+		t.Fatalf("status: exit %d, stderr %q", code, stderr)
+	}
+	var sj statusJSON
+	if err := json.Unmarshal([]byte(stdout), &sj); err != nil {
+		t.Fatalf("status -w json: %v: %q", err, stdout)
+	}
+	if !sj.HasLeader || sj.LeaderID != 1 || sj.Term != 4 || sj.Mode != "replicated" || len(sj.Replicas) != 3 {
+		t.Fatalf("status -w json: %+v", sj)
+	}
+	for i, r := range sj.Replicas {
+		if want := []string{a0, a1, a2}[i]; r.ID != uint32(i) || r.Endpoint != want || r.Leader != (i == 1) {
+			t.Errorf("replica %d: %+v, want id %d from %s", i, r, i, want)
+		}
+	}
+	if len(sj.Unreachable) != 1 || sj.Unreachable[0].Endpoint != dead || !strings.HasPrefix(sj.Unreachable[0].Error, "UNAVAILABLE: ") {
+		t.Errorf("unreachable: %+v, want %s UNAVAILABLE", sj.Unreachable, dead)
+	}
+
+	stdout, stderr, code = kvctlRun(t, "--endpoints", strings.Join([]string{a0, a1, dead}, ","), "status")
+	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	if code != 0 || stderr != "" || len(lines) != 5 || lines[0] != "mode: replicated, leader: 1, term: 4" ||
+		!strings.HasPrefix(lines[4], "endpoint "+dead+": unreachable (UNAVAILABLE: ") {
+		t.Fatalf("status: exit %d, stderr %q, stdout\n%s", code, stderr, stdout)
+	}
+
+	// The same in-process server given twice: its replicas once each.
+	group := serveFake(t, &fakeKV{statuses: []*messages.StatusResponse{statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), replica(2, 9, "ab"))}})
+	stdout, _, code = kvctlRun(t, "--endpoints", group+","+group, "-w", "json", "status")
+	sj = statusJSON{}
+	if err := json.Unmarshal([]byte(stdout), &sj); code != 0 || err != nil || len(sj.Replicas) != 3 || len(sj.Unreachable) != 0 {
+		t.Fatalf("status of one group twice: exit %d, %v, %q", code, err, stdout)
+	}
+
+	// No endpoint answers: UNAVAILABLE at the timeout.
+	_, stderr, code = kvctlRun(t, "--endpoints", dead+","+deadEndpoint(t), "--timeout", "300ms", "status")
+	wantFailure(t, stderr, code, "UNAVAILABLE", "no answer before the deadline")
+}
+
+// TestVerifyAcrossEndpoints checks verify over a cluster's endpoints: the
+// replicas of all processes are compared; an endpoint that does not answer
+// is reported and fails --require-all.
+func TestVerifyAcrossEndpoints(t *testing.T) {
+	a0 := serveFake(t, &fakeKV{statuses: []*messages.StatusResponse{clusterNode(replica(0, 9, "ab"), 0, 2)}})
+	a1 := serveFake(t, &fakeKV{statuses: []*messages.StatusResponse{
+		clusterNode(replica(1, 8, "cd"), 0, 2), clusterNode(replica(1, 9, "ab"), 0, 2),
+	}})
+	bad := serveFake(t, &fakeKV{statuses: []*messages.StatusResponse{clusterNode(replica(2, 9, "ef"), 0, 2)}})
+	dead := deadEndpoint(t)
+
+	stdout, stderr, code := kvctlRun(t, "--endpoints", a0+","+a1, "verify", "--require-all")
+	if code != 0 || stderr != "" || stdout != "replicas 0, 1 at applied index 9: same digest abababababab\nOK\n" {
+		t.Fatalf("verify: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	_, stderr, code = kvctlRun(t, "--endpoints", a0+","+a1+","+bad, "verify")
+	wantFailure(t, stderr, code, "INTERNAL", "digest mismatch at applied index 9: replica 0 abababababab, replica 1 abababababab, replica 2 efefefefefef")
+
+	stdout, stderr, code = kvctlRun(t, "--endpoints", a0+","+dead+","+a1, "verify")
+	if code != 0 || stderr != "" || !strings.Contains(stdout, "replicas 0, 1 at applied index 9: same digest") ||
+		!strings.Contains(stdout, "endpoint "+dead+": not compared (unreachable: UNAVAILABLE: ") || !strings.HasSuffix(stdout, "\nOK\n") {
+		t.Fatalf("verify with an endpoint down: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	_, stderr, code = kvctlRun(t, "--endpoints", a0+","+dead+","+a1, "verify", "--require-all", "--wait", "100ms")
+	wantFailure(t, stderr, code, "UNAVAILABLE", "endpoint "+dead+" (unreachable) could not be compared")
+
+	// One process left: its replica is not compared, not "the only one".
+	stdout, _, code = kvctlRun(t, "--endpoints", a0+","+dead, "verify")
+	if code != 0 || !strings.Contains(stdout, "replica 0 at applied index 9: not compared (no other replica there)") {
+		t.Fatalf("verify with one process: exit %d, stdout %q", code, stdout)
 	}
 }

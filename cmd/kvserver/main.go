@@ -42,8 +42,14 @@ group, with Prometheus metrics, /healthz and /readyz on a second (HTTP) port.
 
 Without --config it runs the embedded default: three replicas in this process,
 data under ./data, gRPC on 127.0.0.1:7070, HTTP on 127.0.0.1:9100. Flags
-override the file. SIGINT or SIGTERM shut it down gracefully: it stops
-accepting, finishes in-flight requests, stops Raft and closes every RocksDB.`,
+override the file.
+
+A cluster runs one replica per process, Raft over TCP: give every process the
+same --endpoints (the replicas' Raft addresses) and its own --instance-id
+(its index in them), with --in-process=false; see docs/CLUSTER.md.
+
+SIGINT or SIGTERM shut it down gracefully: it stops accepting, finishes
+in-flight requests, stops Raft and closes every RocksDB.`,
 		SilenceUsage:  true,
 		SilenceErrors: true, // main prints the one error line
 		Args:          cobra.NoArgs,

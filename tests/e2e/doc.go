@@ -3,6 +3,8 @@
 // ports. They cover every KV operation through kvctl and through a Go gRPC
 // client (replicated and standalone), every bad input of DESIGN.md answered
 // with its gRPC code, deadlines, SIGTERM during a write load (no
-// acknowledged write lost), metrics and health endpoints, and bad
-// configuration files. The package has no API; everything is in its tests.
+// acknowledged write lost), metrics and health endpoints, bad
+// configuration files, and a cluster of three processes, one replica each,
+// through a leader's kill -9 and restarts (cluster_test.go). The package
+// has no API; everything is in its tests.
 package e2e

@@ -192,7 +192,14 @@ func launch(t testing.TB, cfg serverConfig) *kvserver {
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.cmd = exec.Command(filepath.Join(binDir, "kvserver"), "--config", path, "--listen", s.GRPC)
+	return spawn(t, s, "--config", path, "--listen", s.GRPC)
+}
+
+// spawn starts s's kvserver process with args; the test's cleanup stops it
+// (SIGTERM) if it still runs, and logs its output if the test failed.
+func spawn(t testing.TB, s *kvserver, args ...string) *kvserver {
+	t.Helper()
+	s.cmd = exec.Command(filepath.Join(binDir, "kvserver"), args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -252,6 +259,9 @@ func (s *kvserver) waitServing() error {
 	for time.Now().Before(deadline) {
 		if s.exited() {
 			return fmt.Errorf("kvserver exited: %v", s.waitErr)
+		}
+		if strings.Contains(s.log.String(), "address already in use") {
+			return errors.New("a port is taken") // a Raft port: the process lives on, never ready
 		}
 		if s.cfg.lonely {
 			last = httpGetStatus(s.HTTP, "/healthz", http.StatusOK)
