@@ -294,7 +294,7 @@ func startRawGroup(b *testing.B, cfg actors.Config) *rawGroup {
 	_, _ = rand.Read(tag)
 	members := map[uint64]dragonboat.Target{}
 	for id := range uint32(cfg.Replicas) {
-		members[replica.NodeID(id)] = fmt.Sprintf("rawbench-%x-replica-%d", tag, id)
+		members[replica.NodeID(id, 0)] = fmt.Sprintf("rawbench-%x-replica-%d", tag, id)
 	}
 	for _, name := range []string{"raft", "rsm", "transport", "dragonboat", "logdb", "raftpb", "config", "settings", "grpc", "netutil", "server", "tan"} {
 		logger.GetLogger(name).SetLevel(logger.ERROR) // as the replicas do
@@ -320,7 +320,7 @@ func startRawGroup(b *testing.B, cfg actors.Config) *rawGroup {
 			NodeHostDir:       raftDir,
 			WALDir:            raftDir,
 			RTTMillisecond:    uint64(max(cfg.RTT.Milliseconds(), 1)),
-			RaftAddress:       members[replica.NodeID(id)],
+			RaftAddress:       members[replica.NodeID(id, 0)],
 			RaftEventListener: events,
 			Expert: config.ExpertConfig{
 				LogDB: logdb,
@@ -336,7 +336,7 @@ func startRawGroup(b *testing.B, cfg actors.Config) *rawGroup {
 		rg.nhs = append(rg.nhs, nh)
 		machine := &rawMachine{engine: engine, applies: rg.applies}
 		err = nh.StartOnDiskCluster(members, false, func(uint64, uint64) sm.IOnDiskStateMachine { return machine }, config.Config{
-			NodeID:             replica.NodeID(id),
+			NodeID:             replica.NodeID(id, 0),
 			ClusterID:          cfg.ClusterID,
 			ElectionRTT:        cfg.ElectionRTT,
 			HeartbeatRTT:       cfg.HeartbeatRTT,
@@ -354,7 +354,7 @@ func startRawGroup(b *testing.B, cfg actors.Config) *rawGroup {
 	// it happens.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	primary := replica.NodeID(0)
+	primary := replica.NodeID(0, 0)
 	for {
 		leader, err := events.wait(ctx, func(views map[uint64]raftio.LeaderInfo) (uint64, bool) {
 			var newest raftio.LeaderInfo

@@ -105,8 +105,8 @@ func (c Config) Validate() error {
 		return bad("base_path is empty")
 	case c.ClusterID == 0:
 		return bad("cluster_id must be positive")
-	case c.Replicas < 1:
-		return bad("replicas must be at least 1, got %d", c.Replicas)
+	case c.Replicas < 1 || c.Replicas > replica.MaxReplicas:
+		return bad("replicas must be between 1 and %d, got %d", replica.MaxReplicas, c.Replicas)
 	case !c.InProcess && len(c.Addresses) != c.Replicas:
 		return bad("replica_endpoints has %d addresses for %d replicas", len(c.Addresses), c.Replicas)
 	case int(c.Local) >= c.Replicas:
@@ -146,7 +146,8 @@ type Group struct {
 	mu      sync.Mutex
 	leader  *messages.LeaderChanged
 	up      map[uint32]bool
-	changed chan struct{} // closed and replaced on every event
+	nodes   map[uint32]uint64 // each replica's node id, from its latest ReplicaUp
+	changed chan struct{}     // closed and replaced on every event
 
 	stopOnce sync.Once
 }
@@ -158,7 +159,7 @@ func Start(cfg Config) (*Group, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g := &Group{cfg: cfg, system: cfg.System, up: map[uint32]bool{}, changed: make(chan struct{}), addresses: map[uint32]string{}}
+	g := &Group{cfg: cfg, system: cfg.System, up: map[uint32]bool{}, nodes: map[uint32]uint64{}, changed: make(chan struct{}), addresses: map[uint32]string{}}
 	log := cfg.Logger
 	if g.system == nil {
 		g.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
@@ -194,11 +195,12 @@ func Start(cfg Config) (*Group, error) {
 			Timeout:   cfg.RequestTimeout,
 			Logger:    log,
 		},
-		Primary:       0,
-		HandoverRetry: cfg.RTT * time.Duration(cfg.ElectionRTT),
-		Owner:         &g.owner,
-		OnEvent:       g.onEvent,
-		Logger:        log,
+		Primary:           0,
+		HandoverRetry:     cfg.RTT * time.Duration(cfg.ElectionRTT),
+		MembershipTimeout: 3 * cfg.ProposalTimeout, // three rounds at least
+		Owner:             &g.owner,
+		OnEvent:           g.onEvent,
+		Logger:            log,
 	}
 	for _, id := range local {
 		scfg.Replicas[id] = replica.Config{
@@ -293,6 +295,7 @@ func (g *Group) onEvent(msg proto.Message) {
 		g.leader = m
 	case *messages.ReplicaUp:
 		g.up[m.GetReplicaId()] = true
+		g.nodes[m.GetReplicaId()] = m.GetNodeId()
 	case *messages.ReplicaDown:
 		delete(g.up, m.GetReplicaId())
 	}
@@ -330,6 +333,16 @@ func (g *Group) WaitLeader(ctx context.Context, id uint32) error {
 	return g.waitFor(ctx, fmt.Sprintf("replica %d to lead", id), func() bool {
 		return g.leader != nil && g.leader.GetHasLeader() && g.leader.GetLeaderId() == id
 	})
+}
+
+// NodeID returns the dragonboat node id replica id last came up as (it
+// changes each time the replica is rebuilt: see StartReplica), if it came
+// up in this process.
+func (g *Group) NodeID(id uint32) (uint64, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n, ok := g.nodes[id]
+	return n, ok
 }
 
 // Leader returns the leader the group knows of.
@@ -408,12 +421,35 @@ func (g *Group) StopReplica(ctx context.Context, id uint32) error {
 	return g.replicaCommand(ctx, &messages.StopReplica{ReplicaId: id})
 }
 
-// StartReplica starts a stopped replica from its data; with wipeRaftLog its
-// Raft log (and with it its data, which dragonboat would refuse without the
-// log) is deleted first, so it catches up from a snapshot. It returns
-// once the replica serves.
+// StartReplica starts a stopped replica from its data. It returns once the
+// replica serves (not once it has caught up).
+//
+// With wipeRaftLog the replica is rebuilt from scratch, as a new Raft
+// member: a replica that lost its log must not come back under its old
+// node id (the leader's progress for it would commit beyond its empty log).
+// First a running replica of this process (the leader's, if it runs here)
+// replaces the replica's node in the membership with a node of its next
+// generation (replica.NodeID: the generation is kept in the replica's
+// directory, so the new id survives restarts); then the replica deletes its
+// Raft log and its data, and joins under the new id, catching up from the
+// leader — through a snapshot once the leader's log is compacted. The
+// membership change needs a quorum of the other replicas. A failure is
+// retryable (UNAVAILABLE or TIMEOUT; another attempt finishes the
+// replacement with yet another generation), except INVALID_ARGUMENT: the
+// replica is running (stop it first), or this process runs no other
+// replica (InProcess false: one replica per process) and so cannot change
+// the membership — rebuilding a replica is then not possible through this
+// Group.
 func (g *Group) StartReplica(ctx context.Context, id uint32, wipeRaftLog bool) error {
 	return g.replicaCommand(ctx, &messages.StartReplica{ReplicaId: id, WipeRaftLog: wipeRaftLog})
+}
+
+// TransferLeader asks Raft to hand leadership to replica id (by its current
+// node id). It returns once the leader was asked: a transfer can fail
+// silently (the target must have caught up), so wait for the outcome with
+// WaitLeader and ask again if need be.
+func (g *Group) TransferLeader(ctx context.Context, id uint32) error {
+	return g.replicaCommand(ctx, &messages.TransferLeader{TargetId: id})
 }
 
 func (g *Group) replicaCommand(ctx context.Context, msg proto.Message) error {

@@ -13,6 +13,7 @@ package messages
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -253,8 +254,13 @@ func (x *LeaderChanged) GetHasLeader() bool {
 
 // ReplicaUp tells the supervisor that a replica has started and joined.
 type ReplicaUp struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ReplicaId     uint32                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ReplicaId uint32                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	// node_id is the replica's dragonboat node id, which names it in the Raft
+	// membership: generation*65536 + replica_id + 1. A replica rebuilt from
+	// scratch (StartReplica with wipe_raft_log) comes back under the next
+	// generation, so its node id changes.
+	NodeId        uint64 `protobuf:"varint,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -292,6 +298,13 @@ func (*ReplicaUp) Descriptor() ([]byte, []int) {
 func (x *ReplicaUp) GetReplicaId() uint32 {
 	if x != nil {
 		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *ReplicaUp) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
 	}
 	return 0
 }
@@ -406,8 +419,14 @@ func (x *StopReplica) GetReplicaId() uint32 {
 }
 
 // StartReplica asks the supervisor to start a stopped replica from its
-// data on disk. With wipe_raft_log its Raft log is deleted first, so it must
-// catch up from a snapshot.
+// data on disk. With wipe_raft_log the replica is rebuilt from scratch: a
+// running replica of this process first replaces the replica's node in the
+// Raft membership with one of the next generation (ReplaceMember), then the
+// replica deletes its Raft log and data and joins under that new node id,
+// catching up from the leader (a snapshot once the log is compacted). In a
+// process without another running replica (one replica per process) the
+// membership cannot be changed from here, and the answer is
+// INVALID_ARGUMENT.
 type StartReplica struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ReplicaId     uint32                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
@@ -460,7 +479,8 @@ func (x *StartReplica) GetWipeRaftLog() bool {
 	return false
 }
 
-// ReplicaCommandResponse answers StopReplica and StartReplica.
+// ReplicaCommandResponse answers StopReplica, StartReplica and
+// TransferLeader.
 type ReplicaCommandResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Status        *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
@@ -550,10 +570,18 @@ func (x *ReplicaStatusRequest) GetWithDigests() bool {
 	return false
 }
 
-// TransferLeader asks a replica to hand Raft leadership to target_id.
+// TransferLeader asks a replica to hand Raft leadership to target_id (a
+// follower forwards the request to the leader). Sent to the supervisor, it
+// goes to the leader's replica with target_node_id filled in when the
+// supervisor knows it. Answered with ReplicaCommandResponse once asked: a
+// transfer can still fail silently, so watch LeaderChanged.
 type TransferLeader struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TargetId      uint32                 `protobuf:"varint,1,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TargetId uint32                 `protobuf:"varint,1,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	// target_node_id is the target's current dragonboat node id (see
+	// ReplicaUp.node_id); 0 lets the replica resolve it from the membership
+	// it knows.
+	TargetNodeId  uint64 `protobuf:"varint,2,opt,name=target_node_id,json=targetNodeId,proto3" json:"target_node_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -595,6 +623,151 @@ func (x *TransferLeader) GetTargetId() uint32 {
 	return 0
 }
 
+func (x *TransferLeader) GetTargetNodeId() uint64 {
+	if x != nil {
+		return x.TargetNodeId
+	}
+	return 0
+}
+
+// ReplaceMember asks a running replica to replace, in the group's Raft
+// membership, the node replica_id runs as with a node of its next
+// generation at address: the replica reads the membership (linearizably),
+// deletes replica_id's current node, if it is a member, and adds the node
+// of the generation after the highest one replica_id ever had (a removed
+// node id can never come back), reading the membership again after every
+// step and retrying transient failures (an election, a dropped request)
+// until timeout. The supervisor sends it before rebuilding a replica from
+// scratch. A failed replacement may have done part of the job; another one
+// finishes it, with yet another generation if need be. Answered with
+// ReplaceMemberResponse.
+type ReplaceMember struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ReplicaId uint32                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	// address is replica_id's Raft address.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// timeout bounds the whole replacement; unset means three proposal
+	// timeouts of the replica.
+	Timeout       *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplaceMember) Reset() {
+	*x = ReplaceMember{}
+	mi := &file_actors_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplaceMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplaceMember) ProtoMessage() {}
+
+func (x *ReplaceMember) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplaceMember.ProtoReflect.Descriptor instead.
+func (*ReplaceMember) Descriptor() ([]byte, []int) {
+	return file_actors_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReplaceMember) GetReplicaId() uint32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *ReplaceMember) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ReplaceMember) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+// ReplaceMemberResponse answers ReplaceMember.
+type ReplaceMemberResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// removed_node_id is the node deleted from the membership (0: none was a
+	// member).
+	RemovedNodeId uint64 `protobuf:"varint,2,opt,name=removed_node_id,json=removedNodeId,proto3" json:"removed_node_id,omitempty"`
+	// node_id is the node added: replica_id's node id from now on.
+	NodeId        uint64 `protobuf:"varint,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplaceMemberResponse) Reset() {
+	*x = ReplaceMemberResponse{}
+	mi := &file_actors_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplaceMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplaceMemberResponse) ProtoMessage() {}
+
+func (x *ReplaceMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplaceMemberResponse.ProtoReflect.Descriptor instead.
+func (*ReplaceMemberResponse) Descriptor() ([]byte, []int) {
+	return file_actors_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ReplaceMemberResponse) GetStatus() *Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *ReplaceMemberResponse) GetRemovedNodeId() uint64 {
+	if x != nil {
+		return x.RemovedNodeId
+	}
+	return 0
+}
+
+func (x *ReplaceMemberResponse) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
 // ReplicaRoute is where one running replica's actor can be reached.
 type ReplicaRoute struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -608,7 +781,7 @@ type ReplicaRoute struct {
 
 func (x *ReplicaRoute) Reset() {
 	*x = ReplicaRoute{}
-	mi := &file_actors_proto_msgTypes[11]
+	mi := &file_actors_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -620,7 +793,7 @@ func (x *ReplicaRoute) String() string {
 func (*ReplicaRoute) ProtoMessage() {}
 
 func (x *ReplicaRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[11]
+	mi := &file_actors_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -633,7 +806,7 @@ func (x *ReplicaRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaRoute.ProtoReflect.Descriptor instead.
 func (*ReplicaRoute) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{11}
+	return file_actors_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReplicaRoute) GetReplicaId() uint32 {
@@ -667,7 +840,7 @@ type Routes struct {
 
 func (x *Routes) Reset() {
 	*x = Routes{}
-	mi := &file_actors_proto_msgTypes[12]
+	mi := &file_actors_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -679,7 +852,7 @@ func (x *Routes) String() string {
 func (*Routes) ProtoMessage() {}
 
 func (x *Routes) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[12]
+	mi := &file_actors_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -692,7 +865,7 @@ func (x *Routes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Routes.ProtoReflect.Descriptor instead.
 func (*Routes) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{12}
+	return file_actors_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Routes) GetReplicas() []*ReplicaRoute {
@@ -707,7 +880,7 @@ var File_actors_proto protoreflect.FileDescriptor
 const file_actors_proto_rawDesc = "" +
 	"\n" +
 	"\factors.proto\x12\n" +
-	"actorkv.v1\x1a\bkv.proto\"2\n" +
+	"actorkv.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\bkv.proto\"2\n" +
 	"\bLogEntry\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x10\n" +
 	"\x03cmd\x18\x02 \x01(\fR\x03cmd\"<\n" +
@@ -723,10 +896,11 @@ const file_actors_proto_rawDesc = "" +
 	"\tleader_id\x18\x02 \x01(\rR\bleaderId\x12\x12\n" +
 	"\x04term\x18\x03 \x01(\x04R\x04term\x12\x1d\n" +
 	"\n" +
-	"has_leader\x18\x04 \x01(\bR\thasLeader\"*\n" +
+	"has_leader\x18\x04 \x01(\bR\thasLeader\"C\n" +
 	"\tReplicaUp\x12\x1d\n" +
 	"\n" +
-	"replica_id\x18\x01 \x01(\rR\treplicaId\"a\n" +
+	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\x04R\x06nodeId\"a\n" +
 	"\vReplicaDown\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x1b\n" +
@@ -742,9 +916,19 @@ const file_actors_proto_rawDesc = "" +
 	"\x16ReplicaCommandResponse\x12*\n" +
 	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\"9\n" +
 	"\x14ReplicaStatusRequest\x12!\n" +
-	"\fwith_digests\x18\x01 \x01(\bR\vwithDigests\"-\n" +
+	"\fwith_digests\x18\x01 \x01(\bR\vwithDigests\"S\n" +
 	"\x0eTransferLeader\x12\x1b\n" +
-	"\ttarget_id\x18\x01 \x01(\rR\btargetId\"W\n" +
+	"\ttarget_id\x18\x01 \x01(\rR\btargetId\x12$\n" +
+	"\x0etarget_node_id\x18\x02 \x01(\x04R\ftargetNodeId\"}\n" +
+	"\rReplaceMember\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x123\n" +
+	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\x84\x01\n" +
+	"\x15ReplaceMemberResponse\x12*\n" +
+	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x12&\n" +
+	"\x0fremoved_node_id\x18\x02 \x01(\x04R\rremovedNodeId\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\x04R\x06nodeId\"W\n" +
 	"\fReplicaRoute\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x18\n" +
@@ -765,7 +949,7 @@ func file_actors_proto_rawDescGZIP() []byte {
 	return file_actors_proto_rawDescData
 }
 
-var file_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_actors_proto_goTypes = []any{
 	(*LogEntry)(nil),               // 0: actorkv.v1.LogEntry
 	(*ApplyBatch)(nil),             // 1: actorkv.v1.ApplyBatch
@@ -778,22 +962,27 @@ var file_actors_proto_goTypes = []any{
 	(*ReplicaCommandResponse)(nil), // 8: actorkv.v1.ReplicaCommandResponse
 	(*ReplicaStatusRequest)(nil),   // 9: actorkv.v1.ReplicaStatusRequest
 	(*TransferLeader)(nil),         // 10: actorkv.v1.TransferLeader
-	(*ReplicaRoute)(nil),           // 11: actorkv.v1.ReplicaRoute
-	(*Routes)(nil),                 // 12: actorkv.v1.Routes
-	(*Status)(nil),                 // 13: actorkv.v1.Status
-	(*CommandResult)(nil),          // 14: actorkv.v1.CommandResult
+	(*ReplaceMember)(nil),          // 11: actorkv.v1.ReplaceMember
+	(*ReplaceMemberResponse)(nil),  // 12: actorkv.v1.ReplaceMemberResponse
+	(*ReplicaRoute)(nil),           // 13: actorkv.v1.ReplicaRoute
+	(*Routes)(nil),                 // 14: actorkv.v1.Routes
+	(*Status)(nil),                 // 15: actorkv.v1.Status
+	(*CommandResult)(nil),          // 16: actorkv.v1.CommandResult
+	(*durationpb.Duration)(nil),    // 17: google.protobuf.Duration
 }
 var file_actors_proto_depIdxs = []int32{
 	0,  // 0: actorkv.v1.ApplyBatch.entries:type_name -> actorkv.v1.LogEntry
-	13, // 1: actorkv.v1.ApplyBatchResult.status:type_name -> actorkv.v1.Status
-	14, // 2: actorkv.v1.ApplyBatchResult.results:type_name -> actorkv.v1.CommandResult
-	13, // 3: actorkv.v1.ReplicaCommandResponse.status:type_name -> actorkv.v1.Status
-	11, // 4: actorkv.v1.Routes.replicas:type_name -> actorkv.v1.ReplicaRoute
-	5,  // [5:5] is the sub-list for method output_type
-	5,  // [5:5] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	15, // 1: actorkv.v1.ApplyBatchResult.status:type_name -> actorkv.v1.Status
+	16, // 2: actorkv.v1.ApplyBatchResult.results:type_name -> actorkv.v1.CommandResult
+	15, // 3: actorkv.v1.ReplicaCommandResponse.status:type_name -> actorkv.v1.Status
+	17, // 4: actorkv.v1.ReplaceMember.timeout:type_name -> google.protobuf.Duration
+	15, // 5: actorkv.v1.ReplaceMemberResponse.status:type_name -> actorkv.v1.Status
+	13, // 6: actorkv.v1.Routes.replicas:type_name -> actorkv.v1.ReplicaRoute
+	7,  // [7:7] is the sub-list for method output_type
+	7,  // [7:7] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_actors_proto_init() }
@@ -808,7 +997,7 @@ func file_actors_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_proto_rawDesc), len(file_actors_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -162,13 +162,15 @@ func baseCases() []proto.Message {
 		&messages.Routes{Replicas: []*messages.ReplicaRoute{{ReplicaId: 1, Address: "nonhost", Id: "replica-1"}}},
 		&messages.ReplicaRoute{ReplicaId: 2, Address: "nonhost", Id: "replica-2"},
 		&messages.LeaderChanged{ReplicaId: 1, LeaderId: 2, Term: 3, HasLeader: true},
-		&messages.ReplicaUp{ReplicaId: 1},
+		&messages.ReplicaUp{ReplicaId: 1, NodeId: 65538},
 		&messages.ReplicaDown{ReplicaId: 1, FailStop: true, Reason: "apply failed"},
 		&messages.StopReplica{ReplicaId: 2},
 		&messages.StartReplica{ReplicaId: 2, WipeRaftLog: true},
 		&messages.ReplicaCommandResponse{Status: status()},
 		&messages.ReplicaStatusRequest{WithDigests: true},
-		&messages.TransferLeader{TargetId: 3},
+		&messages.TransferLeader{TargetId: 3, TargetNodeId: 131076},
+		&messages.ReplaceMember{ReplicaId: 2, Address: "127.0.0.1:6003", Timeout: durationpb.New(20*time.Second + 500*time.Millisecond)},
+		&messages.ReplaceMemberResponse{Status: status(), RemovedNodeId: 3, NodeId: 65539},
 
 		// storage.proto
 		&messages.EntryEffect{Index: 9, TimestampUnixNanos: 1_700_000_000_000_000_000,

@@ -25,11 +25,12 @@
 // apply record of a first one), WithConfig (anything else).
 //
 // Faults: Crash and Restart stop and start one replica (Restart with
-// wipeRaftLog rebuilds it from a snapshot — see the known bug in
-// replica.Config.WipeRaftLog); Partition cuts a replica off the in-process
-// network and Heal restores it; SlowNetwork delays the Raft messages sent to
-// a replica; SlowStorage and InjectFaults set a replica's storage faults
-// (they belong to one engine instance: a restarted replica has none); Reboot
+// wipeRaftLog rebuilds it from scratch as a new Raft member, which catches
+// up from the leader — see Group.StartReplica); TransferLeader moves the
+// lead to a replica; Partition cuts a replica off the in-process network
+// and Heal restores it; SlowNetwork delays the Raft messages sent to a
+// replica; SlowStorage and InjectFaults set a replica's storage faults (they
+// belong to one engine instance: a restarted replica has none); Reboot
 // restarts the whole group on its directory.
 //
 // Checks: Leader, WaitLeader and WaitNewLeader read the leader the group

@@ -272,9 +272,12 @@ func (c *Cluster) Crash(id uint32) {
 	c.mu.Unlock()
 }
 
-// Restart starts a stopped replica from its data; with wipeRaftLog its Raft
-// log is deleted first, so it catches up from a snapshot. It returns once
-// the replica serves (not once it has caught up: see EnsureSame).
+// Restart starts a stopped replica from its data; with wipeRaftLog it is
+// rebuilt from scratch: replaced in the Raft membership by a node of its
+// next generation, its Raft log and data deleted, it catches up from the
+// leader (through a snapshot once the leader's log is compacted; see
+// Group.StartReplica). It returns once the replica serves (not once it has
+// caught up: see EnsureSame).
 func (c *Cluster) Restart(id uint32, wipeRaftLog bool) {
 	c.t.Helper()
 	ctx, cancel := c.waitCtx()
@@ -294,6 +297,28 @@ func (c *Cluster) addresses() []string {
 		out[id] = g.RaftAddress(id)
 	}
 	return out
+}
+
+// TransferLeader asks the group to hand leadership to replica id until the
+// group knows id as its leader: a transfer fails silently while the target
+// lags, so it asks again after each wait of twenty election timeouts.
+func (c *Cluster) TransferLeader(id uint32) {
+	c.t.Helper()
+	deadline := time.Now().Add(WaitTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*c.cfg.RTT*time.Duration(c.cfg.ElectionRTT))
+		err := c.Group().TransferLeader(ctx, id)
+		if err == nil {
+			err = c.Group().WaitLeader(ctx, id)
+		}
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("cluster: replica %d did not take the lead: %v", id, err)
+		}
+	}
 }
 
 // Partition cuts replica id off from every other replica (both ways); its

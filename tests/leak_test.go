@@ -9,8 +9,9 @@ import (
 )
 
 // TestGroupStopLeavesNoGoroutines starts a group, writes through it, crashes
-// and restarts a replica, and stops it: the number of goroutines returns to
-// what it was before.
+// and restarts a replica, rebuilds another (a membership change on a peer's
+// goroutine), and stops it: the number of goroutines returns to what it was
+// before.
 func TestGroupStopLeavesNoGoroutines(t *testing.T) {
 	base := settledGoroutines()
 
@@ -18,6 +19,8 @@ func TestGroupStopLeavesNoGoroutines(t *testing.T) {
 	putAll(t, c, "leak/", 200, 8, false)
 	c.Crash(1)
 	c.Restart(1, false)
+	c.Crash(2)
+	c.Restart(2, true)
 	c.EnsureSame(t)
 	c.Stop()
 

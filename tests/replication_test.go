@@ -243,10 +243,6 @@ func TestFollowerCatchesUpFromSnapshot(t *testing.T) {
 // TestFollowerRebuiltAfterWipingRaftLog is TestFollowerCatchesUpFromSnapshot
 // with the follower's Raft log (and data) deleted before its restart.
 func TestFollowerRebuiltAfterWipingRaftLog(t *testing.T) {
-	t.Skip("bug: StartReplica(wipeRaftLog=true) restarts the replica under the same Raft node id with an empty log; " +
-		"the leader still holds its old progress (match = the index it had) and its next heartbeat carries that commit index, " +
-		"so dragonboat panics in the follower ('invalid commitTo index N, lastIndex() 3', raft.handleHeartbeatMessage) and kills the process. " +
-		"A replica that lost its log must rejoin as a new member (remove the node, add it back under a new node id), which the replica/supervisor cannot do yet")
 	testSnapshotCatchUp(t, true)
 }
 

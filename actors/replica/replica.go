@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -26,11 +25,22 @@ const (
 	stopping
 )
 
-// nodeStarted is the replica's note to itself that its Raft node started.
+// storageOpened is the start goroutine's note to the replica that the
+// storage is open: the replica spawns the executor and hands its PID back
+// on executorC.
+type storageOpened struct {
+	engine *storage.Engine
+}
+
+// nodeStarted is the replica's note to itself that its Raft node started
+// (or that the start failed).
 type nodeStarted struct {
 	node *node
 	err  error
 }
+
+// errStartCancelled ends a start the replica stopped before it finished.
+var errStartCancelled = errors.New("replica stopped while starting")
 
 type replicaActor struct {
 	cfg      Config
@@ -42,9 +52,12 @@ type replicaActor struct {
 	executor *actor.PID
 	leader   *messages.LeaderChanged // the latest this replica observed
 	startedC chan struct{}           // closed when the start goroutine is done; nil if none ran
+	cancelC  chan struct{}           // closed when the replica stops: a start waiting for its executor gives up
+	execC    chan *actor.PID         // the executor, handed to the start goroutine (capacity 1)
 	failure  string                  // why the replica is failing, if it is
 
-	nodeMu sync.Mutex // guards node: the start goroutine sets it
+	nodeMu sync.Mutex      // guards node and opened: the start goroutine sets them
+	opened *storage.Engine // the engine the start goroutine opened, closed by the stop path
 }
 
 // Props returns the props of replica cfg.ID. owner tracks the goroutines the
@@ -75,6 +88,8 @@ func (r *replicaActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		r.onStarted(ctx)
+	case *storageOpened:
+		r.onStorageOpened(ctx, msg)
 	case *nodeStarted:
 		r.onNodeStarted(ctx, msg)
 	case *actor.Stopping:
@@ -118,6 +133,8 @@ func (r *replicaActor) Receive(ctx actor.Context) {
 		r.onStatus(ctx, msg)
 	case *messages.TransferLeader:
 		r.onTransferLeader(ctx, msg)
+	case *messages.ReplaceMember:
+		r.onReplaceMember(ctx, msg)
 	case *messages.LeaderChanged:
 		r.onLeaderChanged(ctx, msg)
 	case *messages.ReplicaDown:
@@ -127,68 +144,92 @@ func (r *replicaActor) Receive(ctx actor.Context) {
 	}
 }
 
-// onStarted opens the replica's storage and executor, then starts its Raft
-// node on an owned goroutine (NodeHost creation does disk I/O).
+// onStarted starts the replica on an owned goroutine, which does all the
+// disk I/O of a start: it decides the generation (and, to rebuild, wipes the
+// old state: see prepareDisk), opens the storage, waits for the executor
+// (storageOpened), then creates the NodeHost and starts the Raft node
+// (nodeStarted).
 func (r *replicaActor) onStarted(ctx actor.Context) {
 	if err := r.cfg.validate(); err != nil {
 		r.fail(ctx, err)
 		return
 	}
-	if r.cfg.WipeRaftLog {
-		// Without its Raft log the replica is a new Raft node, and dragonboat
-		// panics (the whole process) on a new node whose on-disk state
-		// machine is not empty: its data goes too, and a snapshot rebuilds it.
-		if err := os.RemoveAll(r.cfg.dataDir()); err != nil {
-			r.fail(ctx, fmt.Errorf("replica %d: wipe data with the raft log: %w", r.cfg.ID, err))
-			return
-		}
-	}
-	scfg := r.cfg.Storage
-	scfg.Dir = r.cfg.dataDir()
-	scfg.Replicated = true
-	scfg.SyncWrites = false // the Raft log is the durable record
-	engine, err := storage.Open(scfg)
-	if err != nil {
-		r.fail(ctx, err)
-		return
-	}
-	r.engine = engine
-	r.executor = ctx.Spawn(executor.Props(r.cfg.ID, engine, r.cfg.Observer, r.log))
 	self, root, cfg := ctx.Self(), ctx.ActorSystem().Root, r.cfg
-	r.startedC = make(chan struct{})
+	startedC, cancelC, execC := make(chan struct{}), make(chan struct{}), make(chan *actor.PID, 1)
+	r.startedC, r.cancelC, r.execC = startedC, cancelC, execC
 	r.owner.Add(1)
 	go func() {
 		defer r.owner.Done()
-		defer close(r.startedC)
-		n, err := startNode(cfg, engine, root, self, r.executor)
-		if err == nil {
-			// The stop path finds the node here even if the replica
-			// stopped before reading nodeStarted.
-			r.nodeMu.Lock()
-			r.node = n
-			r.nodeMu.Unlock()
-		}
+		defer close(startedC)
+		n, err := r.start(cfg, root, self, cancelC, execC)
 		root.Send(self, &nodeStarted{node: n, err: err})
 	}()
 }
 
-func (r *replicaActor) startedNode() *node {
+// start is the start goroutine's work. What it opens it leaves in opened and
+// node, so the stop path finds it even if the replica stopped before
+// hearing of it.
+func (r *replicaActor) start(cfg Config, root *actor.RootContext, self *actor.PID, cancelC <-chan struct{}, execC <-chan *actor.PID) (*node, error) {
+	generation, err := prepareDisk(cfg)
+	if err != nil {
+		return nil, err
+	}
+	scfg := cfg.Storage
+	scfg.Dir = cfg.dataDir()
+	scfg.Replicated = true
+	scfg.SyncWrites = false // the Raft log is the durable record
+	engine, err := storage.Open(scfg)
+	if err != nil {
+		return nil, err
+	}
+	r.nodeMu.Lock()
+	r.opened = engine
+	r.nodeMu.Unlock()
+	root.Send(self, &storageOpened{engine: engine})
+	var exec *actor.PID
+	select {
+	case exec = <-execC:
+	case <-cancelC:
+		return nil, errStartCancelled
+	}
+	n, err := startNode(cfg, generation, engine, root, self, exec)
+	if err != nil {
+		return nil, err
+	}
+	r.nodeMu.Lock()
+	r.node = n
+	r.nodeMu.Unlock()
+	return n, nil
+}
+
+// startedParts returns what the start goroutine opened.
+func (r *replicaActor) startedParts() (*node, *storage.Engine) {
 	r.nodeMu.Lock()
 	defer r.nodeMu.Unlock()
-	return r.node
+	return r.node, r.opened
+}
+
+func (r *replicaActor) onStorageOpened(ctx actor.Context, msg *storageOpened) {
+	if r.state != starting {
+		return // stopping: the start goroutine sees cancelC
+	}
+	r.engine = msg.engine
+	r.executor = ctx.Spawn(executor.Props(r.cfg.ID, msg.engine, r.cfg.Observer, r.log))
+	r.execC <- r.executor // capacity 1, sent once
 }
 
 func (r *replicaActor) onNodeStarted(ctx actor.Context, msg *nodeStarted) {
+	if r.state != starting {
+		return
+	}
 	if msg.err != nil {
 		r.fail(ctx, msg.err)
 		return
 	}
-	if r.state != starting {
-		return
-	}
 	r.state = running
-	r.log.Info("replica running", "applied", r.engine.AppliedIndex())
-	ctx.Request(ctx.Parent(), &messages.ReplicaUp{ReplicaId: r.cfg.ID}) // with the sender, so the parent knows which incarnation
+	r.log.Info("replica running", "node", msg.node.nodeID, "generation", GenerationOf(msg.node.nodeID), "applied", r.engine.AppliedIndex())
+	// With the sender, so the parent knows which incarnation.
+	ctx.Request(ctx.Parent(), &messages.ReplicaUp{ReplicaId: r.cfg.ID, NodeId: msg.node.nodeID})
 }
 
 // fail stops the replica because it could not start.
@@ -213,10 +254,13 @@ func (r *replicaActor) onStopping(ctx actor.Context) {
 		return
 	}
 	r.state = stopping
-	parent, root, engine, id := ctx.Parent(), ctx.ActorSystem().Root, r.engine, r.cfg.ID
+	parent, root, id := ctx.Parent(), ctx.ActorSystem().Root, r.cfg.ID
 	reason := r.failure
-	if n := r.startedNode(); n != nil {
+	if n, _ := r.startedParts(); n != nil {
 		n.halt()
+	}
+	if r.cancelC != nil {
+		close(r.cancelC)
 	}
 	startedC := r.startedC
 	r.owner.Add(1)
@@ -225,7 +269,8 @@ func (r *replicaActor) onStopping(ctx actor.Context) {
 		if startedC != nil {
 			<-startedC // a start in progress finishes first
 		}
-		if n := r.startedNode(); n != nil {
+		n, engine := r.startedParts()
+		if n != nil {
 			n.halt()
 			n.close()
 		}
@@ -430,16 +475,73 @@ func (r *replicaActor) onLeaderChanged(ctx actor.Context, msg *messages.LeaderCh
 	}
 }
 
+// onTransferLeader asks Raft to hand leadership to the target's current
+// node: the one the message names, or else the one the membership this
+// replica applied holds for the target replica.
 func (r *replicaActor) onTransferLeader(ctx actor.Context, msg *messages.TransferLeader) {
+	respond := func(err error) { ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(err)}) }
 	if r.state != running {
-		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(errNotRunning)})
+		respond(errNotRunning)
 		return
 	}
-	err := r.node.nh.RequestLeaderTransfer(r.cfg.ClusterID, NodeID(msg.GetTargetId()))
+	target := msg.GetTargetNodeId()
+	switch {
+	case target != 0 && ReplicaID(target) != msg.GetTargetId():
+		respond(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "leader transfer: node %d is not a node of replica %d", target, msg.GetTargetId()))
+		return
+	case target == 0:
+		var ok bool
+		if target, ok = r.node.memberNodeID(msg.GetTargetId()); !ok {
+			respond(messages.Errorf(messages.StatusCode_UNAVAILABLE, "leader transfer: replica %d is not a member of the group as replica %d knows it", msg.GetTargetId(), r.cfg.ID))
+			return
+		}
+	}
+	err := r.node.nh.RequestLeaderTransfer(r.cfg.ClusterID, target)
 	if err != nil {
 		err = raftError("leader transfer", err)
 	}
-	ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(err)})
+	respond(err)
+}
+
+// onReplaceMember runs the membership change of *messages.ReplaceMember on
+// a goroutine the node owns (it blocks on three Raft rounds), which answers
+// the sender.
+func (r *replicaActor) onReplaceMember(ctx actor.Context, msg *messages.ReplaceMember) {
+	fail := func(err error) { ctx.Respond(&messages.ReplaceMemberResponse{Status: messages.StatusOf(err)}) }
+	switch {
+	case r.state != running:
+		fail(errNotRunning)
+		return
+	case msg.GetReplicaId() == r.cfg.ID:
+		fail(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "replica %d cannot replace itself in the membership: ask a peer", r.cfg.ID))
+		return
+	case msg.GetReplicaId() >= MaxReplicas || msg.GetAddress() == "":
+		fail(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "replace member: replica %d at %q: need a replica id below %d and an address", msg.GetReplicaId(), msg.GetAddress(), MaxReplicas))
+		return
+	}
+	id, address := msg.GetReplicaId(), msg.GetAddress()
+	n, reply, root := r.node, ctx.Sender(), ctx.ActorSystem().Root
+	budget := 3 * r.cfg.ProposalTimeout
+	if msg.GetTimeout() != nil {
+		budget = msg.GetTimeout().AsDuration()
+	}
+	if !n.startReplacing(id) {
+		fail(messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica %d is already being replaced in the membership; try again", id))
+		return
+	}
+	r.log.Info("replacing a member", "member", id, "address", address)
+	n.goOp(func() {
+		defer n.doneReplacing(id)
+		removed, added, err := n.replaceMember(id, address, budget)
+		if err != nil {
+			r.log.Warn("replacing a member failed", "member", id, "err", err)
+		} else {
+			r.log.Info("member replaced", "member", id, "removed_node", removed, "node", added)
+		}
+		if reply != nil {
+			root.Send(reply, &messages.ReplaceMemberResponse{Status: messages.StatusOf(err), RemovedNodeId: removed, NodeId: added})
+		}
+	})
 }
 
 // onStatus answers *messages.ReplicaStatus; digests are computed on a read

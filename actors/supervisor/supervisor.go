@@ -11,7 +11,19 @@
 //     leader to hand over to it, again every HandoverRetry (a transfer can
 //     fail silently), so the primary leads at start;
 //   - *messages.StopReplica / *messages.StartReplica: answered with
-//     *messages.ReplicaCommandResponse once the replica is down / serving;
+//     *messages.ReplicaCommandResponse once the replica is down / serving.
+//     StartReplica with wipe_raft_log rebuilds a stopped replica from
+//     scratch: the supervisor asks a running replica of this process (the
+//     leader's, if it runs here) to replace the replica's node in the Raft
+//     membership (*messages.ReplaceMember, answered with
+//     *messages.ReplaceMemberResponse), then spawns the replica under the
+//     new node's generation with replica.Config.WipeRaftLog. With no other
+//     replica running here it answers UNAVAILABLE, or INVALID_ARGUMENT when
+//     this process runs only that replica (one replica per process): the
+//     membership of a group can only be changed through a running member;
+//   - *messages.TransferLeader from outside the group: sent on to the
+//     leader's replica (or any running one, which forwards it), with the
+//     target's node id filled in; that replica answers the sender;
 //   - an empty *messages.Routes from the router, which (re)started: answered
 //     with the routes and the leader.
 //
@@ -33,6 +45,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/actorkv/actorkv/actors/replica"
 	"github.com/actorkv/actorkv/actors/router"
@@ -51,6 +64,11 @@ type Config struct {
 	// the lead before asking the leader again (about an election timeout);
 	// 0 means 500 ms.
 	HandoverRetry time.Duration
+	// MembershipTimeout bounds the membership change that precedes the
+	// rebuild of a replica (at least three Raft rounds, retried through
+	// elections): the peer that makes it gives up after it, and the
+	// supervisor waits a little longer for its answer; 0 means 15 s.
+	MembershipTimeout time.Duration
 	// Owner waits for the goroutines replicas start and stop with.
 	Owner *sync.WaitGroup
 	// OnEvent, if set, sees every ReplicaUp, ReplicaDown and LeaderChanged
@@ -63,7 +81,8 @@ type Config struct {
 type replicaState int
 
 const (
-	down replicaState = iota
+	down       replicaState = iota
+	rebuilding              // down, while a peer replaces its node in the membership
 	starting
 	up
 	stopping
@@ -72,6 +91,7 @@ const (
 type slot struct {
 	pid     *actor.PID
 	state   replicaState
+	nodeID  uint64       // its dragonboat node id, from ReplicaUp or a membership change; 0: unknown
 	waiters []*actor.PID // answered when the replica is up or down
 }
 
@@ -150,6 +170,8 @@ func (s *supervisorActor) Receive(ctx actor.Context) {
 		s.onStopReplica(ctx, msg)
 	case *messages.StartReplica:
 		s.onStartReplica(ctx, msg)
+	case *messages.TransferLeader:
+		s.onTransferLeader(ctx, msg)
 	case *messages.Routes: // the router (re)started and has no routes
 		s.sendRoutes(ctx)
 	case *handoverRetry:
@@ -182,13 +204,16 @@ func (s *supervisorActor) onStarted(ctx actor.Context) {
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		s.spawnReplica(ctx, id, false)
+		s.spawnReplica(ctx, id, 0)
 	}
 }
 
-func (s *supervisorActor) spawnReplica(ctx actor.Context, id uint32, wipe bool) {
+// spawnReplica starts replica id from its data, or, with a generation above
+// 0, rebuilds it from scratch under that generation (its node must already
+// be in the membership).
+func (s *supervisorActor) spawnReplica(ctx actor.Context, id uint32, rebuildAs uint32) {
 	cfg := s.cfg.Replicas[id]
-	cfg.WipeRaftLog = wipe
+	cfg.WipeRaftLog, cfg.Generation = rebuildAs > 0, rebuildAs
 	sl := s.replicas[id]
 	if sl == nil {
 		sl = &slot{}
@@ -232,7 +257,8 @@ func (s *supervisorActor) onReplicaUp(ctx actor.Context, msg *messages.ReplicaUp
 		return // a replica stopped meanwhile
 	}
 	sl.state = up
-	s.log.Info("replica up", "replica", msg.GetReplicaId())
+	sl.nodeID = msg.GetNodeId()
+	s.log.Info("replica up", "replica", msg.GetReplicaId(), "node", msg.GetNodeId())
 	s.sendRoutes(ctx)
 	s.answer(ctx, sl, nil)
 	s.publish(msg)
@@ -326,7 +352,7 @@ func (s *supervisorActor) handOver(ctx actor.Context) {
 	if s.handoverDue != nil || primary == nil || primary.state != up || leader == nil || leader.state != up {
 		return // a retry is due, or onReplicaUp calls again
 	}
-	ctx.Request(leader.pid, &messages.TransferLeader{TargetId: s.cfg.Primary})
+	ctx.Request(leader.pid, &messages.TransferLeader{TargetId: s.cfg.Primary, TargetNodeId: primary.nodeID})
 	retry := s.cfg.HandoverRetry
 	if retry <= 0 {
 		retry = 500 * time.Millisecond
@@ -342,6 +368,9 @@ func (s *supervisorActor) onStopReplica(ctx actor.Context, msg *messages.StopRep
 			messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "replica %d does not run in this process", msg.GetReplicaId()))})
 	case sl.state == down:
 		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(nil)})
+	case sl.state == rebuilding: // down, but a start follows the membership change
+		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(
+			messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica %d is being rebuilt; try again", msg.GetReplicaId()))})
 	default:
 		sl.waiters = append(sl.waiters, ctx.Sender())
 		if sl.state != stopping {
@@ -353,18 +382,141 @@ func (s *supervisorActor) onStopReplica(ctx actor.Context, msg *messages.StopRep
 }
 
 func (s *supervisorActor) onStartReplica(ctx actor.Context, msg *messages.StartReplica) {
-	sl := s.replicas[msg.GetReplicaId()]
+	id := msg.GetReplicaId()
+	sl := s.replicas[id]
+	respond := func(err error) { ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(err)}) }
 	switch {
 	case sl == nil:
-		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(
-			messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "replica %d does not run in this process", msg.GetReplicaId()))})
+		respond(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "replica %d does not run in this process", id))
+	case sl.state == up && msg.GetWipeRaftLog():
+		respond(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "replica %d is running: stop it before rebuilding it", id))
 	case sl.state == up:
-		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(nil)})
+		respond(nil)
+	case sl.state == down && msg.GetWipeRaftLog():
+		s.rebuild(ctx, id, sl)
 	case sl.state == down:
-		s.spawnReplica(ctx, msg.GetReplicaId(), msg.GetWipeRaftLog())
+		s.spawnReplica(ctx, id, 0)
 		sl.waiters = append(sl.waiters, ctx.Sender())
+	case sl.state == rebuilding:
+		respond(messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica %d is being rebuilt; try again", id))
 	default:
-		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(
-			messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica %d is starting or stopping; try again", msg.GetReplicaId()))})
+		respond(messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica %d is starting or stopping; try again", id))
 	}
+}
+
+// rebuild replaces stopped replica id's node in the Raft membership, through
+// a running peer, and then spawns it under the new node's generation: a
+// replica without its log must rejoin as a new member, or the leader's
+// progress for its old node commits beyond its empty log. The membership
+// change blocks on Raft, so the peer runs it on a goroutine of its own and
+// the supervisor waits for the answer without blocking (ReenterAfter).
+func (s *supervisorActor) rebuild(ctx actor.Context, id uint32, sl *slot) {
+	peer := s.peer(id)
+	if peer == nil {
+		var err error
+		if len(s.replicas) == 1 {
+			err = messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,
+				"replica %d cannot be rebuilt from scratch in this process: it must first be replaced in the Raft membership, "+
+					"which takes a running member in this process, and this process runs no other replica of the group (one replica per process)", id)
+		} else {
+			err = messages.Errorf(messages.StatusCode_UNAVAILABLE,
+				"replica %d cannot be rebuilt from scratch now: replacing it in the Raft membership takes another running replica in this process", id)
+		}
+		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(err)})
+		return
+	}
+	sl.state = rebuilding
+	sl.waiters = append(sl.waiters, ctx.Sender())
+	timeout := s.cfg.MembershipTimeout
+	if timeout <= 0 {
+		timeout = 15 * time.Second
+	}
+	address := s.cfg.Replicas[id].Members[id]
+	s.log.Info("rebuilding replica: replacing its node in the membership", "replica", id, "old_node", sl.nodeID)
+	req := &messages.ReplaceMember{ReplicaId: id, Address: address, Timeout: durationpb.New(timeout)}
+	timeout += max(timeout/4, time.Second) // the peer answers, even a failure, within its own timeout
+	f := ctx.RequestFuture(peer.pid, req, timeout)
+	ctx.ReenterAfter(f, func(res any, err error) {
+		if s.replicas[id] != sl || sl.state != rebuilding {
+			return
+		}
+		node, err := replacedNode(id, res, err, timeout)
+		if err != nil {
+			sl.state = down
+			s.log.Warn("rebuilding replica failed", "replica", id, "err", err)
+			s.answer(ctx, sl, err)
+			return
+		}
+		sl.nodeID = node
+		s.log.Info("rebuilding replica as a new member", "replica", id, "node", node, "generation", replica.GenerationOf(node))
+		s.spawnReplica(ctx, id, replica.GenerationOf(node))
+	})
+}
+
+// replacedNode reads the answer to ReplaceMember for replica id: the node it
+// added.
+func replacedNode(id uint32, res any, err error, timeout time.Duration) (uint64, error) {
+	if err != nil {
+		return 0, messages.Errorf(messages.StatusCode_TIMEOUT,
+			"rebuild replica %d: no answer to the membership change within %v (%v): its outcome is unknown; start it with a wipe again", id, timeout, err)
+	}
+	r, ok := res.(*messages.ReplaceMemberResponse)
+	if !ok {
+		return 0, messages.Errorf(messages.StatusCode_INTERNAL, "rebuild replica %d: the membership change was answered with %T", id, res)
+	}
+	if err := r.GetStatus().Err(); err != nil {
+		return 0, messages.Errorf(messages.CodeOf(err), "rebuild replica %d: %v", id, err)
+	}
+	if node := r.GetNodeId(); node == 0 || replica.ReplicaID(node) != id || replica.GenerationOf(node) == 0 {
+		return 0, messages.Errorf(messages.StatusCode_INTERNAL, "rebuild replica %d: the membership change added node %d", id, node)
+	}
+	return r.GetNodeId(), nil
+}
+
+// peer returns a running replica other than id to change the membership
+// through: the leader's if it runs here, else the lowest running id.
+func (s *supervisorActor) peer(id uint32) *slot {
+	if l := s.leader; l != nil && l.GetHasLeader() && l.GetLeaderId() != id {
+		if sl := s.replicas[l.GetLeaderId()]; sl != nil && sl.state == up {
+			return sl
+		}
+	}
+	return s.running(id)
+}
+
+// running returns the running replica with the lowest id other than
+// except, or nil.
+func (s *supervisorActor) running(except uint32) *slot {
+	ids := make([]uint32, 0, len(s.replicas))
+	for id, sl := range s.replicas {
+		if id != except && sl.state == up {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.replicas[slices.Min(ids)]
+}
+
+// onTransferLeader sends a leader transfer asked from outside the group to
+// the leader's replica, or any running one (a follower forwards it to the
+// leader), filling in the target's node id when known; that replica answers
+// the sender.
+func (s *supervisorActor) onTransferLeader(ctx actor.Context, msg *messages.TransferLeader) {
+	target := msg.GetTargetId()
+	req := &messages.TransferLeader{TargetId: target, TargetNodeId: msg.GetTargetNodeId()}
+	if sl := s.replicas[target]; req.TargetNodeId == 0 && sl != nil {
+		req.TargetNodeId = sl.nodeID
+	}
+	via := s.peer(target)
+	if via == nil {
+		via = s.replicas[target]
+	}
+	if via == nil || via.state != up {
+		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(
+			messages.Errorf(messages.StatusCode_UNAVAILABLE, "leader transfer to replica %d: no replica runs in this process", target))})
+		return
+	}
+	ctx.RequestWithCustomSender(via.pid, req, ctx.Sender())
 }

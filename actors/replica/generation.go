@@ -1,0 +1,115 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// generationFile, in a replica's directory, holds the generation the
+// replica runs under (decimal text). A replica that has never been rebuilt
+// has none: generation 0.
+const generationFile = "generation"
+
+// ReadGeneration returns the generation stored in replica directory dir; 0
+// when there is none.
+func ReadGeneration(dir string) (uint32, error) {
+	b, err := os.ReadFile(filepath.Join(dir, generationFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read generation: %w", err)
+	}
+	g, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("read generation: %s holds %q: %w", filepath.Join(dir, generationFile), b, err)
+	}
+	return uint32(g), nil
+}
+
+// writeGeneration stores generation in replica directory dir atomically: a
+// crash leaves the old generation or the new one, never a torn file. The
+// file is written and synced under a temporary name, renamed into place, and
+// the directory synced so the rename is durable.
+func writeGeneration(dir string, generation uint32) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write generation: %w", err)
+	}
+	path := filepath.Join(dir, generationFile)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("write generation: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "%d\n", generation)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write generation %d: %w", generation, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// prepareDisk decides the generation the replica starts under and, for a
+// rebuild (WipeRaftLog), clears its old state. It does disk I/O: the
+// replica runs it on its start goroutine.
+//
+// A rebuild deletes the data, then the Raft log, then records the new
+// generation, in that order because dragonboat panics on a Raft node with
+// no log whose on-disk state machine is not empty. A crash part way leaves
+// the old generation,
+// whose node the group's membership no longer holds: restarted as it is,
+// the replica replays what log it has left into empty data and runs as a
+// removed node that no leader replicates to and no member votes for, until
+// it is rebuilt again. Recording the generation first would leave a new,
+// log-less node beside old data.
+func prepareDisk(cfg Config) (uint32, error) {
+	stored, err := ReadGeneration(cfg.Dir)
+	if err != nil {
+		return 0, fmt.Errorf("replica %d: %w", cfg.ID, err)
+	}
+	if !cfg.WipeRaftLog {
+		return stored, nil
+	}
+	if cfg.Generation <= stored {
+		return 0, fmt.Errorf("replica %d: rebuilding needs a generation above the stored %d, got %d (nothing was deleted)", cfg.ID, stored, cfg.Generation)
+	}
+	if err := os.RemoveAll(cfg.dataDir()); err != nil {
+		return 0, fmt.Errorf("replica %d: wipe data with the raft log: %w", cfg.ID, err)
+	}
+	if err := os.RemoveAll(cfg.raftDir()); err != nil {
+		return 0, fmt.Errorf("replica %d: wipe raft log: %w", cfg.ID, err)
+	}
+	if err := writeGeneration(cfg.Dir, cfg.Generation); err != nil {
+		return 0, fmt.Errorf("replica %d: %w", cfg.ID, err)
+	}
+	return cfg.Generation, nil
+}
