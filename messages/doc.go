@@ -11,13 +11,13 @@
 //     (StatusRequest, ReplicaStatus, content digests).
 //   - actors.proto: the messages of the actor group itself: ApplyBatch and
 //     its result between a replica and its executor, replica lifecycle
-//     (ReplicaUp, ReplicaDown, StopReplica, StartReplica), LeaderChanged and
-//     TransferLeader.
+//     (ReplicaUp, ReplicaDown, StopReplica, StartReplica, ReplaceMember),
+//     the router's Routes, LeaderChanged and TransferLeader.
 //   - storage.proto: records the storage engine persists beside the data
-//     (conflict records, client sessions, the snapshot header); they are
-//     replicated state.
+//     (the machine state as per-batch deltas and checkpoints, the snapshot
+//     header); they are replicated state.
 //   - service.proto: the KV gRPC service of kvserver, built from the
-//     messages of kv.proto.
+//     messages of kv.proto, with the Batch stream's Call and Reply.
 //
 // Each StatusCode other than OK maps to exactly one sentinel error
 // (errors.go) and one gRPC code (grpc.go), defined nowhere else. Errors
