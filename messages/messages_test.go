@@ -228,7 +228,7 @@ func withBatchCases(base []proto.Message) []proto.Message {
 	out := append(append(append([]proto.Message{}, base...), calls...), replies...)
 	return append(out,
 		&messages.BatchRequest{Calls: []*messages.Call{calls[0].(*messages.Call), calls[1].(*messages.Call)}},
-		&messages.BatchResponse{Replies: []*messages.Reply{replies[0].(*messages.Reply), replies[1].(*messages.Reply)}},
+		&messages.BatchResponse{Replies: []*messages.Reply{replies[0].(*messages.Reply), replies[1].(*messages.Reply)}, Closing: true},
 	)
 }
 

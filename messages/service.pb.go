@@ -525,8 +525,12 @@ func (x *BatchRequest) GetCalls() []*Call {
 }
 
 type BatchResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Replies       []*Reply               `protobuf:"bytes,1,rep,name=replies,proto3" json:"replies,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Replies []*Reply               `protobuf:"bytes,1,rep,name=replies,proto3" json:"replies,omitempty"`
+	// closing says the server is shutting down: it answers the calls it has
+	// received and then ends the stream; the client sends no more calls on it
+	// (and closes its side) and opens a new stream for later calls.
+	Closing       bool `protobuf:"varint,2,opt,name=closing,proto3" json:"closing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -566,6 +570,13 @@ func (x *BatchResponse) GetReplies() []*Reply {
 		return x.Replies
 	}
 	return nil
+}
+
+func (x *BatchResponse) GetClosing() bool {
+	if x != nil {
+		return x.Closing
+	}
+	return false
 }
 
 var File_service_proto protoreflect.FileDescriptor
@@ -608,9 +619,10 @@ const file_service_proto_rawDesc = "" +
 	"\n" +
 	"\bresponse\"6\n" +
 	"\fBatchRequest\x12&\n" +
-	"\x05calls\x18\x01 \x03(\v2\x10.actorkv.v1.CallR\x05calls\"<\n" +
+	"\x05calls\x18\x01 \x03(\v2\x10.actorkv.v1.CallR\x05calls\"V\n" +
 	"\rBatchResponse\x12+\n" +
-	"\areplies\x18\x01 \x03(\v2\x11.actorkv.v1.ReplyR\areplies2\xd3\a\n" +
+	"\areplies\x18\x01 \x03(\v2\x11.actorkv.v1.ReplyR\areplies\x12\x18\n" +
+	"\aclosing\x18\x02 \x01(\bR\aclosing2\xd3\a\n" +
 	"\x02KV\x126\n" +
 	"\x03Get\x12\x16.actorkv.v1.GetRequest\x1a\x17.actorkv.v1.GetResponse\x126\n" +
 	"\x03Put\x12\x16.actorkv.v1.PutRequest\x1a\x17.actorkv.v1.PutResponse\x12?\n" +

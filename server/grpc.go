@@ -32,9 +32,9 @@ type grpcService struct {
 	drain <-chan struct{} // closed when the server shuts down
 }
 
-// RegisterKV registers the KV service of core on s. Closing drain ends its
-// Batch streams once their calls in flight are answered, so that a graceful
-// stop does not wait for clients to close them.
+// RegisterKV registers the KV service of core on s. Closing drain tells the
+// clients of its Batch streams to close them (BatchResponse.closing), so that
+// a graceful stop does not wait out clients that would keep them open.
 func RegisterKV(s *grpc.Server, core *Core, drain <-chan struct{}) {
 	messages.RegisterKVServer(s, &grpcService{core: core, drain: drain})
 }
@@ -91,63 +91,44 @@ func (s *grpcService) Status(ctx context.Context, r *messages.StatusRequest) (*m
 
 // Batch serves a stream of batched calls: every call runs concurrently (at
 // most maxBatchInFlight per stream), and replies go back as they complete,
-// gathered into as few messages as possible. The stream ends when the client
-// closes its side and every call has been answered.
+// gathered into as few messages as the sender can. The stream ends when the
+// client closes its side and every call has been answered. On shutdown the
+// server tells the client (BatchResponse.closing), which closes its side.
 func (s *grpcService) Batch(stream messages.KV_BatchServer) error {
 	ctx := stream.Context()
-	out := &replySender{stream: stream}
-	// The receiving goroutine ends with the stream: when the client closes
-	// its side, or when gRPC cancels the stream after this handler returns.
-	reqs := make(chan *messages.BatchRequest)
-	ended := make(chan error, 1)
-	go func() {
-		for {
-			req, err := stream.Recv()
-			if err != nil {
-				ended <- err
-				return
-			}
-			select {
-			case reqs <- req:
-			case <-ctx.Done():
-				ended <- ctx.Err()
-				return
-			}
-		}
-	}()
+	replies := make(chan *messages.Reply, 1024)
+	sent := make(chan error, 1)
+	go func() { sent <- sendReplies(stream, replies, s.drain) }() // ends when replies is closed
 	slots := make(chan struct{}, maxBatchInFlight)
 	var calls sync.WaitGroup
 	var recvErr error
-serve:
+recv:
 	for {
-		var req *messages.BatchRequest
-		select {
-		case req = <-reqs:
-		case err := <-ended:
+		req, err := stream.Recv()
+		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				recvErr = err
 			}
-			break serve
-		case <-s.drain:
-			break serve // shutting down: answer what was received, then end the stream
+			break
 		}
 		for _, call := range req.GetCalls() {
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
 				recvErr = ctx.Err()
-				break serve
+				break recv
 			}
 			calls.Add(1)
 			go func() {
 				defer calls.Done()
-				out.send(s.core.Call(ctx, call))
+				replies <- s.core.Call(ctx, call)
 				<-slots
 			}()
 		}
 	}
-	calls.Wait() // every reply is sent (or the stream failed) once all have returned
-	if err := out.err(); err != nil {
+	calls.Wait()
+	close(replies)
+	if err := <-sent; err != nil {
 		return err
 	}
 	return recvErr
@@ -160,46 +141,44 @@ const maxBatchInFlight = 4096
 // maxRepliesPerMessage bounds the replies gathered into one BatchResponse.
 const maxRepliesPerMessage = 512
 
-// replySender sends a Batch stream's replies by flat combining: the call
-// that finds no send in progress sends its reply and every reply queued
-// meanwhile; the others only queue theirs. An idle stream answers without a
-// goroutine hand-off, a busy one in few messages.
-type replySender struct {
-	stream  messages.KV_BatchServer
-	mu      sync.Mutex
-	queue   []*messages.Reply
-	sending bool
-	failed  error // the first send failure; later replies are dropped
-}
-
-func (r *replySender) send(reply *messages.Reply) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.failed != nil {
-		return
+// sendReplies sends replies as they come, gathering those already waiting
+// into one message, and tells the client once when drain closes. After a
+// send fails it keeps draining, so no call blocks.
+func sendReplies(stream messages.KV_BatchServer, replies <-chan *messages.Reply, drain <-chan struct{}) error {
+	var failed error
+	for {
+		var r *messages.Reply
+		select {
+		case rr, ok := <-replies:
+			if !ok {
+				return failed
+			}
+			r = rr
+		case <-drain:
+			drain = nil // once
+			if failed == nil {
+				failed = stream.Send(&messages.BatchResponse{Closing: true})
+			}
+			continue
+		}
+		if failed != nil {
+			continue
+		}
+		batch := []*messages.Reply{r}
+	gather:
+		for len(batch) < maxRepliesPerMessage {
+			select {
+			case r, ok := <-replies:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		failed = stream.Send(&messages.BatchResponse{Replies: batch})
 	}
-	r.queue = append(r.queue, reply)
-	if r.sending {
-		return
-	}
-	r.sending = true
-	for len(r.queue) > 0 && r.failed == nil {
-		n := min(len(r.queue), maxRepliesPerMessage)
-		msg := &messages.BatchResponse{Replies: r.queue[:n:n]}
-		r.queue = r.queue[n:]
-		r.mu.Unlock()
-		err := r.stream.Send(msg)
-		r.mu.Lock()
-		r.failed = err
-	}
-	r.queue = nil
-	r.sending = false
-}
-
-func (r *replySender) err() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.failed
 }
 
 // strictCodec is the server's protobuf codec. gRPC answers a request that

@@ -133,50 +133,47 @@ func (c *Client) GetReadVersion(ctx context.Context) (*messages.GetReadVersionRe
 
 var errClosed = messages.Errorf(messages.StatusCode_UNAVAILABLE, "kvclient: closed")
 
-// stream is one Batch stream with its sender and receiver goroutines; it
-// reopens on the next call after it breaks.
+// stream is one connection's Batch stream; it opens lazily and reopens on
+// the next call after it broke or the server asked to close it.
 type stream struct {
 	kv       messages.KVClient
 	maxCalls int
 
-	mu      sync.Mutex
-	closed  bool
-	live    *liveStream // nil until the first call, and after a break
-	pending map[uint64]chan *messages.Reply
+	mu     sync.Mutex
+	closed bool
+	live   *liveStream              // nil until the first call, and after a break
+	lives  map[*liveStream]struct{} // every stream whose goroutines run
+	all    sync.WaitGroup
 }
 
-// liveStream is one open gRPC stream; its receiving goroutine exits when it
-// breaks or is closed, and done is closed then.
+// liveStream is one open gRPC stream with its sender and receiver
+// goroutines, and the calls sent on it that wait for a reply.
 type liveStream struct {
-	bs       messages.KV_BatchClient
-	cancel   context.CancelFunc
-	done     chan struct{}
-	maxCalls int
+	cancel  context.CancelFunc
+	outbox  chan *messages.Call
+	closing chan struct{} // closed when the server asked to close the stream
+	done    chan struct{} // closed when both goroutines have exited
 
 	mu      sync.Mutex
-	queue   []*messages.Call // calls waiting to be sent
-	sending bool             // a caller is sending the queue
+	ended   bool // broken or closing: no new calls
+	pending map[uint64]chan *messages.Reply
 }
 
 func (s *stream) do(ctx context.Context, call *messages.Call) (*messages.Reply, error) {
 	ch := make(chan *messages.Reply, 1)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, errClosed
+	live, err := s.current()
+	if err != nil {
+		return nil, err
 	}
-	if s.live == nil {
-		if err := s.open(); err != nil {
-			s.mu.Unlock()
-			return nil, err
-		}
+	if !live.register(call.GetId(), ch) {
+		return nil, messages.Errorf(messages.StatusCode_UNAVAILABLE, "kvclient: the stream is closing; retry")
 	}
-	live := s.live
-	s.pending[call.GetId()] = ch
-	s.mu.Unlock()
-
-	if err := live.enqueue(call); err != nil {
-		s.broken(live)
+	select {
+	case live.outbox <- call:
+	case <-live.done:
+	case <-ctx.Done():
+		live.forget(call.GetId())
+		return nil, messages.Errorf(messages.CodeOf(ctx.Err()), "call not sent: %v", ctx.Err())
 	}
 	select {
 	case r := <-ch:
@@ -185,7 +182,7 @@ func (s *stream) do(ctx context.Context, call *messages.Call) (*messages.Reply, 
 		}
 		return r, nil
 	case <-ctx.Done():
-		s.forget(call.GetId())
+		live.forget(call.GetId())
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, messages.Errorf(messages.StatusCode_TIMEOUT, "no reply before the deadline; the outcome is unknown")
 		}
@@ -193,105 +190,154 @@ func (s *stream) do(ctx context.Context, call *messages.Call) (*messages.Reply, 
 	}
 }
 
-// enqueue queues call and, unless another caller is already sending,
-// sends everything queued — its own call and those that arrive meanwhile —
-// gathered into as few messages as possible (flat combining: no goroutine
-// hand-off when the stream is idle, batches when it is busy).
-func (l *liveStream) enqueue(call *messages.Call) error {
-	l.mu.Lock()
-	l.queue = append(l.queue, call)
-	if l.sending {
-		l.mu.Unlock()
-		return nil
-	}
-	l.sending = true
-	for len(l.queue) > 0 {
-		n := min(len(l.queue), l.maxCalls)
-		req := &messages.BatchRequest{Calls: l.queue[:n:n]}
-		l.queue = l.queue[n:]
-		if len(l.queue) == 0 {
-			l.queue = nil
-		}
-		l.mu.Unlock()
-		err := l.bs.Send(req)
-		l.mu.Lock()
-		if err != nil {
-			l.sending = false
-			l.mu.Unlock()
-			return err
-		}
-	}
-	l.sending = false
-	l.mu.Unlock()
-	return nil
-}
-
-func (s *stream) forget(id uint64) {
+// current returns the open stream, opening one if needed.
+func (s *stream) current() (*liveStream, error) {
 	s.mu.Lock()
-	delete(s.pending, id)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	if s.live == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		bs, err := s.kv.Batch(ctx)
+		if err != nil {
+			cancel()
+			return nil, messages.FromGRPC(err)
+		}
+		live := &liveStream{
+			cancel:  cancel,
+			outbox:  make(chan *messages.Call, 4096),
+			closing: make(chan struct{}),
+			done:    make(chan struct{}),
+			pending: map[uint64]chan *messages.Reply{},
+		}
+		s.live = live
+		if s.lives == nil {
+			s.lives = map[*liveStream]struct{}{}
+		}
+		s.lives[live] = struct{}{}
+		var both sync.WaitGroup
+		both.Add(2)
+		s.all.Add(1)
+		go func() { defer both.Done(); s.send(bs, live) }()
+		go func() { defer both.Done(); s.receive(bs, live) }()
+		go func() { // closes done once both have exited; owned through s.all
+			defer s.all.Done()
+			both.Wait()
+			close(live.done)
+			s.mu.Lock()
+			delete(s.lives, live)
+			s.mu.Unlock()
+		}()
+	}
+	return s.live, nil
 }
 
-// open starts a stream and its receiving goroutine; called with s.mu held.
-func (s *stream) open() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	bs, err := s.kv.Batch(ctx)
-	if err != nil {
-		cancel()
-		return messages.FromGRPC(err)
+func (l *liveStream) register(id uint64, ch chan *messages.Reply) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ended {
+		return false
 	}
-	live := &liveStream{bs: bs, cancel: cancel, done: make(chan struct{}), maxCalls: s.maxCalls}
-	s.live = live
-	if s.pending == nil {
-		s.pending = map[uint64]chan *messages.Reply{}
-	}
-	go func() {
-		defer close(live.done)
-		s.receive(bs, live)
-	}()
-	return nil
+	l.pending[id] = ch
+	return true
 }
 
-// receive hands each reply to its caller.
+func (l *liveStream) forget(id uint64) {
+	l.mu.Lock()
+	delete(l.pending, id)
+	l.mu.Unlock()
+}
+
+// send gathers the calls waiting in the outbox into one message at a time.
+// When the server asks to close the stream it closes its side and exits.
+func (s *stream) send(bs messages.KV_BatchClient, live *liveStream) {
+	for {
+		var call *messages.Call
+		select {
+		case call = <-live.outbox:
+		case <-live.closing:
+			_ = bs.CloseSend()
+			return
+		case <-bs.Context().Done():
+			return
+		}
+		req := &messages.BatchRequest{Calls: []*messages.Call{call}}
+	gather:
+		for len(req.Calls) < s.maxCalls {
+			select {
+			case call = <-live.outbox:
+				req.Calls = append(req.Calls, call)
+			default:
+				break gather
+			}
+		}
+		if err := bs.Send(req); err != nil {
+			s.broken(live)
+			return
+		}
+	}
+}
+
+// receive hands each reply to its caller, until the stream ends.
 func (s *stream) receive(bs messages.KV_BatchClient, live *liveStream) {
 	for {
 		resp, err := bs.Recv()
 		if err != nil {
-			s.broken(live)
+			s.broken(live) // also the normal end of a stream the server closed
 			return
 		}
-		s.mu.Lock()
+		live.mu.Lock()
 		for _, r := range resp.GetReplies() {
-			if ch, ok := s.pending[r.GetId()]; ok {
-				delete(s.pending, r.GetId())
+			if ch, ok := live.pending[r.GetId()]; ok {
+				delete(live.pending, r.GetId())
 				ch <- r
 			}
 		}
-		s.mu.Unlock()
+		if resp.GetClosing() && !live.ended {
+			live.ended = true
+			close(live.closing)
+		}
+		live.mu.Unlock()
+		if resp.GetClosing() {
+			s.retire(live)
+		}
 	}
 }
 
-// broken fails every call waiting on live and lets the next call reopen.
-func (s *stream) broken(live *liveStream) {
-	live.cancel()
+// retire makes the next call open a new stream.
+func (s *stream) retire(live *liveStream) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.live == live {
 		s.live = nil
-		for id, ch := range s.pending {
-			ch <- nil
-			delete(s.pending, id)
-		}
 	}
+	s.mu.Unlock()
+}
+
+// broken ends live: every call waiting on it fails (UNAVAILABLE), and the
+// next call opens a new stream.
+func (s *stream) broken(live *liveStream) {
+	s.retire(live)
+	live.cancel()
+	live.mu.Lock()
+	live.ended = true
+	for id, ch := range live.pending {
+		ch <- nil
+		delete(live.pending, id)
+	}
+	live.mu.Unlock()
 }
 
 func (s *stream) close() {
 	s.mu.Lock()
 	s.closed = true
-	live := s.live
-	s.mu.Unlock()
-	if live != nil {
-		s.broken(live)
-		<-live.done
+	lives := make([]*liveStream, 0, len(s.lives))
+	for l := range s.lives {
+		lives = append(lives, l)
 	}
+	s.mu.Unlock()
+	for _, l := range lives {
+		s.broken(l)
+	}
+	s.all.Wait()
 }
