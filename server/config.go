@@ -61,9 +61,11 @@ type Database struct {
 	// SyncWrites fsyncs every standalone commit (replicated mode relies on
 	// the Raft log instead).
 	SyncWrites bool `toml:"sync_writes"`
-	// BlockCacheMiB and WriteBufferMiB size each RocksDB instance.
+	// BlockCacheMiB, WriteBufferMiB (one memtable) and MemtableMiB (all
+	// memtables of all column families) size each RocksDB instance.
 	BlockCacheMiB  int `toml:"block_cache_mib"`
 	WriteBufferMiB int `toml:"write_buffer_mib"`
+	MemtableMiB    int `toml:"memtable_mib"`
 }
 
 // Listen configures the network front ends.
@@ -76,6 +78,10 @@ type Listen struct {
 	RequestTimeout Duration `toml:"request_timeout"`
 	// ShutdownTimeout bounds the wait for in-flight requests on shutdown.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// MemoryLimitMiB is the soft limit of the Go heap (as GOMEMLIMIT, which
+	// takes precedence when set); 0 leaves Go's default. RocksDB's and the
+	// Raft log's memory comes on top (see database.*_mib).
+	MemoryLimitMiB int `toml:"memory_limit_mib"`
 }
 
 // Raft tunes consensus (replicated mode).
@@ -129,13 +135,15 @@ func DefaultConfig() Config {
 			RetentionWindow: Duration{5 * time.Second},
 			SyncWrites:      true,
 			BlockCacheMiB:   32,
-			WriteBufferMiB:  16,
+			WriteBufferMiB:  8,
+			MemtableMiB:     32,
 		},
 		Server: Listen{
 			Listen:          "127.0.0.1:7070",
 			Metrics:         "127.0.0.1:9100",
 			RequestTimeout:  Duration{10 * time.Second},
 			ShutdownTimeout: Duration{15 * time.Second},
+			MemoryLimitMiB:  256,
 		},
 		Raft: Raft{
 			RTT:                Duration{20 * time.Millisecond},
@@ -233,6 +241,9 @@ func (c Config) Validate() error {
 	if db.WriteBufferMiB <= 0 {
 		return bad("database.write_buffer_mib", "must be positive")
 	}
+	if db.MemtableMiB < db.WriteBufferMiB {
+		return bad("database.memtable_mib", "%d must be at least write_buffer_mib (%d)", db.MemtableMiB, db.WriteBufferMiB)
+	}
 	for _, f := range []struct{ name, addr string }{{"server.listen", c.Server.Listen}, {"server.metrics", c.Server.Metrics}} {
 		if f.addr == "" && f.name == "server.metrics" {
 			continue // metrics off
@@ -246,6 +257,9 @@ func (c Config) Validate() error {
 	}
 	if c.Server.ShutdownTimeout.Duration <= 0 {
 		return bad("server.shutdown_timeout", "must be positive")
+	}
+	if c.Server.MemoryLimitMiB < 0 {
+		return bad("server.memory_limit_mib", "must not be negative")
 	}
 	r := c.Raft
 	switch {
@@ -286,5 +300,6 @@ func (c Config) StorageConfig(dir string) storage.Config {
 	s.SyncWrites = c.Database.SyncWrites
 	s.BlockCacheBytes = uint64(c.Database.BlockCacheMiB) << 20
 	s.WriteBufferBytes = uint64(c.Database.WriteBufferMiB) << 20
+	s.MemtableBytes = uint64(c.Database.MemtableMiB) << 20
 	return s
 }

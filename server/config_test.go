@@ -41,7 +41,7 @@ func configsEqual(a, b Config) bool {
 		a.Deployment.ClusterID == b.Deployment.ClusterID &&
 		a.Database.BasePath == b.Database.BasePath && slices.Equal(a.Database.ColumnFamilies, b.Database.ColumnFamilies) &&
 		a.Database.RetentionWindow == b.Database.RetentionWindow && a.Database.SyncWrites == b.Database.SyncWrites &&
-		a.Database.BlockCacheMiB == b.Database.BlockCacheMiB && a.Database.WriteBufferMiB == b.Database.WriteBufferMiB &&
+		a.Database.BlockCacheMiB == b.Database.BlockCacheMiB && a.Database.WriteBufferMiB == b.Database.WriteBufferMiB && a.Database.MemtableMiB == b.Database.MemtableMiB &&
 		a.Server == b.Server && a.Raft == b.Raft && a.Limits == b.Limits && a.Log == b.Log
 }
 
@@ -101,12 +101,14 @@ retention_window = "1m30s"
 sync_writes = false
 block_cache_mib = 64
 write_buffer_mib = 8
+memtable_mib = 24
 
 [server]
 listen = "0.0.0.0:7070"
 metrics = ""
 request_timeout = "250ms"
 shutdown_timeout = "1m"
+memory_limit_mib = 512
 
 [raft]
 rtt = "5ms"
@@ -134,8 +136,8 @@ format = "json"
 		Deployment: Deployment{Mode: ModeReplicated, InstanceID: 4, InProcess: false, ClusterID: 9,
 			ReplicaEndpoints: []string{"10.0.0.1:6001", "10.0.0.2:6001", "10.0.0.3:6001", "10.0.0.4:6001", "10.0.0.5:6001"}},
 		Database: Database{BasePath: "/var/lib/actorkv", ColumnFamilies: []string{"default", "meta", "index"},
-			RetentionWindow: Duration{90 * time.Second}, SyncWrites: false, BlockCacheMiB: 64, WriteBufferMiB: 8},
-		Server: Listen{Listen: "0.0.0.0:7070", Metrics: "", RequestTimeout: Duration{250 * time.Millisecond}, ShutdownTimeout: Duration{time.Minute}},
+			RetentionWindow: Duration{90 * time.Second}, SyncWrites: false, BlockCacheMiB: 64, WriteBufferMiB: 8, MemtableMiB: 24},
+		Server: Listen{Listen: "0.0.0.0:7070", Metrics: "", RequestTimeout: Duration{250 * time.Millisecond}, ShutdownTimeout: Duration{time.Minute}, MemoryLimitMiB: 512},
 		Raft: Raft{RTT: Duration{5 * time.Millisecond}, ElectionRTT: 50, HeartbeatRTT: 5, SnapshotEntries: 1000,
 			CompactionOverhead: 100, ProposalTimeout: Duration{2 * time.Second}},
 		Limits: storage.Limits{MaxKeySize: 100, MaxValueSize: 4096, MaxCommitOps: 10, MaxCommitBytes: 65536, MaxRangeLimit: 50},
@@ -171,11 +173,13 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"database.retention_window", func(c *Config) { c.Database.RetentionWindow = Duration{-time.Second} }},
 		{"database.block_cache_mib", func(c *Config) { c.Database.BlockCacheMiB = 0 }},
 		{"database.write_buffer_mib", func(c *Config) { c.Database.WriteBufferMiB = -1 }},
+		{"database.memtable_mib", func(c *Config) { c.Database.MemtableMiB = 4 }},
 		{"server.listen", func(c *Config) { c.Server.Listen = "" }},
 		{"server.listen", func(c *Config) { c.Server.Listen = "localhost" }},
 		{"server.metrics", func(c *Config) { c.Server.Metrics = "9100" }},
 		{"server.request_timeout", func(c *Config) { c.Server.RequestTimeout = Duration{} }},
 		{"server.shutdown_timeout", func(c *Config) { c.Server.ShutdownTimeout = Duration{-time.Second} }},
+		{"server.memory_limit_mib", func(c *Config) { c.Server.MemoryLimitMiB = -1 }},
 		{"raft.rtt", func(c *Config) { c.Raft.RTT = Duration{time.Microsecond} }},
 		{"raft.heartbeat_rtt", func(c *Config) { c.Raft.HeartbeatRTT = 0 }},
 		{"raft.election_rtt", func(c *Config) { c.Raft.ElectionRTT = 2 * c.Raft.HeartbeatRTT }},

@@ -46,24 +46,33 @@ type Config struct {
 	// Replicated marks an engine fed by the replicated group: its writes
 	// arrive only through ApplyBatch, and the Database write methods fail.
 	Replicated bool
+	// VersionMemoryBytes bounds the memory of the mutations kept for snapshot
+	// reads; past it the oldest versions leave the window early (they answer
+	// TRANSACTION_TOO_OLD) rather than memory growing (default 32 MiB).
+	VersionMemoryBytes int
+	// MemtableBytes bounds the memtables of all column families together
+	// (default 32 MiB).
+	MemtableBytes uint64
 	// BlockCacheBytes is the size of the block cache (default 32 MiB).
 	BlockCacheBytes uint64
 	// WriteBufferBytes is the memtable size of each column family
-	// (default 16 MiB).
+	// (default 8 MiB).
 	WriteBufferBytes uint64
 }
 
 // DefaultConfig returns the defaults of every field but Dir.
 func DefaultConfig(dir string) Config {
 	return Config{
-		Dir:              dir,
-		Limits:           DefaultLimits(),
-		RetentionWindow:  5 * time.Second,
-		SessionTTL:       10 * time.Minute,
-		MaxSessions:      100_000,
-		SyncWrites:       true,
-		BlockCacheBytes:  32 << 20,
-		WriteBufferBytes: 16 << 20,
+		Dir:                dir,
+		Limits:             DefaultLimits(),
+		RetentionWindow:    5 * time.Second,
+		SessionTTL:         10 * time.Minute,
+		MaxSessions:        100_000,
+		SyncWrites:         true,
+		BlockCacheBytes:    32 << 20,
+		WriteBufferBytes:   8 << 20,
+		VersionMemoryBytes: 32 << 20,
+		MemtableBytes:      32 << 20,
 	}
 }
 
@@ -87,6 +96,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteBufferBytes == 0 {
 		c.WriteBufferBytes = d.WriteBufferBytes
+	}
+	if c.VersionMemoryBytes == 0 {
+		c.VersionMemoryBytes = d.VersionMemoryBytes
+	}
+	if c.MemtableBytes == 0 {
+		c.MemtableBytes = d.MemtableBytes
 	}
 	return c
 }
@@ -113,6 +128,9 @@ func (c Config) Validate() error {
 	}
 	if c.SessionTTL < 0 {
 		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: session_ttl %v is negative", c.SessionTTL)
+	}
+	if c.VersionMemoryBytes < 0 {
+		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: version_memory_bytes %d is negative", c.VersionMemoryBytes)
 	}
 	if c.MaxSessions < 0 {
 		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: max_sessions %d is negative", c.MaxSessions)
@@ -224,6 +242,7 @@ func (e *Engine) openDB() error {
 	e.opts.SetWriteBufferSize(e.cfg.WriteBufferBytes)
 	e.opts.SetMaxWriteBufferNumber(3)
 	e.opts.SetMaxTotalWalSize(4 * e.cfg.WriteBufferBytes)
+	e.opts.SetDbWriteBufferSize(e.cfg.MemtableBytes)
 	e.cfOpts = e.opts
 
 	want := append([]string{DefaultColumnFamily}, e.cfg.ColumnFamilies...)

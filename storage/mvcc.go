@@ -24,12 +24,16 @@ import (
 const (
 	checkpointInterval = 2 * time.Millisecond
 	checkpointOps      = 64
+	// mutationOverhead approximates the memory of a kept mutation besides
+	// its key, value and end.
+	mutationOverhead = 96
 )
 
 type versionOps struct {
 	version uint64
 	at      time.Time // when this replica applied it
 	muts    []*messages.Mutation
+	bytes   int // the size of muts, for the memory budget
 }
 
 type checkpoint struct {
@@ -47,6 +51,7 @@ type mvcc struct {
 	floor       uint64            // versions below it are too old
 	sinceCkpt   int               // writes since the newest checkpoint
 	lastCkpt    time.Time
+	bytes       int // the size of the mutations in ops
 }
 
 func newMVCC(e *Engine, applied uint64) *mvcc {
@@ -64,6 +69,7 @@ func (m *mvcc) reset(applied uint64) {
 		m.retire(c)
 	}
 	m.ops.Reset()
+	m.bytes = 0
 	m.floor = applied
 	m.checkpoints = []*checkpoint{{version: applied, snap: m.e.db.NewSnapshot()}}
 	m.sinceCkpt = 0
@@ -76,9 +82,11 @@ func (m *mvcc) appendBatch(ops []versionOps, last uint64, now time.Time) {
 	defer m.mu.Unlock()
 	for i := range ops {
 		ops[i].at = now
-	}
-	for _, op := range ops {
-		m.ops.PushBack(op)
+		for _, mut := range ops[i].muts {
+			ops[i].bytes += len(mut.GetKey()) + len(mut.GetValue()) + len(mut.GetEnd()) + mutationOverhead
+		}
+		m.bytes += ops[i].bytes
+		m.ops.PushBack(ops[i])
 	}
 	m.sinceCkpt += len(ops)
 	if m.sinceCkpt > 0 && (m.sinceCkpt >= checkpointOps || now.Sub(m.lastCkpt) >= checkpointInterval) {
@@ -89,15 +97,20 @@ func (m *mvcc) appendBatch(ops []versionOps, last uint64, now time.Time) {
 	m.prune(now)
 }
 
-// prune moves the floor past writes older than the window and drops the
-// checkpoints and mutations no readable version needs.
+// prune moves the floor past writes older than the window — or, when the
+// kept mutations exceed the memory budget, past as many of the oldest as it
+// takes to fit (the window shrinks under a burst of writes rather than the
+// memory growing) — and drops the checkpoints and mutations no readable
+// version needs.
 func (m *mvcc) prune(now time.Time) {
 	cutoff := now.Add(-m.e.cfg.RetentionWindow)
+	over := m.bytes - m.e.cfg.VersionMemoryBytes
 	for i := range m.ops.Len() {
 		op := m.ops.At(i)
-		if !op.at.Before(cutoff) {
+		if !op.at.Before(cutoff) && over <= 0 {
 			break
 		}
+		over -= op.bytes
 		m.floor = max(m.floor, op.version)
 	}
 	// keep the newest checkpoint at or below the floor, and all after it
@@ -114,6 +127,7 @@ func (m *mvcc) prune(now time.Time) {
 	keepFrom := m.checkpoints[0].version
 	n := 0
 	for n < m.ops.Len() && m.ops.At(n).version <= keepFrom {
+		m.bytes -= m.ops.At(n).bytes
 		n++
 	}
 	m.ops.DropFront(n)
@@ -137,6 +151,7 @@ func (m *mvcc) releaseAll() {
 	}
 	m.checkpoints = nil
 	m.ops.Reset()
+	m.bytes = 0
 }
 
 // view is what a snapshot read at one version reads: a checkpoint and the

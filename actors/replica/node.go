@@ -80,7 +80,8 @@ func (l *listener) LeaderUpdated(info raftio.LeaderInfo) {
 func startNode(cfg Config, generation uint32, engine *storage.Engine, root *actor.RootContext, self, executor *actor.PID) (*node, error) {
 	quietDragonboat()
 	logdb := config.GetTinyMemLogDBConfig()
-	logdb.Shards = 1 // one Raft group per NodeHost
+	logdb.Shards = 1                  // one Raft group per NodeHost
+	logdb.MaxSaveBufferSize = 4 << 20 // the encoding buffer it keeps between writes
 	nhc := config.NodeHostConfig{
 		NodeHostDir:       cfg.raftDir(),
 		WALDir:            cfg.raftDir(),

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -109,6 +110,9 @@ func newLogger(cfg server.Config) *slog.Logger {
 func run(cfg server.Config) error {
 	log := newLogger(cfg)
 	slog.SetDefault(log)
+	if os.Getenv("GOMEMLIMIT") == "" && cfg.Server.MemoryLimitMiB > 0 {
+		debug.SetMemoryLimit(int64(cfg.Server.MemoryLimitMiB) << 20)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s, err := server.Start(cfg, log)

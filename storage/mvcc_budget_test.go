@@ -1,0 +1,47 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/actorkv/actorkv/messages"
+)
+
+// TestVersionMemoryBudget writes far more than the kept-versions budget
+// within one retention window: the oldest versions leave the window early
+// (TRANSACTION_TOO_OLD) while the newest stay readable, and the memory kept
+// stays near the budget.
+func TestVersionMemoryBudget(t *testing.T) {
+	cfg := DefaultConfig(t.TempDir())
+	cfg.SyncWrites = false
+	cfg.RetentionWindow = time.Hour // only the budget can push versions out
+	cfg.VersionMemoryBytes = 64 << 10
+	e := openEngine(t, cfg)
+	ctx := context.Background()
+	value := make([]byte, 1024)
+	var versions []uint64
+	for i := range 1000 { // ~1 MiB of mutations, 16× the budget
+		v, err := e.Put(ctx, fmt.Appendf(nil, "k%04d", i%50), value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		versions = append(versions, v)
+	}
+	if _, _, err := e.SnapshotRead(ctx, []byte("k0000"), versions[0]); !errors.Is(err, messages.ErrTransactionTooOld) {
+		t.Fatalf("read at the first version: %v, want TRANSACTION_TOO_OLD once the budget pushed it out", err)
+	}
+	last := versions[len(versions)-1]
+	got, found, err := e.SnapshotRead(ctx, []byte(fmt.Sprintf("k%04d", 999%50)), last)
+	if err != nil || !found || len(got) != len(value) {
+		t.Fatalf("read at the newest version: found=%v, %d bytes, %v", found, len(got), err)
+	}
+	e.mvcc.mu.Lock()
+	kept := e.mvcc.bytes
+	e.mvcc.mu.Unlock()
+	if kept > 2*cfg.VersionMemoryBytes {
+		t.Fatalf("%d bytes of mutations kept, budget %d", kept, cfg.VersionMemoryBytes)
+	}
+}
