@@ -19,6 +19,7 @@ import (
 )
 
 func main() {
+	limitMallocArenas()
 	if err := newCommand().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kvserver:", err)
 		os.Exit(1)
@@ -50,7 +51,11 @@ same --endpoints (the replicas' Raft addresses) and its own --instance-id
 (its index in them), with --in-process=false; see docs/CLUSTER.md.
 
 SIGINT or SIGTERM shut it down gracefully: it stops accepting, finishes
-in-flight requests, stops Raft and closes every RocksDB.`,
+in-flight requests, stops Raft and closes every RocksDB.
+
+Memory: the Go heap's soft limit is server.memory_limit_mib (GOMEMLIMIT wins
+when set), and glibc's malloc arenas are capped at two (MALLOC_ARENA_MAX wins
+when set), which keeps RocksDB's fragmentation down.`,
 		SilenceUsage:  true,
 		SilenceErrors: true, // main prints the one error line
 		Args:          cobra.NoArgs,
