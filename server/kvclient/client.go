@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,9 @@ type Options struct {
 	MaxCallsPerMessage int
 }
 
+// windowSize matches the server's HTTP/2 flow-control window (server.WindowSize).
+const windowSize = 4 << 20
+
 // maxRecvMsgSize matches the server's largest response (server.MaxSendMsgSize).
 const maxRecvMsgSize = 64 << 20
 
@@ -54,6 +58,7 @@ func Dial(addr string, o Options) (*Client, error) {
 	for range o.Streams {
 		conn, err := grpc.NewClient(addr,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithInitialWindowSize(windowSize), grpc.WithInitialConnWindowSize(windowSize),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgSize)))
 		if err != nil {
 			c.Close()
@@ -263,6 +268,9 @@ func (s *stream) send(bs messages.KV_BatchClient, live *liveStream) {
 			return
 		}
 		req := &messages.BatchRequest{Calls: []*messages.Call{call}}
+		// Calls come in bursts (a reply message wakes many callers);
+		// let the callers already runnable add theirs first.
+		runtime.Gosched()
 	gather:
 		for len(req.Calls) < s.maxCalls {
 			select {
