@@ -253,3 +253,121 @@ func (c *Core) Call(ctx context.Context, call *messages.Call) *messages.Reply {
 	}
 	return r
 }
+
+// Submitter is a Database that can also serve a request without a goroutine
+// waiting for it: actors.Client (the replicated group) is one.
+type Submitter interface {
+	// Submit serves req, a request of messages/kv.proto, and calls done
+	// once with its response or status error; done must not block.
+	Submit(req proto.Message, deadline time.Time, done func(messages.Statused, error))
+}
+
+// Start serves call like Call, but hands the reply to done instead of
+// returning it. Over a Submitter (the replicated group) no goroutine waits
+// for the call: it is validated here and done runs on the goroutine that
+// delivered the answer, so done must not block. Over any other Database the
+// call runs on a goroutine of its own, which ends with done.
+func (c *Core) Start(ctx context.Context, call *messages.Call, done func(*messages.Reply)) {
+	sub, ok := c.db.(Submitter)
+	op, req := callRequest(call)
+	if !ok || req == nil {
+		go func() { done(c.Call(ctx, call)) }()
+		return
+	}
+	start := time.Now()
+	finish := func(resp messages.Statused, err error) {
+		if c.obs != nil {
+			c.obs.Observe(op, messages.CodeOf(err), time.Since(start))
+		}
+		done(replyOf(call.GetId(), resp, err))
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = start.Add(c.timeout)
+	}
+	if t := call.GetTimeoutMicros(); t > 0 {
+		if d := start.Add(time.Duration(t) * time.Microsecond); d.Before(deadline) {
+			deadline = d
+		}
+	}
+	if err := c.validator.Request(req); err != nil {
+		finish(nil, err)
+		return
+	}
+	if err := ctx.Err(); err != nil {
+		finish(nil, messages.Errorf(messages.CodeOf(err), "%v", err))
+		return
+	}
+	sub.Submit(req, deadline, finish)
+}
+
+// callRequest returns the operation name and request of call; a nil request
+// when it names none.
+func callRequest(call *messages.Call) (string, proto.Message) {
+	var op string
+	var req proto.Message
+	switch r := call.GetRequest().(type) {
+	case *messages.Call_Get:
+		op, req = "get", r.Get
+	case *messages.Call_Put:
+		op, req = "put", r.Put
+	case *messages.Call_Delete:
+		op, req = "delete", r.Delete
+	case *messages.Call_ClearRange:
+		op, req = "clear_range", r.ClearRange
+	case *messages.Call_ListKeys:
+		op, req = "list_keys", r.ListKeys
+	case *messages.Call_GetRange:
+		op, req = "get_range", r.GetRange
+	case *messages.Call_AtomicCommit:
+		op, req = "atomic_commit", r.AtomicCommit
+	case *messages.Call_GetReadVersion:
+		op, req = "get_read_version", r.GetReadVersion
+	case *messages.Call_SnapshotRead:
+		op, req = "snapshot_read", r.SnapshotRead
+	case *messages.Call_SnapshotGetRange:
+		op, req = "snapshot_get_range", r.SnapshotGetRange
+	}
+	if req == nil || !req.ProtoReflect().IsValid() { // a typed nil
+		return "", nil
+	}
+	return op, req
+}
+
+// replyOf builds the reply of call id from the group's response, as Call
+// does from the Database's answer: the status on the reply, none inside.
+func replyOf(id uint64, resp messages.Statused, err error) *messages.Reply {
+	r := &messages.Reply{Id: id, Status: messages.StatusOf(err)}
+	if err != nil || resp == nil {
+		return r
+	}
+	m := resp.ProtoReflect()
+	if fd := m.Descriptor().Fields().ByName("status"); fd != nil {
+		m.Clear(fd)
+	}
+	switch x := resp.(type) {
+	case *messages.GetResponse:
+		r.Response = &messages.Reply_Get{Get: x}
+	case *messages.PutResponse:
+		r.Response = &messages.Reply_Put{Put: x}
+	case *messages.DeleteResponse:
+		r.Response = &messages.Reply_Delete{Delete: x}
+	case *messages.ClearRangeResponse:
+		r.Response = &messages.Reply_ClearRange{ClearRange: x}
+	case *messages.ListKeysResponse:
+		r.Response = &messages.Reply_ListKeys{ListKeys: x}
+	case *messages.GetRangeResponse:
+		r.Response = &messages.Reply_GetRange{GetRange: x}
+	case *messages.AtomicCommitResponse:
+		r.Response = &messages.Reply_AtomicCommit{AtomicCommit: x}
+	case *messages.GetReadVersionResponse:
+		r.Response = &messages.Reply_GetReadVersion{GetReadVersion: x}
+	case *messages.SnapshotReadResponse:
+		r.Response = &messages.Reply_SnapshotRead{SnapshotRead: x}
+	case *messages.SnapshotGetRangeResponse:
+		r.Response = &messages.Reply_SnapshotGetRange{SnapshotGetRange: x}
+	default:
+		r.Status = messages.StatusOf(messages.Errorf(messages.StatusCode_INTERNAL, "answered with %T", resp))
+	}
+	return r
+}

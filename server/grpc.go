@@ -97,10 +97,13 @@ func (s *grpcService) Status(ctx context.Context, r *messages.StatusRequest) (*m
 // server tells the client (BatchResponse.closing), which closes its side.
 func (s *grpcService) Batch(stream messages.KV_BatchServer) error {
 	ctx := stream.Context()
-	replies := make(chan *messages.Reply, 1024)
-	sent := make(chan error, 1)
-	go func() { sent <- sendReplies(stream, replies, s.drain) }() // ends when replies is closed
+	// A call holds its slot until its reply is taken from replies, so
+	// replies never holds more than maxBatchInFlight and a call's done
+	// never blocks (it may run on a replica's goroutine).
 	slots := make(chan struct{}, maxBatchInFlight)
+	replies := make(chan *messages.Reply, maxBatchInFlight)
+	sent := make(chan error, 1)
+	go func() { sent <- sendReplies(stream, replies, slots, s.drain) }() // ends when replies is closed
 	var calls sync.WaitGroup
 	var recvErr error
 recv:
@@ -120,11 +123,10 @@ recv:
 				break recv
 			}
 			calls.Add(1)
-			go func() {
-				defer calls.Done()
-				replies <- s.core.Call(ctx, call)
-				<-slots
-			}()
+			s.core.Start(ctx, call, func(r *messages.Reply) {
+				replies <- r
+				calls.Done()
+			})
 		}
 	}
 	calls.Wait()
@@ -150,9 +152,10 @@ const maxBatchInFlight = 4096
 const maxRepliesPerMessage = 512
 
 // sendReplies sends replies as they come, gathering those already waiting
-// into one message, and tells the client once when drain closes. After a
-// send fails it keeps draining, so no call blocks.
-func sendReplies(stream messages.KV_BatchServer, replies <-chan *messages.Reply, drain <-chan struct{}) error {
+// into one message (freeing their calls' slots), and tells the client once
+// when drain closes. After a send fails it keeps draining, so no call
+// blocks.
+func sendReplies(stream messages.KV_BatchServer, replies <-chan *messages.Reply, slots <-chan struct{}, drain <-chan struct{}) error {
 	var failed error
 	for {
 		var r *messages.Reply
@@ -161,6 +164,7 @@ func sendReplies(stream messages.KV_BatchServer, replies <-chan *messages.Reply,
 			if !ok {
 				return failed
 			}
+			<-slots
 			r = rr
 		case <-drain:
 			drain = nil // once
@@ -183,6 +187,7 @@ func sendReplies(stream messages.KV_BatchServer, replies <-chan *messages.Reply,
 				if !ok {
 					break gather
 				}
+				<-slots
 				batch = append(batch, r)
 			default:
 				break gather

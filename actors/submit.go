@@ -1,0 +1,174 @@
+package actors
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/actorkv/actorkv/messages"
+	"github.com/actorkv/actorkv/storage"
+)
+
+// Submit sends req — a request of messages/kv.proto that the router serves
+// (get, put, delete, clear-range, list-keys, get-range, atomic commit,
+// get-read-version, snapshot read and range) — to the group without
+// waiting, and calls done exactly once with the response or a status error,
+// as the blocking methods would answer: a retryable failure is tried again
+// (a write with the same request id, so it is applied at most once) until
+// deadline. A write without a request id gets the client's next one, set on
+// req; req must not change while the call is in flight.
+//
+// done runs on the goroutine that delivered the answer (a replica's waiter,
+// an actor, a timer): it must return quickly and never block. Submit costs
+// no goroutine per call, so a server can keep thousands in flight; the
+// gRPC Batch stream serves its calls this way.
+func (c *Client) Submit(req proto.Message, deadline time.Time, done func(messages.Statused, error)) {
+	if c.closed.Load() {
+		done(nil, errClientClosed)
+		return
+	}
+	s := &submission{c: c, req: req, deadline: deadline, done: done, release: func() {}, backoff: 5 * time.Millisecond}
+	if rid := writeRequestID(req); rid != nil && (*rid).GetClientId() == 0 {
+		*rid, s.release = c.requestID(storage.Options{})
+	}
+	s.try()
+}
+
+// writeRequestID returns where req, a write, keeps its request id; nil for
+// a read.
+func writeRequestID(req proto.Message) **messages.RequestId {
+	switch r := req.(type) {
+	case *messages.PutRequest:
+		return &r.RequestId
+	case *messages.DeleteRequest:
+		return &r.RequestId
+	case *messages.ClearRangeRequest:
+		return &r.RequestId
+	case *messages.AtomicCommitRequest:
+		return &r.RequestId
+	}
+	return nil
+}
+
+// submission is one Submit call across its attempts.
+type submission struct {
+	c        *Client
+	req      proto.Message
+	deadline time.Time
+	done     func(messages.Statused, error)
+	release  func() // marks the request id answered
+	backoff  time.Duration
+	// last is the latest retryable error; unknown the latest timeout, after
+	// which a write's outcome is unknown.
+	last, unknown error
+}
+
+// try starts an attempt, or gives up when the deadline has passed.
+func (s *submission) try() {
+	left := time.Until(s.deadline)
+	if left <= 0 {
+		s.giveUp()
+		return
+	}
+	reg := s.c.root.ActorSystem().ProcessRegistry
+	a := &attempt{s: s}
+	pid, ok := reg.Add(a, "submit"+reg.NextId())
+	if !ok {
+		s.finish(nil, messages.Errorf(messages.StatusCode_INTERNAL, "reply address %s is taken", pid.GetId()))
+		return
+	}
+	a.pid = pid
+	a.timer.Store(time.AfterFunc(min(left, s.c.attempt), a.timedOut))
+	s.c.root.RequestWithCustomSender(s.c.target, s.req, pid)
+}
+
+// answered handles an attempt's outcome: res is the reply, or err says why
+// there is none.
+func (s *submission) answered(res any, err error) {
+	var resp messages.Statused
+	switch r := res.(type) {
+	case nil:
+		err = futureError(err)
+	case *actor.DeadLetterResponse:
+		err = futureError(actor.ErrDeadLetter)
+	case messages.Statused:
+		resp, err = r, r.GetStatus().Err()
+	default:
+		err = messages.Errorf(messages.StatusCode_INTERNAL, "answered with %T", res)
+	}
+	if err == nil || !messages.IsRetryable(err) {
+		s.finish(resp, err)
+		return
+	}
+	s.last = err
+	if messages.CodeOf(err) == messages.StatusCode_TIMEOUT {
+		s.unknown = err
+	}
+	wait := min(s.backoff, time.Until(s.deadline))
+	if wait <= 0 {
+		s.giveUp()
+		return
+	}
+	s.backoff = min(2*s.backoff, 200*time.Millisecond)
+	time.AfterFunc(wait, s.try)
+}
+
+// giveUp ends the submission at its deadline with the most telling error,
+// as Client.call does.
+func (s *submission) giveUp() {
+	switch {
+	case s.unknown != nil:
+		s.finish(nil, s.unknown)
+	case s.last != nil:
+		s.finish(nil, s.last)
+	default:
+		s.finish(nil, messages.Errorf(messages.StatusCode_TIMEOUT, "deadline passed before an answer"))
+	}
+}
+
+func (s *submission) finish(resp messages.Statused, err error) {
+	s.release()
+	s.done(resp, err)
+}
+
+// attempt is the reply address of one try: the first of its answer and its
+// timer ends it.
+type attempt struct {
+	s     *submission
+	pid   *actor.PID
+	timer atomic.Pointer[time.Timer] // nil until set, if it fires first
+	over  atomic.Bool
+}
+
+var _ actor.Process = (*attempt)(nil)
+
+// end claims the attempt's outcome; only the first caller gets true.
+func (a *attempt) end() bool {
+	if !a.over.CompareAndSwap(false, true) {
+		return false
+	}
+	if t := a.timer.Load(); t != nil {
+		t.Stop()
+	}
+	a.s.c.root.ActorSystem().ProcessRegistry.Remove(a.pid)
+	return true
+}
+
+func (a *attempt) timedOut() {
+	if a.end() {
+		a.s.answered(nil, actor.ErrTimeout)
+	}
+}
+
+// SendUserMessage receives the answer.
+func (a *attempt) SendUserMessage(_ *actor.PID, message any) {
+	_, msg, _ := actor.UnwrapEnvelope(message)
+	if a.end() {
+		a.s.answered(msg, nil)
+	}
+}
+
+func (a *attempt) SendSystemMessage(*actor.PID, any) {}
+func (a *attempt) Stop(*actor.PID)                   {}

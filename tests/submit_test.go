@@ -1,0 +1,214 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/actorkv/actorkv/actors"
+	"github.com/actorkv/actorkv/messages"
+	"github.com/actorkv/actorkv/server"
+	"github.com/actorkv/actorkv/storage"
+	"github.com/actorkv/actorkv/storage/conformance"
+)
+
+// TestCoreStartConformance holds the path of the gRPC Batch stream —
+// server.Core.Start over the group's Client.Submit, where no goroutine waits
+// for a call — to the Database contract: the conformance suite runs
+// unchanged through it, so it answers as the blocking path does, bad input
+// included.
+func TestCoreStartConformance(t *testing.T) {
+	conformance.Run(t, func(t testing.TB, cfg conformance.Config) storage.Database {
+		c := NewCluster(t, WithColumnFamilies(cfg.ColumnFamilies...), WithRetentionWindow(cfg.RetentionWindow))
+		validator := storage.NewValidator(storage.DefaultLimits(), cfg.ColumnFamilies)
+		core := server.NewCore(c.Client(), nil, validator, time.Minute, nil)
+		return startedCalls{Database: faultsAfterApply{Client: c.Client(), c: c}, core: core}
+	})
+}
+
+// TestCoreStartConformanceStandalone runs the suite through Core.Start over
+// the standalone engine, which is no Submitter: each call runs on a
+// goroutine of its own.
+func TestCoreStartConformanceStandalone(t *testing.T) {
+	conformance.Run(t, func(t testing.TB, cfg conformance.Config) storage.Database {
+		sc := storage.DefaultConfig(t.TempDir())
+		sc.ColumnFamilies = cfg.ColumnFamilies
+		sc.RetentionWindow = cfg.RetentionWindow
+		e, err := storage.Open(sc)
+		if err != nil {
+			t.Fatalf("open engine: %v", err)
+		}
+		t.Cleanup(func() {
+			if err := e.Close(); err != nil {
+				t.Errorf("close engine: %v", err)
+			}
+		})
+		validator := storage.NewValidator(storage.DefaultLimits(), cfg.ColumnFamilies)
+		return startedCalls{Database: e, core: server.NewCore(e, nil, validator, time.Minute, nil)}
+	})
+}
+
+// TestSubmitRetryAfterTimeoutAppliesOnce is TestRetryAfterTimeoutAppliesOnce
+// through Client.Submit: a put whose deadline passes while storage is slow
+// answers TIMEOUT; submitted again with the same request id once storage is
+// fast, it answers the first version, and every replica executed it once.
+func TestSubmitRetryAfterTimeoutAppliesOnce(t *testing.T) {
+	c := NewCluster(t)
+	c.SlowStorage(300 * time.Millisecond)
+	rid := &messages.RequestId{ClientId: 0x5AB, Seq: 1}
+	k := RequestKey{ClientID: rid.GetClientId(), Seq: rid.GetSeq()}
+	put := func(d time.Duration) (uint64, error) {
+		req := &messages.PutRequest{Key: []byte("submit/k"), Value: []byte("once"), RequestId: rid}
+		resp, err := submitWait(c.Client(), req, time.Now().Add(d))
+		if err != nil {
+			return 0, err
+		}
+		return resp.(*messages.PutResponse).GetVersion(), nil
+	}
+	if _, err := put(100 * time.Millisecond); !errors.Is(err, messages.ErrTimeout) {
+		t.Fatalf("put with a 100 ms deadline on 300 ms storage: %v, want TIMEOUT", err)
+	}
+	c.SlowStorage(0)
+	v, err := put(time.Minute)
+	if err != nil {
+		t.Fatalf("retry with the same request id: %v", err)
+	}
+	c.EnsureSame(t)
+	checkExecutedOnce(t, c, k, v)
+}
+
+// TestSubmitAssignsRequestIDs checks that writes submitted without a request
+// id get distinct ones of the client, and that a closed client answers
+// UNAVAILABLE without sending.
+func TestSubmitAssignsRequestIDs(t *testing.T) {
+	c := NewCluster(t)
+	cl := c.Group().Client()
+	seen := map[uint64]bool{}
+	for i := range 20 {
+		req := &messages.PutRequest{Key: []byte{'s', byte(i)}, Value: []byte("v")}
+		if _, err := submitWait(cl, req, time.Now().Add(time.Minute)); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+		rid := req.GetRequestId()
+		if rid.GetClientId() != cl.ID() || seen[rid.GetSeq()] {
+			t.Fatalf("put %d carried request id %v (client %d, seqs seen %v)", i, rid, cl.ID(), seen)
+		}
+		seen[rid.GetSeq()] = true
+	}
+	cl.Close()
+	_, err := submitWait(cl, &messages.GetRequest{Key: []byte("s")}, time.Now().Add(time.Minute))
+	if !errors.Is(err, messages.ErrUnavailable) {
+		t.Fatalf("submit on a closed client: %v, want UNAVAILABLE", err)
+	}
+}
+
+// submitWait submits req and waits for its answer.
+func submitWait(cl *actors.Client, req proto.Message, deadline time.Time) (messages.Statused, error) {
+	type answer struct {
+		resp messages.Statused
+		err  error
+	}
+	ch := make(chan answer, 1)
+	cl.Submit(req, deadline, func(resp messages.Statused, err error) { ch <- answer{resp, err} })
+	a := <-ch
+	return a.resp, a.err
+}
+
+// startedCalls is a Database whose operations are Batch calls served by
+// Core.Start; SetFaultInjection, not a call, goes to the Database.
+type startedCalls struct {
+	storage.Database
+	core *server.Core
+}
+
+func (d startedCalls) call(ctx context.Context, call *messages.Call) (*messages.Reply, error) {
+	ch := make(chan *messages.Reply, 1)
+	d.core.Start(ctx, call, func(r *messages.Reply) { ch <- r })
+	r := <-ch
+	return r, r.GetStatus().Err()
+}
+
+// limit32 converts a Go limit to the protocol's, as the Client does.
+func limit32(limit int) (int32, error) {
+	if limit < -1<<31 || limit > 1<<31-1 {
+		return 0, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "limit %d is out of range", limit)
+	}
+	return int32(limit), nil
+}
+
+func (d startedCalls) Get(ctx context.Context, key []byte, opts ...storage.Option) ([]byte, bool, error) {
+	o := storage.ApplyOptions(opts)
+	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_Get{Get: &messages.GetRequest{ColumnFamily: o.ColumnFamily, Key: key, Consistency: o.Consistency}}})
+	return r.GetGet().GetValue(), r.GetGet().GetFound(), err
+}
+
+func (d startedCalls) Put(ctx context.Context, key, value []byte, opts ...storage.Option) (uint64, error) {
+	o := storage.ApplyOptions(opts)
+	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_Put{Put: &messages.PutRequest{ColumnFamily: o.ColumnFamily, Key: key, Value: value, RequestId: o.RequestID}}})
+	return r.GetPut().GetVersion(), err
+}
+
+func (d startedCalls) Delete(ctx context.Context, key []byte, opts ...storage.Option) (uint64, error) {
+	o := storage.ApplyOptions(opts)
+	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_Delete{Delete: &messages.DeleteRequest{ColumnFamily: o.ColumnFamily, Key: key, RequestId: o.RequestID}}})
+	return r.GetDelete().GetVersion(), err
+}
+
+func (d startedCalls) ClearRange(ctx context.Context, begin, end []byte, opts ...storage.Option) (uint64, error) {
+	o := storage.ApplyOptions(opts)
+	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_ClearRange{ClearRange: &messages.ClearRangeRequest{ColumnFamily: o.ColumnFamily, Begin: begin, End: end, RequestId: o.RequestID}}})
+	return r.GetClearRange().GetVersion(), err
+}
+
+func (d startedCalls) ListKeys(ctx context.Context, prefix []byte, limit int, opts ...storage.Option) ([][]byte, error) {
+	o := storage.ApplyOptions(opts)
+	l, err := limit32(limit)
+	if err != nil {
+		return nil, err
+	}
+	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_ListKeys{ListKeys: &messages.ListKeysRequest{ColumnFamily: o.ColumnFamily, Prefix: prefix, Limit: l, Consistency: o.Consistency}}})
+	return r.GetListKeys().GetKeys(), err
+}
+
+func (d startedCalls) GetRange(ctx context.Context, begin, end []byte, limit int, reverse bool, opts ...storage.Option) ([]*messages.KeyValue, error) {
+	o := storage.ApplyOptions(opts)
+	l, err := limit32(limit)
+	if err != nil {
+		return nil, err
+	}
+	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_GetRange{GetRange: &messages.GetRangeRequest{ColumnFamily: o.ColumnFamily, Begin: begin, End: end, Limit: l, Reverse: reverse, Consistency: o.Consistency}}})
+	return r.GetGetRange().GetKvs(), err
+}
+
+func (d startedCalls) AtomicCommit(ctx context.Context, commit *messages.AtomicCommit, opts ...storage.Option) (uint64, error) {
+	o := storage.ApplyOptions(opts)
+	if commit != nil {
+		commit = storage.DefaultFamily(commit, o.ColumnFamily)
+	}
+	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_AtomicCommit{AtomicCommit: &messages.AtomicCommitRequest{Commit: commit, RequestId: o.RequestID}}})
+	return r.GetAtomicCommit().GetVersion(), err
+}
+
+func (d startedCalls) GetReadVersion(ctx context.Context) (uint64, error) {
+	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_GetReadVersion{GetReadVersion: &messages.GetReadVersionRequest{}}})
+	return r.GetGetReadVersion().GetVersion(), err
+}
+
+func (d startedCalls) SnapshotRead(ctx context.Context, key []byte, version uint64, opts ...storage.Option) ([]byte, bool, error) {
+	o := storage.ApplyOptions(opts)
+	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_SnapshotRead{SnapshotRead: &messages.SnapshotReadRequest{ColumnFamily: o.ColumnFamily, Key: key, Version: version}}})
+	return r.GetSnapshotRead().GetValue(), r.GetSnapshotRead().GetFound(), err
+}
+
+func (d startedCalls) SnapshotGetRange(ctx context.Context, begin, end []byte, limit int, reverse bool, version uint64, opts ...storage.Option) ([]*messages.KeyValue, error) {
+	o := storage.ApplyOptions(opts)
+	l, err := limit32(limit)
+	if err != nil {
+		return nil, err
+	}
+	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_SnapshotGetRange{SnapshotGetRange: &messages.SnapshotGetRangeRequest{ColumnFamily: o.ColumnFamily, Begin: begin, End: end, Limit: l, Reverse: reverse, Version: version}}})
+	return r.GetSnapshotGetRange().GetKvs(), err
+}
