@@ -243,6 +243,12 @@ func (e *Engine) openDB() error {
 	e.opts.SetMaxWriteBufferNumber(3)
 	e.opts.SetMaxTotalWalSize(4 * e.cfg.WriteBufferBytes)
 	e.opts.SetDbWriteBufferSize(e.cfg.MemtableBytes)
+	// Start writing back SST and WAL data every MiB instead of leaving it
+	// to the kernel's bursts: with three replicas on one disk those bursts
+	// stall the Raft logs' fdatasyncs (put at 64 clients: p99 22-25 ms
+	// against 25-37 ms, throughput +2 to +17 % in interleaved runs).
+	e.opts.SetBytesPerSync(1 << 20)
+	e.opts.SetWALBytesPerSync(1 << 20)
 	e.cfOpts = e.opts
 
 	want := append([]string{DefaultColumnFamily}, e.cfg.ColumnFamilies...)
