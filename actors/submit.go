@@ -25,10 +25,6 @@ import (
 // no goroutine per call, so a server can keep thousands in flight; the
 // gRPC Batch stream serves its calls this way.
 func (c *Client) Submit(req proto.Message, deadline time.Time, done func(messages.Statused, error)) {
-	if c.closed.Load() {
-		done(nil, errClientClosed)
-		return
-	}
 	s := &submission{c: c, req: req, deadline: deadline, done: done, release: func() {}, backoff: 5 * time.Millisecond}
 	if rid := writeRequestID(req); rid != nil && (*rid).GetClientId() == 0 {
 		*rid, s.release = c.requestID(storage.Options{})
@@ -65,8 +61,13 @@ type submission struct {
 	last, unknown error
 }
 
-// try starts an attempt, or gives up when the deadline has passed.
+// try starts an attempt, or gives up when the deadline has passed or the
+// client was closed.
 func (s *submission) try() {
+	if s.c.closed.Load() {
+		s.finish(nil, errClientClosed)
+		return
+	}
 	left := time.Until(s.deadline)
 	if left <= 0 {
 		s.giveUp()
