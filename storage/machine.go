@@ -230,7 +230,7 @@ func stateFromCheckpoint(c *messages.MachineCheckpoint) *machineState {
 // machineDigest is the deterministic encoding of the machine state, for
 // comparing replicas.
 func (s *machineState) digest() []byte {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(s.checkpoint())
+	b, err := s.encodeCheckpoint()
 	if err != nil {
 		panic(fmt.Sprintf("storage: encode machine state: %v", err))
 	}
@@ -534,7 +534,7 @@ func (e *Engine) applyBatch(entries []Entry) ([]*messages.CommandResult, error) 
 	}
 	deltaBytes, ckptBytes := e.deltaBytes+len(delta), e.ckptBytes
 	if deltaBytes > max(minCheckpointBytes, 2*e.ckptBytes) {
-		ckpt, err := proto.Marshal(s.checkpoint())
+		ckpt, err := s.encodeCheckpoint()
 		if err != nil {
 			e.reloadMachineState()
 			return nil, fmt.Errorf("storage: encode machine checkpoint: %w: %v", messages.ErrInternal, err)
