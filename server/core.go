@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/storage"
@@ -279,7 +280,7 @@ func (c *Core) Start(ctx context.Context, call *messages.Call, done func(*messag
 		if c.obs != nil {
 			c.obs.Observe(op, messages.CodeOf(err), time.Since(start))
 		}
-		done(replyOf(call.GetId(), resp, err))
+		done(replyOf(call.GetId(), op, resp, err))
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -301,73 +302,46 @@ func (c *Core) Start(ctx context.Context, call *messages.Call, done func(*messag
 	sub.Submit(req, deadline, finish)
 }
 
+// The request and response oneofs of a Batch call name their fields after
+// the operations (get, put, clear_range, …), which are also the names the
+// Observer records; Call and Reply share the field numbers.
+var (
+	callRequests   = (&messages.Call{}).ProtoReflect().Descriptor().Oneofs().ByName("request")
+	replyResponses = (&messages.Reply{}).ProtoReflect().Descriptor().Oneofs().ByName("response")
+)
+
 // callRequest returns the operation name and request of call; a nil request
 // when it names none.
 func callRequest(call *messages.Call) (string, proto.Message) {
-	var op string
-	var req proto.Message
-	switch r := call.GetRequest().(type) {
-	case *messages.Call_Get:
-		op, req = "get", r.Get
-	case *messages.Call_Put:
-		op, req = "put", r.Put
-	case *messages.Call_Delete:
-		op, req = "delete", r.Delete
-	case *messages.Call_ClearRange:
-		op, req = "clear_range", r.ClearRange
-	case *messages.Call_ListKeys:
-		op, req = "list_keys", r.ListKeys
-	case *messages.Call_GetRange:
-		op, req = "get_range", r.GetRange
-	case *messages.Call_AtomicCommit:
-		op, req = "atomic_commit", r.AtomicCommit
-	case *messages.Call_GetReadVersion:
-		op, req = "get_read_version", r.GetReadVersion
-	case *messages.Call_SnapshotRead:
-		op, req = "snapshot_read", r.SnapshotRead
-	case *messages.Call_SnapshotGetRange:
-		op, req = "snapshot_get_range", r.SnapshotGetRange
-	}
-	if req == nil || !req.ProtoReflect().IsValid() { // a typed nil
+	m := call.ProtoReflect()
+	fd := m.WhichOneof(callRequests)
+	if fd == nil {
 		return "", nil
 	}
-	return op, req
+	req := m.Get(fd).Message()
+	if !req.IsValid() { // a typed nil
+		return "", nil
+	}
+	return string(fd.Name()), req.Interface()
 }
 
-// replyOf builds the reply of call id from the group's response, as Call
-// does from the Database's answer: the status on the reply, none inside.
-func replyOf(id uint64, resp messages.Statused, err error) *messages.Reply {
+// replyOf builds the reply of call id, operation op, from the group's
+// response, as Call does from the Database's answer: the status on the
+// reply, none inside.
+func replyOf(id uint64, op string, resp messages.Statused, err error) *messages.Reply {
 	r := &messages.Reply{Id: id, Status: messages.StatusOf(err)}
 	if err != nil || resp == nil {
 		return r
 	}
 	m := resp.ProtoReflect()
-	if fd := m.Descriptor().Fields().ByName("status"); fd != nil {
-		m.Clear(fd)
+	fd := replyResponses.Fields().ByName(protoreflect.Name(op))
+	if fd == nil || fd.Message().FullName() != m.Descriptor().FullName() {
+		r.Status = messages.StatusOf(messages.Errorf(messages.StatusCode_INTERNAL, "%s answered with %T", op, resp))
+		return r
 	}
-	switch x := resp.(type) {
-	case *messages.GetResponse:
-		r.Response = &messages.Reply_Get{Get: x}
-	case *messages.PutResponse:
-		r.Response = &messages.Reply_Put{Put: x}
-	case *messages.DeleteResponse:
-		r.Response = &messages.Reply_Delete{Delete: x}
-	case *messages.ClearRangeResponse:
-		r.Response = &messages.Reply_ClearRange{ClearRange: x}
-	case *messages.ListKeysResponse:
-		r.Response = &messages.Reply_ListKeys{ListKeys: x}
-	case *messages.GetRangeResponse:
-		r.Response = &messages.Reply_GetRange{GetRange: x}
-	case *messages.AtomicCommitResponse:
-		r.Response = &messages.Reply_AtomicCommit{AtomicCommit: x}
-	case *messages.GetReadVersionResponse:
-		r.Response = &messages.Reply_GetReadVersion{GetReadVersion: x}
-	case *messages.SnapshotReadResponse:
-		r.Response = &messages.Reply_SnapshotRead{SnapshotRead: x}
-	case *messages.SnapshotGetRangeResponse:
-		r.Response = &messages.Reply_SnapshotGetRange{SnapshotGetRange: x}
-	default:
-		r.Status = messages.StatusOf(messages.Errorf(messages.StatusCode_INTERNAL, "answered with %T", resp))
+	if st := m.Descriptor().Fields().ByName("status"); st != nil {
+		m.Clear(st)
 	}
+	r.ProtoReflect().Set(fd, protoreflect.ValueOfMessage(m))
 	return r
 }
