@@ -9,6 +9,7 @@
 # Env: KEYS (1000000), DUR (15s), PORT (27270), HTTP_PORT (29270).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib.sh
 KEYS=${KEYS:-1000000}
 DUR=${DUR:-15s}
 PORT=${PORT:-27270}
@@ -16,23 +17,15 @@ HTTP_PORT=${HTTP_PORT:-29270}
 go build -o bin/ ./cmd/kvserver ./cmd/kvbench
 
 work=$(mktemp -d /tmp/kvbench-memory.XXXXXX)
-server_pid=
 sampler_pid=
 cleanup() {
   if [ -n "$sampler_pid" ]; then kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true; fi
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  stop_kvserver
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-bin/kvserver --base-path "$work/data" --listen "127.0.0.1:$PORT" --metrics "127.0.0.1:$HTTP_PORT" \
-  --log-level warn >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null || { echo "kvserver did not become ready" >&2; cat "$work/server.log" >&2; exit 1; }
+start_kvserver "$work" "$PORT" "$HTTP_PORT"
 
 # The sampler appends "phase rss_kib" lines; the phase comes from a file.
 echo start >"$work/phase"

@@ -10,27 +10,20 @@
 # Env: DUR (10s), PORT (27070), HTTP_PORT (29100), EXTRA (more kvbench flags).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib.sh
 DUR=${DUR:-10s}
 PORT=${PORT:-27070}
 HTTP_PORT=${HTTP_PORT:-29100}
 go build -o bin/ ./cmd/kvserver ./cmd/kvbench
 
 work=$(mktemp -d /tmp/kvbench-suite.XXXXXX)
-server_pid=
 cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  stop_kvserver
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-bin/kvserver --base-path "$work/data" --listen "127.0.0.1:$PORT" --metrics "127.0.0.1:$HTTP_PORT" \
-  --log-level warn >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null || { echo "kvserver did not become ready" >&2; cat "$work/server.log" >&2; exit 1; }
+start_kvserver "$work" "$PORT" "$HTTP_PORT"
 
 run() {
   bin/kvbench --endpoints "127.0.0.1:$PORT" --duration "$DUR" --quiet ${EXTRA:-} "$@" | grep -vE '^target|^ +op|^ *total'
