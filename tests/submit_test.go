@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -211,4 +212,51 @@ func (d startedCalls) SnapshotGetRange(ctx context.Context, begin, end []byte, l
 	}
 	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_SnapshotGetRange{SnapshotGetRange: &messages.SnapshotGetRangeRequest{ColumnFamily: o.ColumnFamily, Begin: begin, End: end, Limit: l, Reverse: reverse, Version: version}}})
 	return r.GetSnapshotGetRange().GetKvs(), err
+}
+
+// TestSubmitRetriesThroughFailover crashes the leader while submitted puts
+// are in flight and more follow: Submit retries each (same request id) on
+// UNAVAILABLE and timeouts until the new leader answers, so every one with a
+// generous deadline is acknowledged, and every running replica executed
+// each exactly once, at the version its answer carried.
+func TestSubmitRetriesThroughFailover(t *testing.T) {
+	c := NewCluster(t)
+	cl := c.Group().Client()
+	const n = 60
+	type answer struct {
+		i    int
+		resp messages.Statused
+		err  error
+	}
+	answers := make(chan answer, n)
+	reqs := make([]*messages.PutRequest, n)
+	deadline := time.Now().Add(WaitTimeout)
+	for i := range n {
+		if i == n/2 {
+			c.Crash(c.Leader())
+		}
+		reqs[i] = &messages.PutRequest{Key: fmt.Appendf(nil, "failover/%02d", i), Value: []byte("v")}
+		cl.Submit(reqs[i], deadline, func(resp messages.Statused, err error) { answers <- answer{i, resp, err} })
+	}
+	versions := make([]uint64, n)
+	for range n {
+		a := <-answers
+		if a.err != nil {
+			t.Fatalf("put %d across the failover: %v", a.i, a.err)
+		}
+		versions[a.i] = a.resp.(*messages.PutResponse).GetVersion()
+	}
+	c.EnsureSame(t)
+	rec := c.Recorder()
+	for i, req := range reqs {
+		k := RequestKey{ClientID: req.GetRequestId().GetClientId(), Seq: req.GetRequestId().GetSeq()}
+		for _, id := range c.Up() {
+			if got := rec.Executions(id, k); got != 1 {
+				t.Errorf("replica %d executed put %d %d times", id, i, got)
+			}
+			if at, _ := rec.ExecutedAt(id, k); at != versions[i] {
+				t.Errorf("replica %d executed put %d at %d; it was answered version %d", id, i, at, versions[i])
+			}
+		}
+	}
 }
