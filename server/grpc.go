@@ -144,8 +144,9 @@ recv:
 // faster in interleaved runs.
 const WindowSize = 4 << 20
 
-// maxBatchInFlight bounds the calls of one Batch stream served at once; the
-// stream stops reading until one finishes.
+// maxBatchInFlight bounds the calls of one Batch stream in flight or with a
+// reply not yet taken by the sender; at the bound the stream stops reading
+// until the sender takes a reply.
 const maxBatchInFlight = 4096
 
 // maxRepliesPerMessage bounds the replies gathered into one BatchResponse.
