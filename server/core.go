@@ -202,57 +202,34 @@ func (c *Core) Call(ctx context.Context, call *messages.Call) *messages.Reply {
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Microsecond)
 		defer cancel()
 	}
-	r := &messages.Reply{Id: call.GetId()}
+	op, req := callRequest(call)
+	var resp messages.Statused
 	var err error
-	switch req := call.GetRequest().(type) {
-	case *messages.Call_Get:
-		var resp *messages.GetResponse
-		resp, err = c.Get(ctx, req.Get)
-		r.Response = &messages.Reply_Get{Get: resp}
-	case *messages.Call_Put:
-		var resp *messages.PutResponse
-		resp, err = c.Put(ctx, req.Put)
-		r.Response = &messages.Reply_Put{Put: resp}
-	case *messages.Call_Delete:
-		var resp *messages.DeleteResponse
-		resp, err = c.Delete(ctx, req.Delete)
-		r.Response = &messages.Reply_Delete{Delete: resp}
-	case *messages.Call_ClearRange:
-		var resp *messages.ClearRangeResponse
-		resp, err = c.ClearRange(ctx, req.ClearRange)
-		r.Response = &messages.Reply_ClearRange{ClearRange: resp}
-	case *messages.Call_ListKeys:
-		var resp *messages.ListKeysResponse
-		resp, err = c.ListKeys(ctx, req.ListKeys)
-		r.Response = &messages.Reply_ListKeys{ListKeys: resp}
-	case *messages.Call_GetRange:
-		var resp *messages.GetRangeResponse
-		resp, err = c.GetRange(ctx, req.GetRange)
-		r.Response = &messages.Reply_GetRange{GetRange: resp}
-	case *messages.Call_AtomicCommit:
-		var resp *messages.AtomicCommitResponse
-		resp, err = c.AtomicCommit(ctx, req.AtomicCommit)
-		r.Response = &messages.Reply_AtomicCommit{AtomicCommit: resp}
-	case *messages.Call_GetReadVersion:
-		var resp *messages.GetReadVersionResponse
-		resp, err = c.GetReadVersion(ctx, req.GetReadVersion)
-		r.Response = &messages.Reply_GetReadVersion{GetReadVersion: resp}
-	case *messages.Call_SnapshotRead:
-		var resp *messages.SnapshotReadResponse
-		resp, err = c.SnapshotRead(ctx, req.SnapshotRead)
-		r.Response = &messages.Reply_SnapshotRead{SnapshotRead: resp}
-	case *messages.Call_SnapshotGetRange:
-		var resp *messages.SnapshotGetRangeResponse
-		resp, err = c.SnapshotGetRange(ctx, req.SnapshotGetRange)
-		r.Response = &messages.Reply_SnapshotGetRange{SnapshotGetRange: resp}
+	switch r := req.(type) {
+	case *messages.GetRequest:
+		resp, err = c.Get(ctx, r)
+	case *messages.PutRequest:
+		resp, err = c.Put(ctx, r)
+	case *messages.DeleteRequest:
+		resp, err = c.Delete(ctx, r)
+	case *messages.ClearRangeRequest:
+		resp, err = c.ClearRange(ctx, r)
+	case *messages.ListKeysRequest:
+		resp, err = c.ListKeys(ctx, r)
+	case *messages.GetRangeRequest:
+		resp, err = c.GetRange(ctx, r)
+	case *messages.AtomicCommitRequest:
+		resp, err = c.AtomicCommit(ctx, r)
+	case *messages.GetReadVersionRequest:
+		resp, err = c.GetReadVersion(ctx, r)
+	case *messages.SnapshotReadRequest:
+		resp, err = c.SnapshotRead(ctx, r)
+	case *messages.SnapshotGetRangeRequest:
+		resp, err = c.SnapshotGetRange(ctx, r)
 	default:
 		err = messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "call %d names no operation", call.GetId())
 	}
-	r.Status = messages.StatusOf(err)
-	if err != nil {
-		r.Response = nil
-	}
-	return r
+	return replyOf(call.GetId(), op, resp, err)
 }
 
 // Submitter is a Database that can also serve a request without a goroutine
@@ -325,9 +302,9 @@ func callRequest(call *messages.Call) (string, proto.Message) {
 	return string(fd.Name()), req.Interface()
 }
 
-// replyOf builds the reply of call id, operation op, from the group's
-// response, as Call does from the Database's answer: the status on the
-// reply, none inside.
+// replyOf builds the reply of call id, operation op, from its response or
+// error: the status on the reply, none inside the response (the group's
+// responses carry one).
 func replyOf(id uint64, op string, resp messages.Statused, err error) *messages.Reply {
 	r := &messages.Reply{Id: id, Status: messages.StatusOf(err)}
 	if err != nil || resp == nil {

@@ -7,8 +7,10 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// encodeCheckpoint returns the wire encoding of s.checkpoint() — the bytes
-// proto.Marshal gives for it — without building the message. With a long
+// encodeCheckpoint returns the state as the wire encoding of a
+// messages.MachineCheckpoint — the bytes proto.Marshal gives for that
+// message (checkpoint_test.go holds it to that) — without building the
+// message. With a long
 // conflict history (a write burst fills the retention window with ranges)
 // the message's objects were the apply path's largest transient allocation,
 // tens of MiB per replica, on every replica at about the same log position.

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -47,4 +48,28 @@ func TestEncodeCheckpointMatchesProto(t *testing.T) {
 	if checked == 0 {
 		t.Fatalf("no checkpoint had both conflict history and sessions; the test checked nothing interesting")
 	}
+}
+
+// checkpoint builds the state as a MachineCheckpoint message, field by
+// field: the oracle TestEncodeCheckpointMatchesProto holds encodeCheckpoint to.
+func (s *machineState) checkpoint() *messages.MachineCheckpoint {
+	c := &messages.MachineCheckpoint{Index: s.applied, MaxTimestampUnixNanos: s.maxTs, Horizon: s.horizon}
+	for i := range s.conflicts.Len() {
+		ce := s.conflicts.At(i)
+		c.Conflicts = append(c.Conflicts, &messages.ConflictEntry{Version: ce.version, TimestampUnixNanos: ce.ts, Writes: rangesToProto(ce.writes)})
+	}
+	for el := s.lru.Front(); el != nil; el = el.Next() {
+		sess := el.Value.(*session)
+		st := &messages.SessionState{ClientId: sess.client, RespondedTo: sess.respondedTo, LastActiveUnixNanos: sess.lastActive, LastIndex: sess.lastIndex}
+		seqs := make([]uint64, 0, len(sess.results))
+		for seq := range sess.results {
+			seqs = append(seqs, seq)
+		}
+		slices.Sort(seqs)
+		for _, seq := range seqs {
+			st.Results = append(st.Results, &messages.SessionResult{Seq: seq, Result: sess.results[seq]})
+		}
+		c.Sessions = append(c.Sessions, st)
+	}
+	return c
 }

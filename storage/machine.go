@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"container/list"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/linxGnu/grocksdb"
@@ -184,31 +183,8 @@ func (s *machineState) replay(eff *messages.EntryEffect, cfg Config) {
 	s.finish(eff, rangesFromProto(eff.GetWrites()), cfg.SessionTTL, cfg.MaxSessions)
 }
 
-// checkpoint encodes the whole state deterministically: equal states give
-// equal bytes.
-func (s *machineState) checkpoint() *messages.MachineCheckpoint {
-	c := &messages.MachineCheckpoint{Index: s.applied, MaxTimestampUnixNanos: s.maxTs, Horizon: s.horizon}
-	for i := range s.conflicts.Len() {
-		ce := s.conflicts.At(i)
-		c.Conflicts = append(c.Conflicts, &messages.ConflictEntry{Version: ce.version, TimestampUnixNanos: ce.ts, Writes: rangesToProto(ce.writes)})
-	}
-	for el := s.lru.Front(); el != nil; el = el.Next() {
-		sess := el.Value.(*session)
-		st := &messages.SessionState{ClientId: sess.client, RespondedTo: sess.respondedTo, LastActiveUnixNanos: sess.lastActive, LastIndex: sess.lastIndex}
-		seqs := make([]uint64, 0, len(sess.results))
-		for seq := range sess.results {
-			seqs = append(seqs, seq)
-		}
-		slices.Sort(seqs)
-		for _, seq := range seqs {
-			st.Results = append(st.Results, &messages.SessionResult{Seq: seq, Result: sess.results[seq]})
-		}
-		c.Sessions = append(c.Sessions, st)
-	}
-	return c
-}
-
-// stateFromCheckpoint is the inverse of checkpoint.
+// stateFromCheckpoint is the inverse of encodeCheckpoint, from the decoded
+// message.
 func stateFromCheckpoint(c *messages.MachineCheckpoint) *machineState {
 	s := newMachineState()
 	s.applied, s.maxTs, s.horizon = c.GetIndex(), c.GetMaxTimestampUnixNanos(), c.GetHorizon()
