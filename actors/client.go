@@ -100,7 +100,7 @@ func futureError(err error) error {
 // call sends req and returns the answer, retrying retryable failures with
 // backoff until ctx is done. When it gives up it returns the last failure,
 // except that once any attempt ended with its outcome unknown (TIMEOUT) the
-// call's outcome is unknown too.
+// call's outcome is unknown too. It is Submit, waited for.
 func (c *Client) call(ctx context.Context, req proto.Message) (messages.Statused, error) {
 	if c.closed.Load() {
 		return nil, errClientClosed
@@ -112,51 +112,14 @@ func (c *Client) call(ctx context.Context, req proto.Message) (messages.Statused
 	if !ok {
 		deadline = time.Now().Add(defaultCallTimeout)
 	}
-	backoff := 5 * time.Millisecond
-	var last, unknown error
-	giveUp := func() (messages.Statused, error) {
-		if unknown != nil {
-			return nil, unknown
-		}
-		if last != nil {
-			return nil, last
-		}
-		return nil, messages.Errorf(messages.StatusCode_TIMEOUT, "deadline passed before an answer")
+	type answer struct {
+		resp messages.Statused
+		err  error
 	}
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return giveUp()
-		}
-		var resp messages.Statused
-		res, err := c.root.RequestFuture(c.target, req, min(left, c.attempt)).Result()
-		if err != nil {
-			err = futureError(err)
-		} else if r, ok := res.(messages.Statused); ok {
-			resp, err = r, r.GetStatus().Err()
-		} else {
-			err = messages.Errorf(messages.StatusCode_INTERNAL, "answered with %T", res)
-		}
-		if err == nil || !messages.IsRetryable(err) {
-			return resp, err
-		}
-		last = err
-		if messages.CodeOf(err) == messages.StatusCode_TIMEOUT {
-			unknown = err
-		}
-		wait := min(backoff, time.Until(deadline))
-		if wait <= 0 {
-			return giveUp()
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return giveUp()
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 200*time.Millisecond)
-	}
+	ch := make(chan answer, 1)
+	c.submit(req, deadline, ctx.Done(), func(resp messages.Statused, err error) { ch <- answer{resp, err} })
+	a := <-ch
+	return a.resp, a.err
 }
 
 // write sends a write request built around its request id.

@@ -25,7 +25,13 @@ import (
 // no goroutine per call, so a server can keep thousands in flight; the
 // gRPC Batch stream serves its calls this way.
 func (c *Client) Submit(req proto.Message, deadline time.Time, done func(messages.Statused, error)) {
-	s := &submission{c: c, req: req, deadline: deadline, done: done, release: func() {}, backoff: 5 * time.Millisecond}
+	c.submit(req, deadline, nil, done)
+}
+
+// submit is Submit that also stops retrying once cancel is closed (nil:
+// never), ending with the most telling error so far.
+func (c *Client) submit(req proto.Message, deadline time.Time, cancel <-chan struct{}, done func(messages.Statused, error)) {
+	s := &submission{c: c, req: req, deadline: deadline, cancel: cancel, done: done, release: func() {}, backoff: 5 * time.Millisecond}
 	if rid := writeRequestID(req); rid != nil && (*rid).GetClientId() == 0 {
 		*rid, s.release = c.requestID(storage.Options{})
 	}
@@ -53,6 +59,7 @@ type submission struct {
 	c        *Client
 	req      proto.Message
 	deadline time.Time
+	cancel   <-chan struct{}
 	done     func(messages.Statused, error)
 	release  func() // marks the request id answered
 	backoff  time.Duration
@@ -61,15 +68,15 @@ type submission struct {
 	last, unknown error
 }
 
-// try starts an attempt, or gives up when the deadline has passed or the
-// client was closed.
+// try starts an attempt, or gives up when the deadline has passed, cancel
+// is closed or the client was closed.
 func (s *submission) try() {
 	if s.c.closed.Load() {
 		s.finish(nil, errClientClosed)
 		return
 	}
 	left := time.Until(s.deadline)
-	if left <= 0 {
+	if left <= 0 || s.cancelled() {
 		s.giveUp()
 		return
 	}
@@ -116,8 +123,18 @@ func (s *submission) answered(res any, err error) {
 	time.AfterFunc(wait, s.try)
 }
 
-// giveUp ends the submission at its deadline with the most telling error,
-// as Client.call does.
+func (s *submission) cancelled() bool {
+	select {
+	case <-s.cancel:
+		return true
+	default:
+		return false
+	}
+}
+
+// giveUp ends the submission at its deadline (or cancel) with the most
+// telling error: the latest timeout if any attempt's outcome is unknown,
+// else the latest failure.
 func (s *submission) giveUp() {
 	switch {
 	case s.unknown != nil:
