@@ -27,6 +27,7 @@ type Client struct {
 	id      uint64
 	seqs    seqTracker
 	closed  atomic.Bool
+	retries atomic.Uint64 // attempts after the first, over all calls
 }
 
 // NewClient returns a client of the group (or router) at target. attempt
@@ -43,6 +44,11 @@ var _ storage.Database = (*Client)(nil)
 
 // ID is the client id carried by this client's writes.
 func (c *Client) ID() uint64 { return c.id }
+
+// Retries counts the attempts this client made after a call's first: each
+// follows a retryable failure (UNAVAILABLE, or TIMEOUT with the same request
+// id).
+func (c *Client) Retries() uint64 { return c.retries.Load() }
 
 // seqTracker hands out sequence numbers and knows the highest one below
 // which every request has been answered (responded_to).
@@ -117,7 +123,7 @@ func (c *Client) call(ctx context.Context, req proto.Message) (messages.Statused
 		err  error
 	}
 	ch := make(chan answer, 1)
-	c.submit(req, deadline, ctx.Done(), func(resp messages.Statused, err error) { ch <- answer{resp, err} })
+	c.Submit(req, deadline, ctx.Done(), func(resp messages.Statused, err error) { ch <- answer{resp, err} })
 	a := <-ch
 	return a.resp, a.err
 }

@@ -17,20 +17,15 @@ import (
 // waiting, and calls done exactly once with the response or a status error,
 // as the blocking methods would answer: a retryable failure is tried again
 // (a write with the same request id, so it is applied at most once) until
-// deadline. A write without a request id gets the client's next one, set on
-// req; req must not change while the call is in flight.
+// deadline, or until cancel is closed (nil: never) — then done gets the
+// most telling error so far. A write without a request id gets the client's
+// next one, set on req; req must not change while the call is in flight.
 //
 // done runs on the goroutine that delivered the answer (a replica's waiter,
 // an actor, a timer): it must return quickly and never block. Submit costs
 // no goroutine per call, so a server can keep thousands in flight; the
 // gRPC Batch stream serves its calls this way.
-func (c *Client) Submit(req proto.Message, deadline time.Time, done func(messages.Statused, error)) {
-	c.submit(req, deadline, nil, done)
-}
-
-// submit is Submit that also stops retrying once cancel is closed (nil:
-// never), ending with the most telling error so far.
-func (c *Client) submit(req proto.Message, deadline time.Time, cancel <-chan struct{}, done func(messages.Statused, error)) {
+func (c *Client) Submit(req proto.Message, deadline time.Time, cancel <-chan struct{}, done func(messages.Statused, error)) {
 	s := &submission{c: c, req: req, deadline: deadline, cancel: cancel, done: done, release: func() {}, backoff: 5 * time.Millisecond}
 	if rid := writeRequestID(req); rid != nil && (*rid).GetClientId() == 0 {
 		*rid, s.release = c.requestID(storage.Options{})
@@ -120,6 +115,7 @@ func (s *submission) answered(res any, err error) {
 		return
 	}
 	s.backoff = min(2*s.backoff, 200*time.Millisecond)
+	s.c.retries.Add(1)
 	time.AfterFunc(wait, s.try)
 }
 

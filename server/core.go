@@ -235,9 +235,10 @@ func (c *Core) Call(ctx context.Context, call *messages.Call) *messages.Reply {
 // Submitter is a Database that can also serve a request without a goroutine
 // waiting for it: actors.Client (the replicated group) is one.
 type Submitter interface {
-	// Submit serves req, a request of messages/kv.proto, and calls done
-	// once with its response or status error; done must not block.
-	Submit(req proto.Message, deadline time.Time, done func(messages.Statused, error))
+	// Submit serves req, a request of messages/kv.proto, until deadline or
+	// until cancel closes, and calls done once with its response or status
+	// error; done must not block.
+	Submit(req proto.Message, deadline time.Time, cancel <-chan struct{}, done func(messages.Statused, error))
 }
 
 // Start serves call like Call, but hands the reply to done instead of
@@ -259,14 +260,17 @@ func (c *Core) Start(ctx context.Context, call *messages.Call, done func(*messag
 		}
 		done(replyOf(call.GetId(), op, resp, err))
 	}
+	// As Call's context would have it: the call's own timeout when it has
+	// one (never past ctx's deadline), else ctx's deadline, else the
+	// core's default.
 	deadline, ok := ctx.Deadline()
+	if t := call.GetTimeoutMicros(); t > 0 {
+		if d := start.Add(time.Duration(t) * time.Microsecond); !ok || d.Before(deadline) {
+			deadline, ok = d, true
+		}
+	}
 	if !ok {
 		deadline = start.Add(c.timeout)
-	}
-	if t := call.GetTimeoutMicros(); t > 0 {
-		if d := start.Add(time.Duration(t) * time.Microsecond); d.Before(deadline) {
-			deadline = d
-		}
 	}
 	if err := c.validator.Request(req); err != nil {
 		finish(nil, err)
@@ -276,7 +280,7 @@ func (c *Core) Start(ctx context.Context, call *messages.Call, done func(*messag
 		finish(nil, messages.Errorf(messages.CodeOf(err), "%v", err))
 		return
 	}
-	sub.Submit(req, deadline, finish)
+	sub.Submit(req, deadline, ctx.Done(), finish)
 }
 
 // The request and response oneofs of a Batch call name their fields after

@@ -113,7 +113,7 @@ func submitWait(cl *actors.Client, req proto.Message, deadline time.Time) (messa
 		err  error
 	}
 	ch := make(chan answer, 1)
-	cl.Submit(req, deadline, func(resp messages.Statused, err error) { ch <- answer{resp, err} })
+	cl.Submit(req, deadline, nil, func(resp messages.Statused, err error) { ch <- answer{resp, err} })
 	a := <-ch
 	return a.resp, a.err
 }
@@ -236,16 +236,27 @@ func TestSubmitRetriesThroughFailover(t *testing.T) {
 			c.Crash(c.Leader())
 		}
 		reqs[i] = &messages.PutRequest{Key: fmt.Appendf(nil, "failover/%02d", i), Value: []byte("v")}
-		cl.Submit(reqs[i], deadline, func(resp messages.Statused, err error) { answers <- answer{i, resp, err} })
+		cl.Submit(reqs[i], deadline, nil, func(resp messages.Statused, err error) { answers <- answer{i, resp, err} })
 	}
 	versions := make([]uint64, n)
+	wait := time.NewTimer(time.Until(deadline) + time.Minute) // Submit answers by the deadline
+	defer wait.Stop()
 	for range n {
-		a := <-answers
+		var a answer
+		select {
+		case a = <-answers:
+		case <-wait.C:
+			t.Fatalf("submitted puts not all answered %v after their deadline", time.Minute)
+		}
 		if a.err != nil {
 			t.Fatalf("put %d across the failover: %v", a.i, a.err)
 		}
 		versions[a.i] = a.resp.(*messages.PutResponse).GetVersion()
 	}
+	if cl.Retries() == 0 {
+		t.Fatalf("no put was retried: the failover did not exercise Submit's retries")
+	}
+	t.Logf("%d retries", cl.Retries())
 	c.EnsureSame(t)
 	rec := c.Recorder()
 	for i, req := range reqs {
@@ -259,4 +270,27 @@ func TestSubmitRetriesThroughFailover(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestCoreStartHonoursCallTimeout checks the deadline Core.Start gives a
+// call over the group: a call's own timeout_micros, even one longer than the
+// core's default, else the default — as Core.Call does.
+func TestCoreStartHonoursCallTimeout(t *testing.T) {
+	c := NewCluster(t)
+	core := server.NewCore(c.Client(), nil, storage.NewValidator(storage.DefaultLimits(), nil), 100*time.Millisecond, nil)
+	c.SlowStorage(400 * time.Millisecond)
+	start := func(timeoutMicros int64) *messages.Reply {
+		ch := make(chan *messages.Reply, 1)
+		call := &messages.Call{Id: 1, TimeoutMicros: timeoutMicros,
+			Request: &messages.Call_Put{Put: &messages.PutRequest{Key: []byte("deadline/k"), Value: []byte("v")}}}
+		core.Start(context.Background(), call, func(r *messages.Reply) { ch <- r })
+		return <-ch
+	}
+	if r := start(int64(30 * time.Second / time.Microsecond)); r.GetStatus().Err() != nil {
+		t.Fatalf("put with its own 30 s timeout, core default 100 ms, storage 400 ms: %v", r.GetStatus().Err())
+	}
+	if r := start(0); !errors.Is(r.GetStatus().Err(), messages.ErrTimeout) {
+		t.Fatalf("put without a timeout of its own (core default 100 ms, storage 400 ms): %v, want TIMEOUT", r.GetStatus().Err())
+	}
+	c.SlowStorage(0)
 }
