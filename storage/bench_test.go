@@ -229,14 +229,12 @@ func BenchmarkAtomicCommit10(b *testing.B) {
 
 // BenchmarkApplyBatch64 measures the replicated apply path: batches of 64
 // committed entries (a SET each, with a client request id and a log time),
-// as the executor hands them over; no fsync and no RocksDB WAL, as in the
-// replicated group.
+// as the executor hands them over; no fsync, as in the replicated group.
 func BenchmarkApplyBatch64(b *testing.B) {
 	const batch, clients = 64, 16
 	cfg := DefaultConfig(b.TempDir())
 	cfg.SyncWrites = false
 	cfg.Replicated = true
-	cfg.DisableWAL = true
 	e := openEngine(b, cfg)
 	var index uint64
 	seqs := make([]uint64, clients+1)

@@ -275,7 +275,7 @@ func (e *Engine) recoverSnapshot(r io.Reader, stop <-chan struct{}) error {
 	if err := flush(); err != nil {
 		return fmt.Errorf("storage: finish snapshot recovery: %w", err)
 	}
-	if err := e.persist(); err != nil {
+	if err := e.db.FlushWAL(true); err != nil {
 		return fmt.Errorf("storage: sync snapshot recovery: %w", err)
 	}
 	sm, err := loadMachineState(e)
@@ -346,9 +346,6 @@ func (e *Engine) wipeData() error {
 // of a replica that has applied nothing.
 func (e *Engine) wipe() error {
 	if err := e.wipeData(); err != nil {
-		return err
-	}
-	if err := e.persist(); err != nil { // the wipe reaches disk before the marker goes
 		return err
 	}
 	sync := grocksdb.NewDefaultWriteOptions()
