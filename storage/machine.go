@@ -55,6 +55,11 @@ func (r keyRange) intersects(o keyRange) bool {
 		(r.end == nil || bytes.Compare(o.begin, r.end) < 0)
 }
 
+// contains reports whether key is in r.
+func (r keyRange) contains(key []byte) bool {
+	return bytes.Compare(r.begin, key) <= 0 && (r.end == nil || bytes.Compare(key, r.end) < 0)
+}
+
 func rangeOf(cf string, begin, end []byte) keyRange {
 	if cf == "" {
 		cf = DefaultColumnFamily
@@ -331,7 +336,7 @@ func (e *Engine) decide(b *applyBatch, index uint64, cmd *messages.Command, eff 
 	res, writes, muts := e.execute(b, index, cmd)
 	if len(writes) > 0 {
 		eff.Writes = rangesToProto(writes)
-		b.ops = append(b.ops, versionOps{version: index, muts: muts})
+		b.ops = append(b.ops, versionOps{version: index, muts: packMutations(muts)})
 	}
 	if rid.GetClientId() != 0 {
 		eff.RequestId, eff.Result = rid, res

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/linxGnu/grocksdb"
 
@@ -24,17 +25,17 @@ import (
 const (
 	checkpointInterval = 2 * time.Millisecond
 	checkpointOps      = 64
-	// mutationOverhead approximates the memory of a kept mutation besides
-	// its key, value and end.
-	mutationOverhead = 96
 )
 
 type versionOps struct {
 	version uint64
 	at      time.Time // when this replica applied it
-	muts    []*messages.Mutation
-	bytes   int // the size of muts, for the memory budget
+	muts    packedMutations
 }
+
+// versionBytes is what one kept version costs: its packed mutations and
+// its slot in the history.
+func versionBytes(o *versionOps) int { return len(o.muts) + int(unsafe.Sizeof(*o)) }
 
 type checkpoint struct {
 	version uint64
@@ -51,7 +52,7 @@ type mvcc struct {
 	floor       uint64            // versions below it are too old
 	sinceCkpt   int               // writes since the newest checkpoint
 	lastCkpt    time.Time
-	bytes       int // the size of the mutations in ops
+	bytes       int // the versionBytes of ops
 }
 
 func newMVCC(e *Engine, applied uint64) *mvcc {
@@ -82,10 +83,7 @@ func (m *mvcc) appendBatch(ops []versionOps, last uint64, now time.Time) {
 	defer m.mu.Unlock()
 	for i := range ops {
 		ops[i].at = now
-		for _, mut := range ops[i].muts {
-			ops[i].bytes += len(mut.GetKey()) + len(mut.GetValue()) + len(mut.GetEnd()) + mutationOverhead
-		}
-		m.bytes += ops[i].bytes
+		m.bytes += versionBytes(&ops[i])
 		m.ops.PushBack(ops[i])
 	}
 	m.sinceCkpt += len(ops)
@@ -110,7 +108,7 @@ func (m *mvcc) prune(now time.Time) {
 		if !op.at.Before(cutoff) && over <= 0 {
 			break
 		}
-		over -= op.bytes
+		over -= versionBytes(op)
 		m.floor = max(m.floor, op.version)
 	}
 	// keep the newest checkpoint at or below the floor, and all after it
@@ -127,7 +125,7 @@ func (m *mvcc) prune(now time.Time) {
 	keepFrom := m.checkpoints[0].version
 	n := 0
 	for n < m.ops.Len() && m.ops.At(n).version <= keepFrom {
-		m.bytes -= m.ops.At(n).bytes
+		m.bytes -= versionBytes(m.ops.At(n))
 		n++
 	}
 	m.ops.DropFront(n)
@@ -206,29 +204,33 @@ type effect struct {
 	value   []byte
 }
 
-// pointEffect returns the overlay's effect on key of column family cf.
+// pointEffect returns the overlay's effect on key of column family cf: the
+// newest version that touched the key decides, and within a version the
+// last mutation that touched it.
 func (v *view) pointEffect(cf string, key []byte) effect {
 	for i := len(v.overlay) - 1; i >= 0; i-- {
-		muts := v.overlay[i].muts
-		for j := len(muts) - 1; j >= 0; j-- {
-			m := muts[j]
-			if cfName(m.GetColumnFamily()) != cf {
+		var eff effect
+		for m := range v.overlay[i].muts.all() {
+			if string(m.cf) != cf {
 				continue
 			}
-			switch m.GetType() {
+			switch m.typ {
 			case messages.MutationType_SET:
-				if bytes.Equal(m.GetKey(), key) {
-					return effect{decided: true, present: true, value: m.GetValue()}
+				if bytes.Equal(m.key, key) {
+					eff = effect{decided: true, present: true, value: m.value}
 				}
 			case messages.MutationType_DELETE:
-				if bytes.Equal(m.GetKey(), key) {
-					return effect{decided: true}
+				if bytes.Equal(m.key, key) {
+					eff = effect{decided: true}
 				}
 			case messages.MutationType_CLEAR_RANGE:
-				if rangeOf(cf, m.GetKey(), m.GetEnd()).intersects(rangeOf(cf, key, pointEnd(key))) {
-					return effect{decided: true}
+				if rangeOf(cf, m.key, m.end).contains(key) {
+					eff = effect{decided: true}
 				}
 			}
+		}
+		if eff.decided {
+			return eff
 		}
 	}
 	return effect{}
@@ -241,10 +243,9 @@ func (v *view) rangeKeys(cf string, begin, end []byte) [][]byte {
 	r := rangeOf(cf, begin, end)
 	var keys [][]byte
 	for _, op := range v.overlay {
-		for _, m := range op.muts {
-			if m.GetType() == messages.MutationType_SET && cfName(m.GetColumnFamily()) == cf &&
-				r.intersects(rangeOf(cf, m.GetKey(), pointEnd(m.GetKey()))) {
-				keys = append(keys, m.GetKey())
+		for m := range op.muts.all() {
+			if m.typ == messages.MutationType_SET && string(m.cf) == cf && r.contains(m.key) {
+				keys = append(keys, m.key)
 			}
 		}
 	}

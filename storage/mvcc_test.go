@@ -20,15 +20,16 @@ import (
 // state at any version.
 type history struct {
 	mu  sync.Mutex
-	ops map[uint64]*messages.Mutation
+	ops map[uint64][]*messages.Mutation
 }
 
-func newHistory() *history { return &history{ops: map[uint64]*messages.Mutation{}} }
+func newHistory() *history { return &history{ops: map[uint64][]*messages.Mutation{}} }
 
-func (h *history) add(version uint64, m *messages.Mutation) {
+// add records the mutations committed at version, in their order.
+func (h *history) add(version uint64, muts ...*messages.Mutation) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.ops[version] = m
+	h.ops[version] = muts
 }
 
 // stateAt returns the contents of the default family after version.
@@ -41,16 +42,17 @@ func (h *history) stateAt(version uint64) map[string]string {
 		if v > version {
 			break
 		}
-		m := h.ops[v]
-		switch m.GetType() {
-		case messages.MutationType_SET:
-			state[string(m.GetKey())] = string(m.GetValue())
-		case messages.MutationType_DELETE:
-			delete(state, string(m.GetKey()))
-		case messages.MutationType_CLEAR_RANGE:
-			for k := range state {
-				if k >= string(m.GetKey()) && (len(m.GetEnd()) == 0 || k < string(m.GetEnd())) {
-					delete(state, k)
+		for _, m := range h.ops[v] {
+			switch m.GetType() {
+			case messages.MutationType_SET:
+				state[string(m.GetKey())] = string(m.GetValue())
+			case messages.MutationType_DELETE:
+				delete(state, string(m.GetKey()))
+			case messages.MutationType_CLEAR_RANGE:
+				for k := range state {
+					if k >= string(m.GetKey()) && (len(m.GetEnd()) == 0 || k < string(m.GetEnd())) {
+						delete(state, k)
+					}
 				}
 			}
 		}
@@ -141,6 +143,20 @@ func TestSnapshotReadsAtOldVersions(t *testing.T) {
 		}
 	}
 	latest := e.AppliedIndex()
+	checkSnapshotReads(t, e, h, latest)
+	if _, _, err := e.SnapshotRead(ctx, []byte("a"), latest+1); !errors.Is(err, messages.ErrInvalidArgument) {
+		t.Fatalf("SnapshotRead beyond the latest version: %v, want ErrInvalidArgument", err)
+	}
+	if _, err := e.SnapshotGetRange(ctx, nil, nil, 0, false, latest+5); !errors.Is(err, messages.ErrInvalidArgument) {
+		t.Fatalf("SnapshotGetRange beyond the latest version: %v, want ErrInvalidArgument", err)
+	}
+}
+
+// checkSnapshotReads compares point and range snapshot reads of the default
+// family at every version up to latest with the state h says it had.
+func checkSnapshotReads(t *testing.T, e *Engine, h *history, latest uint64) {
+	t.Helper()
+	ctx := context.Background()
 	for v := uint64(0); v <= latest; v++ {
 		state := h.stateAt(v)
 		for _, k := range []string{"a", "b", "bb", "c", "d", "e", "f", "z", "zz"} {
@@ -168,12 +184,43 @@ func TestSnapshotReadsAtOldVersions(t *testing.T) {
 			}
 		}
 	}
-	if _, _, err := e.SnapshotRead(ctx, []byte("a"), latest+1); !errors.Is(err, messages.ErrInvalidArgument) {
-		t.Fatalf("SnapshotRead beyond the latest version: %v, want ErrInvalidArgument", err)
+}
+
+// TestSnapshotReadsOfAtomicCommits reads at the versions of atomic commits
+// whose mutations overlap: within a version the later mutation wins.
+func TestSnapshotReadsOfAtomicCommits(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t.TempDir())
+	cfg.RetentionWindow = time.Minute
+	e := openEngine(t, cfg)
+	h := newHistory()
+	set := func(k, v string) *messages.Mutation {
+		return &messages.Mutation{Type: messages.MutationType_SET, Key: []byte(k), Value: []byte(v)}
 	}
-	if _, err := e.SnapshotGetRange(ctx, nil, nil, 0, false, latest+5); !errors.Is(err, messages.ErrInvalidArgument) {
-		t.Fatalf("SnapshotGetRange beyond the latest version: %v, want ErrInvalidArgument", err)
+	del := func(k string) *messages.Mutation {
+		return &messages.Mutation{Type: messages.MutationType_DELETE, Key: []byte(k)}
 	}
+	clr := func(b, e string) *messages.Mutation {
+		return &messages.Mutation{Type: messages.MutationType_CLEAR_RANGE, Key: []byte(b), End: []byte(e)}
+	}
+	commits := [][]*messages.Mutation{
+		{set("a", "1"), set("b", "1"), set("c", "1"), set("e", "1")},
+		{set("a", "2"), clr("a", "c"), set("b", "2")},      // a cleared after its SET, b set after the clear
+		{del("c"), set("c", "2"), set("d", "1"), del("d")}, // c back after its DELETE, d gone again
+		{clr("", ""), set("bb", "1"), set("z", "1")},       // everything cleared, two keys back
+		{set("f", "1"), set("f", "2"), clr("e", "g"), set("g", "1")},
+	}
+	for i, muts := range commits {
+		v, err := e.AtomicCommit(ctx, &messages.AtomicCommit{Mutations: muts})
+		if err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+		h.add(v, muts...)
+		if _, err := e.Put(ctx, []byte("b"), []byte("users"), WithColumnFamily(usersCF)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkSnapshotReads(t, e, h, e.AppliedIndex())
 }
 
 func TestSnapshotReadLeavesWindow(t *testing.T) {

@@ -267,18 +267,18 @@ func newOverlayIndex(v *view, cf string, begin, end []byte) *overlayIndex {
 	ix := &overlayIndex{points: map[string]seqEffect{}, sets: v.rangeKeys(cf, begin, end)}
 	seq := 0
 	for _, op := range v.overlay {
-		for _, m := range op.muts {
+		for m := range op.muts.all() {
 			seq++
-			if cfName(m.GetColumnFamily()) != cf {
+			if string(m.cf) != cf {
 				continue
 			}
-			switch m.GetType() {
+			switch m.typ {
 			case messages.MutationType_SET:
-				ix.points[string(m.GetKey())] = seqEffect{seq, effect{decided: true, present: true, value: m.GetValue()}}
+				ix.points[string(m.key)] = seqEffect{seq, effect{decided: true, present: true, value: m.value}}
 			case messages.MutationType_DELETE:
-				ix.points[string(m.GetKey())] = seqEffect{seq, effect{decided: true}}
+				ix.points[string(m.key)] = seqEffect{seq, effect{decided: true}}
 			case messages.MutationType_CLEAR_RANGE:
-				ix.clears = append(ix.clears, seqRange{seq, rangeOf(cf, m.GetKey(), m.GetEnd())})
+				ix.clears = append(ix.clears, seqRange{seq, rangeOf(cf, m.key, m.end)})
 			}
 		}
 	}
@@ -292,7 +292,7 @@ func (ix *overlayIndex) effect(key []byte) effect {
 	p, ok := ix.points[string(key)]
 	clearSeq := 0
 	for _, c := range ix.clears {
-		if c.seq > clearSeq && c.r.intersects(keyRange{cf: c.r.cf, begin: key, end: pointEnd(key)}) {
+		if c.seq > clearSeq && c.r.contains(key) {
 			clearSeq = c.seq
 		}
 	}
