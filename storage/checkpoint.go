@@ -23,7 +23,7 @@ func (s *machineState) encodeCheckpoint() ([]byte, error) {
 		ce := s.conflicts.At(i)
 		entry = appendVarintField(entry[:0], 1, ce.version)
 		entry = appendVarintField(entry, 2, uint64(ce.ts))
-		for _, r := range ce.writes {
+		for r := range ce.writes.all() {
 			kr = kr[:0]
 			if r.cf != "" {
 				kr = protowire.AppendTag(kr, 1, protowire.BytesType)

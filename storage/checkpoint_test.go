@@ -56,7 +56,7 @@ func (s *machineState) checkpoint() *messages.MachineCheckpoint {
 	c := &messages.MachineCheckpoint{Index: s.applied, MaxTimestampUnixNanos: s.maxTs, Horizon: s.horizon}
 	for i := range s.conflicts.Len() {
 		ce := s.conflicts.At(i)
-		c.Conflicts = append(c.Conflicts, &messages.ConflictEntry{Version: ce.version, TimestampUnixNanos: ce.ts, Writes: rangesToProto(ce.writes)})
+		c.Conflicts = append(c.Conflicts, &messages.ConflictEntry{Version: ce.version, TimestampUnixNanos: ce.ts, Writes: rangesToProto(slices.Collect(ce.writes.all()))})
 	}
 	for el := s.lru.Front(); el != nil; el = el.Next() {
 		sess := el.Value.(*session)

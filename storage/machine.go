@@ -38,7 +38,7 @@ func newMachineState() *machineState {
 type conflictEntry struct {
 	version uint64
 	ts      int64
-	writes  []keyRange
+	writes  packedRanges
 }
 
 type keyRange struct {
@@ -123,7 +123,7 @@ func (s *machineState) begin(ts int64, window time.Duration) {
 // in its session, then expires sessions.
 func (s *machineState) finish(eff *messages.EntryEffect, writes []keyRange, ttl time.Duration, maxSessions int) {
 	if len(writes) > 0 {
-		s.conflicts.PushBack(conflictEntry{version: eff.GetIndex(), ts: s.maxTs, writes: writes})
+		s.conflicts.PushBack(conflictEntry{version: eff.GetIndex(), ts: s.maxTs, writes: packRanges(writes)})
 	}
 	if rid := eff.GetRequestId(); rid.GetClientId() != 0 {
 		s.recordSession(rid, eff.GetIndex(), eff.GetResult())
@@ -194,7 +194,7 @@ func stateFromCheckpoint(c *messages.MachineCheckpoint) *machineState {
 	s := newMachineState()
 	s.applied, s.maxTs, s.horizon = c.GetIndex(), c.GetMaxTimestampUnixNanos(), c.GetHorizon()
 	for _, ce := range c.GetConflicts() {
-		s.conflicts.PushBack(conflictEntry{version: ce.GetVersion(), ts: ce.GetTimestampUnixNanos(), writes: rangesFromProto(ce.GetWrites())})
+		s.conflicts.PushBack(conflictEntry{version: ce.GetVersion(), ts: ce.GetTimestampUnixNanos(), writes: packRanges(rangesFromProto(ce.GetWrites()))})
 	}
 	for _, st := range c.GetSessions() {
 		sess := &session{client: st.GetClientId(), respondedTo: st.GetRespondedTo(), lastActive: st.GetLastActiveUnixNanos(),
@@ -411,7 +411,7 @@ func (e *Engine) checkConflicts(index uint64, c *messages.AtomicCommit) error {
 		return messages.Errorf(messages.StatusCode_TRANSACTION_TOO_OLD, "read version %d is older than the retention window (oldest %d)", rv, s.horizon)
 	}
 	for i := s.conflicts.Len() - 1; i >= 0 && s.conflicts.At(i).version > rv; i-- {
-		for _, w := range s.conflicts.At(i).writes {
+		for w := range s.conflicts.At(i).writes.all() {
 			for _, r := range reads {
 				if w.intersects(r) {
 					return messages.Errorf(messages.StatusCode_CONFLICT, "read range [%q, %q) of %s was written at version %d, after read version %d",

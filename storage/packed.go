@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"iter"
 	"math/bits"
+	"unsafe"
 
 	"github.com/actorkv/actorkv/messages"
 )
@@ -60,21 +61,62 @@ func appendField(buf, b []byte) []byte {
 // only ever built by packMutations, so it always decodes.
 func (p packedMutations) all() iter.Seq[packedMutation] {
 	return func(yield func(packedMutation) bool) {
-		rest := []byte(p)
-		field := func() []byte {
-			n, w := binary.Uvarint(rest)
-			b := rest[w : w+int(n) : w+int(n)]
-			rest = rest[w+int(n):]
-			return b
-		}
-		for len(rest) > 0 {
-			var m packedMutation
-			m.typ = messages.MutationType(rest[0])
-			rest = rest[1:]
-			m.cf, m.key, m.value, m.end = field(), field(), field(), field()
+		r := fieldReader(p)
+		for len(r) > 0 {
+			m := packedMutation{typ: messages.MutationType(r[0])}
+			r = r[1:]
+			m.cf, m.key, m.value, m.end = r.next(), r.next(), r.next(), r.next()
 			if !yield(m) {
 				return
 			}
 		}
 	}
+}
+
+// packedRanges is one write version's ranges in the conflict history,
+// packed for the same reasons as packedMutations: each range is its column
+// family, begin and end (empty: open), each a uvarint length and the bytes.
+type packedRanges []byte
+
+// packRanges encodes rs in one buffer of exactly the needed size.
+func packRanges(rs []keyRange) packedRanges {
+	n := 0
+	for _, r := range rs {
+		n += fieldSize(len(r.cf)) + fieldSize(len(r.begin)) + fieldSize(len(r.end))
+	}
+	buf := make([]byte, 0, n)
+	for _, r := range rs {
+		buf = appendField(buf, []byte(r.cf))
+		buf = appendField(buf, r.begin)
+		buf = appendField(buf, r.end)
+	}
+	return buf
+}
+
+// all yields the ranges in the order they were packed. Their slices and
+// column family alias the buffer, which is never modified once built.
+func (p packedRanges) all() iter.Seq[keyRange] {
+	return func(yield func(keyRange) bool) {
+		r := fieldReader(p)
+		for len(r) > 0 {
+			cf, begin, end := r.next(), r.next(), r.next()
+			if len(end) == 0 {
+				end = nil
+			}
+			if !yield(keyRange{cf: unsafe.String(unsafe.SliceData(cf), len(cf)), begin: begin, end: end}) {
+				return
+			}
+		}
+	}
+}
+
+// fieldReader reads the length-prefixed fields of a packed buffer.
+type fieldReader []byte
+
+func (r *fieldReader) next() []byte {
+	n, w := binary.Uvarint(*r)
+	end := w + int(n)
+	b := (*r)[w:end:end]
+	*r = (*r)[end:]
+	return b
 }
