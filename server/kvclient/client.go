@@ -1,9 +1,11 @@
 // Package kvclient is a Go client of kvserver's gRPC API that sends calls
 // over Batch streams: concurrent calls from many goroutines are gathered
 // into few stream messages each way, which costs a fraction of one unary
-// RPC per call. It does not retry; a call whose stream breaks fails with
-// UNAVAILABLE (its outcome unknown for a write: retry it with the same
-// request id).
+// RPC per call. It resends only what is safe: a call still waiting to be
+// sent when its stream ends (the server closing it on shutdown, or the
+// connection breaking) goes out on a new stream, while a call already sent
+// on a stream that broke fails with UNAVAILABLE (its outcome unknown for a
+// write: retry it with the same request id).
 package kvclient
 
 import (
@@ -152,7 +154,7 @@ type stream struct {
 }
 
 // liveStream is one open gRPC stream with its sender and receiver
-// goroutines, and the calls sent on it that wait for a reply.
+// goroutines, and the calls registered on it that wait for a reply.
 type liveStream struct {
 	cancel  context.CancelFunc
 	outbox  chan *messages.Call
@@ -161,17 +163,46 @@ type liveStream struct {
 
 	mu      sync.Mutex
 	ended   bool // broken or closing: no new calls
-	pending map[uint64]chan *messages.Reply
+	pending map[uint64]*waiter
 }
 
+// waiter is a registered call's caller. A call that was never handed to
+// gRPC cannot have reached the server, so when its stream ends the caller
+// sends it again on a new stream; one that was may have run, and its caller
+// learns that the outcome is unknown.
+type waiter struct {
+	reply chan *messages.Reply // the reply; nil: the stream broke after sending; notSent
+	sent  bool                 // handed to gRPC; guarded by liveStream.mu
+}
+
+// notSent answers a waiter whose call never left its stream.
+var notSent = &messages.Reply{}
+
+// maxStreamsPerCall bounds the streams one call is registered on, should
+// each end (the server closing it, or the connection breaking) before
+// sending the call.
+const maxStreamsPerCall = 8
+
 func (s *stream) do(ctx context.Context, call *messages.Call) (*messages.Reply, error) {
-	ch := make(chan *messages.Reply, 1)
+	for range maxStreamsPerCall {
+		r, err := s.try(ctx, call)
+		if r != notSent {
+			return r, err
+		}
+	}
+	return nil, messages.Errorf(messages.StatusCode_UNAVAILABLE, "kvclient: %d streams ended before the call could be sent; it was not sent", maxStreamsPerCall)
+}
+
+// try registers call on the current stream and waits for its reply; it
+// returns notSent when the stream ended without sending it.
+func (s *stream) try(ctx context.Context, call *messages.Call) (*messages.Reply, error) {
+	w := &waiter{reply: make(chan *messages.Reply, 1)}
 	live, err := s.current()
 	if err != nil {
 		return nil, err
 	}
-	if !live.register(call.GetId(), ch) {
-		return nil, messages.Errorf(messages.StatusCode_UNAVAILABLE, "kvclient: the stream is closing; retry")
+	if !live.register(call.GetId(), w) {
+		return notSent, nil // closing: the next try opens a new stream
 	}
 	select {
 	case live.outbox <- call:
@@ -181,7 +212,7 @@ func (s *stream) do(ctx context.Context, call *messages.Call) (*messages.Reply, 
 		return nil, messages.Errorf(messages.CodeOf(ctx.Err()), "call not sent: %v", ctx.Err())
 	}
 	select {
-	case r := <-ch:
+	case r := <-w.reply:
 		if r == nil {
 			return nil, messages.Errorf(messages.StatusCode_UNAVAILABLE, "kvclient: the stream broke; the outcome is unknown")
 		}
@@ -214,7 +245,7 @@ func (s *stream) current() (*liveStream, error) {
 			outbox:  make(chan *messages.Call, 4096),
 			closing: make(chan struct{}),
 			done:    make(chan struct{}),
-			pending: map[uint64]chan *messages.Reply{},
+			pending: map[uint64]*waiter{},
 		}
 		s.live = live
 		if s.lives == nil {
@@ -238,14 +269,44 @@ func (s *stream) current() (*liveStream, error) {
 	return s.live, nil
 }
 
-func (l *liveStream) register(id uint64, ch chan *messages.Reply) bool {
+func (l *liveStream) register(id uint64, w *waiter) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.ended {
 		return false
 	}
-	l.pending[id] = ch
+	l.pending[id] = w
 	return true
+}
+
+// markSent records that calls are being handed to gRPC.
+func (l *liveStream) markSent(calls []*messages.Call) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range calls {
+		if w, ok := l.pending[c.GetId()]; ok {
+			w.sent = true
+		}
+	}
+}
+
+// end stops l taking calls and answers every waiting call it never sent
+// with notSent, and, when broken, every call it sent with nil.
+func (l *liveStream) end(broken bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ended = true
+	for id, w := range l.pending {
+		switch {
+		case !w.sent:
+			w.reply <- notSent
+		case broken:
+			w.reply <- nil
+		default:
+			continue // sent: its reply may still come
+		}
+		delete(l.pending, id)
+	}
 }
 
 func (l *liveStream) forget(id uint64) {
@@ -255,7 +316,8 @@ func (l *liveStream) forget(id uint64) {
 }
 
 // send gathers the calls waiting in the outbox into one message at a time.
-// When the server asks to close the stream it closes its side and exits.
+// When the server asks to close the stream it closes its side, hands the
+// calls it did not send back to their callers, and exits.
 func (s *stream) send(bs messages.KV_BatchClient, live *liveStream) {
 	for {
 		var call *messages.Call
@@ -263,6 +325,7 @@ func (s *stream) send(bs messages.KV_BatchClient, live *liveStream) {
 		case call = <-live.outbox:
 		case <-live.closing:
 			_ = bs.CloseSend()
+			live.end(false)
 			return
 		case <-bs.Context().Done():
 			return
@@ -280,6 +343,7 @@ func (s *stream) send(bs messages.KV_BatchClient, live *liveStream) {
 				break gather
 			}
 		}
+		live.markSent(req.Calls)
 		if err := bs.Send(req); err != nil {
 			s.broken(live)
 			return
@@ -297,9 +361,9 @@ func (s *stream) receive(bs messages.KV_BatchClient, live *liveStream) {
 		}
 		live.mu.Lock()
 		for _, r := range resp.GetReplies() {
-			if ch, ok := live.pending[r.GetId()]; ok {
+			if w, ok := live.pending[r.GetId()]; ok {
 				delete(live.pending, r.GetId())
-				ch <- r
+				w.reply <- r
 			}
 		}
 		if resp.GetClosing() && !live.ended {
@@ -322,18 +386,13 @@ func (s *stream) retire(live *liveStream) {
 	s.mu.Unlock()
 }
 
-// broken ends live: every call waiting on it fails (UNAVAILABLE), and the
-// next call opens a new stream.
+// broken ends live: every call it sent that waits on it fails
+// (UNAVAILABLE, outcome unknown), those it did not send go to a new stream,
+// and the next call opens one.
 func (s *stream) broken(live *liveStream) {
 	s.retire(live)
 	live.cancel()
-	live.mu.Lock()
-	live.ended = true
-	for id, ch := range live.pending {
-		ch <- nil
-		delete(live.pending, id)
-	}
-	live.mu.Unlock()
+	live.end(true)
 }
 
 func (s *stream) close() {
