@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,8 +38,9 @@ import (
 // applies it with the same storage.Engine.ApplyBatch and nothing else. The
 // ratio of the two is what the actor layer (client, supervisor, router,
 // replica, waiter, executor) costs.
+var benchClients = flag.Int("bench.clients", 64, "BenchmarkGroupVsRaw: operations in flight, one per client")
+
 const (
-	benchClients   = 64  // operations in flight, one per client
 	benchKeySize   = 16  // bytes
 	benchValueSize = 128 // bytes
 	// benchRounds alternate the two sides, so that a shared, noisy machine
@@ -128,7 +130,7 @@ func startBenchGroup(b *testing.B) *benchSide {
 		b.Logf("replica 0 did not take over (%v); replica %d leads", err, id)
 	}
 	cancelHandover()
-	clients := make([]*actors.Client, benchClients)
+	clients := make([]*actors.Client, *benchClients)
 	for i := range clients {
 		clients[i] = g.Client()
 	}
@@ -144,7 +146,7 @@ func startBenchGroup(b *testing.B) *benchSide {
 // SyncPropose on the leader's NodeHost.
 func (rg *rawGroup) side() *benchSide {
 	type session struct{ id, seq uint64 }
-	sessions := make([]session, benchClients) // each used by one goroutine
+	sessions := make([]session, *benchClients) // each used by one goroutine
 	for i := range sessions {
 		sessions[i].id = uint64(i) + 1
 	}
@@ -189,7 +191,7 @@ type loopResult struct {
 }
 
 // closedLoop runs op for as many operations as b.Loop asks, from exactly
-// benchClients goroutines that each start their next operation when the
+// -bench.clients goroutines that each start their next operation when the
 // previous one returns. Each operation gets a fresh random 16-byte key and a
 // 128-byte value. It reports, and returns, ops/s and cpu-us/op, and reports
 // entries/apply.
@@ -202,7 +204,7 @@ func closedLoop(b *testing.B, side *benchSide) loopResult {
 		failures int
 		firstErr error
 	)
-	for c := range benchClients {
+	for c := range *benchClients {
 		wg.Go(func() {
 			rng := mrand.New(mrand.NewPCG(uint64(c), uint64(time.Now().UnixNano())))
 			value := make([]byte, benchValueSize)
@@ -234,7 +236,7 @@ func closedLoop(b *testing.B, side *benchSide) loopResult {
 		work <- struct{}{}
 	}
 	close(work)
-	wg.Wait() // the last (at most benchClients) operations finish
+	wg.Wait() // the last (at most -bench.clients) operations finish
 	elapsed := time.Since(start)
 	cpu := processCPU(b) - cpu0
 	batches, entries := side.applies.batches.Load()-batches0, side.applies.entries.Load()-entries0
