@@ -30,6 +30,15 @@ type worker struct {
 }
 
 func run(ctx context.Context, o options, mix [numOps]int, stdout, stderr io.Writer) error {
+	var profile *os.File
+	if o.cpuProfile != "" { // before anything starts, so a bad path fails fast
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		profile = f
+	}
 	t, err := openTarget(ctx, o)
 	if err != nil {
 		return err
@@ -64,14 +73,11 @@ func run(ctx context.Context, o options, mix [numOps]int, stdout, stderr io.Writ
 		case <-ctx.Done():
 		}
 	}
-	if o.cpuProfile != "" {
-		f, err := os.Create(o.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+	if profile != nil {
+		if err := pprof.StartCPUProfile(profile); err != nil {
+			cancel()
+			wg.Wait()
+			return fmt.Errorf("cpu profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
 	}
