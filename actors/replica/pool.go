@@ -75,51 +75,54 @@ func (w *fifoWaiter) run() {
 	var window []pending // taken from the queue, not answered, oldest first
 	timer := time.NewTimer(sweepAfter)
 	timer.Stop()
-	open := true // the queue is not closed
-	for open || len(window) > 0 {
+	for {
 		if len(window) == 0 {
 			p, ok := <-w.queue
 			if !ok {
-				return
+				return // closed, and every request answered
 			}
 			window = append(window, p)
 		}
-		head := window[0]
-		if head.rs == nil {
-			w.finish(head, dragonboat.RequestResult{})
-			window = window[1:]
+		r, ok := w.wait(window[0], timer)
+		if !ok {
+			window = w.sweep(window)
 			continue
 		}
-		select {
-		case r := <-head.rs.ResultC():
-			w.finish(head, r)
-			window[0] = pending{}
-			window = window[1:]
-			continue
-		default:
-		}
-		timer.Reset(sweepAfter)
-		select {
-		case r := <-head.rs.ResultC():
-			timer.Stop()
-			w.finish(head, r)
-			window[0] = pending{}
-			window = window[1:]
-		case <-timer.C:
-			window, open = w.sweep(window, open)
-		}
+		w.finish(window[0], r)
+		window[0] = pending{}
+		window = window[1:]
+	}
+}
+
+// wait returns the result of head, or false if it has not completed within
+// sweepAfter.
+func (w *fifoWaiter) wait(head pending, timer *time.Timer) (dragonboat.RequestResult, bool) {
+	if head.rs == nil {
+		return dragonboat.RequestResult{}, true
+	}
+	select {
+	case r := <-head.rs.ResultC():
+		return r, true
+	default:
+	}
+	timer.Reset(sweepAfter)
+	select {
+	case r := <-head.rs.ResultC():
+		timer.Stop()
+		return r, true
+	case <-timer.C:
+		return dragonboat.RequestResult{}, false
 	}
 }
 
 // sweep takes every queued request into window and answers those behind the
-// head that have completed; it returns what is left, and whether the queue
-// is still open.
-func (w *fifoWaiter) sweep(window []pending, open bool) ([]pending, bool) {
-	for drained := !open; !drained; {
+// head that have completed; it returns what is left.
+func (w *fifoWaiter) sweep(window []pending) []pending {
+	for drained := false; !drained; {
 		select {
 		case p, ok := <-w.queue:
 			if !ok {
-				open, drained = false, true
+				drained = true // closed: what is left is in window
 				break
 			}
 			window = append(window, p)
@@ -141,7 +144,7 @@ func (w *fifoWaiter) sweep(window []pending, open bool) ([]pending, bool) {
 		}
 	}
 	clear(window[len(kept):])
-	return kept, open
+	return kept
 }
 
 // finish answers p, or hands it on, with its result.

@@ -66,27 +66,39 @@ func (c *client) kv(i int) (messages.KVClient, error) {
 // endpoint failed, do waits briefly and starts over. f must send the same
 // request (the same request id, for a write) on every attempt.
 func (c *client) do(ctx context.Context, f func(context.Context, messages.KVClient) error) error {
-	wait := 20 * time.Millisecond
-	var last error
-	for {
+	return c.retry(ctx, func() (error, error) {
+		var last error
 		for i := range c.endpoints {
 			kv, err := c.kv(i)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			err = f(ctx, kv)
 			if err == nil {
-				return nil
+				return nil, nil
 			}
 			last = fmt.Errorf("%s: %w", c.endpoints[i], messages.FromGRPC(err))
 			if ctx.Err() != nil {
-				return c.gaveUp(ctx, last)
+				return nil, c.gaveUp(ctx, last)
 			}
-			switch grpcstatus.Code(err) {
-			case codes.Unavailable, codes.DeadlineExceeded:
-				continue
+			if !retryable(err) {
+				return nil, messages.FromGRPC(err)
 			}
-			return messages.FromGRPC(err)
+		}
+		return last, nil
+	})
+}
+
+// retry runs round until it returns no retryable failure: round returns the
+// error to report if time runs out (nil: the round is over, with err as its
+// outcome). Between rounds it waits, from 20 ms doubling to 500 ms, until
+// ctx ends.
+func (c *client) retry(ctx context.Context, round func() (retryable, err error)) error {
+	wait := 20 * time.Millisecond
+	for {
+		last, err := round()
+		if last == nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -95,6 +107,16 @@ func (c *client) do(ctx context.Context, f func(context.Context, messages.KVClie
 		}
 		wait = min(2*wait, 500*time.Millisecond)
 	}
+}
+
+// retryable reports whether a gRPC error may be retried: the endpoint was
+// unavailable, or the server's time for the call ran out.
+func retryable(err error) bool {
+	switch grpcstatus.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return false
 }
 
 // gaveUp is the error of a call whose time ran out: the last failure's

@@ -7,11 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc/codes"
-	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/actorkv/actorkv/messages"
 )
@@ -49,8 +46,8 @@ func (g *globals) status(cmd *cobra.Command, digests bool) (*groupStatus, error)
 		}
 		kvs[i] = kv
 	}
-	wait := 20 * time.Millisecond
-	for {
+	var merged *groupStatus
+	err := c.retry(ctx, func() (error, error) {
 		answers := make([]*messages.StatusResponse, len(kvs))
 		errs := make([]error, len(kvs))
 		var wg sync.WaitGroup
@@ -61,29 +58,22 @@ func (g *globals) status(cmd *cobra.Command, digests bool) (*groupStatus, error)
 		}
 		wg.Wait()
 		if slices.ContainsFunc(answers, func(st *messages.StatusResponse) bool { return st != nil }) {
-			return mergeStatus(g.endpoints, answers, errs), nil
+			merged = mergeStatus(g.endpoints, answers, errs)
+			return nil, nil
 		}
 		var last error
 		for i, err := range errs {
-			switch grpcstatus.Code(err) {
-			case codes.Unavailable, codes.DeadlineExceeded:
-				last = fmt.Errorf("%s: %w", g.endpoints[i], messages.FromGRPC(err))
-			default:
-				if ctx.Err() == nil {
-					return nil, messages.FromGRPC(err)
-				}
+			if !retryable(err) && ctx.Err() == nil {
+				return nil, messages.FromGRPC(err)
 			}
+			last = fmt.Errorf("%s: %w", g.endpoints[i], messages.FromGRPC(err))
 		}
 		if ctx.Err() != nil {
 			return nil, c.gaveUp(ctx, last)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, c.gaveUp(ctx, last)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 500*time.Millisecond)
-	}
+		return last, nil
+	})
+	return merged, err
 }
 
 // mergeStatus merges the endpoints' answers (nil where errs says why not).
