@@ -14,8 +14,12 @@ import (
 // conflict history (a write burst fills the retention window with ranges)
 // the message's objects were the apply path's largest transient allocation,
 // tens of MiB per replica, on every replica at about the same log position.
-func (s *machineState) encodeCheckpoint() ([]byte, error) {
-	var b, entry, kr, sess, res []byte
+// sizeHint is the capacity to start with (the previous checkpoint's size is
+// a good guess): growing the buffer by appending was the apply path's
+// largest allocation, twice the checkpoint's size.
+func (s *machineState) encodeCheckpoint(sizeHint int) ([]byte, error) {
+	b := make([]byte, 0, sizeHint)
+	var entry, kr, sess, res []byte
 	b = appendVarintField(b, 1, s.applied)
 	b = appendVarintField(b, 2, uint64(s.maxTs))
 	b = appendVarintField(b, 3, s.horizon)

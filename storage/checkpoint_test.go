@@ -22,7 +22,7 @@ func TestEncodeCheckpointMatchesProto(t *testing.T) {
 	for i := 0; i < len(log); i += 40 {
 		mustApply(t, e, cloneEntries(log[i:min(i+40, len(log))]))
 		s := e.sm
-		got, err := s.encodeCheckpoint()
+		got, err := s.encodeCheckpoint(0)
 		if err != nil {
 			t.Fatalf("encodeCheckpoint: %v", err)
 		}
@@ -37,7 +37,7 @@ func TestEncodeCheckpointMatchesProto(t *testing.T) {
 		if err := proto.Unmarshal(got, c); err != nil {
 			t.Fatalf("decode streamed checkpoint: %v", err)
 		}
-		again, err := stateFromCheckpoint(c).encodeCheckpoint()
+		again, err := stateFromCheckpoint(c).encodeCheckpoint(16)
 		if err != nil || !bytes.Equal(again, got) {
 			t.Fatalf("checkpoint does not survive decode and re-encode (err %v)", err)
 		}

@@ -211,7 +211,7 @@ func stateFromCheckpoint(c *messages.MachineCheckpoint) *machineState {
 // machineDigest is the deterministic encoding of the machine state, for
 // comparing replicas.
 func (s *machineState) digest() []byte {
-	b, err := s.encodeCheckpoint()
+	b, err := s.encodeCheckpoint(0)
 	if err != nil {
 		panic(fmt.Sprintf("storage: encode machine state: %v", err))
 	}
@@ -515,7 +515,7 @@ func (e *Engine) applyBatch(entries []Entry) ([]*messages.CommandResult, error) 
 	}
 	deltaBytes, ckptBytes := e.deltaBytes+len(delta), e.ckptBytes
 	if deltaBytes > max(minCheckpointBytes, 2*e.ckptBytes) {
-		ckpt, err := s.encodeCheckpoint()
+		ckpt, err := s.encodeCheckpoint(e.ckptBytes + e.ckptBytes/4)
 		if err != nil {
 			e.reloadMachineState()
 			return nil, fmt.Errorf("storage: encode machine checkpoint: %w: %v", messages.ErrInternal, err)
