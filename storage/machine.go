@@ -304,6 +304,10 @@ type applyBatch struct {
 	wb      *grocksdb.WriteBatch
 	effects []*messages.EntryEffect // for this batch's MachineDelta
 	ops     []versionOps            // the writes, for snapshot reads
+	// Scratch of one entry's execute: what it returns is copied (packed,
+	// encoded) before the next entry runs.
+	writes []keyRange
+	muts   []*messages.Mutation
 }
 
 // applyEntry decides the outcome of one command at index and adds its writes
@@ -345,7 +349,8 @@ func (e *Engine) decide(b *applyBatch, index uint64, cmd *messages.Command, eff 
 }
 
 // execute runs the operation of cmd against the write batch and returns its
-// result, the ranges it wrote and its effective mutations.
+// result, the ranges it wrote and its effective mutations (the slices may be
+// b's scratch, valid until the next entry).
 func (e *Engine) execute(b *applyBatch, index uint64, cmd *messages.Command) (*messages.CommandResult, []keyRange, []*messages.Mutation) {
 	fail := func(err error) (*messages.CommandResult, []keyRange, []*messages.Mutation) {
 		return &messages.CommandResult{Status: messages.StatusOf(err)}, nil, nil
@@ -356,8 +361,9 @@ func (e *Engine) execute(b *applyBatch, index uint64, cmd *messages.Command) (*m
 		if err := e.validator.Mutation(m); err != nil {
 			return fail(err)
 		}
-		w := e.writeMutation(b.wb, m)
-		return &messages.CommandResult{Status: statusOK, Version: index}, []keyRange{w}, []*messages.Mutation{m}
+		b.writes = append(b.writes[:0], e.writeMutation(b.wb, m))
+		b.muts = append(b.muts[:0], m)
+		return &messages.CommandResult{Status: statusOK, Version: index}, b.writes, b.muts
 	case *messages.Command_AtomicCommit:
 		c := op.AtomicCommit
 		if err := e.validator.AtomicCommit(c); err != nil {
@@ -366,11 +372,14 @@ func (e *Engine) execute(b *applyBatch, index uint64, cmd *messages.Command) (*m
 		if err := e.checkConflicts(index, c); err != nil {
 			return fail(err)
 		}
-		writes := make([]keyRange, 0, len(c.GetMutations())+len(c.GetWriteConflictRanges()))
+		writes := b.writes[:0]
 		for _, m := range c.GetMutations() {
 			writes = append(writes, e.writeMutation(b.wb, m))
 		}
-		writes = append(writes, rangesFromProto(c.GetWriteConflictRanges())...)
+		for _, r := range c.GetWriteConflictRanges() {
+			writes = append(writes, rangeOf(r.GetColumnFamily(), r.GetBegin(), r.GetEnd()))
+		}
+		b.writes = writes
 		return &messages.CommandResult{Status: statusOK, Version: index}, writes, c.GetMutations()
 	default:
 		return fail(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "command at index %d has no operation", index))
@@ -502,7 +511,7 @@ func (e *Engine) applyBatch(entries []Entry) ([]*messages.CommandResult, error) 
 		}
 		last = en.Index
 	}
-	b := &applyBatch{wb: grocksdb.NewWriteBatch(), effects: make([]*messages.EntryEffect, 0, len(entries))}
+	b := &applyBatch{wb: grocksdb.NewWriteBatch(), effects: make([]*messages.EntryEffect, 0, len(entries)), ops: make([]versionOps, 0, len(entries))}
 	defer b.wb.Destroy()
 	results := make([]*messages.CommandResult, len(entries))
 	for i, en := range entries {
