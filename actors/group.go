@@ -373,7 +373,7 @@ func (g *Group) PID() *actor.PID { return g.pid }
 // Router is the group's router: requests sent to it skip the supervisor's
 // forwarding hop. Its PID stays the same across restarts.
 func (g *Group) Router() *actor.PID {
-	return actor.NewPID(g.pid.GetAddress(), g.pid.GetId()+"/"+supervisor.RouterName)
+	return supervisor.RouterPID(g.pid)
 }
 
 // System is the actor system the group runs in.

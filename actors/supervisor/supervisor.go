@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -135,6 +136,14 @@ type groupStrategy struct {
 // RouterName is the name of the router among the supervisor's children.
 const RouterName = "router"
 
+// RouterPID is the PID of the router of the supervisor at sup: its child
+// named RouterName, the same across the router's restarts, so requests can
+// go straight to it. (The supervisor checks, when it spawns the router, that
+// protoactor named the child so.)
+func RouterPID(sup *actor.PID) *actor.PID {
+	return actor.NewPID(sup.GetAddress(), sup.GetId()+"/"+RouterName)
+}
+
 func (g *groupStrategy) HandleFailure(sys *actor.ActorSystem, s actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, msg any) {
 	if isRouter(child) {
 		g.restart.HandleFailure(sys, s, child, rs, reason, msg)
@@ -144,10 +153,7 @@ func (g *groupStrategy) HandleFailure(sys *actor.ActorSystem, s actor.Supervisor
 	s.StopChildren(child)
 }
 
-func isRouter(pid *actor.PID) bool {
-	id := pid.GetId()
-	return len(id) >= len(RouterName) && id[len(id)-len(RouterName):] == RouterName
-}
+func isRouter(pid *actor.PID) bool { return strings.HasSuffix(pid.GetId(), "/"+RouterName) }
 
 func (s *supervisorActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
@@ -196,6 +202,9 @@ func (s *supervisorActor) onStarted(ctx actor.Context) {
 	pid, err := ctx.SpawnNamed(router.Props(s.cfg.Router), RouterName)
 	if err != nil {
 		panic(fmt.Sprintf("supervisor: spawn router: %v", err))
+	}
+	if want := RouterPID(ctx.Self()); !pid.Equal(want) {
+		panic(fmt.Sprintf("supervisor: the router is %s, not %s as RouterPID says", pid, want))
 	}
 	s.router = pid
 	ids := make([]uint32, 0, len(s.cfg.Replicas))
