@@ -109,21 +109,25 @@ func (h *history) write(ctx context.Context, e *Engine, m *messages.Mutation) er
 	return err
 }
 
+// The mutations of the snapshot-read scripts.
+func set(k, v string) *messages.Mutation {
+	return &messages.Mutation{Type: messages.MutationType_SET, Key: []byte(k), Value: []byte(v)}
+}
+
+func del(k string) *messages.Mutation {
+	return &messages.Mutation{Type: messages.MutationType_DELETE, Key: []byte(k)}
+}
+
+func clr(b, e string) *messages.Mutation {
+	return &messages.Mutation{Type: messages.MutationType_CLEAR_RANGE, Key: []byte(b), End: []byte(e)}
+}
+
 func TestSnapshotReadsAtOldVersions(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t.TempDir())
 	cfg.RetentionWindow = time.Minute // nothing leaves the window here
 	e := openEngine(t, cfg)
 	h := newHistory()
-	set := func(k, v string) *messages.Mutation {
-		return &messages.Mutation{Type: messages.MutationType_SET, Key: []byte(k), Value: []byte(v)}
-	}
-	del := func(k string) *messages.Mutation {
-		return &messages.Mutation{Type: messages.MutationType_DELETE, Key: []byte(k)}
-	}
-	clr := func(b, e string) *messages.Mutation {
-		return &messages.Mutation{Type: messages.MutationType_CLEAR_RANGE, Key: []byte(b), End: []byte(e)}
-	}
 	script := []*messages.Mutation{
 		set("a", "1"), set("b", "1"), set("c", "1"), set("d", "1"), set("e", "1"),
 		set("b", "2"), del("c"), clr("b", "d"), set("bb", "1"), set("c", "3"),
@@ -194,15 +198,6 @@ func TestSnapshotReadsOfAtomicCommits(t *testing.T) {
 	cfg.RetentionWindow = time.Minute
 	e := openEngine(t, cfg)
 	h := newHistory()
-	set := func(k, v string) *messages.Mutation {
-		return &messages.Mutation{Type: messages.MutationType_SET, Key: []byte(k), Value: []byte(v)}
-	}
-	del := func(k string) *messages.Mutation {
-		return &messages.Mutation{Type: messages.MutationType_DELETE, Key: []byte(k)}
-	}
-	clr := func(b, e string) *messages.Mutation {
-		return &messages.Mutation{Type: messages.MutationType_CLEAR_RANGE, Key: []byte(b), End: []byte(e)}
-	}
 	commits := [][]*messages.Mutation{
 		{set("a", "1"), set("b", "1"), set("c", "1"), set("e", "1")},
 		{set("a", "2"), clr("a", "c"), set("b", "2")},      // a cleared after its SET, b set after the clear
