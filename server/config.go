@@ -74,6 +74,10 @@ type Listen struct {
 	Listen string `toml:"listen"`
 	// Metrics is the HTTP address of /metrics, /healthz and /readyz.
 	Metrics string `toml:"metrics"`
+	// Pprof also serves Go's profiler under /debug/pprof/ on the metrics
+	// address (off by default: it reveals the process's internals to whoever
+	// reaches that address).
+	Pprof bool `toml:"pprof"`
 	// RequestTimeout bounds a request whose client set no deadline.
 	RequestTimeout Duration `toml:"request_timeout"`
 	// ShutdownTimeout bounds the wait for in-flight requests on shutdown.

@@ -22,7 +22,7 @@ import (
 
 // Server is a running kvserver: the backend, the gRPC server (KV API and the
 // standard health service) and the HTTP server of /metrics, /healthz,
-// /readyz and Go's profiler under /debug/pprof/.
+// /readyz and, with server.pprof, Go's profiler under /debug/pprof/.
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
@@ -88,9 +88,11 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 		mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", s.healthz)
 		mux.HandleFunc("/readyz", s.readyz)
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		if s.cfg.Server.Pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		s.wg.Add(1)
 		go func() {

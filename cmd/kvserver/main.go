@@ -33,14 +33,15 @@ func newCommand() *cobra.Command {
 			listen, metrics, mode, basePath, logLevel, logFormat string
 			endpoints                                            []string
 			instanceID                                           uint32
-			inProcess                                            bool
+			inProcess, pprof                                     bool
 		}{}
 	)
 	cmd := &cobra.Command{
 		Use:   "kvserver",
 		Short: "Serve actorkv over gRPC",
 		Long: `kvserver serves actorkv's gRPC API on a standalone RocksDB or a replicated
-group, with Prometheus metrics, /healthz and /readyz on a second (HTTP) port.
+group, with Prometheus metrics, /healthz and /readyz on a second (HTTP) port
+(and Go's profiler under /debug/pprof/ there with --pprof).
 
 Without --config it runs the embedded default: three replicas in this process,
 data under ./data, gRPC on 127.0.0.1:7070, HTTP on 127.0.0.1:9100. Flags
@@ -75,6 +76,7 @@ when set), which keeps RocksDB's fragmentation down.`,
 			}
 			set("listen", func() { cfg.Server.Listen = f.listen })
 			set("metrics", func() { cfg.Server.Metrics = f.metrics })
+			set("pprof", func() { cfg.Server.Pprof = f.pprof })
 			set("mode", func() { cfg.Deployment.Mode = f.mode })
 			set("base-path", func() { cfg.Database.BasePath = f.basePath })
 			set("endpoints", func() { cfg.Deployment.ReplicaEndpoints = f.endpoints })
@@ -92,6 +94,7 @@ when set), which keeps RocksDB's fragmentation down.`,
 	fl.StringVar(&configPath, "config", "", "TOML configuration file (default: the embedded default)")
 	fl.StringVar(&f.listen, "listen", "", "gRPC listen address (server.listen)")
 	fl.StringVar(&f.metrics, "metrics", "", `HTTP address of /metrics, /healthz, /readyz; "" turns it off (server.metrics)`)
+	fl.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on the metrics address (server.pprof)")
 	fl.StringVar(&f.mode, "mode", "", `"standalone" or "replicated" (deployment.mode)`)
 	fl.StringVar(&f.basePath, "base-path", "", "data directory (database.base_path)")
 	fl.StringSliceVar(&f.endpoints, "endpoints", nil, "Raft addresses of the replicas, comma-separated (deployment.replica_endpoints)")
