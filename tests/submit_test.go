@@ -35,18 +35,7 @@ func TestCoreStartConformance(t *testing.T) {
 // goroutine of its own.
 func TestCoreStartConformanceStandalone(t *testing.T) {
 	conformance.Run(t, func(t testing.TB, cfg conformance.Config) storage.Database {
-		sc := storage.DefaultConfig(t.TempDir())
-		sc.ColumnFamilies = cfg.ColumnFamilies
-		sc.RetentionWindow = cfg.RetentionWindow
-		e, err := storage.Open(sc)
-		if err != nil {
-			t.Fatalf("open engine: %v", err)
-		}
-		t.Cleanup(func() {
-			if err := e.Close(); err != nil {
-				t.Errorf("close engine: %v", err)
-			}
-		})
+		e := conformance.OpenEngine(t, cfg)
 		validator := storage.NewValidator(storage.DefaultLimits(), cfg.ColumnFamilies)
 		return startedCalls{Database: e, core: server.NewCore(e, nil, validator, time.Minute, nil)}
 	})

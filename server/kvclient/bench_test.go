@@ -3,7 +3,6 @@ package kvclient_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -21,15 +20,7 @@ import (
 //
 //	go test -run '^$' -bench Batch -benchtime 20000x ./server/kvclient/
 func BenchmarkBatch(b *testing.B) {
-	cfg := server.DefaultConfig()
-	cfg.Database.BasePath = b.TempDir()
-	cfg.Server.Listen = "127.0.0.1:0"
-	cfg.Server.Metrics = ""
-	s, err := server.Start(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatalf("start server: %v", err)
-	}
-	b.Cleanup(s.Shutdown)
+	s := serve(b, server.DefaultConfig())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := s.Backend().Ready(ctx); err != nil {

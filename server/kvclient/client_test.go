@@ -21,15 +21,22 @@ func startServer(t *testing.T) *server.Server {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.Deployment.Mode = server.ModeStandalone
-	cfg.Database.BasePath = t.TempDir()
 	cfg.Database.SyncWrites = false
+	return serve(t, cfg)
+}
+
+// serve starts a kvserver of cfg with its data in a temporary directory and
+// its gRPC API on a free port, without metrics; it stops when tb ends.
+func serve(tb testing.TB, cfg server.Config) *server.Server {
+	tb.Helper()
+	cfg.Database.BasePath = tb.TempDir()
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Server.Metrics = ""
 	s, err := server.Start(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
-		t.Fatalf("start server: %v", err)
+		tb.Fatalf("start server: %v", err)
 	}
-	t.Cleanup(s.Shutdown)
+	tb.Cleanup(s.Shutdown)
 	return s
 }
 

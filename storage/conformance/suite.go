@@ -30,6 +30,26 @@ type Config struct {
 // cleanup (Close) with t.Cleanup.
 type Factory func(t testing.TB, cfg Config) storage.Database
 
+// OpenEngine opens a standalone engine configured as cfg asks, in a
+// temporary directory, and closes it when t ends: the factory of the
+// standalone engine, and the Database under front ends tested over it.
+func OpenEngine(t testing.TB, cfg Config) *storage.Engine {
+	t.Helper()
+	sc := storage.DefaultConfig(t.TempDir())
+	sc.ColumnFamilies = cfg.ColumnFamilies
+	sc.RetentionWindow = cfg.RetentionWindow
+	e, err := storage.Open(sc)
+	if err != nil {
+		t.Fatalf("open engine: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := e.Close(); err != nil {
+			t.Errorf("close engine: %v", err)
+		}
+	})
+	return e
+}
+
 // cf1 is the extra column family the suite configures.
 const cf1 = "cf1"
 
