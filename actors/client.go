@@ -21,6 +21,8 @@ import (
 // until its context's deadline, so a retry is applied at most once and
 // answers with the first outcome.
 type Client struct {
+	Requests // over c.call
+
 	root    *actor.RootContext
 	target  *actor.PID
 	attempt time.Duration // bound on one attempt
@@ -34,7 +36,9 @@ type Client struct {
 // bounds each attempt of a call; a call without a deadline gets
 // defaultCallTimeout.
 func NewClient(root *actor.RootContext, target *actor.PID, attempt time.Duration) *Client {
-	return &Client{root: root, target: target, attempt: attempt, id: newClientID()}
+	c := &Client{root: root, target: target, attempt: attempt, id: newClientID()}
+	c.Requests = c.call
+	return c
 }
 
 // defaultCallTimeout bounds a call whose context has no deadline.
@@ -79,12 +83,9 @@ func (t *seqTracker) finish(seq uint64) {
 	}
 }
 
-// requestID returns the caller's request id, or a new one of this client
-// with a function to call once the request is answered.
-func (c *Client) requestID(o storage.Options) (*messages.RequestId, func()) {
-	if o.RequestID != nil {
-		return o.RequestID, func() {}
-	}
+// requestID returns a new request id of this client with a function to
+// call once the request is answered.
+func (c *Client) requestID() (*messages.RequestId, func()) {
 	seq, responded := c.seqs.start()
 	return &messages.RequestId{ClientId: c.id, Seq: seq, RespondedTo: responded}, func() { c.seqs.finish(seq) }
 }
@@ -126,140 +127,6 @@ func (c *Client) call(ctx context.Context, req proto.Message) (messages.Statused
 	c.Submit(req, deadline, ctx.Done(), func(resp messages.Statused, err error) { ch <- answer{resp, err} })
 	a := <-ch
 	return a.resp, a.err
-}
-
-// write sends a write request built around its request id.
-func (c *Client) write(ctx context.Context, o storage.Options, build func(*messages.RequestId) proto.Message) (uint64, error) {
-	rid, done := c.requestID(o)
-	defer done()
-	resp, err := c.call(ctx, build(rid))
-	if err != nil {
-		return 0, err
-	}
-	return resp.(interface{ GetVersion() uint64 }).GetVersion(), nil
-}
-
-// Get implements storage.Database.
-func (c *Client) Get(ctx context.Context, key []byte, opts ...storage.Option) ([]byte, bool, error) {
-	o := storage.ApplyOptions(opts)
-	resp, err := c.call(ctx, &messages.GetRequest{ColumnFamily: o.ColumnFamily, Key: key, Consistency: o.Consistency})
-	if err != nil {
-		return nil, false, err
-	}
-	r := resp.(*messages.GetResponse)
-	return r.GetValue(), r.GetFound(), nil
-}
-
-// Put implements storage.Database.
-func (c *Client) Put(ctx context.Context, key, value []byte, opts ...storage.Option) (uint64, error) {
-	o := storage.ApplyOptions(opts)
-	return c.write(ctx, o, func(rid *messages.RequestId) proto.Message {
-		return &messages.PutRequest{ColumnFamily: o.ColumnFamily, Key: key, Value: value, RequestId: rid}
-	})
-}
-
-// Delete implements storage.Database.
-func (c *Client) Delete(ctx context.Context, key []byte, opts ...storage.Option) (uint64, error) {
-	o := storage.ApplyOptions(opts)
-	return c.write(ctx, o, func(rid *messages.RequestId) proto.Message {
-		return &messages.DeleteRequest{ColumnFamily: o.ColumnFamily, Key: key, RequestId: rid}
-	})
-}
-
-// ClearRange implements storage.Database.
-func (c *Client) ClearRange(ctx context.Context, begin, end []byte, opts ...storage.Option) (uint64, error) {
-	o := storage.ApplyOptions(opts)
-	return c.write(ctx, o, func(rid *messages.RequestId) proto.Message {
-		return &messages.ClearRangeRequest{ColumnFamily: o.ColumnFamily, Begin: begin, End: end, RequestId: rid}
-	})
-}
-
-// ListKeys implements storage.Database.
-func (c *Client) ListKeys(ctx context.Context, prefix []byte, limit int, opts ...storage.Option) ([][]byte, error) {
-	o := storage.ApplyOptions(opts)
-	if err := checkLimit(limit); err != nil {
-		return nil, err
-	}
-	resp, err := c.call(ctx, &messages.ListKeysRequest{ColumnFamily: o.ColumnFamily, Prefix: prefix, Limit: int32(limit), Consistency: o.Consistency})
-	if err != nil {
-		return nil, err
-	}
-	return resp.(*messages.ListKeysResponse).GetKeys(), nil
-}
-
-// checkLimit rejects limits that do not fit the wire's int32 (the router
-// checks the rest).
-func checkLimit(limit int) error {
-	if limit < -1<<31 || limit > 1<<31-1 {
-		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "limit %d is out of range", limit)
-	}
-	return nil
-}
-
-// GetRange implements storage.Database.
-func (c *Client) GetRange(ctx context.Context, begin, end []byte, limit int, reverse bool, opts ...storage.Option) ([]*messages.KeyValue, error) {
-	o := storage.ApplyOptions(opts)
-	if err := checkLimit(limit); err != nil {
-		return nil, err
-	}
-	resp, err := c.call(ctx, &messages.GetRangeRequest{ColumnFamily: o.ColumnFamily, Begin: begin, End: end, Limit: int32(limit), Reverse: reverse, Consistency: o.Consistency})
-	if err != nil {
-		return nil, err
-	}
-	return resp.(*messages.GetRangeResponse).GetKvs(), nil
-}
-
-// AtomicCommit implements storage.Database.
-func (c *Client) AtomicCommit(ctx context.Context, commit *messages.AtomicCommit, opts ...storage.Option) (uint64, error) {
-	o := storage.ApplyOptions(opts)
-	if commit == nil {
-		return 0, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "atomic commit is missing")
-	}
-	commit = storage.DefaultFamily(commit, o.ColumnFamily)
-	return c.write(ctx, o, func(rid *messages.RequestId) proto.Message {
-		return &messages.AtomicCommitRequest{Commit: commit, RequestId: rid}
-	})
-}
-
-// GetReadVersion implements storage.Database.
-func (c *Client) GetReadVersion(ctx context.Context) (uint64, error) {
-	resp, err := c.call(ctx, &messages.GetReadVersionRequest{})
-	if err != nil {
-		return 0, err
-	}
-	return resp.(*messages.GetReadVersionResponse).GetVersion(), nil
-}
-
-// SnapshotRead implements storage.Database.
-func (c *Client) SnapshotRead(ctx context.Context, key []byte, version uint64, opts ...storage.Option) ([]byte, bool, error) {
-	o := storage.ApplyOptions(opts)
-	resp, err := c.call(ctx, &messages.SnapshotReadRequest{ColumnFamily: o.ColumnFamily, Key: key, Version: version})
-	if err != nil {
-		return nil, false, err
-	}
-	r := resp.(*messages.SnapshotReadResponse)
-	return r.GetValue(), r.GetFound(), nil
-}
-
-// SnapshotGetRange implements storage.Database.
-func (c *Client) SnapshotGetRange(ctx context.Context, begin, end []byte, limit int, reverse bool, version uint64, opts ...storage.Option) ([]*messages.KeyValue, error) {
-	o := storage.ApplyOptions(opts)
-	if err := checkLimit(limit); err != nil {
-		return nil, err
-	}
-	resp, err := c.call(ctx, &messages.SnapshotGetRangeRequest{ColumnFamily: o.ColumnFamily, Begin: begin, End: end, Limit: int32(limit), Reverse: reverse, Version: version})
-	if err != nil {
-		return nil, err
-	}
-	return resp.(*messages.SnapshotGetRangeResponse).GetKvs(), nil
-}
-
-// SetFaultInjection implements storage.Database: it reaches the replicas
-// named by storage.WithReplicas (all when none).
-func (c *Client) SetFaultInjection(ctx context.Context, faults *messages.FaultInjection, opts ...storage.Option) error {
-	o := storage.ApplyOptions(opts)
-	_, err := c.call(ctx, &messages.SetFaultInjectionRequest{Faults: faults, Replicas: o.Replicas})
-	return err
 }
 
 // Close implements storage.Database. It closes this client only; the group

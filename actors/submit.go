@@ -8,7 +8,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 )
 
 // Submit sends req — a request of messages/kv.proto that the router serves
@@ -28,7 +27,7 @@ import (
 func (c *Client) Submit(req proto.Message, deadline time.Time, cancel <-chan struct{}, done func(messages.Statused, error)) {
 	s := &submission{c: c, req: req, deadline: deadline, cancel: cancel, done: done, release: func() {}, backoff: 5 * time.Millisecond}
 	if rid := writeRequestID(req); rid != nil && (*rid).GetClientId() == 0 {
-		*rid, s.release = c.requestID(storage.Options{})
+		*rid, s.release = c.requestID()
 	}
 	s.try()
 }

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/storage"
@@ -202,7 +201,7 @@ func (c *Core) Call(ctx context.Context, call *messages.Call) *messages.Reply {
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Microsecond)
 		defer cancel()
 	}
-	op, req := callRequest(call)
+	op, req := call.Operation()
 	var resp messages.Statused
 	var err error
 	switch r := req.(type) {
@@ -229,7 +228,7 @@ func (c *Core) Call(ctx context.Context, call *messages.Call) *messages.Reply {
 	default:
 		err = messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "call %d names no operation", call.GetId())
 	}
-	return replyOf(call.GetId(), op, resp, err)
+	return messages.NewReply(call.GetId(), op, resp, err)
 }
 
 // Submitter is a Database that can also serve a request without a goroutine
@@ -248,7 +247,7 @@ type Submitter interface {
 // call runs on a goroutine of its own, which ends with done.
 func (c *Core) Start(ctx context.Context, call *messages.Call, done func(*messages.Reply)) {
 	sub, ok := c.db.(Submitter)
-	op, req := callRequest(call)
+	op, req := call.Operation()
 	if !ok || req == nil {
 		go func() { done(c.Call(ctx, call)) }()
 		return
@@ -258,7 +257,7 @@ func (c *Core) Start(ctx context.Context, call *messages.Call, done func(*messag
 		if c.obs != nil {
 			c.obs.Observe(op, messages.CodeOf(err), time.Since(start))
 		}
-		done(replyOf(call.GetId(), op, resp, err))
+		done(messages.NewReply(call.GetId(), op, resp, err))
 	}
 	// As Call's context would have it: the call's own timeout when it has
 	// one (never past ctx's deadline), else ctx's deadline, else the
@@ -281,48 +280,4 @@ func (c *Core) Start(ctx context.Context, call *messages.Call, done func(*messag
 		return
 	}
 	sub.Submit(req, deadline, ctx.Done(), finish)
-}
-
-// The request and response oneofs of a Batch call name their fields after
-// the operations (get, put, clear_range, …), which are also the names the
-// Observer records; Call and Reply share the field numbers.
-var (
-	callRequests   = (&messages.Call{}).ProtoReflect().Descriptor().Oneofs().ByName("request")
-	replyResponses = (&messages.Reply{}).ProtoReflect().Descriptor().Oneofs().ByName("response")
-)
-
-// callRequest returns the operation name and request of call; a nil request
-// when it names none.
-func callRequest(call *messages.Call) (string, proto.Message) {
-	m := call.ProtoReflect()
-	fd := m.WhichOneof(callRequests)
-	if fd == nil {
-		return "", nil
-	}
-	req := m.Get(fd).Message()
-	if !req.IsValid() { // a typed nil
-		return "", nil
-	}
-	return string(fd.Name()), req.Interface()
-}
-
-// replyOf builds the reply of call id, operation op, from its response or
-// error: the status on the reply, none inside the response (the group's
-// responses carry one).
-func replyOf(id uint64, op string, resp messages.Statused, err error) *messages.Reply {
-	r := &messages.Reply{Id: id, Status: messages.StatusOf(err)}
-	if err != nil || resp == nil {
-		return r
-	}
-	m := resp.ProtoReflect()
-	fd := replyResponses.Fields().ByName(protoreflect.Name(op))
-	if fd == nil || fd.Message().FullName() != m.Descriptor().FullName() {
-		r.Status = messages.StatusOf(messages.Errorf(messages.StatusCode_INTERNAL, "%s answered with %T", op, resp))
-		return r
-	}
-	if st := m.Descriptor().Fields().ByName("status"); st != nil {
-		m.Clear(st)
-	}
-	r.ProtoReflect().Set(fd, protoreflect.ValueOfMessage(m))
-	return r
 }

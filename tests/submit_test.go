@@ -26,7 +26,7 @@ func TestCoreStartConformance(t *testing.T) {
 		c := NewCluster(t, WithColumnFamilies(cfg.ColumnFamilies...), WithRetentionWindow(cfg.RetentionWindow))
 		validator := storage.NewValidator(storage.DefaultLimits(), cfg.ColumnFamilies)
 		core := server.NewCore(c.Client(), nil, validator, time.Minute, nil)
-		return startedCalls{Database: faultsAfterApply{Client: c.Client(), c: c}, core: core}
+		return startedCalls(faultsAfterApply{Client: c.Client(), c: c}, core)
 	})
 }
 
@@ -37,7 +37,7 @@ func TestCoreStartConformanceStandalone(t *testing.T) {
 	conformance.Run(t, func(t testing.TB, cfg conformance.Config) storage.Database {
 		e := conformance.OpenEngine(t, cfg)
 		validator := storage.NewValidator(storage.DefaultLimits(), cfg.ColumnFamilies)
-		return startedCalls{Database: e, core: server.NewCore(e, nil, validator, time.Minute, nil)}
+		return startedCalls(e, server.NewCore(e, nil, validator, time.Minute, nil))
 	})
 }
 
@@ -108,100 +108,30 @@ func submitWait(cl *actors.Client, req proto.Message, deadline time.Time) (messa
 }
 
 // startedCalls is a Database whose operations are Batch calls served by
-// Core.Start; SetFaultInjection, not a call, goes to the Database.
-type startedCalls struct {
-	storage.Database
-	core *server.Core
+// Core.Start (the request of each goes into a messages.Call, the answer comes
+// out of its Reply); SetFaultInjection and Close, no calls, go to db.
+func startedCalls(db storage.Database, core *server.Core) storage.Database {
+	return startedDB{db: db, Requests: func(ctx context.Context, req proto.Message) (messages.Statused, error) {
+		call, ok := messages.NewCall(1, req)
+		if !ok {
+			return nil, fmt.Errorf("%T is no Batch call", req)
+		}
+		ch := make(chan *messages.Reply, 1)
+		core.Start(ctx, call, func(r *messages.Reply) { ch <- r })
+		return (<-ch).Outcome()
+	}}
 }
 
-func (d startedCalls) call(ctx context.Context, call *messages.Call) (*messages.Reply, error) {
-	ch := make(chan *messages.Reply, 1)
-	d.core.Start(ctx, call, func(r *messages.Reply) { ch <- r })
-	r := <-ch
-	return r, r.GetStatus().Err()
+type startedDB struct {
+	actors.Requests
+	db storage.Database
 }
 
-// limit32 converts a Go limit to the protocol's, as the Client does.
-func limit32(limit int) (int32, error) {
-	if limit < -1<<31 || limit > 1<<31-1 {
-		return 0, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "limit %d is out of range", limit)
-	}
-	return int32(limit), nil
+func (d startedDB) SetFaultInjection(ctx context.Context, faults *messages.FaultInjection, opts ...storage.Option) error {
+	return d.db.SetFaultInjection(ctx, faults, opts...)
 }
 
-func (d startedCalls) Get(ctx context.Context, key []byte, opts ...storage.Option) ([]byte, bool, error) {
-	o := storage.ApplyOptions(opts)
-	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_Get{Get: &messages.GetRequest{ColumnFamily: o.ColumnFamily, Key: key, Consistency: o.Consistency}}})
-	return r.GetGet().GetValue(), r.GetGet().GetFound(), err
-}
-
-func (d startedCalls) Put(ctx context.Context, key, value []byte, opts ...storage.Option) (uint64, error) {
-	o := storage.ApplyOptions(opts)
-	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_Put{Put: &messages.PutRequest{ColumnFamily: o.ColumnFamily, Key: key, Value: value, RequestId: o.RequestID}}})
-	return r.GetPut().GetVersion(), err
-}
-
-func (d startedCalls) Delete(ctx context.Context, key []byte, opts ...storage.Option) (uint64, error) {
-	o := storage.ApplyOptions(opts)
-	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_Delete{Delete: &messages.DeleteRequest{ColumnFamily: o.ColumnFamily, Key: key, RequestId: o.RequestID}}})
-	return r.GetDelete().GetVersion(), err
-}
-
-func (d startedCalls) ClearRange(ctx context.Context, begin, end []byte, opts ...storage.Option) (uint64, error) {
-	o := storage.ApplyOptions(opts)
-	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_ClearRange{ClearRange: &messages.ClearRangeRequest{ColumnFamily: o.ColumnFamily, Begin: begin, End: end, RequestId: o.RequestID}}})
-	return r.GetClearRange().GetVersion(), err
-}
-
-func (d startedCalls) ListKeys(ctx context.Context, prefix []byte, limit int, opts ...storage.Option) ([][]byte, error) {
-	o := storage.ApplyOptions(opts)
-	l, err := limit32(limit)
-	if err != nil {
-		return nil, err
-	}
-	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_ListKeys{ListKeys: &messages.ListKeysRequest{ColumnFamily: o.ColumnFamily, Prefix: prefix, Limit: l, Consistency: o.Consistency}}})
-	return r.GetListKeys().GetKeys(), err
-}
-
-func (d startedCalls) GetRange(ctx context.Context, begin, end []byte, limit int, reverse bool, opts ...storage.Option) ([]*messages.KeyValue, error) {
-	o := storage.ApplyOptions(opts)
-	l, err := limit32(limit)
-	if err != nil {
-		return nil, err
-	}
-	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_GetRange{GetRange: &messages.GetRangeRequest{ColumnFamily: o.ColumnFamily, Begin: begin, End: end, Limit: l, Reverse: reverse, Consistency: o.Consistency}}})
-	return r.GetGetRange().GetKvs(), err
-}
-
-func (d startedCalls) AtomicCommit(ctx context.Context, commit *messages.AtomicCommit, opts ...storage.Option) (uint64, error) {
-	o := storage.ApplyOptions(opts)
-	if commit != nil {
-		commit = storage.DefaultFamily(commit, o.ColumnFamily)
-	}
-	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_AtomicCommit{AtomicCommit: &messages.AtomicCommitRequest{Commit: commit, RequestId: o.RequestID}}})
-	return r.GetAtomicCommit().GetVersion(), err
-}
-
-func (d startedCalls) GetReadVersion(ctx context.Context) (uint64, error) {
-	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_GetReadVersion{GetReadVersion: &messages.GetReadVersionRequest{}}})
-	return r.GetGetReadVersion().GetVersion(), err
-}
-
-func (d startedCalls) SnapshotRead(ctx context.Context, key []byte, version uint64, opts ...storage.Option) ([]byte, bool, error) {
-	o := storage.ApplyOptions(opts)
-	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_SnapshotRead{SnapshotRead: &messages.SnapshotReadRequest{ColumnFamily: o.ColumnFamily, Key: key, Version: version}}})
-	return r.GetSnapshotRead().GetValue(), r.GetSnapshotRead().GetFound(), err
-}
-
-func (d startedCalls) SnapshotGetRange(ctx context.Context, begin, end []byte, limit int, reverse bool, version uint64, opts ...storage.Option) ([]*messages.KeyValue, error) {
-	o := storage.ApplyOptions(opts)
-	l, err := limit32(limit)
-	if err != nil {
-		return nil, err
-	}
-	r, err := d.call(ctx, &messages.Call{Request: &messages.Call_SnapshotGetRange{SnapshotGetRange: &messages.SnapshotGetRangeRequest{ColumnFamily: o.ColumnFamily, Begin: begin, End: end, Limit: l, Reverse: reverse, Version: version}}})
-	return r.GetSnapshotGetRange().GetKvs(), err
-}
+func (d startedDB) Close() error { return d.db.Close() }
 
 // TestSubmitRetriesThroughFailover crashes the leader while submitted puts
 // are in flight and more follow: Submit retries each (same request id) on
