@@ -3,6 +3,7 @@ package messages
 import (
 	"sync"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -87,3 +88,7 @@ func (r *Reply) Outcome() (Statused, error) {
 	resp, _ := m.Get(fd).Message().Interface().(Statused)
 	return resp, nil
 }
+
+// InBatch returns the bytes a Call or Reply of n bytes takes in a
+// BatchRequest or BatchResponse: its field tag, length and body.
+func InBatch(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n }

@@ -177,25 +177,52 @@ func sendReplies(stream messages.KV_BatchServer, replies <-chan *messages.Reply,
 		if failed != nil {
 			continue
 		}
-		batch := []*messages.Reply{r}
 		// Replies come in bursts (a Raft batch answers many calls at
 		// once); let the goroutines already runnable add theirs first.
 		runtime.Gosched()
-	gather:
-		for len(batch) < maxRepliesPerMessage {
-			select {
-			case r, ok := <-replies:
-				if !ok {
-					break gather
-				}
-				<-slots
-				batch = append(batch, r)
-			default:
-				break gather
-			}
+		for r != nil && failed == nil {
+			r, failed = sendGathered(stream, r, replies, slots)
 		}
-		failed = stream.Send(&messages.BatchResponse{Replies: batch})
 	}
+}
+
+// sendGathered sends first with the replies already waiting, as many as
+// fit in one message, and returns the reply taken that did not fit (nil:
+// none).
+func sendGathered(stream messages.KV_BatchServer, first *messages.Reply, replies <-chan *messages.Reply, slots <-chan struct{}) (*messages.Reply, error) {
+	r, size := fit(first)
+	batch := []*messages.Reply{r}
+	for len(batch) < maxRepliesPerMessage {
+		select {
+		case r, ok := <-replies:
+			if !ok {
+				return nil, stream.Send(&messages.BatchResponse{Replies: batch})
+			}
+			<-slots
+			r, n := fit(r)
+			if size+n > MaxSendMsgSize {
+				return r, stream.Send(&messages.BatchResponse{Replies: batch})
+			}
+			batch = append(batch, r)
+			size += n
+		default:
+			return nil, stream.Send(&messages.BatchResponse{Replies: batch})
+		}
+	}
+	return nil, stream.Send(&messages.BatchResponse{Replies: batch})
+}
+
+// fit returns r and its size in a BatchResponse; in place of a reply over
+// the message limit, which would break the stream and every call on it, a
+// TOO_LARGE reply of the same call.
+func fit(r *messages.Reply) (*messages.Reply, int) {
+	n := messages.InBatch(proto.Size(r))
+	if n <= MaxSendMsgSize {
+		return r, n
+	}
+	r = &messages.Reply{Id: r.GetId(), Status: messages.StatusOf(messages.Errorf(messages.StatusCode_TOO_LARGE,
+		"the response of %d bytes is over the %d-byte message limit: ask for fewer entries", n, MaxSendMsgSize))}
+	return r, messages.InBatch(proto.Size(r))
 }
 
 // strictCodec is the server's protobuf codec. gRPC answers a request that

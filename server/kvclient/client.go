@@ -19,6 +19,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/actorkv/actorkv/messages"
 )
@@ -47,6 +48,18 @@ const windowSize = 4 << 20
 
 // maxRecvMsgSize matches the server's largest response (server.MaxSendMsgSize).
 const maxRecvMsgSize = 64 << 20
+
+// maxSendMsgSize matches the largest message the server takes
+// (server.MaxRecvMsgSize): a BatchRequest over it would break the stream,
+// failing every call on it, so no call over it is sent, and calls are
+// gathered into messages under it.
+const maxSendMsgSize = 9 << 20
+
+// outgoing is a call on its way, with its size in a BatchRequest.
+type outgoing struct {
+	call *messages.Call
+	size int
+}
 
 // Dial connects to the kvserver at addr. Streams open lazily, on first use.
 func Dial(addr string, o Options) (*Client, error) {
@@ -86,6 +99,9 @@ func (c *Client) Close() error {
 // Do sends one call (its id is set here) and waits for the reply. The
 // call's timeout_micros is taken from ctx's deadline when it has one.
 func (c *Client) Do(ctx context.Context, call *messages.Call) (*messages.Reply, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, messages.Errorf(messages.CodeOf(err), "call not sent: %v", err)
+	}
 	call.Id = c.ids.Add(1)
 	if d, ok := ctx.Deadline(); ok {
 		left := time.Until(d)
@@ -94,8 +110,12 @@ func (c *Client) Do(ctx context.Context, call *messages.Call) (*messages.Reply, 
 		}
 		call.TimeoutMicros = max(1, left.Microseconds())
 	}
+	size := messages.InBatch(proto.Size(call))
+	if size > maxSendMsgSize {
+		return nil, messages.Errorf(messages.StatusCode_TOO_LARGE, "kvclient: a call of %d bytes is over kvserver's %d-byte message limit; it was not sent", size, maxSendMsgSize)
+	}
 	s := c.streams[c.next.Add(1)%uint64(len(c.streams))]
-	r, err := s.do(ctx, call)
+	r, err := s.do(ctx, outgoing{call: call, size: size})
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +177,7 @@ type stream struct {
 // goroutines, and the calls registered on it that wait for a reply.
 type liveStream struct {
 	cancel  context.CancelFunc
-	outbox  chan *messages.Call
+	outbox  chan outgoing
 	closing chan struct{} // closed when the server asked to close the stream
 	done    chan struct{} // closed when both goroutines have exited
 
@@ -183,7 +203,7 @@ var notSent = &messages.Reply{}
 // sending the call.
 const maxStreamsPerCall = 8
 
-func (s *stream) do(ctx context.Context, call *messages.Call) (*messages.Reply, error) {
+func (s *stream) do(ctx context.Context, call outgoing) (*messages.Reply, error) {
 	for range maxStreamsPerCall {
 		r, err := s.try(ctx, call)
 		if r != notSent {
@@ -195,21 +215,28 @@ func (s *stream) do(ctx context.Context, call *messages.Call) (*messages.Reply, 
 
 // try registers call on the current stream and waits for its reply; it
 // returns notSent when the stream ended without sending it.
-func (s *stream) try(ctx context.Context, call *messages.Call) (*messages.Reply, error) {
+func (s *stream) try(ctx context.Context, out outgoing) (*messages.Reply, error) {
 	w := &waiter{reply: make(chan *messages.Reply, 1)}
 	live, err := s.current()
 	if err != nil {
 		return nil, err
 	}
-	if !live.register(call.GetId(), w) {
+	id := out.call.GetId()
+	if !live.register(id, w) {
 		return notSent, nil // closing: the next try opens a new stream
 	}
+	notSentErr := func() error {
+		live.forget(id)
+		return messages.Errorf(messages.CodeOf(ctx.Err()), "call not sent: %v", ctx.Err())
+	}
+	if ctx.Err() != nil { // select below picks any ready case
+		return nil, notSentErr()
+	}
 	select {
-	case live.outbox <- call:
+	case live.outbox <- out:
 	case <-live.done:
 	case <-ctx.Done():
-		live.forget(call.GetId())
-		return nil, messages.Errorf(messages.CodeOf(ctx.Err()), "call not sent: %v", ctx.Err())
+		return nil, notSentErr()
 	}
 	select {
 	case r := <-w.reply:
@@ -218,7 +245,7 @@ func (s *stream) try(ctx context.Context, call *messages.Call) (*messages.Reply,
 		}
 		return r, nil
 	case <-ctx.Done():
-		live.forget(call.GetId())
+		live.forget(id)
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, messages.Errorf(messages.StatusCode_TIMEOUT, "no reply before the deadline; the outcome is unknown")
 		}
@@ -242,7 +269,7 @@ func (s *stream) current() (*liveStream, error) {
 		}
 		live := &liveStream{
 			cancel:  cancel,
-			outbox:  make(chan *messages.Call, 4096),
+			outbox:  make(chan outgoing, 4096),
 			closing: make(chan struct{}),
 			done:    make(chan struct{}),
 			pending: map[uint64]*waiter{},
@@ -319,26 +346,38 @@ func (l *liveStream) forget(id uint64) {
 // When the server asks to close the stream it closes its side, hands the
 // calls it did not send back to their callers, and exits.
 func (s *stream) send(bs messages.KV_BatchClient, live *liveStream) {
+	var next *outgoing // taken from the outbox, for the next message
 	for {
-		var call *messages.Call
-		select {
-		case call = <-live.outbox:
-		case <-live.closing:
-			_ = bs.CloseSend()
-			live.end(false)
-			return
-		case <-bs.Context().Done():
-			return
+		var out outgoing
+		if next != nil {
+			out, next = *next, nil
+		} else {
+			select {
+			case out = <-live.outbox:
+			case <-live.closing:
+				_ = bs.CloseSend()
+				live.end(false)
+				return
+			case <-bs.Context().Done():
+				return
+			}
+			// Calls come in bursts (a reply message wakes many
+			// callers); let the callers already runnable add theirs
+			// first.
+			runtime.Gosched()
 		}
-		req := &messages.BatchRequest{Calls: []*messages.Call{call}}
-		// Calls come in bursts (a reply message wakes many callers);
-		// let the callers already runnable add theirs first.
-		runtime.Gosched()
+		req := &messages.BatchRequest{Calls: []*messages.Call{out.call}}
+		size := out.size
 	gather:
 		for len(req.Calls) < s.maxCalls {
 			select {
-			case call = <-live.outbox:
-				req.Calls = append(req.Calls, call)
+			case o := <-live.outbox:
+				if size+o.size > maxSendMsgSize {
+					next = &o
+					break gather
+				}
+				req.Calls = append(req.Calls, o.call)
+				size += o.size
 			default:
 				break gather
 			}
