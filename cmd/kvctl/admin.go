@@ -363,9 +363,13 @@ const faultLong = `Configure injected storage faults (for tests):
 --latency is added to every storage operation. Unset ones are off; the
 settings replace the previous ones. --replicas names the replicas (default:
 all; ignored by a standalone server). In a replicated group a replica whose
-write fails stops (fail-stop). In a cluster (one replica per process) the
-request reaches one process, the first endpoint that answers, and only its
-own replica can be named. Prints "OK"; JSON (-w json): {"ok": true}.`
+write fails stops (fail-stop). With one endpoint the request goes to that
+process, which configures the replicas it runs. With several (a cluster, one
+replica per process), kvctl first asks every endpoint which replicas it runs,
+then sends each process the request for its own replicas among those named.
+It configures none when a named replica (or, naming none, any endpoint) gives
+no status; a process that then refuses the request is named in the error.
+Prints "OK"; JSON (-w json): {"ok": true}.`
 
 func newFaultCommand(g *globals) *cobra.Command {
 	var (
@@ -402,10 +406,16 @@ func newFaultCommand(g *globals) *cobra.Command {
 			for _, r := range replicas {
 				req.Replicas = append(req.Replicas, uint32(r))
 			}
-			if err := g.call(cmd, func(ctx context.Context, kv messages.KVClient) error {
-				_, err := kv.SetFaultInjection(ctx, req)
-				return err
-			}); err != nil {
+			send := g.faultEach
+			if len(g.endpoints) == 1 {
+				send = func(cmd *cobra.Command, req *messages.SetFaultInjectionRequest) error {
+					return g.call(cmd, func(ctx context.Context, kv messages.KVClient) error {
+						_, err := kv.SetFaultInjection(ctx, req)
+						return err
+					})
+				}
+			}
+			if err := send(cmd, req); err != nil {
 				return err
 			}
 			if g.json() {
@@ -421,4 +431,59 @@ func newFaultCommand(g *globals) *cobra.Command {
 	f.DurationVar(&latency, "latency", 0, "latency added to every storage operation")
 	f.BoolVar(&off, "off", false, "turn every injected fault off")
 	return cmd
+}
+
+// faultEach sends req to each endpoint that runs a replica req names (every
+// replica the endpoints report, when it names none), naming only that
+// endpoint's replicas: in a cluster a process configures only its own.
+func (g *globals) faultEach(cmd *cobra.Command, req *messages.SetFaultInjectionRequest) error {
+	st, err := g.status(cmd, false)
+	if err != nil {
+		return err
+	}
+	byEndpoint := map[string][]uint32{}
+	ids := req.GetReplicas()
+	if st.GetMode() == "standalone" { // each endpoint its own engine
+		ids = nil
+		for _, ep := range g.endpoints {
+			if !slices.ContainsFunc(st.unreachable, func(u unreachable) bool { return u.Endpoint == ep }) {
+				byEndpoint[ep] = req.GetReplicas()
+			}
+		}
+	} else if len(ids) == 0 {
+		if len(st.unreachable) > 0 {
+			u := st.unreachable[0]
+			return messages.Errorf(messages.StatusCode_UNAVAILABLE, "endpoint %s did not answer (%s); no faults set: name the replicas to configure the others", u.Endpoint, u.Error)
+		}
+		for _, r := range st.GetReplicas() {
+			ids = append(ids, r.GetReplicaId())
+		}
+	}
+	for _, id := range ids {
+		ep, ok := st.endpoint[id]
+		if !ok {
+			return messages.Errorf(messages.StatusCode_UNAVAILABLE, "no endpoint reports replica %d; no faults set", id)
+		}
+		byEndpoint[ep] = append(byEndpoint[ep], id)
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+	defer cancel()
+	c := newClient(g.endpoints)
+	defer c.close()
+	for i, ep := range g.endpoints {
+		mine, ok := byEndpoint[ep]
+		if !ok {
+			continue
+		}
+		delete(byEndpoint, ep) // an endpoint given twice is sent to once
+		kv, err := c.kv(i)
+		if err != nil {
+			return err
+		}
+		one := &messages.SetFaultInjectionRequest{Faults: req.GetFaults(), Replicas: mine}
+		if _, err := kv.SetFaultInjection(ctx, one); err != nil {
+			return fmt.Errorf("%s (replicas %v): %w", ep, mine, messages.FromGRPC(err))
+		}
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -515,6 +516,33 @@ func TestCluster(t *testing.T) {
 	c.restart(follower)
 	index = c.converged()
 	c.checkAcks(acks)
-	t.Logf("node %d stopped by SIGTERM, restarted and caught up: applied index %d, %d acknowledged writes on each; %v in all",
-		follower.id, index, len(acks), time.Since(start).Round(time.Millisecond))
+	t.Logf("node %d stopped by SIGTERM, restarted and caught up: applied index %d, %d acknowledged writes on each",
+		follower.id, index, len(acks))
+
+	// kvctl fault over the three endpoints reaches the replica it names in
+	// that replica's own process: its stale reads fail, the others' do not,
+	// until --off.
+	staleGets := func() []messages.StatusCode {
+		codes := make([]messages.StatusCode, len(c.nodes))
+		for i, n := range c.nodes {
+			_, err := n.kv.Get(ctx, &messages.GetRequest{Key: []byte("via/0"), Consistency: messages.Consistency_STALE})
+			codes[i] = messages.CodeOf(messages.FromGRPC(err))
+		}
+		return codes
+	}
+	named := c.nodes[2]
+	f := kvctl(t, "", "--endpoints", c.endpoints(), "--timeout", "20s", "fault", "--replicas", "2", "--error-rate", "1")
+	if f.code != 0 || f.stdout != "OK\n" {
+		t.Fatalf("kvctl fault --replicas 2 over the cluster: %v", f)
+	}
+	if got, want := staleGets(), []messages.StatusCode{messages.StatusCode_OK, messages.StatusCode_OK, messages.StatusCode_INTERNAL}; !slices.Equal(got, want) {
+		t.Fatalf("stale reads through nodes %d, %d, %d with replica 2 failing every read: %v, want %v", c.nodes[0].id, c.nodes[1].id, named.id, got, want)
+	}
+	if f := kvctl(t, "", "--endpoints", c.endpoints(), "--timeout", "20s", "fault", "--off"); f.code != 0 {
+		t.Fatalf("kvctl fault --off over the cluster: %v", f)
+	}
+	if got := staleGets(); slices.ContainsFunc(got, func(c messages.StatusCode) bool { return c != messages.StatusCode_OK }) {
+		t.Fatalf("stale reads after kvctl fault --off: %v", got)
+	}
+	t.Logf("%v in all", time.Since(start).Round(time.Millisecond))
 }
