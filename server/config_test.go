@@ -124,6 +124,7 @@ max_value_size = 4096
 max_commit_ops = 10
 max_commit_bytes = 65536
 max_range_limit = 50
+max_range_bytes = 1048576
 
 [log]
 level = "debug"
@@ -140,7 +141,7 @@ format = "json"
 		Server: Listen{Listen: "0.0.0.0:7070", Metrics: "", RequestTimeout: Duration{250 * time.Millisecond}, ShutdownTimeout: Duration{time.Minute}, MemoryLimitMiB: 512},
 		Raft: Raft{RTT: Duration{5 * time.Millisecond}, ElectionRTT: 50, HeartbeatRTT: 5, SnapshotEntries: 1000,
 			CompactionOverhead: 100, ProposalTimeout: Duration{2 * time.Second}},
-		Limits: storage.Limits{MaxKeySize: 100, MaxValueSize: 4096, MaxCommitOps: 10, MaxCommitBytes: 65536, MaxRangeLimit: 50},
+		Limits: storage.Limits{MaxKeySize: 100, MaxValueSize: 4096, MaxCommitOps: 10, MaxCommitBytes: 65536, MaxRangeLimit: 50, MaxRangeBytes: 1 << 20},
 		Log:    Log{Level: "debug", Format: "json"},
 	}
 	if !configsEqual(cfg, want) {
@@ -191,6 +192,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"limits.max_commit_ops", func(c *Config) { c.Limits.MaxCommitOps = 0 }},
 		{"limits.max_commit_bytes", func(c *Config) { c.Limits.MaxCommitBytes = 0 }},
 		{"limits.max_range_limit", func(c *Config) { c.Limits.MaxRangeLimit = 0 }},
+		{"limits.max_range_bytes", func(c *Config) { c.Limits.MaxRangeBytes = -1 }},
 		{"log.level", func(c *Config) { c.Log.Level = "verbose" }},
 		{"log.format", func(c *Config) { c.Log.Format = "xml" }},
 	}

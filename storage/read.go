@@ -191,12 +191,20 @@ func (e *Engine) rangeRead(ctx context.Context, begin, end []byte, limit int, re
 	}
 	out := make([]*messages.KeyValue, 0, min(limit, 64))
 	extra := ix.keys(reverse) // overlay keys not yet merged, in iteration order
-	emit := func(k, v []byte) {
+	size, maxSize := 0, e.validator.Limits().MaxRangeBytes
+	// emit adds an entry; false: the entries are over maxSize.
+	emit := func(k, v []byte) bool {
 		kv := &messages.KeyValue{Key: k}
+		size += len(k)
 		if !keysOnly {
 			kv.Value = v
+			size += len(v)
 		}
 		out = append(out, kv)
+		return size <= maxSize
+	}
+	tooLarge := func() error {
+		return messages.Errorf(messages.StatusCode_TOO_LARGE, "the entries read are over %d bytes (limits.max_range_bytes): ask for fewer", maxSize)
 	}
 	// before reports whether overlay key a comes before base key b in
 	// iteration order.
@@ -219,8 +227,8 @@ func (e *Engine) rangeRead(ctx context.Context, begin, end []byte, limit int, re
 		}
 		// overlay keys that sort before the base key come first
 		for len(extra) > 0 && len(out) < limit && (key == nil || before(extra[0], key)) {
-			if eff := ix.effect(extra[0]); eff.present {
-				emit(bytes.Clone(extra[0]), bytes.Clone(eff.value))
+			if eff := ix.effect(extra[0]); eff.present && !emit(bytes.Clone(extra[0]), bytes.Clone(eff.value)) {
+				return nil, tooLarge()
 			}
 			extra = extra[1:]
 		}
@@ -230,12 +238,16 @@ func (e *Engine) rangeRead(ctx context.Context, begin, end []byte, limit int, re
 		if len(extra) > 0 && bytes.Equal(extra[0], key) {
 			extra = extra[1:]
 		}
+		ok := true
 		if eff := ix.effect(key); eff.decided {
 			if eff.present {
-				emit(key, bytes.Clone(eff.value))
+				ok = emit(key, bytes.Clone(eff.value))
 			}
 		} else {
-			emit(key, val)
+			ok = emit(key, val)
+		}
+		if !ok {
+			return nil, tooLarge()
 		}
 		step()
 	}

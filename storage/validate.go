@@ -20,6 +20,11 @@ type Limits struct {
 	MaxCommitBytes int `toml:"max_commit_bytes"`
 	// MaxRangeLimit is the largest range or list limit (and the default).
 	MaxRangeLimit int `toml:"max_range_limit"`
+	// MaxRangeBytes bounds the bytes of keys (and values) one range or list
+	// read returns: a read whose entries would exceed it is TOO_LARGE. It
+	// keeps a legal request — 10,000 values of 1 MiB — from making a reply
+	// of gigabytes, which no gRPC message (64 MiB) carries.
+	MaxRangeBytes int `toml:"max_range_bytes"`
 }
 
 // DefaultLimits returns the limits of DESIGN.md.
@@ -30,6 +35,7 @@ func DefaultLimits() Limits {
 		MaxCommitOps:   1_000,
 		MaxCommitBytes: 8 << 20,
 		MaxRangeLimit:  10_000,
+		MaxRangeBytes:  32 << 20,
 	}
 }
 
@@ -44,6 +50,7 @@ func (l Limits) Validate() error {
 		{"max_commit_ops", l.MaxCommitOps},
 		{"max_commit_bytes", l.MaxCommitBytes},
 		{"max_range_limit", l.MaxRangeLimit},
+		{"max_range_bytes", l.MaxRangeBytes},
 	} {
 		if f.v <= 0 {
 			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "limits.%s must be positive, got %d", f.name, f.v)

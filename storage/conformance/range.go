@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 
@@ -15,6 +16,48 @@ func rangeCases() []testCase {
 		{"GetRange", testGetRange},
 		{"ZeroLimitMeansMaximum", testZeroLimit},
 		{"ClearRange", testClearRange},
+		{"RangeOverTheByteLimit", testRangeOverTheByteLimit},
+	}
+}
+
+// testRangeOverTheByteLimit: a range or snapshot range read whose entries
+// total over limits.max_range_bytes is TOO_LARGE, in either direction; one
+// under it, or a list of the same keys, is answered in full.
+func testRangeOverTheByteLimit(t *testing.T, db storage.Database) {
+	const valueSize = 1 << 20
+	n := limits.MaxRangeBytes/valueSize + 3 // over the limit by about 3 values
+	perCommit := (limits.MaxCommitBytes - 64<<10) / (valueSize + 64)
+	for i := 0; i < n; {
+		c := &messages.AtomicCommit{}
+		for ; i < n && len(c.Mutations) < perCommit; i++ {
+			c.Mutations = append(c.Mutations, &messages.Mutation{Type: messages.MutationType_SET,
+				Key: fmt.Appendf(nil, "big/%03d", i), Value: bytes.Repeat([]byte{byte(i)}, valueSize)})
+		}
+		_, err := db.AtomicCommit(t.Context(), c)
+		RequireCode(t, err, messages.StatusCode_OK, "AtomicCommit of 1 MiB values")
+	}
+	rv := readVersion(t, db)
+	fits := limits.MaxRangeBytes/(valueSize+16) - 1
+	for _, reverse := range []bool{false, true} {
+		_, err := db.GetRange(t.Context(), []byte("big/"), []byte("big0"), 0, reverse)
+		RequireCode(t, err, messages.StatusCode_TOO_LARGE, fmt.Sprintf("GetRange of %d MiB (reverse %v)", n, reverse))
+		_, err = db.SnapshotGetRange(t.Context(), []byte("big/"), []byte("big0"), 0, reverse, rv)
+		RequireCode(t, err, messages.StatusCode_TOO_LARGE, fmt.Sprintf("SnapshotGetRange of %d MiB (reverse %v)", n, reverse))
+		kvs, err := db.GetRange(t.Context(), []byte("big/"), []byte("big0"), fits, reverse)
+		RequireCode(t, err, messages.StatusCode_OK, fmt.Sprintf("GetRange of %d MiB", fits))
+		if len(kvs) != fits || len(kvs[0].GetValue()) != valueSize {
+			t.Fatalf("GetRange of %d entries: got %d", fits, len(kvs))
+		}
+		kvs, err = db.SnapshotGetRange(t.Context(), []byte("big/"), []byte("big0"), fits, reverse, rv)
+		RequireCode(t, err, messages.StatusCode_OK, fmt.Sprintf("SnapshotGetRange of %d MiB", fits))
+		if len(kvs) != fits {
+			t.Fatalf("SnapshotGetRange of %d entries: got %d", fits, len(kvs))
+		}
+	}
+	keys, err := db.ListKeys(t.Context(), []byte("big/"), 0)
+	RequireCode(t, err, messages.StatusCode_OK, "ListKeys of the same keys")
+	if len(keys) != n {
+		t.Fatalf("ListKeys: %d keys, want %d", len(keys), n)
 	}
 }
 
