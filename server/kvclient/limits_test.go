@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/actorkv/actorkv/messages"
+	"github.com/actorkv/actorkv/server"
 	"github.com/actorkv/actorkv/server/kvclient"
 )
 
@@ -68,9 +69,15 @@ func TestLargeCallsKeepTheStream(t *testing.T) {
 // TestLargeResponseKeepsTheStream: a range whose response is over the
 // server's message limit is answered TOO_LARGE in place of the response
 // (sent, it would break the stream and fail every call on it), and the
-// stream goes on serving.
+// stream goes on serving. The engine's own bound on a range
+// (limits.max_range_bytes, 32 MiB by default) is raised here so that the
+// reply reaches the stream's sender.
 func TestLargeResponseKeepsTheStream(t *testing.T) {
-	c := dial(t, startServer(t))
+	cfg := server.DefaultConfig()
+	cfg.Deployment.Mode = server.ModeStandalone
+	cfg.Database.SyncWrites = false
+	cfg.Limits.MaxRangeBytes = 128 << 20
+	c := dial(t, serve(t, cfg))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for i := range 14 { // 70 MiB: over the 64 MiB limit
