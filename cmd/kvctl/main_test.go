@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -174,6 +175,25 @@ type fakeKV struct {
 	putErrs  []error // returned by the first calls of Put, in order
 	statuses []*messages.StatusResponse
 	statusN  int
+	faults   []*messages.SetFaultInjectionRequest
+}
+
+func (f *fakeKV) SetFaultInjection(_ context.Context, r *messages.SetFaultInjectionRequest) (*messages.SetFaultInjectionResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.faults = append(f.faults, r)
+	return &messages.SetFaultInjectionResponse{}, nil
+}
+
+// faultsSent returns the replica lists of the fault requests f received.
+func (f *fakeKV) faultsSent() [][]uint32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out [][]uint32
+	for _, r := range f.faults {
+		out = append(out, append([]uint32{}, r.GetReplicas()...))
+	}
+	return out
 }
 
 func (f *fakeKV) Put(_ context.Context, r *messages.PutRequest) (*messages.PutResponse, error) {
@@ -440,5 +460,76 @@ func TestVerifyAcrossEndpoints(t *testing.T) {
 	stdout, _, code = kvctlRun(t, "--endpoints", a0+","+dead, "verify")
 	if code != 0 || !strings.Contains(stdout, "replica 0 at applied index 9: not compared (no other replica there)") {
 		t.Fatalf("verify with one process: exit %d, stdout %q", code, stdout)
+	}
+}
+
+// TestFaultAcrossEndpoints checks fault over several endpoints: each process
+// gets the request for its own replicas among those named (all, naming
+// none); nothing is sent when a named replica, or (naming none) an
+// endpoint, gives no status; standalone endpoints each get the request.
+func TestFaultAcrossEndpoints(t *testing.T) {
+	nodes := make([]*fakeKV, 3)
+	addrs := make([]string, 3)
+	for i := range nodes {
+		nodes[i] = &fakeKV{statuses: []*messages.StatusResponse{clusterNode(replica(uint32(i), 9, "ab"), 0, 2)}}
+		addrs[i] = serveFake(t, nodes[i])
+	}
+	all := strings.Join(addrs, ",")
+	sent := func() [][][]uint32 {
+		out := make([][][]uint32, len(nodes))
+		for i, n := range nodes {
+			out[i] = n.faultsSent()
+		}
+		return out
+	}
+	stdout, stderr, code := kvctlRun(t, "--endpoints", all, "fault", "--replicas", "2,0", "--latency", "5ms")
+	if code != 0 || stdout != "OK\n" || stderr != "" {
+		t.Fatalf("fault --replicas 2,0: exit %d, %q, %q", code, stdout, stderr)
+	}
+	if got, want := sent(), [][][]uint32{{{0}}, nil, {{2}}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("fault --replicas 2,0 sent %v, want %v", got, want)
+	}
+	if _, _, code := kvctlRun(t, "--endpoints", all, "fault", "--off"); code != 0 {
+		t.Fatalf("fault --off: exit %d", code)
+	}
+	if got, want := sent(), [][][]uint32{{{0}, {0}}, {{1}}, {{2}, {2}}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("fault --off sent %v, want %v", got, want)
+	}
+	for _, n := range nodes {
+		if f := n.faults[len(n.faults)-1].GetFaults(); f.GetAddedLatency() != nil || f.GetErrorRate() != 0 {
+			t.Fatalf("fault --off sent faults %v", f)
+		}
+	}
+
+	// An endpoint gives no status: nothing is sent unless the replicas
+	// named are all reported.
+	dead := deadEndpoint(t)
+	_, stderr, code = kvctlRun(t, "--endpoints", addrs[0]+","+dead, "--timeout", "2s", "fault", "--off")
+	wantFailure(t, stderr, code, "UNAVAILABLE", "endpoint "+dead+" did not answer")
+	_, stderr, code = kvctlRun(t, "--endpoints", addrs[0]+","+dead, "--timeout", "2s", "fault", "--off", "--replicas", "1")
+	wantFailure(t, stderr, code, "UNAVAILABLE", "no endpoint reports replica 1")
+	if got := nodes[0].faultsSent(); len(got) != 2 {
+		t.Fatalf("failed fault commands sent %d requests to %s", len(got)-2, addrs[0])
+	}
+	if _, _, code = kvctlRun(t, "--endpoints", addrs[0]+","+dead, "--timeout", "2s", "fault", "--off", "--replicas", "0"); code != 0 {
+		t.Fatalf("fault --replicas 0 with another endpoint down: exit %d", code)
+	}
+
+	// Standalone servers: each its own engine, each gets the request.
+	solo := make([]*fakeKV, 2)
+	var soloAddrs []string
+	for i := range solo {
+		st := statusOf(replica(0, 5, "ab"))
+		st.Mode = "standalone"
+		solo[i] = &fakeKV{statuses: []*messages.StatusResponse{st}}
+		soloAddrs = append(soloAddrs, serveFake(t, solo[i]))
+	}
+	if _, _, code := kvctlRun(t, "--endpoints", strings.Join(soloAddrs, ","), "fault", "--error-rate", "0.5"); code != 0 {
+		t.Fatalf("fault over two standalone servers: exit %d", code)
+	}
+	for i, n := range solo {
+		if got := n.faultsSent(); len(got) != 1 || len(got[0]) != 0 || n.faults[0].GetFaults().GetErrorRate() != 0.5 {
+			t.Errorf("standalone server %d got %v", i, got)
+		}
 	}
 }
