@@ -147,7 +147,7 @@ func DefaultConfig() Config {
 			Metrics:         "127.0.0.1:9100",
 			RequestTimeout:  Duration{10 * time.Second},
 			ShutdownTimeout: Duration{15 * time.Second},
-			MemoryLimitMiB:  256,
+			MemoryLimitMiB:  224,
 		},
 		Raft: Raft{
 			RTT:                Duration{20 * time.Millisecond},
