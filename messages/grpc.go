@@ -5,6 +5,16 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 )
 
+// Message size limits of the gRPC API, for kvserver and its clients alike:
+// the largest request is an atomic commit of 8 MiB (DESIGN.md) plus room for
+// its framing; a response may carry up to 10,000 range entries, within
+// limits.max_range_bytes. A message over a limit fails with
+// RESOURCE_EXHAUSTED and, on a Batch stream, breaks the stream.
+const (
+	MaxRequestMessageBytes  = 9 << 20
+	MaxResponseMessageBytes = 64 << 20
+)
+
 // grpcCodes is the one-to-one mapping between StatusCode and gRPC codes.
 var grpcCodes = [...]codes.Code{
 	StatusCode_OK:                    codes.OK,

@@ -17,14 +17,6 @@ import (
 	"github.com/actorkv/actorkv/messages"
 )
 
-// Message size limits of the gRPC API: the largest request is an atomic
-// commit of 8 MiB (DESIGN.md), plus room for its framing; responses carry up
-// to 10,000 range entries.
-const (
-	MaxRecvMsgSize = 9 << 20
-	MaxSendMsgSize = 64 << 20
-)
-
 // grpcService is the gRPC adapter of the Core: one line per method, errors
 // converted to gRPC statuses with the one-to-one code mapping.
 type grpcService struct {
@@ -200,7 +192,7 @@ func sendGathered(stream messages.KV_BatchServer, first *messages.Reply, replies
 			}
 			<-slots
 			r, n := fit(r)
-			if size+n > MaxSendMsgSize {
+			if size+n > messages.MaxResponseMessageBytes {
 				return r, stream.Send(&messages.BatchResponse{Replies: batch})
 			}
 			batch = append(batch, r)
@@ -217,11 +209,11 @@ func sendGathered(stream messages.KV_BatchServer, first *messages.Reply, replies
 // TOO_LARGE reply of the same call.
 func fit(r *messages.Reply) (*messages.Reply, int) {
 	n := messages.InBatch(proto.Size(r))
-	if n <= MaxSendMsgSize {
+	if n <= messages.MaxResponseMessageBytes {
 		return r, n
 	}
 	r = &messages.Reply{Id: r.GetId(), Status: messages.StatusOf(messages.Errorf(messages.StatusCode_TOO_LARGE,
-		"the response of %d bytes is over the %d-byte message limit: ask for fewer entries", n, MaxSendMsgSize))}
+		"the response of %d bytes is over the %d-byte message limit: ask for fewer entries", n, messages.MaxResponseMessageBytes))}
 	return r, messages.InBatch(proto.Size(r))
 }
 
@@ -282,10 +274,10 @@ func ServerOptions(interceptors ...grpc.UnaryServerInterceptor) []grpc.ServerOpt
 	return []grpc.ServerOption{
 		grpc.ForceServerCodecV2(strictCodec{inner: encoding.GetCodecV2("proto"), malformed: malformed}),
 		grpc.ChainStreamInterceptor(checkStream),
-		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
+		grpc.MaxRecvMsgSize(messages.MaxRequestMessageBytes),
 		grpc.InitialWindowSize(WindowSize),
 		grpc.InitialConnWindowSize(WindowSize),
-		grpc.MaxSendMsgSize(MaxSendMsgSize),
+		grpc.MaxSendMsgSize(messages.MaxResponseMessageBytes),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{check}, interceptors...)...),
 	}
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/actorkv/actorkv/actors"
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/server"
 	"github.com/actorkv/actorkv/server/kvclient"
 	"github.com/actorkv/actorkv/storage"
 )
@@ -125,7 +124,7 @@ func dialGRPC(o options) (*grpcTarget, error) {
 			// Each connection is its own HTTP/2 transport.
 			conn, err := grpc.NewClient(ep,
 				grpc.WithTransportCredentials(insecure.NewCredentials()),
-				grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(server.MaxSendMsgSize)),
+				grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(messages.MaxResponseMessageBytes)),
 				grpc.WithDisableServiceConfig())
 			if err != nil {
 				t.close()

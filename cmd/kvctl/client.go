@@ -17,11 +17,6 @@ import (
 	"github.com/actorkv/actorkv/messages"
 )
 
-// maxRecvMsgSize matches kvserver's largest response (server.MaxSendMsgSize:
-// up to 10,000 range entries); kvctl does not import server, which would
-// link RocksDB.
-const maxRecvMsgSize = 64 << 20
-
 // client holds one connection per endpoint, dialled on first use.
 type client struct {
 	endpoints []string
@@ -44,7 +39,7 @@ func (c *client) kv(i int) (messages.KVClient, error) {
 	if c.conns[i] == nil {
 		cc, err := grpc.NewClient(c.endpoints[i],
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgSize)),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(messages.MaxResponseMessageBytes)),
 			// Reconnect quickly to a restarting server: kvctl lives for
 			// seconds, gRPC's default backoff starts at one.
 			grpc.WithConnectParams(grpc.ConnectParams{

@@ -46,14 +46,9 @@ type Options struct {
 // windowSize matches the server's HTTP/2 flow-control window (server.WindowSize).
 const windowSize = 4 << 20
 
-// maxRecvMsgSize matches the server's largest response (server.MaxSendMsgSize).
-const maxRecvMsgSize = 64 << 20
-
-// maxSendMsgSize matches the largest message the server takes
-// (server.MaxRecvMsgSize): a BatchRequest over it would break the stream,
-// failing every call on it, so no call over it is sent, and calls are
+// A BatchRequest over messages.MaxRequestMessageBytes would break the
+// stream, failing every call on it: no call over it is sent, and calls are
 // gathered into messages under it.
-const maxSendMsgSize = 9 << 20
 
 // outgoing is a call on its way, with its size in a BatchRequest.
 type outgoing struct {
@@ -74,7 +69,7 @@ func Dial(addr string, o Options) (*Client, error) {
 		conn, err := grpc.NewClient(addr,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithInitialWindowSize(windowSize), grpc.WithInitialConnWindowSize(windowSize),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgSize)))
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(messages.MaxResponseMessageBytes)))
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("kvclient: dial %s: %w", addr, err)
@@ -111,8 +106,8 @@ func (c *Client) Do(ctx context.Context, call *messages.Call) (*messages.Reply, 
 		call.TimeoutMicros = max(1, left.Microseconds())
 	}
 	size := messages.InBatch(proto.Size(call))
-	if size > maxSendMsgSize {
-		return nil, messages.Errorf(messages.StatusCode_TOO_LARGE, "kvclient: a call of %d bytes is over kvserver's %d-byte message limit; it was not sent", size, maxSendMsgSize)
+	if size > messages.MaxRequestMessageBytes {
+		return nil, messages.Errorf(messages.StatusCode_TOO_LARGE, "kvclient: a call of %d bytes is over kvserver's %d-byte message limit; it was not sent", size, messages.MaxRequestMessageBytes)
 	}
 	s := c.streams[c.next.Add(1)%uint64(len(c.streams))]
 	r, err := s.do(ctx, outgoing{call: call, size: size})
@@ -372,7 +367,7 @@ func (s *stream) send(bs messages.KV_BatchClient, live *liveStream) {
 		for len(req.Calls) < s.maxCalls {
 			select {
 			case o := <-live.outbox:
-				if size+o.size > maxSendMsgSize {
+				if size+o.size > messages.MaxRequestMessageBytes {
 					next = &o
 					break gather
 				}

@@ -44,10 +44,6 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 
 func (rawCodec) Name() string { return "proto" }
 
-// serverMaxRecvMsgSize is server.MaxRecvMsgSize (9 MiB); the e2e package
-// does not import server, which would link RocksDB into the test.
-const serverMaxRecvMsgSize = 9 << 20
-
 // badInputSuite sends every bad input of DESIGN.md and checks its gRPC code,
 // that nothing was proposed (every replica's applied index is unchanged) and
 // that the server still serves.
@@ -224,11 +220,11 @@ func badInputSuite(t *testing.T, s *kvserver) {
 		{"malformed: truncated nested message", raw("AtomicCommit", []byte{0x0a, 0x02, 0x0a, 0x09}), codes.InvalidArgument},
 		{"malformed: status request", raw("Status", []byte{0x08}), codes.InvalidArgument},
 		// A message over the server's receive limit.
-		{"message over MaxRecvMsgSize", func(ctx context.Context) error {
-			_, err := kv.Put(ctx, &messages.PutRequest{Key: []byte("bad/huge"), Value: make([]byte, serverMaxRecvMsgSize+1)})
+		{"message over MaxRequestMessageBytes", func(ctx context.Context) error {
+			_, err := kv.Put(ctx, &messages.PutRequest{Key: []byte("bad/huge"), Value: make([]byte, messages.MaxRequestMessageBytes+1)})
 			return err
 		}, codes.ResourceExhausted},
-		{"raw message over MaxRecvMsgSize", raw("Put", make([]byte, serverMaxRecvMsgSize+100)), codes.ResourceExhausted},
+		{"raw message over MaxRequestMessageBytes", raw("Put", make([]byte, messages.MaxRequestMessageBytes+100)), codes.ResourceExhausted},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
