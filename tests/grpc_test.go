@@ -2,16 +2,13 @@ package tests
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/actorkv/actorkv/actors"
 	"github.com/actorkv/actorkv/messages"
@@ -48,19 +45,9 @@ func TestGRPCConformance(t *testing.T) {
 			t.Fatalf("dial: %v", err)
 		}
 		db := &grpcDatabase{
-			Requests: func(ctx context.Context, req proto.Message) (messages.Statused, error) {
-				call, ok := messages.NewCall(0, req)
-				if !ok {
-					return nil, fmt.Errorf("%T is no Batch call", req)
-				}
-				reply, err := kc.Do(ctx, call)
-				if err != nil {
-					return nil, err
-				}
-				return reply.Outcome()
-			},
-			kv:    messages.NewKVClient(conn),
-			close: func() { kc.Close(); conn.Close() },
+			Requests: overCalls(kc.Do),
+			kv:       messages.NewKVClient(conn),
+			close:    func() { kc.Close(); conn.Close() },
 		}
 		t.Cleanup(func() { db.Close() })
 		return db
@@ -72,7 +59,6 @@ type grpcDatabase struct {
 	actors.Requests // Batch calls
 	kv              messages.KVClient
 	close           func()
-	closeOnce       sync.Once
 	closed          atomic.Bool
 }
 
@@ -128,8 +114,9 @@ func (d *grpcDatabase) converged(ctx context.Context) error {
 // Close closes the client's streams and connection (kvclient fails calls
 // after it with UNAVAILABLE); the server stops when the test ends.
 func (d *grpcDatabase) Close() error {
-	d.closed.Store(true)
-	d.closeOnce.Do(d.close)
+	if !d.closed.Swap(true) {
+		d.close()
+	}
 	return nil
 }
 

@@ -111,15 +111,27 @@ func submitWait(cl *actors.Client, req proto.Message, deadline time.Time) (messa
 // Core.Start (the request of each goes into a messages.Call, the answer comes
 // out of its Reply); SetFaultInjection and Close, no calls, go to db.
 func startedCalls(db storage.Database, core *server.Core) storage.Database {
-	return startedDB{db: db, Requests: func(ctx context.Context, req proto.Message) (messages.Statused, error) {
+	return startedDB{db: db, Requests: overCalls(func(ctx context.Context, call *messages.Call) (*messages.Reply, error) {
+		ch := make(chan *messages.Reply, 1)
+		core.Start(ctx, call, func(r *messages.Reply) { ch <- r })
+		return <-ch, nil
+	})}
+}
+
+// overCalls is the Database operations as Batch calls: each request goes
+// into a messages.Call served by do, its answer comes out of the Reply.
+func overCalls(do func(context.Context, *messages.Call) (*messages.Reply, error)) actors.Requests {
+	return func(ctx context.Context, req proto.Message) (messages.Statused, error) {
 		call, ok := messages.NewCall(1, req)
 		if !ok {
 			return nil, fmt.Errorf("%T is no Batch call", req)
 		}
-		ch := make(chan *messages.Reply, 1)
-		core.Start(ctx, call, func(r *messages.Reply) { ch <- r })
-		return (<-ch).Outcome()
-	}}
+		reply, err := do(ctx, call)
+		if err != nil {
+			return nil, err
+		}
+		return reply.Outcome()
+	}
 }
 
 type startedDB struct {
