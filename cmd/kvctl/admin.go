@@ -442,29 +442,30 @@ func (g *globals) faultEach(cmd *cobra.Command, req *messages.SetFaultInjectionR
 		return err
 	}
 	byEndpoint := map[string][]uint32{}
-	ids := req.GetReplicas()
-	if st.GetMode() == "standalone" { // each endpoint its own engine
-		ids = nil
+	if st.GetMode() == "standalone" { // each endpoint is an engine of its own
 		for _, ep := range g.endpoints {
 			if !slices.ContainsFunc(st.unreachable, func(u unreachable) bool { return u.Endpoint == ep }) {
 				byEndpoint[ep] = req.GetReplicas()
 			}
 		}
-	} else if len(ids) == 0 {
-		if len(st.unreachable) > 0 {
-			u := st.unreachable[0]
-			return messages.Errorf(messages.StatusCode_UNAVAILABLE, "endpoint %s did not answer (%s); no faults set: name the replicas to configure the others", u.Endpoint, u.Error)
+	} else {
+		ids := req.GetReplicas()
+		if len(ids) == 0 {
+			if len(st.unreachable) > 0 {
+				u := st.unreachable[0]
+				return messages.Errorf(messages.StatusCode_UNAVAILABLE, "endpoint %s did not answer (%s); no faults set: name the replicas to configure the others", u.Endpoint, u.Error)
+			}
+			for _, r := range st.GetReplicas() {
+				ids = append(ids, r.GetReplicaId())
+			}
 		}
-		for _, r := range st.GetReplicas() {
-			ids = append(ids, r.GetReplicaId())
+		for _, id := range ids {
+			ep, ok := st.endpoint[id]
+			if !ok {
+				return messages.Errorf(messages.StatusCode_UNAVAILABLE, "no endpoint reports replica %d; no faults set", id)
+			}
+			byEndpoint[ep] = append(byEndpoint[ep], id)
 		}
-	}
-	for _, id := range ids {
-		ep, ok := st.endpoint[id]
-		if !ok {
-			return messages.Errorf(messages.StatusCode_UNAVAILABLE, "no endpoint reports replica %d; no faults set", id)
-		}
-		byEndpoint[ep] = append(byEndpoint[ep], id)
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 	defer cancel()
