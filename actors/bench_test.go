@@ -146,12 +146,25 @@ func startBenchGroup(b *testing.B) *benchSide {
 // SyncPropose on the leader's NodeHost.
 func (rg *rawGroup) side() *benchSide {
 	type session struct{ id, seq uint64 }
-	sessions := make([]session, *benchClients) // each used by one goroutine
-	for i := range sessions {
-		sessions[i].id = uint64(i) + 1
-	}
 	leader := rg.nhs[0]
 	cs := leader.GetNoOPSession(rg.clusterID)
+	sessions := make([]session, *benchClients) // each used by one goroutine
+	for i := range sessions {
+		// Open the client's session through the log, as the replica would:
+		// its id is the index of the entry.
+		data, err := proto.Marshal(&messages.Command{TimestampUnixNanos: time.Now().UnixNano(),
+			Op: &messages.Command_OpenSession{OpenSession: &messages.OpenSession{}}})
+		if err != nil {
+			panic(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), rg.proposalTimeout)
+		res, err := leader.SyncPropose(ctx, cs, data)
+		cancel()
+		if err != nil || res.Data != nil || res.Value == 0 {
+			panic(fmt.Sprintf("open a session on the raw side: %v (result %v)", err, res))
+		}
+		sessions[i].id = res.Value
+	}
 	op := func(c int, key, value []byte) error {
 		s := &sessions[c]
 		s.seq++

@@ -2,9 +2,7 @@ package actors
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -502,14 +500,4 @@ func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
 }
 func (f levelFilter) WithGroup(n string) slog.Handler {
 	return levelFilter{h: f.h.WithGroup(n), min: f.min}
-}
-
-func newClientID() uint64 {
-	var b [8]byte
-	for {
-		_, _ = rand.Read(b[:])
-		if id := binary.BigEndian.Uint64(b[:]); id != 0 {
-			return id
-		}
-	}
 }

@@ -138,3 +138,9 @@ func (do Requests) SetFaultInjection(ctx context.Context, faults *messages.Fault
 	_, err := answer[*messages.SetFaultInjectionResponse](do(ctx, &messages.SetFaultInjectionRequest{Faults: faults, Replicas: o.Replicas}))
 	return err
 }
+
+// OpenSession implements storage.Database.
+func (do Requests) OpenSession(ctx context.Context) (uint64, error) {
+	r, err := answer[*messages.OpenSessionResponse](do(ctx, &messages.OpenSessionRequest{}))
+	return r.GetClientId(), err
+}

@@ -25,6 +25,7 @@ var callPairs = []struct {
 	{"get_read_version", &messages.GetReadVersionRequest{}, &messages.GetReadVersionResponse{Version: 7}},
 	{"snapshot_read", &messages.SnapshotReadRequest{Key: []byte("k"), Version: 2}, &messages.SnapshotReadResponse{Found: true, Value: []byte("v")}},
 	{"snapshot_get_range", &messages.SnapshotGetRangeRequest{Begin: []byte("a"), Version: 2}, &messages.SnapshotGetRangeResponse{Kvs: []*messages.KeyValue{{Key: []byte("b")}}}},
+	{"open_session", &messages.OpenSessionRequest{}, &messages.OpenSessionResponse{ClientId: 8}},
 }
 
 // TestCallsCarryEveryOperation: each request goes into a Call under its

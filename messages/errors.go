@@ -28,6 +28,10 @@ var (
 	ErrInternal = errors.New("internal error")
 	// ErrCancelled: the caller cancelled the request.
 	ErrCancelled = errors.New("cancelled")
+	// ErrSessionExpired: the write's client session is unknown to the state
+	// machine (never opened, or forgotten); it was not applied now, and an
+	// earlier attempt's outcome is unknown. Not retryable under that id.
+	ErrSessionExpired = errors.New("session expired")
 )
 
 // sentinels is indexed by StatusCode; it is the single mapping between codes
@@ -43,6 +47,7 @@ var sentinels = [...]error{
 	StatusCode_TIMEOUT:               ErrTimeout,
 	StatusCode_INTERNAL:              ErrInternal,
 	StatusCode_CANCELLED:             ErrCancelled,
+	StatusCode_SESSION_EXPIRED:       ErrSessionExpired,
 }
 
 // Sentinel returns the sentinel error of code (nil for OK). An unknown code

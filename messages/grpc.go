@@ -27,6 +27,7 @@ var grpcCodes = [...]codes.Code{
 	StatusCode_TIMEOUT:               codes.DeadlineExceeded,
 	StatusCode_INTERNAL:              codes.Internal,
 	StatusCode_CANCELLED:             codes.Canceled,
+	StatusCode_SESSION_EXPIRED:       codes.OutOfRange,
 }
 
 // GRPCCode returns the gRPC code of c.

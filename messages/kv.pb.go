@@ -56,21 +56,28 @@ const (
 	StatusCode_INTERNAL StatusCode = 8
 	// CANCELLED: the caller cancelled the request.
 	StatusCode_CANCELLED StatusCode = 9
+	// SESSION_EXPIRED: the write's client session is unknown to the state
+	// machine — never opened (OpenSession), or forgotten (limits.max_sessions,
+	// limits.session_ttl). The request was not applied now; whether an earlier
+	// attempt of it was applied is unknown. Never retry it under that id: open
+	// a new session.
+	StatusCode_SESSION_EXPIRED StatusCode = 10
 )
 
 // Enum value maps for StatusCode.
 var (
 	StatusCode_name = map[int32]string{
-		0: "OK",
-		1: "INVALID_ARGUMENT",
-		2: "TOO_LARGE",
-		3: "UNKNOWN_COLUMN_FAMILY",
-		4: "CONFLICT",
-		5: "TRANSACTION_TOO_OLD",
-		6: "UNAVAILABLE",
-		7: "TIMEOUT",
-		8: "INTERNAL",
-		9: "CANCELLED",
+		0:  "OK",
+		1:  "INVALID_ARGUMENT",
+		2:  "TOO_LARGE",
+		3:  "UNKNOWN_COLUMN_FAMILY",
+		4:  "CONFLICT",
+		5:  "TRANSACTION_TOO_OLD",
+		6:  "UNAVAILABLE",
+		7:  "TIMEOUT",
+		8:  "INTERNAL",
+		9:  "CANCELLED",
+		10: "SESSION_EXPIRED",
 	}
 	StatusCode_value = map[string]int32{
 		"OK":                    0,
@@ -83,6 +90,7 @@ var (
 		"TIMEOUT":               7,
 		"INTERNAL":              8,
 		"CANCELLED":             9,
+		"SESSION_EXPIRED":       10,
 	}
 )
 
@@ -276,7 +284,9 @@ func (x *Status) GetMessage() string {
 // the same id and gets the first outcome instead of applying again.
 type RequestId struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// client_id names the client session; 0 means "no id" (not deduplicated).
+	// client_id names the client session: the id OpenSession returned. 0 means
+	// "no id" (not deduplicated); an id the state machine does not know (never
+	// opened, or forgotten) is refused with SESSION_EXPIRED.
 	ClientId uint64 `protobuf:"varint,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	// seq is unique within the client session.
 	Seq uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
@@ -544,6 +554,7 @@ type Command struct {
 	//
 	//	*Command_Mutation
 	//	*Command_AtomicCommit
+	//	*Command_OpenSession
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -618,6 +629,15 @@ func (x *Command) GetAtomicCommit() *AtomicCommit {
 	return nil
 }
 
+func (x *Command) GetOpenSession() *OpenSession {
+	if x != nil {
+		if x, ok := x.Op.(*Command_OpenSession); ok {
+			return x.OpenSession
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -630,9 +650,121 @@ type Command_AtomicCommit struct {
 	AtomicCommit *AtomicCommit `protobuf:"bytes,4,opt,name=atomic_commit,json=atomicCommit,proto3,oneof"`
 }
 
+type Command_OpenSession struct {
+	OpenSession *OpenSession `protobuf:"bytes,5,opt,name=open_session,json=openSession,proto3,oneof"`
+}
+
 func (*Command_Mutation) isCommand_Op() {}
 
 func (*Command_AtomicCommit) isCommand_Op() {}
+
+func (*Command_OpenSession) isCommand_Op() {}
+
+// OpenSession opens a client session. Its client id is the log index of the
+// entry that carries it (in standalone mode, the engine's version), which no
+// other session ever had, so a request under a forgotten session can always
+// be told from the first request of a new one.
+type OpenSession struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session limits of the proposer's configuration. The state machine
+	// keeps those of the latest session opened and applies them to every
+	// session, so replicas agree whatever their own configuration says.
+	Limits        *SessionLimits `protobuf:"bytes,1,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenSession) Reset() {
+	*x = OpenSession{}
+	mi := &file_kv_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenSession) ProtoMessage() {}
+
+func (x *OpenSession) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenSession.ProtoReflect.Descriptor instead.
+func (*OpenSession) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *OpenSession) GetLimits() *SessionLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// SessionLimits bound the client sessions the state machine remembers.
+type SessionLimits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// max_sessions: beyond it the least recently used session is forgotten.
+	MaxSessions uint64 `protobuf:"varint,1,opt,name=max_sessions,json=maxSessions,proto3" json:"max_sessions,omitempty"`
+	// ttl_nanos: a session idle this long in log time is forgotten.
+	TtlNanos      int64 `protobuf:"varint,2,opt,name=ttl_nanos,json=ttlNanos,proto3" json:"ttl_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionLimits) Reset() {
+	*x = SessionLimits{}
+	mi := &file_kv_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionLimits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionLimits) ProtoMessage() {}
+
+func (x *SessionLimits) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionLimits.ProtoReflect.Descriptor instead.
+func (*SessionLimits) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SessionLimits) GetMaxSessions() uint64 {
+	if x != nil {
+		return x.MaxSessions
+	}
+	return 0
+}
+
+func (x *SessionLimits) GetTtlNanos() int64 {
+	if x != nil {
+		return x.TtlNanos
+	}
+	return 0
+}
 
 // AtomicCommit is a transaction with FoundationDB semantics: its mutations
 // commit all or nothing, and only when no write that committed after
@@ -649,7 +781,7 @@ type AtomicCommit struct {
 
 func (x *AtomicCommit) Reset() {
 	*x = AtomicCommit{}
-	mi := &file_kv_proto_msgTypes[6]
+	mi := &file_kv_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +793,7 @@ func (x *AtomicCommit) String() string {
 func (*AtomicCommit) ProtoMessage() {}
 
 func (x *AtomicCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[6]
+	mi := &file_kv_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +806,7 @@ func (x *AtomicCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AtomicCommit.ProtoReflect.Descriptor instead.
 func (*AtomicCommit) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{6}
+	return file_kv_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AtomicCommit) GetMutations() []*Mutation {
@@ -710,7 +842,8 @@ type CommandResult struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Status *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
 	// version is the commit version (the Raft log index in replicated mode);
-	// 0 when nothing was committed.
+	// 0 when nothing was committed. For OpenSession it is the new session's
+	// client id.
 	Version       uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -718,7 +851,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_kv_proto_msgTypes[7]
+	mi := &file_kv_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +863,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[7]
+	mi := &file_kv_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +876,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{7}
+	return file_kv_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CommandResult) GetStatus() *Status {
@@ -777,7 +910,7 @@ type FaultInjection struct {
 
 func (x *FaultInjection) Reset() {
 	*x = FaultInjection{}
-	mi := &file_kv_proto_msgTypes[8]
+	mi := &file_kv_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +922,7 @@ func (x *FaultInjection) String() string {
 func (*FaultInjection) ProtoMessage() {}
 
 func (x *FaultInjection) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[8]
+	mi := &file_kv_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +935,7 @@ func (x *FaultInjection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaultInjection.ProtoReflect.Descriptor instead.
 func (*FaultInjection) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{8}
+	return file_kv_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FaultInjection) GetErrorRate() float64 {
@@ -837,7 +970,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_kv_proto_msgTypes[9]
+	mi := &file_kv_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +982,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[9]
+	mi := &file_kv_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +995,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{9}
+	return file_kv_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetRequest) GetColumnFamily() string {
@@ -897,7 +1030,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_kv_proto_msgTypes[10]
+	mi := &file_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -909,7 +1042,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[10]
+	mi := &file_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -922,7 +1055,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{10}
+	return file_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetResponse) GetStatus() *Status {
@@ -958,7 +1091,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_kv_proto_msgTypes[11]
+	mi := &file_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1103,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[11]
+	mi := &file_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1116,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{11}
+	return file_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PutRequest) GetColumnFamily() string {
@@ -1024,7 +1157,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_kv_proto_msgTypes[12]
+	mi := &file_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1036,7 +1169,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[12]
+	mi := &file_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1049,7 +1182,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{12}
+	return file_kv_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PutResponse) GetStatus() *Status {
@@ -1077,7 +1210,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_kv_proto_msgTypes[13]
+	mi := &file_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1222,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[13]
+	mi := &file_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1235,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{13}
+	return file_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteRequest) GetColumnFamily() string {
@@ -1136,7 +1269,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_kv_proto_msgTypes[14]
+	mi := &file_kv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1281,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[14]
+	mi := &file_kv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1294,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{14}
+	return file_kv_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteResponse) GetStatus() *Status {
@@ -1190,7 +1323,7 @@ type ClearRangeRequest struct {
 
 func (x *ClearRangeRequest) Reset() {
 	*x = ClearRangeRequest{}
-	mi := &file_kv_proto_msgTypes[15]
+	mi := &file_kv_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1335,7 @@ func (x *ClearRangeRequest) String() string {
 func (*ClearRangeRequest) ProtoMessage() {}
 
 func (x *ClearRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[15]
+	mi := &file_kv_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1348,7 @@ func (x *ClearRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearRangeRequest.ProtoReflect.Descriptor instead.
 func (*ClearRangeRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{15}
+	return file_kv_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClearRangeRequest) GetColumnFamily() string {
@@ -1256,7 +1389,7 @@ type ClearRangeResponse struct {
 
 func (x *ClearRangeResponse) Reset() {
 	*x = ClearRangeResponse{}
-	mi := &file_kv_proto_msgTypes[16]
+	mi := &file_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1401,7 @@ func (x *ClearRangeResponse) String() string {
 func (*ClearRangeResponse) ProtoMessage() {}
 
 func (x *ClearRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[16]
+	mi := &file_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1414,7 @@ func (x *ClearRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearRangeResponse.ProtoReflect.Descriptor instead.
 func (*ClearRangeResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{16}
+	return file_kv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClearRangeResponse) GetStatus() *Status {
@@ -1311,7 +1444,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_kv_proto_msgTypes[17]
+	mi := &file_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1456,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[17]
+	mi := &file_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1469,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{17}
+	return file_kv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListKeysRequest) GetColumnFamily() string {
@@ -1377,7 +1510,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_kv_proto_msgTypes[18]
+	mi := &file_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1389,7 +1522,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[18]
+	mi := &file_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1402,7 +1535,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{18}
+	return file_kv_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListKeysResponse) GetStatus() *Status {
@@ -1434,7 +1567,7 @@ type GetRangeRequest struct {
 
 func (x *GetRangeRequest) Reset() {
 	*x = GetRangeRequest{}
-	mi := &file_kv_proto_msgTypes[19]
+	mi := &file_kv_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1579,7 @@ func (x *GetRangeRequest) String() string {
 func (*GetRangeRequest) ProtoMessage() {}
 
 func (x *GetRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[19]
+	mi := &file_kv_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1592,7 @@ func (x *GetRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRangeRequest.ProtoReflect.Descriptor instead.
 func (*GetRangeRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{19}
+	return file_kv_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetRangeRequest) GetColumnFamily() string {
@@ -1514,7 +1647,7 @@ type GetRangeResponse struct {
 
 func (x *GetRangeResponse) Reset() {
 	*x = GetRangeResponse{}
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1659,7 @@ func (x *GetRangeResponse) String() string {
 func (*GetRangeResponse) ProtoMessage() {}
 
 func (x *GetRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1672,7 @@ func (x *GetRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRangeResponse.ProtoReflect.Descriptor instead.
 func (*GetRangeResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{20}
+	return file_kv_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetRangeResponse) GetStatus() *Status {
@@ -1566,7 +1699,7 @@ type AtomicCommitRequest struct {
 
 func (x *AtomicCommitRequest) Reset() {
 	*x = AtomicCommitRequest{}
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1578,7 +1711,7 @@ func (x *AtomicCommitRequest) String() string {
 func (*AtomicCommitRequest) ProtoMessage() {}
 
 func (x *AtomicCommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1591,7 +1724,7 @@ func (x *AtomicCommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AtomicCommitRequest.ProtoReflect.Descriptor instead.
 func (*AtomicCommitRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{21}
+	return file_kv_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AtomicCommitRequest) GetCommit() *AtomicCommit {
@@ -1618,7 +1751,7 @@ type AtomicCommitResponse struct {
 
 func (x *AtomicCommitResponse) Reset() {
 	*x = AtomicCommitResponse{}
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1630,7 +1763,7 @@ func (x *AtomicCommitResponse) String() string {
 func (*AtomicCommitResponse) ProtoMessage() {}
 
 func (x *AtomicCommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1643,7 +1776,7 @@ func (x *AtomicCommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AtomicCommitResponse.ProtoReflect.Descriptor instead.
 func (*AtomicCommitResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{22}
+	return file_kv_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AtomicCommitResponse) GetStatus() *Status {
@@ -1660,6 +1793,97 @@ func (x *AtomicCommitResponse) GetVersion() uint64 {
 	return 0
 }
 
+// OpenSessionRequest opens a client session for exactly-once writes.
+type OpenSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenSessionRequest) Reset() {
+	*x = OpenSessionRequest{}
+	mi := &file_kv_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenSessionRequest) ProtoMessage() {}
+
+func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenSessionRequest.ProtoReflect.Descriptor instead.
+func (*OpenSessionRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{25}
+}
+
+type OpenSessionResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// client_id is the session's id, for RequestId.client_id; its first
+	// request is seq 1.
+	ClientId      uint64 `protobuf:"varint,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenSessionResponse) Reset() {
+	*x = OpenSessionResponse{}
+	mi := &file_kv_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenSessionResponse) ProtoMessage() {}
+
+func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenSessionResponse.ProtoReflect.Descriptor instead.
+func (*OpenSessionResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *OpenSessionResponse) GetStatus() *Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *OpenSessionResponse) GetClientId() uint64 {
+	if x != nil {
+		return x.ClientId
+	}
+	return 0
+}
+
 type GetReadVersionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1668,7 +1892,7 @@ type GetReadVersionRequest struct {
 
 func (x *GetReadVersionRequest) Reset() {
 	*x = GetReadVersionRequest{}
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1904,7 @@ func (x *GetReadVersionRequest) String() string {
 func (*GetReadVersionRequest) ProtoMessage() {}
 
 func (x *GetReadVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1917,7 @@ func (x *GetReadVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReadVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetReadVersionRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{23}
+	return file_kv_proto_rawDescGZIP(), []int{27}
 }
 
 type GetReadVersionResponse struct {
@@ -1706,7 +1930,7 @@ type GetReadVersionResponse struct {
 
 func (x *GetReadVersionResponse) Reset() {
 	*x = GetReadVersionResponse{}
-	mi := &file_kv_proto_msgTypes[24]
+	mi := &file_kv_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1718,7 +1942,7 @@ func (x *GetReadVersionResponse) String() string {
 func (*GetReadVersionResponse) ProtoMessage() {}
 
 func (x *GetReadVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[24]
+	mi := &file_kv_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1731,7 +1955,7 @@ func (x *GetReadVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReadVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetReadVersionResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{24}
+	return file_kv_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetReadVersionResponse) GetStatus() *Status {
@@ -1759,7 +1983,7 @@ type SnapshotReadRequest struct {
 
 func (x *SnapshotReadRequest) Reset() {
 	*x = SnapshotReadRequest{}
-	mi := &file_kv_proto_msgTypes[25]
+	mi := &file_kv_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +1995,7 @@ func (x *SnapshotReadRequest) String() string {
 func (*SnapshotReadRequest) ProtoMessage() {}
 
 func (x *SnapshotReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[25]
+	mi := &file_kv_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +2008,7 @@ func (x *SnapshotReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotReadRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotReadRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{25}
+	return file_kv_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SnapshotReadRequest) GetColumnFamily() string {
@@ -1819,7 +2043,7 @@ type SnapshotReadResponse struct {
 
 func (x *SnapshotReadResponse) Reset() {
 	*x = SnapshotReadResponse{}
-	mi := &file_kv_proto_msgTypes[26]
+	mi := &file_kv_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1831,7 +2055,7 @@ func (x *SnapshotReadResponse) String() string {
 func (*SnapshotReadResponse) ProtoMessage() {}
 
 func (x *SnapshotReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[26]
+	mi := &file_kv_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1844,7 +2068,7 @@ func (x *SnapshotReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotReadResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotReadResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{26}
+	return file_kv_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SnapshotReadResponse) GetStatus() *Status {
@@ -1882,7 +2106,7 @@ type SnapshotGetRangeRequest struct {
 
 func (x *SnapshotGetRangeRequest) Reset() {
 	*x = SnapshotGetRangeRequest{}
-	mi := &file_kv_proto_msgTypes[27]
+	mi := &file_kv_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1894,7 +2118,7 @@ func (x *SnapshotGetRangeRequest) String() string {
 func (*SnapshotGetRangeRequest) ProtoMessage() {}
 
 func (x *SnapshotGetRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[27]
+	mi := &file_kv_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1907,7 +2131,7 @@ func (x *SnapshotGetRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotGetRangeRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotGetRangeRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{27}
+	return file_kv_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SnapshotGetRangeRequest) GetColumnFamily() string {
@@ -1962,7 +2186,7 @@ type SnapshotGetRangeResponse struct {
 
 func (x *SnapshotGetRangeResponse) Reset() {
 	*x = SnapshotGetRangeResponse{}
-	mi := &file_kv_proto_msgTypes[28]
+	mi := &file_kv_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2198,7 @@ func (x *SnapshotGetRangeResponse) String() string {
 func (*SnapshotGetRangeResponse) ProtoMessage() {}
 
 func (x *SnapshotGetRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[28]
+	mi := &file_kv_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2211,7 @@ func (x *SnapshotGetRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotGetRangeResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotGetRangeResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{28}
+	return file_kv_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SnapshotGetRangeResponse) GetStatus() *Status {
@@ -2016,7 +2240,7 @@ type SetFaultInjectionRequest struct {
 
 func (x *SetFaultInjectionRequest) Reset() {
 	*x = SetFaultInjectionRequest{}
-	mi := &file_kv_proto_msgTypes[29]
+	mi := &file_kv_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2028,7 +2252,7 @@ func (x *SetFaultInjectionRequest) String() string {
 func (*SetFaultInjectionRequest) ProtoMessage() {}
 
 func (x *SetFaultInjectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[29]
+	mi := &file_kv_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2041,7 +2265,7 @@ func (x *SetFaultInjectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFaultInjectionRequest.ProtoReflect.Descriptor instead.
 func (*SetFaultInjectionRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{29}
+	return file_kv_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SetFaultInjectionRequest) GetFaults() *FaultInjection {
@@ -2067,7 +2291,7 @@ type SetFaultInjectionResponse struct {
 
 func (x *SetFaultInjectionResponse) Reset() {
 	*x = SetFaultInjectionResponse{}
-	mi := &file_kv_proto_msgTypes[30]
+	mi := &file_kv_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2079,7 +2303,7 @@ func (x *SetFaultInjectionResponse) String() string {
 func (*SetFaultInjectionResponse) ProtoMessage() {}
 
 func (x *SetFaultInjectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[30]
+	mi := &file_kv_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2092,7 +2316,7 @@ func (x *SetFaultInjectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFaultInjectionResponse.ProtoReflect.Descriptor instead.
 func (*SetFaultInjectionResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{30}
+	return file_kv_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SetFaultInjectionResponse) GetStatus() *Status {
@@ -2114,7 +2338,7 @@ type ColumnFamilyDigest struct {
 
 func (x *ColumnFamilyDigest) Reset() {
 	*x = ColumnFamilyDigest{}
-	mi := &file_kv_proto_msgTypes[31]
+	mi := &file_kv_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2126,7 +2350,7 @@ func (x *ColumnFamilyDigest) String() string {
 func (*ColumnFamilyDigest) ProtoMessage() {}
 
 func (x *ColumnFamilyDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[31]
+	mi := &file_kv_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2139,7 +2363,7 @@ func (x *ColumnFamilyDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ColumnFamilyDigest.ProtoReflect.Descriptor instead.
 func (*ColumnFamilyDigest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{31}
+	return file_kv_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ColumnFamilyDigest) GetColumnFamily() string {
@@ -2187,7 +2411,7 @@ type ReplicaStatus struct {
 
 func (x *ReplicaStatus) Reset() {
 	*x = ReplicaStatus{}
-	mi := &file_kv_proto_msgTypes[32]
+	mi := &file_kv_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2199,7 +2423,7 @@ func (x *ReplicaStatus) String() string {
 func (*ReplicaStatus) ProtoMessage() {}
 
 func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[32]
+	mi := &file_kv_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2212,7 +2436,7 @@ func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatus.ProtoReflect.Descriptor instead.
 func (*ReplicaStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{32}
+	return file_kv_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ReplicaStatus) GetReplicaId() uint32 {
@@ -2302,7 +2526,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_kv_proto_msgTypes[33]
+	mi := &file_kv_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2314,7 +2538,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[33]
+	mi := &file_kv_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2327,7 +2551,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{33}
+	return file_kv_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StatusRequest) GetWithDigests() bool {
@@ -2353,7 +2577,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_kv_proto_msgTypes[34]
+	mi := &file_kv_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +2589,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[34]
+	mi := &file_kv_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +2602,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{34}
+	return file_kv_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *StatusResponse) GetStatus() *Status {
@@ -2448,14 +2672,20 @@ const file_kv_proto_rawDesc = "" +
 	"\rcolumn_family\x18\x02 \x01(\tR\fcolumnFamily\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x04 \x01(\fR\x05value\x12\x10\n" +
-	"\x03end\x18\x05 \x01(\fR\x03end\"\xec\x01\n" +
+	"\x03end\x18\x05 \x01(\fR\x03end\"\xaa\x02\n" +
 	"\aCommand\x124\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\v2\x15.actorkv.v1.RequestIdR\trequestId\x120\n" +
 	"\x14timestamp_unix_nanos\x18\x02 \x01(\x03R\x12timestampUnixNanos\x122\n" +
 	"\bmutation\x18\x03 \x01(\v2\x14.actorkv.v1.MutationH\x00R\bmutation\x12?\n" +
-	"\ratomic_commit\x18\x04 \x01(\v2\x18.actorkv.v1.AtomicCommitH\x00R\fatomicCommitB\x04\n" +
-	"\x02op\"\xf7\x01\n" +
+	"\ratomic_commit\x18\x04 \x01(\v2\x18.actorkv.v1.AtomicCommitH\x00R\fatomicCommit\x12<\n" +
+	"\fopen_session\x18\x05 \x01(\v2\x17.actorkv.v1.OpenSessionH\x00R\vopenSessionB\x04\n" +
+	"\x02op\"@\n" +
+	"\vOpenSession\x121\n" +
+	"\x06limits\x18\x01 \x01(\v2\x19.actorkv.v1.SessionLimitsR\x06limits\"O\n" +
+	"\rSessionLimits\x12!\n" +
+	"\fmax_sessions\x18\x01 \x01(\x04R\vmaxSessions\x12\x1b\n" +
+	"\tttl_nanos\x18\x02 \x01(\x03R\bttlNanos\"\xf7\x01\n" +
 	"\fAtomicCommit\x122\n" +
 	"\tmutations\x18\x01 \x03(\v2\x14.actorkv.v1.MutationR\tmutations\x12F\n" +
 	"\x14read_conflict_ranges\x18\x02 \x03(\v2\x14.actorkv.v1.KeyRangeR\x12readConflictRanges\x12H\n" +
@@ -2529,7 +2759,11 @@ const file_kv_proto_rawDesc = "" +
 	"request_id\x18\x02 \x01(\v2\x15.actorkv.v1.RequestIdR\trequestId\"\\\n" +
 	"\x14AtomicCommitResponse\x12*\n" +
 	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\"\x17\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"\x14\n" +
+	"\x12OpenSessionRequest\"^\n" +
+	"\x13OpenSessionResponse\x12*\n" +
+	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\x04R\bclientId\"\x17\n" +
 	"\x15GetReadVersionRequest\"^\n" +
 	"\x16GetReadVersionResponse\x12*\n" +
 	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x12\x18\n" +
@@ -2585,7 +2819,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x04term\x18\x04 \x01(\x04R\x04term\x12\x12\n" +
 	"\x04mode\x18\x05 \x01(\tR\x04mode\x12\x1d\n" +
 	"\n" +
-	"has_leader\x18\x06 \x01(\bR\thasLeader*\xb6\x01\n" +
+	"has_leader\x18\x06 \x01(\bR\thasLeader*\xcb\x01\n" +
 	"\n" +
 	"StatusCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\x14\n" +
@@ -2597,7 +2831,9 @@ const file_kv_proto_rawDesc = "" +
 	"\vUNAVAILABLE\x10\x06\x12\v\n" +
 	"\aTIMEOUT\x10\a\x12\f\n" +
 	"\bINTERNAL\x10\b\x12\r\n" +
-	"\tCANCELLED\x10\t**\n" +
+	"\tCANCELLED\x10\t\x12\x13\n" +
+	"\x0fSESSION_EXPIRED\x10\n" +
+	"**\n" +
 	"\vConsistency\x12\x10\n" +
 	"\fLINEARIZABLE\x10\x00\x12\t\n" +
 	"\x05STALE\x10\x01*N\n" +
@@ -2621,7 +2857,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_kv_proto_goTypes = []any{
 	(StatusCode)(0),                   // 0: actorkv.v1.StatusCode
 	(Consistency)(0),                  // 1: actorkv.v1.Consistency
@@ -2632,78 +2868,85 @@ var file_kv_proto_goTypes = []any{
 	(*KeyRange)(nil),                  // 6: actorkv.v1.KeyRange
 	(*Mutation)(nil),                  // 7: actorkv.v1.Mutation
 	(*Command)(nil),                   // 8: actorkv.v1.Command
-	(*AtomicCommit)(nil),              // 9: actorkv.v1.AtomicCommit
-	(*CommandResult)(nil),             // 10: actorkv.v1.CommandResult
-	(*FaultInjection)(nil),            // 11: actorkv.v1.FaultInjection
-	(*GetRequest)(nil),                // 12: actorkv.v1.GetRequest
-	(*GetResponse)(nil),               // 13: actorkv.v1.GetResponse
-	(*PutRequest)(nil),                // 14: actorkv.v1.PutRequest
-	(*PutResponse)(nil),               // 15: actorkv.v1.PutResponse
-	(*DeleteRequest)(nil),             // 16: actorkv.v1.DeleteRequest
-	(*DeleteResponse)(nil),            // 17: actorkv.v1.DeleteResponse
-	(*ClearRangeRequest)(nil),         // 18: actorkv.v1.ClearRangeRequest
-	(*ClearRangeResponse)(nil),        // 19: actorkv.v1.ClearRangeResponse
-	(*ListKeysRequest)(nil),           // 20: actorkv.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),          // 21: actorkv.v1.ListKeysResponse
-	(*GetRangeRequest)(nil),           // 22: actorkv.v1.GetRangeRequest
-	(*GetRangeResponse)(nil),          // 23: actorkv.v1.GetRangeResponse
-	(*AtomicCommitRequest)(nil),       // 24: actorkv.v1.AtomicCommitRequest
-	(*AtomicCommitResponse)(nil),      // 25: actorkv.v1.AtomicCommitResponse
-	(*GetReadVersionRequest)(nil),     // 26: actorkv.v1.GetReadVersionRequest
-	(*GetReadVersionResponse)(nil),    // 27: actorkv.v1.GetReadVersionResponse
-	(*SnapshotReadRequest)(nil),       // 28: actorkv.v1.SnapshotReadRequest
-	(*SnapshotReadResponse)(nil),      // 29: actorkv.v1.SnapshotReadResponse
-	(*SnapshotGetRangeRequest)(nil),   // 30: actorkv.v1.SnapshotGetRangeRequest
-	(*SnapshotGetRangeResponse)(nil),  // 31: actorkv.v1.SnapshotGetRangeResponse
-	(*SetFaultInjectionRequest)(nil),  // 32: actorkv.v1.SetFaultInjectionRequest
-	(*SetFaultInjectionResponse)(nil), // 33: actorkv.v1.SetFaultInjectionResponse
-	(*ColumnFamilyDigest)(nil),        // 34: actorkv.v1.ColumnFamilyDigest
-	(*ReplicaStatus)(nil),             // 35: actorkv.v1.ReplicaStatus
-	(*StatusRequest)(nil),             // 36: actorkv.v1.StatusRequest
-	(*StatusResponse)(nil),            // 37: actorkv.v1.StatusResponse
-	(*durationpb.Duration)(nil),       // 38: google.protobuf.Duration
+	(*OpenSession)(nil),               // 9: actorkv.v1.OpenSession
+	(*SessionLimits)(nil),             // 10: actorkv.v1.SessionLimits
+	(*AtomicCommit)(nil),              // 11: actorkv.v1.AtomicCommit
+	(*CommandResult)(nil),             // 12: actorkv.v1.CommandResult
+	(*FaultInjection)(nil),            // 13: actorkv.v1.FaultInjection
+	(*GetRequest)(nil),                // 14: actorkv.v1.GetRequest
+	(*GetResponse)(nil),               // 15: actorkv.v1.GetResponse
+	(*PutRequest)(nil),                // 16: actorkv.v1.PutRequest
+	(*PutResponse)(nil),               // 17: actorkv.v1.PutResponse
+	(*DeleteRequest)(nil),             // 18: actorkv.v1.DeleteRequest
+	(*DeleteResponse)(nil),            // 19: actorkv.v1.DeleteResponse
+	(*ClearRangeRequest)(nil),         // 20: actorkv.v1.ClearRangeRequest
+	(*ClearRangeResponse)(nil),        // 21: actorkv.v1.ClearRangeResponse
+	(*ListKeysRequest)(nil),           // 22: actorkv.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),          // 23: actorkv.v1.ListKeysResponse
+	(*GetRangeRequest)(nil),           // 24: actorkv.v1.GetRangeRequest
+	(*GetRangeResponse)(nil),          // 25: actorkv.v1.GetRangeResponse
+	(*AtomicCommitRequest)(nil),       // 26: actorkv.v1.AtomicCommitRequest
+	(*AtomicCommitResponse)(nil),      // 27: actorkv.v1.AtomicCommitResponse
+	(*OpenSessionRequest)(nil),        // 28: actorkv.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),       // 29: actorkv.v1.OpenSessionResponse
+	(*GetReadVersionRequest)(nil),     // 30: actorkv.v1.GetReadVersionRequest
+	(*GetReadVersionResponse)(nil),    // 31: actorkv.v1.GetReadVersionResponse
+	(*SnapshotReadRequest)(nil),       // 32: actorkv.v1.SnapshotReadRequest
+	(*SnapshotReadResponse)(nil),      // 33: actorkv.v1.SnapshotReadResponse
+	(*SnapshotGetRangeRequest)(nil),   // 34: actorkv.v1.SnapshotGetRangeRequest
+	(*SnapshotGetRangeResponse)(nil),  // 35: actorkv.v1.SnapshotGetRangeResponse
+	(*SetFaultInjectionRequest)(nil),  // 36: actorkv.v1.SetFaultInjectionRequest
+	(*SetFaultInjectionResponse)(nil), // 37: actorkv.v1.SetFaultInjectionResponse
+	(*ColumnFamilyDigest)(nil),        // 38: actorkv.v1.ColumnFamilyDigest
+	(*ReplicaStatus)(nil),             // 39: actorkv.v1.ReplicaStatus
+	(*StatusRequest)(nil),             // 40: actorkv.v1.StatusRequest
+	(*StatusResponse)(nil),            // 41: actorkv.v1.StatusResponse
+	(*durationpb.Duration)(nil),       // 42: google.protobuf.Duration
 }
 var file_kv_proto_depIdxs = []int32{
 	0,  // 0: actorkv.v1.Status.code:type_name -> actorkv.v1.StatusCode
 	2,  // 1: actorkv.v1.Mutation.type:type_name -> actorkv.v1.MutationType
 	4,  // 2: actorkv.v1.Command.request_id:type_name -> actorkv.v1.RequestId
 	7,  // 3: actorkv.v1.Command.mutation:type_name -> actorkv.v1.Mutation
-	9,  // 4: actorkv.v1.Command.atomic_commit:type_name -> actorkv.v1.AtomicCommit
-	7,  // 5: actorkv.v1.AtomicCommit.mutations:type_name -> actorkv.v1.Mutation
-	6,  // 6: actorkv.v1.AtomicCommit.read_conflict_ranges:type_name -> actorkv.v1.KeyRange
-	6,  // 7: actorkv.v1.AtomicCommit.write_conflict_ranges:type_name -> actorkv.v1.KeyRange
-	3,  // 8: actorkv.v1.CommandResult.status:type_name -> actorkv.v1.Status
-	38, // 9: actorkv.v1.FaultInjection.added_latency:type_name -> google.protobuf.Duration
-	1,  // 10: actorkv.v1.GetRequest.consistency:type_name -> actorkv.v1.Consistency
-	3,  // 11: actorkv.v1.GetResponse.status:type_name -> actorkv.v1.Status
-	4,  // 12: actorkv.v1.PutRequest.request_id:type_name -> actorkv.v1.RequestId
-	3,  // 13: actorkv.v1.PutResponse.status:type_name -> actorkv.v1.Status
-	4,  // 14: actorkv.v1.DeleteRequest.request_id:type_name -> actorkv.v1.RequestId
-	3,  // 15: actorkv.v1.DeleteResponse.status:type_name -> actorkv.v1.Status
-	4,  // 16: actorkv.v1.ClearRangeRequest.request_id:type_name -> actorkv.v1.RequestId
-	3,  // 17: actorkv.v1.ClearRangeResponse.status:type_name -> actorkv.v1.Status
-	1,  // 18: actorkv.v1.ListKeysRequest.consistency:type_name -> actorkv.v1.Consistency
-	3,  // 19: actorkv.v1.ListKeysResponse.status:type_name -> actorkv.v1.Status
-	1,  // 20: actorkv.v1.GetRangeRequest.consistency:type_name -> actorkv.v1.Consistency
-	3,  // 21: actorkv.v1.GetRangeResponse.status:type_name -> actorkv.v1.Status
-	5,  // 22: actorkv.v1.GetRangeResponse.kvs:type_name -> actorkv.v1.KeyValue
-	9,  // 23: actorkv.v1.AtomicCommitRequest.commit:type_name -> actorkv.v1.AtomicCommit
-	4,  // 24: actorkv.v1.AtomicCommitRequest.request_id:type_name -> actorkv.v1.RequestId
-	3,  // 25: actorkv.v1.AtomicCommitResponse.status:type_name -> actorkv.v1.Status
-	3,  // 26: actorkv.v1.GetReadVersionResponse.status:type_name -> actorkv.v1.Status
-	3,  // 27: actorkv.v1.SnapshotReadResponse.status:type_name -> actorkv.v1.Status
-	3,  // 28: actorkv.v1.SnapshotGetRangeResponse.status:type_name -> actorkv.v1.Status
-	5,  // 29: actorkv.v1.SnapshotGetRangeResponse.kvs:type_name -> actorkv.v1.KeyValue
-	11, // 30: actorkv.v1.SetFaultInjectionRequest.faults:type_name -> actorkv.v1.FaultInjection
-	3,  // 31: actorkv.v1.SetFaultInjectionResponse.status:type_name -> actorkv.v1.Status
-	34, // 32: actorkv.v1.ReplicaStatus.digests:type_name -> actorkv.v1.ColumnFamilyDigest
-	3,  // 33: actorkv.v1.StatusResponse.status:type_name -> actorkv.v1.Status
-	35, // 34: actorkv.v1.StatusResponse.replicas:type_name -> actorkv.v1.ReplicaStatus
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	11, // 4: actorkv.v1.Command.atomic_commit:type_name -> actorkv.v1.AtomicCommit
+	9,  // 5: actorkv.v1.Command.open_session:type_name -> actorkv.v1.OpenSession
+	10, // 6: actorkv.v1.OpenSession.limits:type_name -> actorkv.v1.SessionLimits
+	7,  // 7: actorkv.v1.AtomicCommit.mutations:type_name -> actorkv.v1.Mutation
+	6,  // 8: actorkv.v1.AtomicCommit.read_conflict_ranges:type_name -> actorkv.v1.KeyRange
+	6,  // 9: actorkv.v1.AtomicCommit.write_conflict_ranges:type_name -> actorkv.v1.KeyRange
+	3,  // 10: actorkv.v1.CommandResult.status:type_name -> actorkv.v1.Status
+	42, // 11: actorkv.v1.FaultInjection.added_latency:type_name -> google.protobuf.Duration
+	1,  // 12: actorkv.v1.GetRequest.consistency:type_name -> actorkv.v1.Consistency
+	3,  // 13: actorkv.v1.GetResponse.status:type_name -> actorkv.v1.Status
+	4,  // 14: actorkv.v1.PutRequest.request_id:type_name -> actorkv.v1.RequestId
+	3,  // 15: actorkv.v1.PutResponse.status:type_name -> actorkv.v1.Status
+	4,  // 16: actorkv.v1.DeleteRequest.request_id:type_name -> actorkv.v1.RequestId
+	3,  // 17: actorkv.v1.DeleteResponse.status:type_name -> actorkv.v1.Status
+	4,  // 18: actorkv.v1.ClearRangeRequest.request_id:type_name -> actorkv.v1.RequestId
+	3,  // 19: actorkv.v1.ClearRangeResponse.status:type_name -> actorkv.v1.Status
+	1,  // 20: actorkv.v1.ListKeysRequest.consistency:type_name -> actorkv.v1.Consistency
+	3,  // 21: actorkv.v1.ListKeysResponse.status:type_name -> actorkv.v1.Status
+	1,  // 22: actorkv.v1.GetRangeRequest.consistency:type_name -> actorkv.v1.Consistency
+	3,  // 23: actorkv.v1.GetRangeResponse.status:type_name -> actorkv.v1.Status
+	5,  // 24: actorkv.v1.GetRangeResponse.kvs:type_name -> actorkv.v1.KeyValue
+	11, // 25: actorkv.v1.AtomicCommitRequest.commit:type_name -> actorkv.v1.AtomicCommit
+	4,  // 26: actorkv.v1.AtomicCommitRequest.request_id:type_name -> actorkv.v1.RequestId
+	3,  // 27: actorkv.v1.AtomicCommitResponse.status:type_name -> actorkv.v1.Status
+	3,  // 28: actorkv.v1.OpenSessionResponse.status:type_name -> actorkv.v1.Status
+	3,  // 29: actorkv.v1.GetReadVersionResponse.status:type_name -> actorkv.v1.Status
+	3,  // 30: actorkv.v1.SnapshotReadResponse.status:type_name -> actorkv.v1.Status
+	3,  // 31: actorkv.v1.SnapshotGetRangeResponse.status:type_name -> actorkv.v1.Status
+	5,  // 32: actorkv.v1.SnapshotGetRangeResponse.kvs:type_name -> actorkv.v1.KeyValue
+	13, // 33: actorkv.v1.SetFaultInjectionRequest.faults:type_name -> actorkv.v1.FaultInjection
+	3,  // 34: actorkv.v1.SetFaultInjectionResponse.status:type_name -> actorkv.v1.Status
+	38, // 35: actorkv.v1.ReplicaStatus.digests:type_name -> actorkv.v1.ColumnFamilyDigest
+	3,  // 36: actorkv.v1.StatusResponse.status:type_name -> actorkv.v1.Status
+	39, // 37: actorkv.v1.StatusResponse.replicas:type_name -> actorkv.v1.ReplicaStatus
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -2714,6 +2957,7 @@ func file_kv_proto_init() {
 	file_kv_proto_msgTypes[5].OneofWrappers = []any{
 		(*Command_Mutation)(nil),
 		(*Command_AtomicCommit)(nil),
+		(*Command_OpenSession)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2721,7 +2965,7 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   35,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -26,6 +26,10 @@ func status() *messages.Status {
 	return &messages.Status{Code: messages.StatusCode_CONFLICT, Message: "conflict: key k"}
 }
 
+func sessionLimits() *messages.SessionLimits {
+	return &messages.SessionLimits{MaxSessions: 1000, TtlNanos: 60_000_000_000}
+}
+
 func requestID() *messages.RequestId {
 	return &messages.RequestId{ClientId: 7, Seq: 42, RespondedTo: 41}
 }
@@ -110,6 +114,13 @@ func baseCases() []proto.Message {
 			TimestampUnixNanos: -1,
 			Op:                 &messages.Command_AtomicCommit{AtomicCommit: atomicCommit()},
 		},
+		&messages.Command{
+			RequestId:          requestID(),
+			TimestampUnixNanos: 5,
+			Op:                 &messages.Command_OpenSession{OpenSession: &messages.OpenSession{Limits: sessionLimits()}},
+		},
+		sessionLimits(),
+		&messages.OpenSession{Limits: sessionLimits()},
 		atomicCommit(),
 		&messages.CommandResult{Status: status(), Version: 17},
 		faults(),
@@ -130,6 +141,8 @@ func baseCases() []proto.Message {
 		&messages.GetRangeResponse{Status: status(), Kvs: []*messages.KeyValue{kv("a", "1"), kv("b", "2")}},
 		&messages.AtomicCommitRequest{Commit: atomicCommit(), RequestId: requestID()},
 		&messages.AtomicCommitResponse{Status: status(), Version: 6},
+		&messages.OpenSessionRequest{},
+		&messages.OpenSessionResponse{Status: status(), ClientId: 71},
 		&messages.GetReadVersionRequest{},
 		&messages.GetReadVersionResponse{Status: status(), Version: 7},
 		&messages.SnapshotReadRequest{ColumnFamily: "users", Key: []byte("k"), Version: 8},
@@ -174,13 +187,15 @@ func baseCases() []proto.Message {
 
 		// storage.proto
 		&messages.EntryEffect{Index: 9, TimestampUnixNanos: 1_700_000_000_000_000_000,
-			Writes:    []*messages.KeyRange{{ColumnFamily: "users", Begin: []byte("a"), End: []byte("b")}},
-			RequestId: &messages.RequestId{ClientId: 1, Seq: 2, RespondedTo: 1},
-			Result:    &messages.CommandResult{Status: status(), Version: 9}},
+			Writes:        []*messages.KeyRange{{ColumnFamily: "users", Begin: []byte("a"), End: []byte("b")}},
+			RequestId:     &messages.RequestId{ClientId: 1, Seq: 2, RespondedTo: 1},
+			Result:        &messages.CommandResult{Status: status(), Version: 9},
+			OpenedSession: &messages.OpenSession{Limits: sessionLimits()}},
 		&messages.MachineDelta{Effects: []*messages.EntryEffect{{Index: 3, TimestampUnixNanos: 5,
-			Writes:    []*messages.KeyRange{{ColumnFamily: "c", Begin: []byte("k"), End: []byte("l")}},
-			RequestId: &messages.RequestId{ClientId: 1, Seq: 2, RespondedTo: 1},
-			Result:    &messages.CommandResult{Status: status(), Version: 3}}}},
+			Writes:        []*messages.KeyRange{{ColumnFamily: "c", Begin: []byte("k"), End: []byte("l")}},
+			RequestId:     &messages.RequestId{ClientId: 1, Seq: 2, RespondedTo: 1},
+			Result:        &messages.CommandResult{Status: status(), Version: 3},
+			OpenedSession: &messages.OpenSession{Limits: sessionLimits()}}}},
 		&messages.ConflictEntry{Version: 4, TimestampUnixNanos: 6, Writes: []*messages.KeyRange{{ColumnFamily: "c", Begin: []byte("x"), End: []byte("y")}}},
 		&messages.SessionResult{Seq: 5, Result: &messages.CommandResult{Status: status(), Version: 8}},
 		&messages.SessionState{ClientId: 1, RespondedTo: 2, LastActiveUnixNanos: 3, LastIndex: 4,
@@ -188,7 +203,8 @@ func baseCases() []proto.Message {
 		&messages.MachineCheckpoint{Index: 10, MaxTimestampUnixNanos: 11, Horizon: 3,
 			Conflicts: []*messages.ConflictEntry{{Version: 4, TimestampUnixNanos: 6, Writes: []*messages.KeyRange{{ColumnFamily: "c", Begin: []byte("x"), End: []byte("y")}}}},
 			Sessions: []*messages.SessionState{{ClientId: 1, RespondedTo: 2, LastActiveUnixNanos: 3, LastIndex: 4,
-				Results: []*messages.SessionResult{{Seq: 3, Result: &messages.CommandResult{Status: status(), Version: 2}}}}}},
+				Results: []*messages.SessionResult{{Seq: 3, Result: &messages.CommandResult{Status: status(), Version: 2}}}}},
+			SessionLimits: sessionLimits()},
 		&messages.SnapshotHeader{AppliedIndex: 1234, ColumnFamilies: []string{"default", "users", "internal"}},
 	}
 }

@@ -32,6 +32,8 @@ func ErrorResponse(req proto.Message, err error) proto.Message {
 		return &SetFaultInjectionResponse{Status: st}
 	case *StatusRequest:
 		return &StatusResponse{Status: st}
+	case *OpenSessionRequest:
+		return &OpenSessionResponse{Status: st}
 	}
 	return nil
 }

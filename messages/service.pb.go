@@ -42,6 +42,7 @@ type Call struct {
 	//	*Call_GetReadVersion
 	//	*Call_SnapshotRead
 	//	*Call_SnapshotGetRange
+	//	*Call_OpenSession
 	Request       isCall_Request `protobuf_oneof:"request"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -188,6 +189,15 @@ func (x *Call) GetSnapshotGetRange() *SnapshotGetRangeRequest {
 	return nil
 }
 
+func (x *Call) GetOpenSession() *OpenSessionRequest {
+	if x != nil {
+		if x, ok := x.Request.(*Call_OpenSession); ok {
+			return x.OpenSession
+		}
+	}
+	return nil
+}
+
 type isCall_Request interface {
 	isCall_Request()
 }
@@ -232,6 +242,10 @@ type Call_SnapshotGetRange struct {
 	SnapshotGetRange *SnapshotGetRangeRequest `protobuf:"bytes,12,opt,name=snapshot_get_range,json=snapshotGetRange,proto3,oneof"`
 }
 
+type Call_OpenSession struct {
+	OpenSession *OpenSessionRequest `protobuf:"bytes,13,opt,name=open_session,json=openSession,proto3,oneof"`
+}
+
 func (*Call_Get) isCall_Request() {}
 
 func (*Call_Put) isCall_Request() {}
@@ -252,6 +266,8 @@ func (*Call_SnapshotRead) isCall_Request() {}
 
 func (*Call_SnapshotGetRange) isCall_Request() {}
 
+func (*Call_OpenSession) isCall_Request() {}
+
 // Reply is the answer to one Call. status carries the outcome (OK or the
 // error); the response is set on success.
 type Reply struct {
@@ -270,6 +286,7 @@ type Reply struct {
 	//	*Reply_GetReadVersion
 	//	*Reply_SnapshotRead
 	//	*Reply_SnapshotGetRange
+	//	*Reply_OpenSession
 	Response      isReply_Response `protobuf_oneof:"response"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -416,6 +433,15 @@ func (x *Reply) GetSnapshotGetRange() *SnapshotGetRangeResponse {
 	return nil
 }
 
+func (x *Reply) GetOpenSession() *OpenSessionResponse {
+	if x != nil {
+		if x, ok := x.Response.(*Reply_OpenSession); ok {
+			return x.OpenSession
+		}
+	}
+	return nil
+}
+
 type isReply_Response interface {
 	isReply_Response()
 }
@@ -460,6 +486,10 @@ type Reply_SnapshotGetRange struct {
 	SnapshotGetRange *SnapshotGetRangeResponse `protobuf:"bytes,12,opt,name=snapshot_get_range,json=snapshotGetRange,proto3,oneof"`
 }
 
+type Reply_OpenSession struct {
+	OpenSession *OpenSessionResponse `protobuf:"bytes,13,opt,name=open_session,json=openSession,proto3,oneof"`
+}
+
 func (*Reply_Get) isReply_Response() {}
 
 func (*Reply_Put) isReply_Response() {}
@@ -479,6 +509,8 @@ func (*Reply_GetReadVersion) isReply_Response() {}
 func (*Reply_SnapshotRead) isReply_Response() {}
 
 func (*Reply_SnapshotGetRange) isReply_Response() {}
+
+func (*Reply_OpenSession) isReply_Response() {}
 
 type BatchRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -584,7 +616,7 @@ var File_service_proto protoreflect.FileDescriptor
 const file_service_proto_rawDesc = "" +
 	"\n" +
 	"\rservice.proto\x12\n" +
-	"actorkv.v1\x1a\bkv.proto\"\xc3\x05\n" +
+	"actorkv.v1\x1a\bkv.proto\"\x88\x06\n" +
 	"\x04Call\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12%\n" +
 	"\x0etimeout_micros\x18\x02 \x01(\x03R\rtimeoutMicros\x12*\n" +
@@ -599,8 +631,9 @@ const file_service_proto_rawDesc = "" +
 	"\x10get_read_version\x18\n" +
 	" \x01(\v2!.actorkv.v1.GetReadVersionRequestH\x00R\x0egetReadVersion\x12F\n" +
 	"\rsnapshot_read\x18\v \x01(\v2\x1f.actorkv.v1.SnapshotReadRequestH\x00R\fsnapshotRead\x12S\n" +
-	"\x12snapshot_get_range\x18\f \x01(\v2#.actorkv.v1.SnapshotGetRangeRequestH\x00R\x10snapshotGetRangeB\t\n" +
-	"\arequest\"\xd4\x05\n" +
+	"\x12snapshot_get_range\x18\f \x01(\v2#.actorkv.v1.SnapshotGetRangeRequestH\x00R\x10snapshotGetRange\x12C\n" +
+	"\fopen_session\x18\r \x01(\v2\x1e.actorkv.v1.OpenSessionRequestH\x00R\vopenSessionB\t\n" +
+	"\arequest\"\x9a\x06\n" +
 	"\x05Reply\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12*\n" +
 	"\x06status\x18\x02 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x12+\n" +
@@ -615,14 +648,15 @@ const file_service_proto_rawDesc = "" +
 	"\x10get_read_version\x18\n" +
 	" \x01(\v2\".actorkv.v1.GetReadVersionResponseH\x00R\x0egetReadVersion\x12G\n" +
 	"\rsnapshot_read\x18\v \x01(\v2 .actorkv.v1.SnapshotReadResponseH\x00R\fsnapshotRead\x12T\n" +
-	"\x12snapshot_get_range\x18\f \x01(\v2$.actorkv.v1.SnapshotGetRangeResponseH\x00R\x10snapshotGetRangeB\n" +
+	"\x12snapshot_get_range\x18\f \x01(\v2$.actorkv.v1.SnapshotGetRangeResponseH\x00R\x10snapshotGetRange\x12D\n" +
+	"\fopen_session\x18\r \x01(\v2\x1f.actorkv.v1.OpenSessionResponseH\x00R\vopenSessionB\n" +
 	"\n" +
 	"\bresponse\"6\n" +
 	"\fBatchRequest\x12&\n" +
 	"\x05calls\x18\x01 \x03(\v2\x10.actorkv.v1.CallR\x05calls\"V\n" +
 	"\rBatchResponse\x12+\n" +
 	"\areplies\x18\x01 \x03(\v2\x11.actorkv.v1.ReplyR\areplies\x12\x18\n" +
-	"\aclosing\x18\x02 \x01(\bR\aclosing2\xd3\a\n" +
+	"\aclosing\x18\x02 \x01(\bR\aclosing2\xa3\b\n" +
 	"\x02KV\x126\n" +
 	"\x03Get\x12\x16.actorkv.v1.GetRequest\x1a\x17.actorkv.v1.GetResponse\x126\n" +
 	"\x03Put\x12\x16.actorkv.v1.PutRequest\x1a\x17.actorkv.v1.PutResponse\x12?\n" +
@@ -636,7 +670,8 @@ const file_service_proto_rawDesc = "" +
 	"\fSnapshotRead\x12\x1f.actorkv.v1.SnapshotReadRequest\x1a .actorkv.v1.SnapshotReadResponse\x12]\n" +
 	"\x10SnapshotGetRange\x12#.actorkv.v1.SnapshotGetRangeRequest\x1a$.actorkv.v1.SnapshotGetRangeResponse\x12`\n" +
 	"\x11SetFaultInjection\x12$.actorkv.v1.SetFaultInjectionRequest\x1a%.actorkv.v1.SetFaultInjectionResponse\x12?\n" +
-	"\x06Status\x12\x19.actorkv.v1.StatusRequest\x1a\x1a.actorkv.v1.StatusResponse\x12@\n" +
+	"\x06Status\x12\x19.actorkv.v1.StatusRequest\x1a\x1a.actorkv.v1.StatusResponse\x12N\n" +
+	"\vOpenSession\x12\x1e.actorkv.v1.OpenSessionRequest\x1a\x1f.actorkv.v1.OpenSessionResponse\x12@\n" +
 	"\x05Batch\x12\x18.actorkv.v1.BatchRequest\x1a\x19.actorkv.v1.BatchResponse(\x010\x01B%Z#github.com/actorkv/actorkv/messagesb\x06proto3"
 
 var (
@@ -667,21 +702,23 @@ var file_service_proto_goTypes = []any{
 	(*GetReadVersionRequest)(nil),     // 11: actorkv.v1.GetReadVersionRequest
 	(*SnapshotReadRequest)(nil),       // 12: actorkv.v1.SnapshotReadRequest
 	(*SnapshotGetRangeRequest)(nil),   // 13: actorkv.v1.SnapshotGetRangeRequest
-	(*Status)(nil),                    // 14: actorkv.v1.Status
-	(*GetResponse)(nil),               // 15: actorkv.v1.GetResponse
-	(*PutResponse)(nil),               // 16: actorkv.v1.PutResponse
-	(*DeleteResponse)(nil),            // 17: actorkv.v1.DeleteResponse
-	(*ClearRangeResponse)(nil),        // 18: actorkv.v1.ClearRangeResponse
-	(*ListKeysResponse)(nil),          // 19: actorkv.v1.ListKeysResponse
-	(*GetRangeResponse)(nil),          // 20: actorkv.v1.GetRangeResponse
-	(*AtomicCommitResponse)(nil),      // 21: actorkv.v1.AtomicCommitResponse
-	(*GetReadVersionResponse)(nil),    // 22: actorkv.v1.GetReadVersionResponse
-	(*SnapshotReadResponse)(nil),      // 23: actorkv.v1.SnapshotReadResponse
-	(*SnapshotGetRangeResponse)(nil),  // 24: actorkv.v1.SnapshotGetRangeResponse
-	(*SetFaultInjectionRequest)(nil),  // 25: actorkv.v1.SetFaultInjectionRequest
-	(*StatusRequest)(nil),             // 26: actorkv.v1.StatusRequest
-	(*SetFaultInjectionResponse)(nil), // 27: actorkv.v1.SetFaultInjectionResponse
-	(*StatusResponse)(nil),            // 28: actorkv.v1.StatusResponse
+	(*OpenSessionRequest)(nil),        // 14: actorkv.v1.OpenSessionRequest
+	(*Status)(nil),                    // 15: actorkv.v1.Status
+	(*GetResponse)(nil),               // 16: actorkv.v1.GetResponse
+	(*PutResponse)(nil),               // 17: actorkv.v1.PutResponse
+	(*DeleteResponse)(nil),            // 18: actorkv.v1.DeleteResponse
+	(*ClearRangeResponse)(nil),        // 19: actorkv.v1.ClearRangeResponse
+	(*ListKeysResponse)(nil),          // 20: actorkv.v1.ListKeysResponse
+	(*GetRangeResponse)(nil),          // 21: actorkv.v1.GetRangeResponse
+	(*AtomicCommitResponse)(nil),      // 22: actorkv.v1.AtomicCommitResponse
+	(*GetReadVersionResponse)(nil),    // 23: actorkv.v1.GetReadVersionResponse
+	(*SnapshotReadResponse)(nil),      // 24: actorkv.v1.SnapshotReadResponse
+	(*SnapshotGetRangeResponse)(nil),  // 25: actorkv.v1.SnapshotGetRangeResponse
+	(*OpenSessionResponse)(nil),       // 26: actorkv.v1.OpenSessionResponse
+	(*SetFaultInjectionRequest)(nil),  // 27: actorkv.v1.SetFaultInjectionRequest
+	(*StatusRequest)(nil),             // 28: actorkv.v1.StatusRequest
+	(*SetFaultInjectionResponse)(nil), // 29: actorkv.v1.SetFaultInjectionResponse
+	(*StatusResponse)(nil),            // 30: actorkv.v1.StatusResponse
 }
 var file_service_proto_depIdxs = []int32{
 	4,  // 0: actorkv.v1.Call.get:type_name -> actorkv.v1.GetRequest
@@ -694,50 +731,54 @@ var file_service_proto_depIdxs = []int32{
 	11, // 7: actorkv.v1.Call.get_read_version:type_name -> actorkv.v1.GetReadVersionRequest
 	12, // 8: actorkv.v1.Call.snapshot_read:type_name -> actorkv.v1.SnapshotReadRequest
 	13, // 9: actorkv.v1.Call.snapshot_get_range:type_name -> actorkv.v1.SnapshotGetRangeRequest
-	14, // 10: actorkv.v1.Reply.status:type_name -> actorkv.v1.Status
-	15, // 11: actorkv.v1.Reply.get:type_name -> actorkv.v1.GetResponse
-	16, // 12: actorkv.v1.Reply.put:type_name -> actorkv.v1.PutResponse
-	17, // 13: actorkv.v1.Reply.delete:type_name -> actorkv.v1.DeleteResponse
-	18, // 14: actorkv.v1.Reply.clear_range:type_name -> actorkv.v1.ClearRangeResponse
-	19, // 15: actorkv.v1.Reply.list_keys:type_name -> actorkv.v1.ListKeysResponse
-	20, // 16: actorkv.v1.Reply.get_range:type_name -> actorkv.v1.GetRangeResponse
-	21, // 17: actorkv.v1.Reply.atomic_commit:type_name -> actorkv.v1.AtomicCommitResponse
-	22, // 18: actorkv.v1.Reply.get_read_version:type_name -> actorkv.v1.GetReadVersionResponse
-	23, // 19: actorkv.v1.Reply.snapshot_read:type_name -> actorkv.v1.SnapshotReadResponse
-	24, // 20: actorkv.v1.Reply.snapshot_get_range:type_name -> actorkv.v1.SnapshotGetRangeResponse
-	0,  // 21: actorkv.v1.BatchRequest.calls:type_name -> actorkv.v1.Call
-	1,  // 22: actorkv.v1.BatchResponse.replies:type_name -> actorkv.v1.Reply
-	4,  // 23: actorkv.v1.KV.Get:input_type -> actorkv.v1.GetRequest
-	5,  // 24: actorkv.v1.KV.Put:input_type -> actorkv.v1.PutRequest
-	6,  // 25: actorkv.v1.KV.Delete:input_type -> actorkv.v1.DeleteRequest
-	7,  // 26: actorkv.v1.KV.ClearRange:input_type -> actorkv.v1.ClearRangeRequest
-	8,  // 27: actorkv.v1.KV.ListKeys:input_type -> actorkv.v1.ListKeysRequest
-	9,  // 28: actorkv.v1.KV.GetRange:input_type -> actorkv.v1.GetRangeRequest
-	10, // 29: actorkv.v1.KV.AtomicCommit:input_type -> actorkv.v1.AtomicCommitRequest
-	11, // 30: actorkv.v1.KV.GetReadVersion:input_type -> actorkv.v1.GetReadVersionRequest
-	12, // 31: actorkv.v1.KV.SnapshotRead:input_type -> actorkv.v1.SnapshotReadRequest
-	13, // 32: actorkv.v1.KV.SnapshotGetRange:input_type -> actorkv.v1.SnapshotGetRangeRequest
-	25, // 33: actorkv.v1.KV.SetFaultInjection:input_type -> actorkv.v1.SetFaultInjectionRequest
-	26, // 34: actorkv.v1.KV.Status:input_type -> actorkv.v1.StatusRequest
-	2,  // 35: actorkv.v1.KV.Batch:input_type -> actorkv.v1.BatchRequest
-	15, // 36: actorkv.v1.KV.Get:output_type -> actorkv.v1.GetResponse
-	16, // 37: actorkv.v1.KV.Put:output_type -> actorkv.v1.PutResponse
-	17, // 38: actorkv.v1.KV.Delete:output_type -> actorkv.v1.DeleteResponse
-	18, // 39: actorkv.v1.KV.ClearRange:output_type -> actorkv.v1.ClearRangeResponse
-	19, // 40: actorkv.v1.KV.ListKeys:output_type -> actorkv.v1.ListKeysResponse
-	20, // 41: actorkv.v1.KV.GetRange:output_type -> actorkv.v1.GetRangeResponse
-	21, // 42: actorkv.v1.KV.AtomicCommit:output_type -> actorkv.v1.AtomicCommitResponse
-	22, // 43: actorkv.v1.KV.GetReadVersion:output_type -> actorkv.v1.GetReadVersionResponse
-	23, // 44: actorkv.v1.KV.SnapshotRead:output_type -> actorkv.v1.SnapshotReadResponse
-	24, // 45: actorkv.v1.KV.SnapshotGetRange:output_type -> actorkv.v1.SnapshotGetRangeResponse
-	27, // 46: actorkv.v1.KV.SetFaultInjection:output_type -> actorkv.v1.SetFaultInjectionResponse
-	28, // 47: actorkv.v1.KV.Status:output_type -> actorkv.v1.StatusResponse
-	3,  // 48: actorkv.v1.KV.Batch:output_type -> actorkv.v1.BatchResponse
-	36, // [36:49] is the sub-list for method output_type
-	23, // [23:36] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	14, // 10: actorkv.v1.Call.open_session:type_name -> actorkv.v1.OpenSessionRequest
+	15, // 11: actorkv.v1.Reply.status:type_name -> actorkv.v1.Status
+	16, // 12: actorkv.v1.Reply.get:type_name -> actorkv.v1.GetResponse
+	17, // 13: actorkv.v1.Reply.put:type_name -> actorkv.v1.PutResponse
+	18, // 14: actorkv.v1.Reply.delete:type_name -> actorkv.v1.DeleteResponse
+	19, // 15: actorkv.v1.Reply.clear_range:type_name -> actorkv.v1.ClearRangeResponse
+	20, // 16: actorkv.v1.Reply.list_keys:type_name -> actorkv.v1.ListKeysResponse
+	21, // 17: actorkv.v1.Reply.get_range:type_name -> actorkv.v1.GetRangeResponse
+	22, // 18: actorkv.v1.Reply.atomic_commit:type_name -> actorkv.v1.AtomicCommitResponse
+	23, // 19: actorkv.v1.Reply.get_read_version:type_name -> actorkv.v1.GetReadVersionResponse
+	24, // 20: actorkv.v1.Reply.snapshot_read:type_name -> actorkv.v1.SnapshotReadResponse
+	25, // 21: actorkv.v1.Reply.snapshot_get_range:type_name -> actorkv.v1.SnapshotGetRangeResponse
+	26, // 22: actorkv.v1.Reply.open_session:type_name -> actorkv.v1.OpenSessionResponse
+	0,  // 23: actorkv.v1.BatchRequest.calls:type_name -> actorkv.v1.Call
+	1,  // 24: actorkv.v1.BatchResponse.replies:type_name -> actorkv.v1.Reply
+	4,  // 25: actorkv.v1.KV.Get:input_type -> actorkv.v1.GetRequest
+	5,  // 26: actorkv.v1.KV.Put:input_type -> actorkv.v1.PutRequest
+	6,  // 27: actorkv.v1.KV.Delete:input_type -> actorkv.v1.DeleteRequest
+	7,  // 28: actorkv.v1.KV.ClearRange:input_type -> actorkv.v1.ClearRangeRequest
+	8,  // 29: actorkv.v1.KV.ListKeys:input_type -> actorkv.v1.ListKeysRequest
+	9,  // 30: actorkv.v1.KV.GetRange:input_type -> actorkv.v1.GetRangeRequest
+	10, // 31: actorkv.v1.KV.AtomicCommit:input_type -> actorkv.v1.AtomicCommitRequest
+	11, // 32: actorkv.v1.KV.GetReadVersion:input_type -> actorkv.v1.GetReadVersionRequest
+	12, // 33: actorkv.v1.KV.SnapshotRead:input_type -> actorkv.v1.SnapshotReadRequest
+	13, // 34: actorkv.v1.KV.SnapshotGetRange:input_type -> actorkv.v1.SnapshotGetRangeRequest
+	27, // 35: actorkv.v1.KV.SetFaultInjection:input_type -> actorkv.v1.SetFaultInjectionRequest
+	28, // 36: actorkv.v1.KV.Status:input_type -> actorkv.v1.StatusRequest
+	14, // 37: actorkv.v1.KV.OpenSession:input_type -> actorkv.v1.OpenSessionRequest
+	2,  // 38: actorkv.v1.KV.Batch:input_type -> actorkv.v1.BatchRequest
+	16, // 39: actorkv.v1.KV.Get:output_type -> actorkv.v1.GetResponse
+	17, // 40: actorkv.v1.KV.Put:output_type -> actorkv.v1.PutResponse
+	18, // 41: actorkv.v1.KV.Delete:output_type -> actorkv.v1.DeleteResponse
+	19, // 42: actorkv.v1.KV.ClearRange:output_type -> actorkv.v1.ClearRangeResponse
+	20, // 43: actorkv.v1.KV.ListKeys:output_type -> actorkv.v1.ListKeysResponse
+	21, // 44: actorkv.v1.KV.GetRange:output_type -> actorkv.v1.GetRangeResponse
+	22, // 45: actorkv.v1.KV.AtomicCommit:output_type -> actorkv.v1.AtomicCommitResponse
+	23, // 46: actorkv.v1.KV.GetReadVersion:output_type -> actorkv.v1.GetReadVersionResponse
+	24, // 47: actorkv.v1.KV.SnapshotRead:output_type -> actorkv.v1.SnapshotReadResponse
+	25, // 48: actorkv.v1.KV.SnapshotGetRange:output_type -> actorkv.v1.SnapshotGetRangeResponse
+	29, // 49: actorkv.v1.KV.SetFaultInjection:output_type -> actorkv.v1.SetFaultInjectionResponse
+	30, // 50: actorkv.v1.KV.Status:output_type -> actorkv.v1.StatusResponse
+	26, // 51: actorkv.v1.KV.OpenSession:output_type -> actorkv.v1.OpenSessionResponse
+	3,  // 52: actorkv.v1.KV.Batch:output_type -> actorkv.v1.BatchResponse
+	39, // [39:53] is the sub-list for method output_type
+	25, // [25:39] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_service_proto_init() }
@@ -757,6 +798,7 @@ func file_service_proto_init() {
 		(*Call_GetReadVersion)(nil),
 		(*Call_SnapshotRead)(nil),
 		(*Call_SnapshotGetRange)(nil),
+		(*Call_OpenSession)(nil),
 	}
 	file_service_proto_msgTypes[1].OneofWrappers = []any{
 		(*Reply_Get)(nil),
@@ -769,6 +811,7 @@ func file_service_proto_init() {
 		(*Reply_GetReadVersion)(nil),
 		(*Reply_SnapshotRead)(nil),
 		(*Reply_SnapshotGetRange)(nil),
+		(*Reply_OpenSession)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

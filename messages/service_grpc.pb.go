@@ -33,6 +33,7 @@ const (
 	KV_SnapshotGetRange_FullMethodName  = "/actorkv.v1.KV/SnapshotGetRange"
 	KV_SetFaultInjection_FullMethodName = "/actorkv.v1.KV/SetFaultInjection"
 	KV_Status_FullMethodName            = "/actorkv.v1.KV/Status"
+	KV_OpenSession_FullMethodName       = "/actorkv.v1.KV/OpenSession"
 	KV_Batch_FullMethodName             = "/actorkv.v1.KV/Batch"
 )
 
@@ -56,6 +57,7 @@ type KVClient interface {
 	SnapshotGetRange(ctx context.Context, in *SnapshotGetRangeRequest, opts ...grpc.CallOption) (*SnapshotGetRangeResponse, error)
 	SetFaultInjection(ctx context.Context, in *SetFaultInjectionRequest, opts ...grpc.CallOption) (*SetFaultInjectionResponse, error)
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	OpenSession(ctx context.Context, in *OpenSessionRequest, opts ...grpc.CallOption) (*OpenSessionResponse, error)
 	// Batch carries many calls over one stream: each BatchRequest holds calls
 	// the client had ready, each BatchResponse the replies the server had
 	// ready, in any order, matched by id. It serves the same operations as the
@@ -191,6 +193,16 @@ func (c *kVClient) Status(ctx context.Context, in *StatusRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *kVClient) OpenSession(ctx context.Context, in *OpenSessionRequest, opts ...grpc.CallOption) (*OpenSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OpenSessionResponse)
+	err := c.cc.Invoke(ctx, KV_OpenSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *kVClient) Batch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[BatchRequest, BatchResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[0], KV_Batch_FullMethodName, cOpts...)
@@ -224,6 +236,7 @@ type KVServer interface {
 	SnapshotGetRange(context.Context, *SnapshotGetRangeRequest) (*SnapshotGetRangeResponse, error)
 	SetFaultInjection(context.Context, *SetFaultInjectionRequest) (*SetFaultInjectionResponse, error)
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	OpenSession(context.Context, *OpenSessionRequest) (*OpenSessionResponse, error)
 	// Batch carries many calls over one stream: each BatchRequest holds calls
 	// the client had ready, each BatchResponse the replies the server had
 	// ready, in any order, matched by id. It serves the same operations as the
@@ -274,6 +287,9 @@ func (UnimplementedKVServer) SetFaultInjection(context.Context, *SetFaultInjecti
 }
 func (UnimplementedKVServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedKVServer) OpenSession(context.Context, *OpenSessionRequest) (*OpenSessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OpenSession not implemented")
 }
 func (UnimplementedKVServer) Batch(grpc.BidiStreamingServer[BatchRequest, BatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method Batch not implemented")
@@ -515,6 +531,24 @@ func _KV_Status_Handler(srv interface{}, ctx context.Context, dec func(interface
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KV_OpenSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OpenSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KVServer).OpenSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KV_OpenSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KVServer).OpenSession(ctx, req.(*OpenSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _KV_Batch_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(KVServer).Batch(&grpc.GenericServerStream[BatchRequest, BatchResponse]{ServerStream: stream})
 }
@@ -576,6 +610,10 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _KV_Status_Handler,
+		},
+		{
+			MethodName: "OpenSession",
+			Handler:    _KV_OpenSession_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -35,8 +35,11 @@ type EntryEffect struct {
 	Writes []*KeyRange `protobuf:"bytes,3,rep,name=writes,proto3" json:"writes,omitempty"`
 	// request_id and result are set when the entry's outcome was recorded in
 	// its client's session.
-	RequestId     *RequestId     `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Result        *CommandResult `protobuf:"bytes,5,opt,name=result,proto3" json:"result,omitempty"`
+	RequestId *RequestId     `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Result    *CommandResult `protobuf:"bytes,5,opt,name=result,proto3" json:"result,omitempty"`
+	// opened_session is set when the entry opened a session (its client id is
+	// index), with the limits it brought.
+	OpenedSession *OpenSession `protobuf:"bytes,6,opt,name=opened_session,json=openedSession,proto3" json:"opened_session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -102,6 +105,13 @@ func (x *EntryEffect) GetRequestId() *RequestId {
 func (x *EntryEffect) GetResult() *CommandResult {
 	if x != nil {
 		return x.Result
+	}
+	return nil
+}
+
+func (x *EntryEffect) GetOpenedSession() *OpenSession {
+	if x != nil {
+		return x.OpenedSession
 	}
 	return nil
 }
@@ -359,7 +369,10 @@ type MachineCheckpoint struct {
 	// conflicts are ascending by version.
 	Conflicts []*ConflictEntry `protobuf:"bytes,4,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
 	// sessions are in least-recently-used order, least recent first.
-	Sessions      []*SessionState `protobuf:"bytes,5,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	Sessions []*SessionState `protobuf:"bytes,5,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	// session_limits are those of the latest session opened (unset: none was,
+	// the defaults apply).
+	SessionLimits *SessionLimits `protobuf:"bytes,6,opt,name=session_limits,json=sessionLimits,proto3" json:"session_limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -429,6 +442,13 @@ func (x *MachineCheckpoint) GetSessions() []*SessionState {
 	return nil
 }
 
+func (x *MachineCheckpoint) GetSessionLimits() *SessionLimits {
+	if x != nil {
+		return x.SessionLimits
+	}
+	return nil
+}
+
 // SnapshotHeader opens a state machine snapshot stream.
 type SnapshotHeader struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -489,14 +509,15 @@ var File_storage_proto protoreflect.FileDescriptor
 const file_storage_proto_rawDesc = "" +
 	"\n" +
 	"\rstorage.proto\x12\n" +
-	"actorkv.v1\x1a\bkv.proto\"\xec\x01\n" +
+	"actorkv.v1\x1a\bkv.proto\"\xac\x02\n" +
 	"\vEntryEffect\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x120\n" +
 	"\x14timestamp_unix_nanos\x18\x02 \x01(\x03R\x12timestampUnixNanos\x12,\n" +
 	"\x06writes\x18\x03 \x03(\v2\x14.actorkv.v1.KeyRangeR\x06writes\x124\n" +
 	"\n" +
 	"request_id\x18\x04 \x01(\v2\x15.actorkv.v1.RequestIdR\trequestId\x121\n" +
-	"\x06result\x18\x05 \x01(\v2\x19.actorkv.v1.CommandResultR\x06result\"A\n" +
+	"\x06result\x18\x05 \x01(\v2\x19.actorkv.v1.CommandResultR\x06result\x12>\n" +
+	"\x0eopened_session\x18\x06 \x01(\v2\x17.actorkv.v1.OpenSessionR\ropenedSession\"A\n" +
 	"\fMachineDelta\x121\n" +
 	"\aeffects\x18\x01 \x03(\v2\x17.actorkv.v1.EntryEffectR\aeffects\"\x89\x01\n" +
 	"\rConflictEntry\x12\x18\n" +
@@ -512,13 +533,14 @@ const file_storage_proto_rawDesc = "" +
 	"\x16last_active_unix_nanos\x18\x03 \x01(\x03R\x13lastActiveUnixNanos\x12\x1d\n" +
 	"\n" +
 	"last_index\x18\x04 \x01(\x04R\tlastIndex\x123\n" +
-	"\aresults\x18\x05 \x03(\v2\x19.actorkv.v1.SessionResultR\aresults\"\xeb\x01\n" +
+	"\aresults\x18\x05 \x03(\v2\x19.actorkv.v1.SessionResultR\aresults\"\xad\x02\n" +
 	"\x11MachineCheckpoint\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x127\n" +
 	"\x18max_timestamp_unix_nanos\x18\x02 \x01(\x03R\x15maxTimestampUnixNanos\x12\x18\n" +
 	"\ahorizon\x18\x03 \x01(\x04R\ahorizon\x127\n" +
 	"\tconflicts\x18\x04 \x03(\v2\x19.actorkv.v1.ConflictEntryR\tconflicts\x124\n" +
-	"\bsessions\x18\x05 \x03(\v2\x18.actorkv.v1.SessionStateR\bsessions\"^\n" +
+	"\bsessions\x18\x05 \x03(\v2\x18.actorkv.v1.SessionStateR\bsessions\x12@\n" +
+	"\x0esession_limits\x18\x06 \x01(\v2\x19.actorkv.v1.SessionLimitsR\rsessionLimits\"^\n" +
 	"\x0eSnapshotHeader\x12#\n" +
 	"\rapplied_index\x18\x01 \x01(\x04R\fappliedIndex\x12'\n" +
 	"\x0fcolumn_families\x18\x02 \x03(\tR\x0ecolumnFamiliesB%Z#github.com/actorkv/actorkv/messagesb\x06proto3"
@@ -547,22 +569,26 @@ var file_storage_proto_goTypes = []any{
 	(*KeyRange)(nil),          // 7: actorkv.v1.KeyRange
 	(*RequestId)(nil),         // 8: actorkv.v1.RequestId
 	(*CommandResult)(nil),     // 9: actorkv.v1.CommandResult
+	(*OpenSession)(nil),       // 10: actorkv.v1.OpenSession
+	(*SessionLimits)(nil),     // 11: actorkv.v1.SessionLimits
 }
 var file_storage_proto_depIdxs = []int32{
-	7, // 0: actorkv.v1.EntryEffect.writes:type_name -> actorkv.v1.KeyRange
-	8, // 1: actorkv.v1.EntryEffect.request_id:type_name -> actorkv.v1.RequestId
-	9, // 2: actorkv.v1.EntryEffect.result:type_name -> actorkv.v1.CommandResult
-	0, // 3: actorkv.v1.MachineDelta.effects:type_name -> actorkv.v1.EntryEffect
-	7, // 4: actorkv.v1.ConflictEntry.writes:type_name -> actorkv.v1.KeyRange
-	9, // 5: actorkv.v1.SessionResult.result:type_name -> actorkv.v1.CommandResult
-	3, // 6: actorkv.v1.SessionState.results:type_name -> actorkv.v1.SessionResult
-	2, // 7: actorkv.v1.MachineCheckpoint.conflicts:type_name -> actorkv.v1.ConflictEntry
-	4, // 8: actorkv.v1.MachineCheckpoint.sessions:type_name -> actorkv.v1.SessionState
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	7,  // 0: actorkv.v1.EntryEffect.writes:type_name -> actorkv.v1.KeyRange
+	8,  // 1: actorkv.v1.EntryEffect.request_id:type_name -> actorkv.v1.RequestId
+	9,  // 2: actorkv.v1.EntryEffect.result:type_name -> actorkv.v1.CommandResult
+	10, // 3: actorkv.v1.EntryEffect.opened_session:type_name -> actorkv.v1.OpenSession
+	0,  // 4: actorkv.v1.MachineDelta.effects:type_name -> actorkv.v1.EntryEffect
+	7,  // 5: actorkv.v1.ConflictEntry.writes:type_name -> actorkv.v1.KeyRange
+	9,  // 6: actorkv.v1.SessionResult.result:type_name -> actorkv.v1.CommandResult
+	3,  // 7: actorkv.v1.SessionState.results:type_name -> actorkv.v1.SessionResult
+	2,  // 8: actorkv.v1.MachineCheckpoint.conflicts:type_name -> actorkv.v1.ConflictEntry
+	4,  // 9: actorkv.v1.MachineCheckpoint.sessions:type_name -> actorkv.v1.SessionState
+	11, // 10: actorkv.v1.MachineCheckpoint.session_limits:type_name -> actorkv.v1.SessionLimits
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_storage_proto_init() }

@@ -125,6 +125,8 @@ max_commit_ops = 10
 max_commit_bytes = 65536
 max_range_limit = 50
 max_range_bytes = 1048576
+max_sessions = 5000
+session_ttl = "90s"
 
 [log]
 level = "debug"
@@ -141,8 +143,9 @@ format = "json"
 		Server: Listen{Listen: "0.0.0.0:7070", Metrics: "", RequestTimeout: Duration{250 * time.Millisecond}, ShutdownTimeout: Duration{time.Minute}, MemoryLimitMiB: 512},
 		Raft: Raft{RTT: Duration{5 * time.Millisecond}, ElectionRTT: 50, HeartbeatRTT: 5, SnapshotEntries: 1000,
 			CompactionOverhead: 100, ProposalTimeout: Duration{2 * time.Second}},
-		Limits: storage.Limits{MaxKeySize: 100, MaxValueSize: 4096, MaxCommitOps: 10, MaxCommitBytes: 65536, MaxRangeLimit: 50, MaxRangeBytes: 1 << 20},
-		Log:    Log{Level: "debug", Format: "json"},
+		Limits: storage.Limits{MaxKeySize: 100, MaxValueSize: 4096, MaxCommitOps: 10, MaxCommitBytes: 65536, MaxRangeLimit: 50, MaxRangeBytes: 1 << 20,
+			MaxSessions: 5000, SessionTTL: 90 * time.Second},
+		Log: Log{Level: "debug", Format: "json"},
 	}
 	if !configsEqual(cfg, want) {
 		t.Errorf("ParseConfig =\n%+v\nwant\n%+v", cfg, want)

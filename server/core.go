@@ -141,6 +141,16 @@ func (c *Core) AtomicCommit(ctx context.Context, req *messages.AtomicCommitReque
 	return resp, err
 }
 
+// OpenSession opens a client session for exactly-once writes.
+func (c *Core) OpenSession(ctx context.Context, req *messages.OpenSessionRequest) (*messages.OpenSessionResponse, error) {
+	resp := &messages.OpenSessionResponse{}
+	err := c.run(ctx, "open_session", req, func(ctx context.Context) (err error) {
+		resp.ClientId, err = c.db.OpenSession(ctx)
+		return err
+	})
+	return resp, err
+}
+
 // GetReadVersion serves a read version.
 func (c *Core) GetReadVersion(ctx context.Context, req *messages.GetReadVersionRequest) (*messages.GetReadVersionResponse, error) {
 	resp := &messages.GetReadVersionResponse{}
@@ -219,6 +229,8 @@ func (c *Core) Call(ctx context.Context, call *messages.Call) *messages.Reply {
 		resp, err = c.GetRange(ctx, r)
 	case *messages.AtomicCommitRequest:
 		resp, err = c.AtomicCommit(ctx, r)
+	case *messages.OpenSessionRequest:
+		resp, err = c.OpenSession(ctx, r)
 	case *messages.GetReadVersionRequest:
 		resp, err = c.GetReadVersion(ctx, r)
 	case *messages.SnapshotReadRequest:

@@ -62,6 +62,10 @@ func (s *grpcService) AtomicCommit(ctx context.Context, r *messages.AtomicCommit
 	return out(s.core.AtomicCommit(ctx, r))
 }
 
+func (s *grpcService) OpenSession(ctx context.Context, r *messages.OpenSessionRequest) (*messages.OpenSessionResponse, error) {
+	return out(s.core.OpenSession(ctx, r))
+}
+
 func (s *grpcService) GetReadVersion(ctx context.Context, r *messages.GetReadVersionRequest) (*messages.GetReadVersionResponse, error) {
 	return out(s.core.GetReadVersion(ctx, r))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -236,7 +237,12 @@ func BenchmarkApplyBatch64(b *testing.B) {
 	cfg.SyncWrites = false
 	cfg.Replicated = true
 	e := openEngine(b, cfg)
-	var index uint64
+	opens := make([]*messages.Command, clients)
+	for i := range opens {
+		opens[i] = openCmd(nil)
+	}
+	mustApply(b, e, entries(1, opens...)) // sessions 1..clients
+	index := uint64(clients)
 	seqs := make([]uint64, clients+1)
 	b.SetBytes(batch * (16 + benchValueSz))
 	b.ResetTimer()
@@ -263,4 +269,51 @@ func BenchmarkApplyBatch64(b *testing.B) {
 		}
 	}
 	reportOps(b, batch, "entries/s")
+}
+
+// BenchmarkSessionCost measures what a client session costs the state
+// machine: the heap it holds and the bytes it adds to the machine
+// checkpoint (which snapshots carry), for a session that made one write
+// whose outcome it has not confirmed (one remembered result). It opens
+// sessionsPerOp sessions per iteration, as the replicated group would.
+func BenchmarkSessionCost(b *testing.B) {
+	const sessionsPerOp = 10_000
+	cfg := DefaultConfig(b.TempDir())
+	cfg.SyncWrites = false
+	cfg.Replicated = true
+	cfg.Limits.MaxSessions = 1 << 30 // keep them all
+	// No history beyond the latest write: the heap measured is the sessions'.
+	cfg.RetentionWindow = time.Nanosecond
+	e := openEngine(b, cfg)
+	var index uint64
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	ckpt0, _ := e.sm.encodeCheckpoint(0)
+	opened := 0
+	for b.Loop() {
+		opens := make([]Entry, 0, sessionsPerOp)
+		for range sessionsPerOp {
+			index++
+			opens = append(opens, Entry{Index: index, Cmd: withTS(openCmd(cfg.Limits.SessionLimits()), time.Now().UnixNano())})
+		}
+		mustApply(b, e, opens)
+		writes := make([]Entry, 0, sessionsPerOp)
+		for _, o := range opens {
+			index++
+			writes = append(writes, Entry{Index: index, Cmd: withTS(withID(setCmd("", "k", "v"), o.Index, 1, 0), time.Now().UnixNano())})
+		}
+		mustApply(b, e, writes)
+		opened += sessionsPerOp
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	ckpt, _ := e.sm.encodeCheckpoint(0)
+	if len(e.sm.sessions) != opened {
+		b.Fatalf("%d sessions kept, want %d", len(e.sm.sessions), opened)
+	}
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(opened), "heap-B/session")
+	b.ReportMetric(float64(len(ckpt)-len(ckpt0))/float64(opened), "checkpoint-B/session")
+	b.ReportMetric(0, "ns/op")
 }

@@ -63,6 +63,11 @@ func (s *machineState) encodeCheckpoint(sizeHint int) ([]byte, error) {
 		}
 		b = appendMessageField(b, 5, sess)
 	}
+	if l := s.limits; l != nil {
+		lim := appendVarintField(nil, 1, l.GetMaxSessions())
+		lim = appendVarintField(lim, 2, uint64(l.GetTtlNanos()))
+		b = appendMessageField(b, 6, lim)
+	}
 	return b, nil
 }
 

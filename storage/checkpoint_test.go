@@ -53,7 +53,7 @@ func TestEncodeCheckpointMatchesProto(t *testing.T) {
 // checkpoint builds the state as a MachineCheckpoint message, field by
 // field: the oracle TestEncodeCheckpointMatchesProto holds encodeCheckpoint to.
 func (s *machineState) checkpoint() *messages.MachineCheckpoint {
-	c := &messages.MachineCheckpoint{Index: s.applied, MaxTimestampUnixNanos: s.maxTs, Horizon: s.horizon}
+	c := &messages.MachineCheckpoint{Index: s.applied, MaxTimestampUnixNanos: s.maxTs, Horizon: s.horizon, SessionLimits: s.limits}
 	for i := range s.conflicts.Len() {
 		ce := s.conflicts.At(i)
 		c.Conflicts = append(c.Conflicts, &messages.ConflictEntry{Version: ce.version, TimestampUnixNanos: ce.ts, Writes: rangesToProto(slices.Collect(ce.writes.all()))})

@@ -30,6 +30,11 @@ const DefaultColumnFamily = "default"
 //     whether trying again can help. After ErrTimeout the write may still
 //     commit: retry it with the same WithRequestID and it is applied at most
 //     once, answering with the first outcome.
+//   - A request id names a session that OpenSession opened. A write under a
+//     session the database does not know — never opened, or forgotten
+//     (Limits.MaxSessions, Limits.SessionTTL) — fails with
+//     ErrSessionExpired and is not applied; an earlier attempt's outcome is
+//     then unknown, and the id must not be used again.
 //   - Returned slices belong to the caller; arguments are not retained.
 type Database interface {
 	// Get returns the value of key and whether it exists.
@@ -70,6 +75,10 @@ type Database interface {
 	// standalone engine has one). In the replicated group a write that fails
 	// in storage stops its replica (fail-stop); the others carry on.
 	SetFaultInjection(ctx context.Context, faults *messages.FaultInjection, opts ...Option) error
+	// OpenSession opens a client session and returns its client id, for the
+	// request ids of WithRequestID (seq from 1). It is not deduplicated: a
+	// retry opens another session, and a session nobody uses is forgotten.
+	OpenSession(ctx context.Context) (clientID uint64, err error)
 	// Close releases every resource. It is idempotent; every method called
 	// after it fails with ErrUnavailable.
 	Close() error

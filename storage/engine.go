@@ -33,12 +33,6 @@ type Config struct {
 	// RetentionWindow is how long an overwritten version stays readable by
 	// snapshot reads and checkable by atomic commits (default 5 s).
 	RetentionWindow time.Duration
-	// SessionTTL is how long, in log time, an idle client session keeps its
-	// answers for exactly-once retries (default 10 min).
-	SessionTTL time.Duration
-	// MaxSessions caps the number of client sessions kept; the least
-	// recently used is forgotten first (default 100,000).
-	MaxSessions int
 	// SyncWrites makes every standalone commit fsync the RocksDB WAL before it
 	// is acknowledged. The replicated group leaves it off: the Raft log is
 	// already durable and the applied index makes re-application exact.
@@ -69,8 +63,6 @@ func DefaultConfig(dir string) Config {
 		Dir:                dir,
 		Limits:             DefaultLimits(),
 		RetentionWindow:    5 * time.Second,
-		SessionTTL:         10 * time.Minute,
-		MaxSessions:        100_000,
 		SyncWrites:         true,
 		BlockCacheBytes:    32 << 20,
 		WriteBufferBytes:   8 << 20,
@@ -87,12 +79,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetentionWindow == 0 {
 		c.RetentionWindow = d.RetentionWindow
-	}
-	if c.SessionTTL == 0 {
-		c.SessionTTL = d.SessionTTL
-	}
-	if c.MaxSessions == 0 {
-		c.MaxSessions = d.MaxSessions
 	}
 	if c.BlockCacheBytes == 0 {
 		c.BlockCacheBytes = d.BlockCacheBytes
@@ -129,14 +115,8 @@ func (c Config) Validate() error {
 	if c.RetentionWindow < 0 {
 		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: retention_window %v is negative", c.RetentionWindow)
 	}
-	if c.SessionTTL < 0 {
-		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: session_ttl %v is negative", c.SessionTTL)
-	}
 	if c.VersionMemoryBytes < 0 {
 		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: version_memory_bytes %d is negative", c.VersionMemoryBytes)
-	}
-	if c.MaxSessions < 0 {
-		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: max_sessions %d is negative", c.MaxSessions)
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return fmt.Errorf("storage config: %w", err)

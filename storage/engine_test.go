@@ -142,8 +142,10 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{"reserved family", func(c *Config) { c.ColumnFamilies = []string{"__x"} }, `"__x"`},
 		{"internal family", func(c *Config) { c.ColumnFamilies = []string{internalColumnFamily} }, "reserved"},
 		{"negative retention window", func(c *Config) { c.RetentionWindow = -time.Second }, "retention_window"},
-		{"negative session ttl", func(c *Config) { c.SessionTTL = -time.Minute }, "session_ttl"},
-		{"negative max sessions", func(c *Config) { c.MaxSessions = -1 }, "max_sessions"},
+		{"negative session ttl", func(c *Config) { c.Limits.SessionTTL = -time.Minute }, "session_ttl"},
+		{"zero session ttl", func(c *Config) { c.Limits.SessionTTL = 0 }, "session_ttl"},
+		{"negative max sessions", func(c *Config) { c.Limits.MaxSessions = -1 }, "max_sessions"},
+		{"zero max sessions", func(c *Config) { c.Limits.MaxSessions = 0 }, "max_sessions"},
 		{"negative max key size", func(c *Config) { c.Limits.MaxKeySize = -1 }, "max_key_size"},
 		{"max key size over ceiling", func(c *Config) { c.Limits.MaxKeySize = maxAcceptedKeySize + 1 }, "max_key_size"},
 		{"zero max value size", func(c *Config) { c.Limits.MaxValueSize = 0 }, "max_value_size"},
@@ -177,7 +179,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 	})
 	t.Run("zero fields take defaults", func(t *testing.T) {
 		e := openEngine(t, Config{Dir: t.TempDir()})
-		if e.cfg.Limits != DefaultLimits() || e.cfg.RetentionWindow != 5*time.Second || e.cfg.MaxSessions != 100_000 {
+		if e.cfg.Limits != DefaultLimits() || e.cfg.RetentionWindow != 5*time.Second || e.cfg.Limits.MaxSessions != 100_000 {
 			t.Fatalf("defaults not applied: %+v", e.cfg)
 		}
 	})

@@ -145,6 +145,12 @@ func withID(cmd *messages.Command, client, seq, respondedTo uint64) *messages.Co
 	return cmd
 }
 
+// openCmd opens a session (its client id is the entry's index) with the
+// given limits (nil: the defaults).
+func openCmd(limits *messages.SessionLimits) *messages.Command {
+	return &messages.Command{Op: &messages.Command_OpenSession{OpenSession: &messages.OpenSession{Limits: limits}}}
+}
+
 func withTS(cmd *messages.Command, ts int64) *messages.Command {
 	cmd.TimestampUnixNanos = ts
 	return cmd

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/list"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/linxGnu/grocksdb"
@@ -29,10 +30,31 @@ type machineState struct {
 
 	sessions map[uint64]*session
 	lru      *list.List // of *session, least recently used (lowest lastIndex) first
+	// limits are the session limits of the latest session opened (nil:
+	// none was; defaultSessionLimits apply). They come from the log, so
+	// every replica forgets the same sessions at the same entry.
+	limits *messages.SessionLimits
 }
 
 func newMachineState() *machineState {
 	return &machineState{sessions: map[uint64]*session{}, lru: list.New()}
+}
+
+// defaultSessionLimits apply until the first session is opened.
+var defaultSessionLimits = DefaultLimits().SessionLimits()
+
+// sessionLimits returns the limits in force: those of the latest session
+// opened, a zero field taking the default.
+func (s *machineState) sessionLimits() (maxSessions int, ttl time.Duration) {
+	l := s.limits
+	maxSessions, ttl = int(l.GetMaxSessions()), time.Duration(l.GetTtlNanos())
+	if maxSessions <= 0 {
+		maxSessions = int(defaultSessionLimits.GetMaxSessions())
+	}
+	if ttl <= 0 {
+		ttl = time.Duration(defaultSessionLimits.GetTtlNanos())
+	}
+	return maxSessions, ttl
 }
 
 type conflictEntry struct {
@@ -46,8 +68,16 @@ type keyRange struct {
 	begin, end []byte // end nil: open
 }
 
+// empty reports whether r holds no key: begin == end (or begin after a
+// closed end).
+func (r keyRange) empty() bool {
+	return r.end != nil && bytes.Compare(r.begin, r.end) >= 0
+}
+
+// intersects reports whether some key is in both r and o; an empty range
+// intersects nothing.
 func (r keyRange) intersects(o keyRange) bool {
-	if r.cf != o.cf {
+	if r.cf != o.cf || r.empty() || o.empty() {
 		return false
 	}
 	// [a,b) and [c,d) intersect iff a < d and c < b, with nil ends open.
@@ -119,21 +149,40 @@ func (s *machineState) begin(ts int64, window time.Duration) {
 	s.conflicts.DropFront(n)
 }
 
-// finish records the entry's writes in the conflict history and its outcome
-// in its session, then expires sessions.
-func (s *machineState) finish(eff *messages.EntryEffect, writes []keyRange, ttl time.Duration, maxSessions int) {
+// finish records the entry's writes in the conflict history (empty ranges
+// conflict with nothing, so they are left out), opens the session it opened
+// or records its outcome in its session, then expires sessions.
+func (s *machineState) finish(eff *messages.EntryEffect, writes []keyRange) {
+	writes = slices.DeleteFunc(writes, keyRange.empty)
 	if len(writes) > 0 {
 		s.conflicts.PushBack(conflictEntry{version: eff.GetIndex(), ts: s.maxTs, writes: packRanges(writes)})
+	}
+	if o := eff.GetOpenedSession(); o != nil {
+		s.openSession(eff.GetIndex(), o.GetLimits())
 	}
 	if rid := eff.GetRequestId(); rid.GetClientId() != 0 {
 		s.recordSession(rid, eff.GetIndex(), eff.GetResult())
 	}
-	s.expireSessions(ttl, maxSessions)
+	s.expireSessions()
 	s.applied = eff.GetIndex()
 }
 
+// openSession starts the session opened at index (its client id) and
+// adopts the limits it brought.
+func (s *machineState) openSession(index uint64, limits *messages.SessionLimits) {
+	s.limits = limits
+	if old := s.sessions[index]; old != nil { // a session id from before sessions were opened through the log
+		s.lru.Remove(old.elem)
+	}
+	sess := &session{client: index, lastActive: s.maxTs, lastIndex: index, results: map[uint64]*messages.CommandResult{}}
+	sess.elem = s.lru.PushBack(sess)
+	s.sessions[index] = sess
+}
+
 // recordSession stores res as the outcome of request rid and forgets the
-// outcomes the client confirmed as answered.
+// outcomes the client confirmed as answered. The session exists: decide
+// refuses requests of unknown sessions (it is created here only when
+// replaying effects persisted before sessions were opened through the log).
 func (s *machineState) recordSession(rid *messages.RequestId, index uint64, res *messages.CommandResult) {
 	client, seq := rid.GetClientId(), rid.GetSeq()
 	sess := s.sessions[client]
@@ -167,9 +216,10 @@ func (s *machineState) recordSession(rid *messages.RequestId, index uint64, res 
 	sess.lastIndex = index
 }
 
-// expireSessions forgets sessions idle for longer than ttl in log time, and
-// the least recently used beyond maxSessions.
-func (s *machineState) expireSessions(ttl time.Duration, maxSessions int) {
+// expireSessions forgets sessions idle for longer than the session TTL in
+// log time, and the least recently used beyond the session cap.
+func (s *machineState) expireSessions() {
+	maxSessions, ttl := s.sessionLimits()
 	cutoff := s.maxTs - int64(ttl)
 	for s.lru.Len() > 0 {
 		front := s.lru.Front()
@@ -185,14 +235,14 @@ func (s *machineState) expireSessions(ttl time.Duration, maxSessions int) {
 // replay applies a persisted effect to the state.
 func (s *machineState) replay(eff *messages.EntryEffect, cfg Config) {
 	s.begin(eff.GetTimestampUnixNanos(), cfg.RetentionWindow)
-	s.finish(eff, rangesFromProto(eff.GetWrites()), cfg.SessionTTL, cfg.MaxSessions)
+	s.finish(eff, rangesFromProto(eff.GetWrites()))
 }
 
 // stateFromCheckpoint is the inverse of encodeCheckpoint, from the decoded
 // message.
 func stateFromCheckpoint(c *messages.MachineCheckpoint) *machineState {
 	s := newMachineState()
-	s.applied, s.maxTs, s.horizon = c.GetIndex(), c.GetMaxTimestampUnixNanos(), c.GetHorizon()
+	s.applied, s.maxTs, s.horizon, s.limits = c.GetIndex(), c.GetMaxTimestampUnixNanos(), c.GetHorizon(), c.GetSessionLimits()
 	for _, ce := range c.GetConflicts() {
 		s.conflicts.PushBack(conflictEntry{version: ce.GetVersion(), ts: ce.GetTimestampUnixNanos(), writes: packRanges(rangesFromProto(ce.GetWrites()))})
 	}
@@ -318,7 +368,7 @@ func (e *Engine) applyEntry(b *applyBatch, index uint64, cmd *messages.Command) 
 	b.effects = append(b.effects, eff)
 	s.begin(eff.TimestampUnixNanos, e.cfg.RetentionWindow)
 	res, writes := e.decide(b, index, cmd, eff)
-	s.finish(eff, writes, e.cfg.SessionTTL, e.cfg.MaxSessions)
+	s.finish(eff, writes)
 	return res
 }
 
@@ -326,15 +376,29 @@ func (e *Engine) applyEntry(b *applyBatch, index uint64, cmd *messages.Command) 
 // what eff records of it.
 func (e *Engine) decide(b *applyBatch, index uint64, cmd *messages.Command, eff *messages.EntryEffect) (*messages.CommandResult, []keyRange) {
 	rid := cmd.GetRequestId()
+	if op, ok := cmd.GetOp().(*messages.Command_OpenSession); ok {
+		if err := e.validator.OpenSession(cmd); err != nil {
+			return &messages.CommandResult{Status: messages.StatusOf(err)}, nil
+		}
+		eff.OpenedSession = &messages.OpenSession{Limits: op.OpenSession.GetLimits()}
+		return &messages.CommandResult{Status: statusOK, Version: index}, nil
+	}
 	if client := rid.GetClientId(); client != 0 {
-		if sess := e.sm.sessions[client]; sess != nil {
-			if rid.GetSeq() <= sess.respondedTo {
-				return &messages.CommandResult{Status: messages.StatusOf(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,
-					"request %d of client %d was already answered", rid.GetSeq(), client))}, nil
-			}
-			if r, ok := sess.results[rid.GetSeq()]; ok {
-				return r, nil // a retry: the first outcome, applied once
-			}
+		sess := e.sm.sessions[client]
+		if sess == nil {
+			// Never opened, or forgotten: a retry of a request that was
+			// applied before its session was forgotten must not apply again,
+			// and nothing tells it from a new request. Refuse it.
+			return &messages.CommandResult{Status: messages.StatusOf(messages.Errorf(messages.StatusCode_SESSION_EXPIRED,
+				"client session %d is unknown: never opened, or forgotten (limits.max_sessions, limits.session_ttl); request %d was not applied — open a new session",
+				client, rid.GetSeq()))}, nil
+		}
+		if rid.GetSeq() <= sess.respondedTo {
+			return &messages.CommandResult{Status: messages.StatusOf(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,
+				"request %d of client %d was already answered", rid.GetSeq(), client))}, nil
+		}
+		if r, ok := sess.results[rid.GetSeq()]; ok {
+			return r, nil // a retry: the first outcome, applied once
 		}
 	}
 	res, writes, muts := e.execute(b, index, cmd)

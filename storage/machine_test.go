@@ -98,21 +98,27 @@ func TestApplyBatchExplicitIndexes(t *testing.T) {
 }
 
 func TestApplyBatchExactlyOnce(t *testing.T) {
-	const client = 7
 	cfg := replicatedConfig(t.TempDir())
 	e := openEngine(t, cfg)
 
+	// The session's client id is the index of the entry that opens it.
+	res := mustApply(t, e, entries(1, openCmd(nil)))
+	if res[0].GetStatus().Err() != nil || res[0].GetVersion() != 1 {
+		t.Fatalf("open session: %v, want OK with client id 1", res[0])
+	}
+	const client = 1
+
 	// Seq 1 twice in one batch, then seq 2 whose retry in the same batch
 	// would write another value: the first outcome wins each time.
-	res := mustApply(t, e, entries(1,
+	res = mustApply(t, e, entries(2,
 		withID(setCmd("", "k", "first"), client, 1, 0),
 		withID(setCmd("", "k", "second"), client, 1, 0),
 		withID(setCmd("", "j", "j1"), client, 2, 0),
 		withID(setCmd("", "j", "j2"), client, 2, 0),
 	))
-	for i, want := range []uint64{1, 1, 3, 3} {
+	for i, want := range []uint64{2, 2, 4, 4} {
 		if res[i].GetStatus().Err() != nil || res[i].GetVersion() != want {
-			t.Fatalf("entry %d: %v, want OK at version %d", i+1, res[i], want)
+			t.Fatalf("entry %d: %v, want OK at version %d", i+2, res[i], want)
 		}
 	}
 	if got, _ := mustGet(t, e, "k"); got != "first" {
@@ -124,17 +130,17 @@ func TestApplyBatchExactlyOnce(t *testing.T) {
 
 	// A failed request is remembered too: its retry fails the same way even
 	// though it would now succeed.
-	res = mustApply(t, e, entries(5, withID(setCmd("nosuch", "x", "v"), client, 3, 0)))
+	res = mustApply(t, e, entries(6, withID(setCmd("nosuch", "x", "v"), client, 3, 0)))
 	wantCode(t, res[0].GetStatus().Err(), messages.StatusCode_UNKNOWN_COLUMN_FAMILY, "write to an unknown family")
 
 	// Across batches, and across a restart.
 	e = reopen(t, e, cfg)
-	res = mustApply(t, e, entries(6,
+	res = mustApply(t, e, entries(7,
 		withID(setCmd("", "k", "third"), client, 1, 0),
 		withID(setCmd("", "x", "v"), client, 3, 0),
 	))
-	if res[0].GetStatus().Err() != nil || res[0].GetVersion() != 1 {
-		t.Fatalf("retry of seq 1 after a restart: %v, want version 1", res[0])
+	if res[0].GetStatus().Err() != nil || res[0].GetVersion() != 2 {
+		t.Fatalf("retry of seq 1 after a restart: %v, want version 2", res[0])
 	}
 	wantCode(t, res[1].GetStatus().Err(), messages.StatusCode_UNKNOWN_COLUMN_FAMILY, "retry of a failed request")
 	if got, _ := mustGet(t, e, "k"); got != "first" {
@@ -146,13 +152,13 @@ func TestApplyBatchExactlyOnce(t *testing.T) {
 
 	// responded_to 2 forgets the outcomes of 1 and 2: their retries are
 	// refused, never applied again; 3 is still remembered.
-	res = mustApply(t, e, entries(8,
+	res = mustApply(t, e, entries(9,
 		withID(setCmd("", "n", "4"), client, 4, 2),
 		withID(setCmd("", "k", "again"), client, 1, 0),
 		withID(setCmd("", "j", "again"), client, 2, 0),
 		withID(setCmd("", "x", "v"), client, 3, 0),
 	))
-	if res[0].GetStatus().Err() != nil || res[0].GetVersion() != 8 {
+	if res[0].GetStatus().Err() != nil || res[0].GetVersion() != 9 {
 		t.Fatalf("seq 4: %v", res[0])
 	}
 	wantCode(t, res[1].GetStatus().Err(), messages.StatusCode_INVALID_ARGUMENT, "retry of answered seq 1")
@@ -162,27 +168,47 @@ func TestApplyBatchExactlyOnce(t *testing.T) {
 		t.Fatalf("k = %q: an answered request was applied again", got)
 	}
 	e = reopen(t, e, cfg)
-	res = mustApply(t, e, entries(12, withID(setCmd("", "k", "again"), client, 2, 0)))
+	res = mustApply(t, e, entries(13, withID(setCmd("", "k", "again"), client, 2, 0)))
 	wantCode(t, res[0].GetStatus().Err(), messages.StatusCode_INVALID_ARGUMENT, "retry of answered seq 2 after a restart")
 
 	// Requests without a client id are never deduplicated.
-	res = mustApply(t, e, entries(13, setCmd("", "free", "1"), setCmd("", "free", "2")))
-	if res[0].GetVersion() != 13 || res[1].GetVersion() != 14 {
+	res = mustApply(t, e, entries(14, setCmd("", "free", "1"), setCmd("", "free", "2")))
+	if res[0].GetVersion() != 14 || res[1].GetVersion() != 15 {
 		t.Fatalf("anonymous writes: %v", res)
+	}
+
+	// A session that was never opened is refused, whatever the seq, and
+	// nothing is written; so is an OpenSession that carries a request id.
+	res = mustApply(t, e, entries(16,
+		withID(setCmd("", "k", "stranger"), 16, 1, 0),
+		withID(setCmd("", "k", "stranger"), 999, 5, 2),
+		withID(openCmd(nil), client, 5, 0),
+	))
+	wantCode(t, res[0].GetStatus().Err(), messages.StatusCode_SESSION_EXPIRED, "write of a session never opened (its id is a later index)")
+	wantCode(t, res[1].GetStatus().Err(), messages.StatusCode_SESSION_EXPIRED, "write of a session never opened")
+	wantCode(t, res[2].GetStatus().Err(), messages.StatusCode_INVALID_ARGUMENT, "open session with a request id")
+	if got, _ := mustGet(t, e, "k"); got != "first" {
+		t.Fatalf("k = %q: a request of an unknown session was applied", got)
 	}
 }
 
 // ---- determinism -------------------------------------------------------
 
 // detConfig is the configuration of the determinism tests: a retention
-// window, a session TTL and a session cap small enough that the generated
-// log crosses each of them many times.
+// window small enough that the generated log crosses it many times. (The
+// session limits travel in the log: see detLimits.)
 func detConfig(dir string) Config {
 	cfg := replicatedConfig(dir)
 	cfg.RetentionWindow = 200 * time.Millisecond
-	cfg.SessionTTL = 3 * time.Second
-	cfg.MaxSessions = 4
 	return cfg
+}
+
+// detLimits are the session limits the generated log's sessions are opened
+// with (now and then another set): a TTL and a cap small enough that the
+// log crosses each of them many times.
+var detLimits = []*messages.SessionLimits{
+	{MaxSessions: 4, TtlNanos: int64(3 * time.Second)},
+	{MaxSessions: 5, TtlNanos: int64(2 * time.Second)},
 }
 
 // logGen generates a replicated log: writes of every kind, atomic commits
@@ -193,22 +219,25 @@ type logGen struct {
 	rng     *rand.Rand
 	index   uint64
 	ts      int64
-	clients map[uint64]*genClient
+	clients map[int]*genClient // by slot: the session each client uses now
+	retired []*genClient       // sessions their clients left, still retried now and then
 	// retries counts the generated retries: of a seq the client had
-	// confirmed, and of one it had not.
-	retriesAnswered, retriesOpen int
+	// confirmed, and of one it had not; opened the sessions opened.
+	retriesAnswered, retriesOpen, opened int
 }
 
+// genClient is one session of a generated client: its id is the index of
+// the entry that opened it.
 type genClient struct {
-	seq, respondedTo uint64
-	sent             map[uint64]*messages.Command
+	id, seq, respondedTo uint64
+	sent                 map[uint64]*messages.Command
 }
 
 func newLogGen(seed uint64) *logGen {
 	return &logGen{
 		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		ts:      time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano(),
-		clients: map[uint64]*genClient{},
+		clients: map[int]*genClient{},
 	}
 }
 
@@ -300,42 +329,64 @@ func (g *logGen) next() Entry {
 		cmd = g.command() // anonymous
 	default:
 		// Three busy clients and three occasional ones, so that some
-		// sessions live long and others are evicted.
-		id := uint64(1 + g.rng.IntN(3))
+		// sessions live long and others are forgotten; now and then a
+		// client opens a new session (the state machine may have forgotten
+		// its old one: its requests are then refused), and now and then a
+		// request of a session a client left is retried.
+		slot := 1 + g.rng.IntN(3)
 		if g.rng.IntN(5) == 0 {
-			id += 3
+			slot += 3
 		}
-		c := g.clients[id]
-		if c == nil {
-			c = &genClient{sent: map[uint64]*messages.Command{}}
-			g.clients[id] = c
-		}
-		if c.seq > 0 && g.rng.IntN(4) == 0 {
-			// A retry of an earlier request, with its original command:
-			// mostly one of the last few, sometimes any.
-			seq := c.seq - uint64(g.rng.IntN(int(min(c.seq, 3))))
-			if g.rng.IntN(4) == 0 {
-				seq = 1 + uint64(g.rng.IntN(int(c.seq)))
+		c := g.clients[slot]
+		switch {
+		case c == nil || g.rng.IntN(12) == 0:
+			if c != nil {
+				g.retired = append(g.retired, c)
 			}
-			if seq <= c.respondedTo {
-				g.retriesAnswered++
-			} else {
-				g.retriesOpen++
+			g.clients[slot] = &genClient{id: g.index, sent: map[uint64]*messages.Command{}}
+			g.opened++
+			limits := detLimits[0]
+			if g.rng.IntN(6) == 0 {
+				limits = detLimits[1]
 			}
-			cmd = proto.Clone(c.sent[seq]).(*messages.Command)
-			cmd.RequestId.RespondedTo = min(c.respondedTo, seq-1)
-		} else {
+			cmd = openCmd(limits)
+		case len(g.retired) > 0 && g.rng.IntN(10) == 0:
+			cmd = g.retry(g.retired[g.rng.IntN(len(g.retired))])
+		case c.seq > 0 && g.rng.IntN(4) == 0:
+			cmd = g.retry(c)
+		default:
 			c.seq++
 			if g.rng.IntN(3) == 0 {
 				c.respondedTo = c.seq - 1 - uint64(g.rng.IntN(int(c.seq-c.respondedTo)))
 			}
 			cmd = g.command()
-			cmd.RequestId = &messages.RequestId{ClientId: id, Seq: c.seq, RespondedTo: c.respondedTo}
+			cmd.RequestId = &messages.RequestId{ClientId: c.id, Seq: c.seq, RespondedTo: c.respondedTo}
 			c.sent[c.seq] = proto.Clone(cmd).(*messages.Command)
 		}
 	}
 	cmd.TimestampUnixNanos = g.ts
 	return Entry{Index: g.index, Cmd: cmd}
+}
+
+// retry returns a retry of one of c's requests, with its original command:
+// mostly one of the last few, sometimes any. A client that never sent one
+// sends an anonymous command.
+func (g *logGen) retry(c *genClient) *messages.Command {
+	if c.seq == 0 {
+		return g.command()
+	}
+	seq := c.seq - uint64(g.rng.IntN(int(min(c.seq, 3))))
+	if g.rng.IntN(4) == 0 {
+		seq = 1 + uint64(g.rng.IntN(int(c.seq)))
+	}
+	if seq <= c.respondedTo {
+		g.retriesAnswered++
+	} else {
+		g.retriesOpen++
+	}
+	cmd := proto.Clone(c.sent[seq]).(*messages.Command)
+	cmd.RequestId.RespondedTo = min(c.respondedTo, seq-1)
+	return cmd
 }
 
 func genLog(seed uint64, n int) ([]Entry, *logGen) {
@@ -389,35 +440,35 @@ func TestApplyBatchDeterministic(t *testing.T) {
 
 	// The log must exercise what it is meant to.
 	counts := map[messages.StatusCode]int{}
-	deduped, reapplied := 0, 0
+	deduped := 0
 	for i, r := range want {
 		counts[r.GetStatus().GetCode()]++
 		if v := r.GetVersion(); v != 0 && v != log[i].Index {
 			deduped++ // the first outcome of an earlier entry
 		}
 	}
-	firstSeen := map[[2]uint64]bool{}
+	applied := map[[2]uint64]uint64{} // request id -> the index it was applied at
 	for i, en := range log {
 		id := en.Cmd.GetRequestId()
+		if id.GetClientId() == 0 || want[i].GetVersion() != en.Index {
+			continue // anonymous, or not applied at this entry
+		}
 		k := [2]uint64{id.GetClientId(), id.GetSeq()}
-		if id.GetClientId() == 0 {
-			continue
+		if first, ok := applied[k]; ok {
+			t.Fatalf("request %v was applied at index %d and again at %d", k, first, en.Index)
 		}
-		if firstSeen[k] && want[i].GetVersion() == en.Index {
-			reapplied++ // a retry whose session had expired
-		}
-		firstSeen[k] = true
+		applied[k] = en.Index
 	}
-	t.Logf("statuses %v, retries of answered/open seqs %d/%d, deduplicated %d, re-applied after expiry %d",
-		counts, gen.retriesAnswered, gen.retriesOpen, deduped, reapplied)
+	t.Logf("statuses %v, sessions opened %d, retries of answered/open seqs %d/%d, deduplicated %d",
+		counts, gen.opened, gen.retriesAnswered, gen.retriesOpen, deduped)
 	for _, c := range []messages.StatusCode{messages.StatusCode_OK, messages.StatusCode_CONFLICT,
-		messages.StatusCode_TRANSACTION_TOO_OLD, messages.StatusCode_INVALID_ARGUMENT} {
+		messages.StatusCode_TRANSACTION_TOO_OLD, messages.StatusCode_INVALID_ARGUMENT, messages.StatusCode_SESSION_EXPIRED} {
 		if counts[c] == 0 {
 			t.Fatalf("the generated log has no %v outcome: %v", c, counts)
 		}
 	}
-	if deduped == 0 || reapplied == 0 {
-		t.Fatalf("the generated log has %d deduplicated retries and %d re-applied after session expiry; want both", deduped, reapplied)
+	if deduped == 0 {
+		t.Fatal("the generated log has no deduplicated retry")
 	}
 
 	check := func(t *testing.T, got []*messages.CommandResult, e *Engine) {
@@ -470,11 +521,11 @@ func TestApplyBatchDeterministic(t *testing.T) {
 // TestApplyBatchWindowInLogTime pins the log-time rules one by one: an
 // atomic commit is too old once a write after its read version is older, in
 // log time, than the retention window; a session expires after the TTL of
-// log time, or when more than MaxSessions are active. The wall clock plays
+// log time, or when more than the session cap are active (both as the
+// latest OpenSession set them). The wall clock plays
 // no part: all of this happens within milliseconds.
 func TestApplyBatchWindowInLogTime(t *testing.T) {
 	cfg := detConfig(t.TempDir())
-	cfg.MaxSessions = 3
 	e := openEngine(t, cfg)
 	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 	at := func(d time.Duration) int64 { return base + int64(d) }
@@ -504,37 +555,51 @@ func TestApplyBatchWindowInLogTime(t *testing.T) {
 	wantCode(t, res[1].GetStatus().Err(), messages.StatusCode_TRANSACTION_TOO_OLD, "commit with a read version behind the window")
 	wantCode(t, res[2].GetStatus().Err(), messages.StatusCode_OK, "commit with a recent read version")
 
-	// Sessions: with MaxSessions 3, a fourth client evicts the least
-	// recently used; the evicted client's retry is applied anew.
-	// A duplicate does not count as use; client 1's second request does.
+	// Sessions: opened with a cap of 3, a fourth session evicts the least
+	// recently used; the evicted client's retry is refused, never applied
+	// again. A duplicate does not count as use; client 10's second request
+	// does. (Each session's id is the index of the entry that opened it.)
+	limits := &messages.SessionLimits{MaxSessions: 3, TtlNanos: int64(3 * time.Second)}
 	es := []Entry{}
-	for i, id := range [][2]uint64{{1, 1}, {2, 1}, {3, 1}, {1, 2}, {4, 1}} {
-		es = append(es, Entry{Index: uint64(10 + i), Cmd: withTS(withID(setCmd("", fmt.Sprint("s", id[0]), fmt.Sprint(i)), id[0], id[1], 0), at(500*time.Millisecond))})
+	for i := range 4 {
+		es = append(es, Entry{Index: uint64(10 + i), Cmd: withTS(openCmd(limits), at(500*time.Millisecond))})
 	}
-	mustApply(t, e, es)
+	mustApply(t, e, es[:3])
 	res = mustApply(t, e, []Entry{
-		{Index: 20, Cmd: withTS(withID(setCmd("", "s1", "retry"), 1, 1, 0), at(600*time.Millisecond))},
-		{Index: 21, Cmd: withTS(withID(setCmd("", "s2", "retry"), 2, 1, 0), at(600*time.Millisecond))},
+		{Index: 14, Cmd: withTS(withID(setCmd("", "s10", "1"), 10, 1, 0), at(500*time.Millisecond))},
+		{Index: 15, Cmd: withTS(withID(setCmd("", "s11", "1"), 11, 1, 0), at(500*time.Millisecond))},
+		{Index: 16, Cmd: withTS(withID(setCmd("", "s12", "1"), 12, 1, 0), at(500*time.Millisecond))},
+		{Index: 17, Cmd: withTS(withID(setCmd("", "s10", "2"), 10, 2, 0), at(500*time.Millisecond))},
+		{Index: 18, Cmd: withTS(openCmd(limits), at(500*time.Millisecond))}, // the fourth session: 11 is the least recently used
 	})
-	if res[0].GetVersion() != 10 {
-		t.Fatalf("retry of client 1 (recently used, kept): %v, want the first outcome at version 10", res[0])
+	for i, r := range res {
+		wantCode(t, r.GetStatus().Err(), messages.StatusCode_OK, fmt.Sprintf("entry %d", 14+i))
 	}
-	if res[1].GetVersion() != 21 {
-		t.Fatalf("retry of client 2 (least recently used, evicted): %v, want re-applied at 21", res[1])
+	res = mustApply(t, e, []Entry{
+		{Index: 20, Cmd: withTS(withID(setCmd("", "s10", "retry"), 10, 1, 0), at(600*time.Millisecond))},
+		{Index: 21, Cmd: withTS(withID(setCmd("", "s11", "retry"), 11, 1, 0), at(600*time.Millisecond))},
+	})
+	if res[0].GetVersion() != 14 {
+		t.Fatalf("retry of client 10 (recently used, kept): %v, want the first outcome at version 14", res[0])
 	}
-	// Client 1 was last active at log time 500ms; a TTL later its session
-	// has expired and its retry is applied anew.
+	wantCode(t, res[1].GetStatus().Err(), messages.StatusCode_SESSION_EXPIRED, "retry of client 11 (least recently used, evicted)")
+	for k, want := range map[string]string{"s10": "2", "s11": "1"} {
+		if got, _ := mustGet(t, e, k); got != want {
+			t.Fatalf("%s = %q, want %q: a retry was applied", k, got, want)
+		}
+	}
+	// Client 10 was last active at log time 500ms; a TTL later its session
+	// has expired and its retry is refused — across a restart too, which
+	// reloads the limits the sessions were opened with.
 	e = reopen(t, e, cfg)
-	late := at(500*time.Millisecond + cfg.SessionTTL + time.Millisecond)
+	late := at(500*time.Millisecond + 3*time.Second + time.Millisecond)
 	res = mustApply(t, e, []Entry{
 		{Index: 30, Cmd: withTS(setCmd("", "tick", "1"), late)},
-		{Index: 31, Cmd: withTS(withID(setCmd("", "s1", "late"), 1, 1, 0), late)},
+		{Index: 31, Cmd: withTS(withID(setCmd("", "s10", "late"), 10, 1, 0), late)},
 	})
-	if res[1].GetVersion() != 31 {
-		t.Fatalf("retry of an expired session: %v, want re-applied at 31", res[1])
-	}
-	if got, _ := mustGet(t, e, "s1"); got != "late" {
-		t.Fatalf("s1 = %q", got)
+	wantCode(t, res[1].GetStatus().Err(), messages.StatusCode_SESSION_EXPIRED, "retry of a session idle beyond its TTL")
+	if got, _ := mustGet(t, e, "s10"); got != "2" {
+		t.Fatalf("s10 = %q, want 2: a retry of an expired session was applied", got)
 	}
 	if _, err := e.ApplyBatch([]Entry{{Index: 32, Cmd: withTS(setCmd("", "x", "y"), at(0))}}); err != nil {
 		t.Fatalf("an entry stamped earlier than the log time: %v", err) // clocks may step back; log time does not

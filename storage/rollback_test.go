@@ -23,21 +23,25 @@ func TestApplyBatchRollsBackOnWriteFailure(t *testing.T) {
 	ref := openEngine(t, func() Config { c := cfg; c.Dir = t.TempDir(); return c }())
 
 	prefix := entries(1,
-		withTS(withID(setCmd("", "a", "1"), 7, 1, 0), 100),
-		withTS(withID(setCmd("", "b", "1"), 7, 2, 0), 200),
-		withTS(withID(setCmd("", "c", "1"), 8, 1, 0), 300),
+		withTS(openCmd(nil), 50),                           // session 1
+		withTS(openCmd(nil), 60),                           // session 2
+		withTS(withID(setCmd("", "a", "1"), 1, 1, 0), 100), // 3
+		withTS(withID(setCmd("", "b", "1"), 1, 2, 0), 200), // 4
+		withTS(withID(setCmd("", "c", "1"), 2, 1, 0), 300), // 5
 	)
-	// The batch touches existing and new sessions, answers (forgets) older
-	// outcomes, repeats a request, conflicts, and advances log time.
-	batch := entries(4,
-		withTS(withID(setCmd("", "a", "2"), 7, 3, 2), 400),
-		withTS(withID(setCmd("", "d", "1"), 9, 1, 0), 500),
-		withTS(withID(setCmd("", "c", "1"), 8, 1, 0), 600), // a retry of index 3
+	// The batch opens a session and uses it, touches existing sessions,
+	// answers (forgets) older outcomes, repeats a request, conflicts, and
+	// advances log time.
+	batch := entries(6,
+		withTS(withID(setCmd("", "a", "2"), 1, 3, 2), 400),
+		withTS(openCmd(nil), 500), // session 7
+		withTS(withID(setCmd("", "d", "1"), 7, 1, 0), 550),
+		withTS(withID(setCmd("", "c", "1"), 2, 1, 0), 600), // a retry of index 5
 		withTS(withID(&messages.Command{Op: &messages.Command_AtomicCommit{AtomicCommit: &messages.AtomicCommit{
-			ReadVersion:        2,
+			ReadVersion:        4,
 			ReadConflictRanges: []*messages.KeyRange{{Begin: []byte("a"), End: []byte("b")}},
 			Mutations:          []*messages.Mutation{{Type: messages.MutationType_SET, Key: []byte("z"), Value: []byte("x")}},
-		}}}, 9, 2, 1), 700),
+		}}}, 7, 2, 1), 700),
 	)
 	mustApply(t, e, prefix)
 	mustApply(t, ref, prefix)
@@ -56,8 +60,8 @@ func TestApplyBatchRollsBackOnWriteFailure(t *testing.T) {
 	if !bytes.Equal(internalDigest(t, e), wantInternal) {
 		t.Fatal("machine state changed by a failed batch")
 	}
-	if got := e.AppliedIndex(); got != 3 {
-		t.Fatalf("applied index %d after a failed batch, want 3", got)
+	if got := e.AppliedIndex(); got != 5 {
+		t.Fatalf("applied index %d after a failed batch, want 5", got)
 	}
 
 	got := mustApply(t, e, batch)
@@ -67,11 +71,11 @@ func TestApplyBatchRollsBackOnWriteFailure(t *testing.T) {
 			t.Fatalf("entry %d after the rollback: %v, want %v", i, got[i], want[i])
 		}
 	}
-	if want[2].GetVersion() != 3 {
-		t.Fatalf("the retry answered version %d, want the first outcome's 3", want[2].GetVersion())
+	if want[3].GetVersion() != 5 {
+		t.Fatalf("the retry answered version %d, want the first outcome's 5", want[3].GetVersion())
 	}
-	if want[3].GetStatus().GetCode() != messages.StatusCode_CONFLICT {
-		t.Fatalf("the commit answered %v, want CONFLICT", want[3].GetStatus())
+	if want[4].GetStatus().GetCode() != messages.StatusCode_CONFLICT {
+		t.Fatalf("the commit answered %v, want CONFLICT", want[4].GetStatus())
 	}
 	if !bytes.Equal(internalDigest(t, e), internalDigest(t, ref)) {
 		t.Fatal("machine state after the retried batch differs from the reference")

@@ -125,13 +125,13 @@ func TestSnapshotRecoverBadStreams(t *testing.T) {
 	// A few thousand keys, so the stream is long enough to cut in many
 	// places and stop checks happen mid-stream.
 	src := openEngine(t, detConfig(t.TempDir()))
-	var es []Entry
+	es := entries(1, openCmd(nil), openCmd(nil), openCmd(nil), openCmd(nil), openCmd(nil)) // sessions 1..5
 	for i := range 3000 {
 		cf := ""
 		if i%3 == 0 {
 			cf = usersCF
 		}
-		es = append(es, Entry{Index: uint64(i + 1), Cmd: withID(setCmd(cf, fmt.Sprintf("key-%05d", i), fmt.Sprintf("value-%d", i)), uint64(i%5+1), uint64(i/5+1), 0)})
+		es = append(es, Entry{Index: uint64(i + 6), Cmd: withID(setCmd(cf, fmt.Sprintf("key-%05d", i), fmt.Sprintf("value-%d", i)), uint64(i%5+1), uint64(i/5+1), 0)})
 	}
 	mustApply(t, src, es)
 	snap := saveSnapshot(t, src)

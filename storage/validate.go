@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"strconv"
+	"time"
 
 	"github.com/actorkv/actorkv/messages"
 	"google.golang.org/protobuf/proto"
@@ -25,6 +26,14 @@ type Limits struct {
 	// keeps a legal request — 10,000 values of 1 MiB — from making a reply
 	// of gigabytes, which no gRPC message (64 MiB) carries.
 	MaxRangeBytes int `toml:"max_range_bytes"`
+	// MaxSessions is the most client sessions the state machine remembers:
+	// opening one more forgets the least recently used, whose next write is
+	// refused with SESSION_EXPIRED (never applied).
+	MaxSessions int `toml:"max_sessions"`
+	// SessionTTL forgets a session idle this long in log time (the
+	// proposers' clocks, not a replica's); its next write is refused with
+	// SESSION_EXPIRED.
+	SessionTTL time.Duration `toml:"session_ttl"`
 }
 
 // DefaultLimits returns the limits of DESIGN.md.
@@ -36,7 +45,14 @@ func DefaultLimits() Limits {
 		MaxCommitBytes: 8 << 20,
 		MaxRangeLimit:  10_000,
 		MaxRangeBytes:  32 << 20,
+		MaxSessions:    100_000,
+		SessionTTL:     10 * time.Minute,
 	}
+}
+
+// SessionLimits is the session part of l, as an OpenSession carries it.
+func (l Limits) SessionLimits() *messages.SessionLimits {
+	return &messages.SessionLimits{MaxSessions: uint64(l.MaxSessions), TtlNanos: int64(l.SessionTTL)}
 }
 
 // Validate reports the first limit that is not positive.
@@ -51,10 +67,14 @@ func (l Limits) Validate() error {
 		{"max_commit_bytes", l.MaxCommitBytes},
 		{"max_range_limit", l.MaxRangeLimit},
 		{"max_range_bytes", l.MaxRangeBytes},
+		{"max_sessions", l.MaxSessions},
 	} {
 		if f.v <= 0 {
 			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "limits.%s must be positive, got %d", f.name, f.v)
 		}
+	}
+	if l.SessionTTL <= 0 {
+		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "limits.session_ttl must be positive, got %v", l.SessionTTL)
 	}
 	if l.MaxKeySize > maxAcceptedKeySize {
 		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "limits.max_key_size %d is over the engine's ceiling of %d", l.MaxKeySize, maxAcceptedKeySize)
@@ -230,9 +250,20 @@ func (v *Validator) Command(c *messages.Command) error {
 		return v.Mutation(op.Mutation)
 	case *messages.Command_AtomicCommit:
 		return v.AtomicCommit(op.AtomicCommit)
+	case *messages.Command_OpenSession:
+		return v.OpenSession(c)
 	default:
 		return invalid("command has no operation")
 	}
+}
+
+// OpenSession checks a command that opens a session: it carries no request
+// id of its own (the session it opens has none yet).
+func (v *Validator) OpenSession(c *messages.Command) error {
+	if c.GetRequestId().GetClientId() != 0 {
+		return invalid("opening a session carries no request id (it has client id %d)", c.GetRequestId().GetClientId())
+	}
+	return nil
 }
 
 func wrapIndex(what string, i int, err error) error {

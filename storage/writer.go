@@ -174,6 +174,12 @@ func (e *Engine) AtomicCommit(ctx context.Context, commit *messages.AtomicCommit
 	return e.write(ctx, &messages.Command{RequestId: o.RequestID, Op: &messages.Command_AtomicCommit{AtomicCommit: DefaultFamily(commit, o.ColumnFamily)}})
 }
 
+// OpenSession implements Database: the session's client id is the version
+// of the write that opens it.
+func (e *Engine) OpenSession(ctx context.Context) (uint64, error) {
+	return e.write(ctx, &messages.Command{Op: &messages.Command_OpenSession{OpenSession: &messages.OpenSession{Limits: e.cfg.Limits.SessionLimits()}}})
+}
+
 // DefaultFamily returns commit with cf filled in where a mutation or conflict
 // range names no column family (a copy when anything changes).
 func DefaultFamily(commit *messages.AtomicCommit, cf string) *messages.AtomicCommit {

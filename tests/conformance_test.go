@@ -15,7 +15,7 @@ import (
 // standalone engine: the suite runs unchanged.
 func TestGroupConformance(t *testing.T) {
 	conformance.Run(t, func(t testing.TB, cfg conformance.Config) storage.Database {
-		c := NewCluster(t, WithColumnFamilies(cfg.ColumnFamilies...), WithRetentionWindow(cfg.RetentionWindow))
+		c := NewCluster(t, WithColumnFamilies(cfg.ColumnFamilies...), WithRetentionWindow(cfg.RetentionWindow), WithMaxSessions(cfg.MaxSessions))
 		return faultsAfterApply{Client: c.Client(), c: c}
 	})
 }

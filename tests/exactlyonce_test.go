@@ -33,12 +33,16 @@ func checkExecutedOnce(t testing.TB, c *Cluster, k RequestKey, version uint64) {
 // every replica executed it exactly once.
 func TestRetryAfterTimeoutAppliesOnce(t *testing.T) {
 	c := NewCluster(t)
+	client, err := c.Client().OpenSession(c.Context(time.Minute))
+	if err != nil {
+		t.Fatalf("open session: %v", err)
+	}
 	c.SlowStorage(300 * time.Millisecond)
-	rid := &messages.RequestId{ClientId: 0xE0CE, Seq: 1}
+	rid := &messages.RequestId{ClientId: client, Seq: 1}
 	k := RequestKey{ClientID: rid.GetClientId(), Seq: rid.GetSeq()}
 	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err := c.Client().Put(short, []byte("eo/k"), []byte("once"), storage.WithRequestID(rid))
+	_, err = c.Client().Put(short, []byte("eo/k"), []byte("once"), storage.WithRequestID(rid))
 	if !errors.Is(err, messages.ErrTimeout) {
 		t.Fatalf("put with a 100 ms deadline on 300 ms storage: %v, want TIMEOUT", err)
 	}
@@ -67,12 +71,16 @@ func TestRetryAcrossPartitionAppliesOnce(t *testing.T) {
 	if _, err := c.Client().Put(c.Context(time.Minute), []byte("ep/warm"), []byte("v")); err != nil {
 		t.Fatalf("put: %v", err)
 	}
-	rid := &messages.RequestId{ClientId: 0xE0CF, Seq: 1}
+	client, err := c.Client().OpenSession(c.Context(time.Minute))
+	if err != nil {
+		t.Fatalf("open session: %v", err)
+	}
+	rid := &messages.RequestId{ClientId: client, Seq: 1}
 	k := RequestKey{ClientID: rid.GetClientId(), Seq: rid.GetSeq()}
 	c.Partition(0)
 	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err := c.Client().Put(short, []byte("ep/k"), []byte("once"), storage.WithRequestID(rid))
+	_, err = c.Client().Put(short, []byte("ep/k"), []byte("once"), storage.WithRequestID(rid))
 	if err != nil && !messages.IsRetryable(err) {
 		t.Fatalf("put to the isolated leader: %v, want a retryable error (or success)", err)
 	}

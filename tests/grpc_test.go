@@ -29,6 +29,7 @@ func TestGRPCConformance(t *testing.T) {
 		scfg.Database.BasePath = t.TempDir()
 		scfg.Database.ColumnFamilies = cfg.ColumnFamilies
 		scfg.Database.RetentionWindow = server.Duration{Duration: cfg.RetentionWindow}
+		scfg.Limits.MaxSessions = cfg.MaxSessions
 		scfg.Server.Listen = "127.0.0.1:0"
 		scfg.Server.Metrics = ""
 		s, err := server.Start(scfg, slog.New(slog.DiscardHandler))

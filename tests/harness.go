@@ -38,6 +38,7 @@ type clusterOptions struct {
 	retention          time.Duration
 	snapshotEntries    uint64
 	compactionOverhead uint64
+	maxSessions        int
 	observer           executor.Observer
 	recorder           *ApplyRecorder
 	configure          []func(*actors.Config)
@@ -55,6 +56,12 @@ func WithColumnFamilies(cfs ...string) Option {
 // WithRetentionWindow sets the storage retention window (default 5 s).
 func WithRetentionWindow(d time.Duration) Option {
 	return func(o *clusterOptions) { o.retention = d }
+}
+
+// WithMaxSessions sets the session cap (limits.max_sessions; default
+// 100,000): opening one more forgets the least recently used.
+func WithMaxSessions(n int) Option {
+	return func(o *clusterOptions) { o.maxSessions = n }
 }
 
 // WithSnapshots makes every replica take a snapshot, and compact its Raft log
@@ -121,6 +128,9 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	cfg.Storage.ColumnFamilies = o.columnFamilies
 	if o.retention > 0 {
 		cfg.Storage.RetentionWindow = o.retention
+	}
+	if o.maxSessions > 0 {
+		cfg.Storage.Limits.MaxSessions = o.maxSessions
 	}
 	if o.snapshotEntries > 0 {
 		cfg.SnapshotEntries, cfg.CompactionOverhead = o.snapshotEntries, o.compactionOverhead

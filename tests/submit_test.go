@@ -23,7 +23,7 @@ import (
 // included.
 func TestCoreStartConformance(t *testing.T) {
 	conformance.Run(t, func(t testing.TB, cfg conformance.Config) storage.Database {
-		c := NewCluster(t, WithColumnFamilies(cfg.ColumnFamilies...), WithRetentionWindow(cfg.RetentionWindow))
+		c := NewCluster(t, WithColumnFamilies(cfg.ColumnFamilies...), WithRetentionWindow(cfg.RetentionWindow), WithMaxSessions(cfg.MaxSessions))
 		validator := storage.NewValidator(storage.DefaultLimits(), cfg.ColumnFamilies)
 		core := server.NewCore(c.Client(), nil, validator, time.Minute, nil)
 		return startedCalls(faultsAfterApply{Client: c.Client(), c: c}, core)
@@ -47,8 +47,12 @@ func TestCoreStartConformanceStandalone(t *testing.T) {
 // fast, it answers the first version, and every replica executed it once.
 func TestSubmitRetryAfterTimeoutAppliesOnce(t *testing.T) {
 	c := NewCluster(t)
+	client, err := c.Client().OpenSession(c.Context(time.Minute))
+	if err != nil {
+		t.Fatalf("open session: %v", err)
+	}
 	c.SlowStorage(300 * time.Millisecond)
-	rid := &messages.RequestId{ClientId: 0x5AB, Seq: 1}
+	rid := &messages.RequestId{ClientId: client, Seq: 1}
 	k := RequestKey{ClientID: rid.GetClientId(), Seq: rid.GetSeq()}
 	put := func(d time.Duration) (uint64, error) {
 		req := &messages.PutRequest{Key: []byte("submit/k"), Value: []byte("once"), RequestId: rid}
@@ -83,8 +87,8 @@ func TestSubmitAssignsRequestIDs(t *testing.T) {
 			t.Fatalf("put %d: %v", i, err)
 		}
 		rid := req.GetRequestId()
-		if rid.GetClientId() != cl.ID() || seen[rid.GetSeq()] {
-			t.Fatalf("put %d carried request id %v (client %d, seqs seen %v)", i, rid, cl.ID(), seen)
+		if rid.GetClientId() == 0 || rid.GetClientId() != cl.SessionID() || seen[rid.GetSeq()] {
+			t.Fatalf("put %d carried request id %v (session %d, seqs seen %v)", i, rid, cl.SessionID(), seen)
 		}
 		seen[rid.GetSeq()] = true
 	}

@@ -31,7 +31,6 @@ func openEngine(t *testing.T) *storage.Engine {
 func putEntry(t *testing.T, index uint64, key, value string) *messages.LogEntry {
 	t.Helper()
 	cmd, err := proto.Marshal(&messages.Command{
-		RequestId:          &messages.RequestId{ClientId: 7, Seq: index},
 		TimestampUnixNanos: time.Now().UnixNano(),
 		Op: &messages.Command_Mutation{Mutation: &messages.Mutation{
 			Type: messages.MutationType_SET, Key: []byte(key), Value: []byte(value)}},

@@ -115,6 +115,11 @@ func (r *replicaActor) Receive(ctx actor.Context) {
 			func(v uint64, err error) proto.Message {
 				return &messages.AtomicCommitResponse{Status: messages.StatusOf(err), Version: v}
 			})
+	case *messages.OpenSessionRequest:
+		r.propose(ctx, nil, &messages.Command_OpenSession{OpenSession: &messages.OpenSession{Limits: r.cfg.Storage.Limits.SessionLimits()}},
+			func(v uint64, err error) proto.Message {
+				return &messages.OpenSessionResponse{Status: messages.StatusOf(err), ClientId: v}
+			})
 	case *messages.GetRequest:
 		r.onGet(ctx, msg)
 	case *messages.GetRangeRequest:
@@ -303,6 +308,8 @@ func (r *replicaActor) propose(ctx actor.Context, rid *messages.RequestId, op an
 	case *messages.Command_Mutation:
 		cmd.Op = o
 	case *messages.Command_AtomicCommit:
+		cmd.Op = o
+	case *messages.Command_OpenSession:
 		cmd.Op = o
 	}
 	if err := r.engine.Validator().Command(cmd); err != nil {

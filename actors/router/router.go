@@ -84,7 +84,7 @@ func (r *routerActor) Receive(ctx actor.Context) {
 	case *messages.ListKeysRequest:
 		r.route(ctx, msg, msg.GetConsistency() == messages.Consistency_STALE)
 	case *messages.PutRequest, *messages.DeleteRequest, *messages.ClearRangeRequest, *messages.AtomicCommitRequest,
-		*messages.GetReadVersionRequest, *messages.SnapshotReadRequest, *messages.SnapshotGetRangeRequest:
+		*messages.OpenSessionRequest, *messages.GetReadVersionRequest, *messages.SnapshotReadRequest, *messages.SnapshotGetRangeRequest:
 		r.route(ctx, msg.(proto.Message), false)
 	default:
 		r.log.Warn("router: unexpected message", "type", fmt.Sprintf("%T", msg))

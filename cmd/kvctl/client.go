@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -125,16 +123,4 @@ func (c *client) gaveUp(ctx context.Context, last error) error {
 		code = messages.StatusCode_CANCELLED
 	}
 	return &messages.Error{Code: code, Message: fmt.Sprintf("no answer before the deadline (last: %v)", last)}
-}
-
-// newRequestID returns the request id of a kvctl write: a random client id
-// (never 0, which means "none") and seq 1.
-func newRequestID() *messages.RequestId {
-	var b [8]byte
-	for {
-		_, _ = rand.Read(b[:])
-		if id := binary.LittleEndian.Uint64(b[:]); id != 0 {
-			return &messages.RequestId{ClientId: id, Seq: 1}
-		}
-	}
 }

@@ -256,9 +256,9 @@ func newCommitCommand(g *globals) *cobra.Command {
 			if file == "" && len(c.Mutations)+len(c.ReadConflictRanges)+len(c.WriteConflictRanges) == 0 {
 				return usageErr("nothing to commit: give --file, or --set, --delete, --clear-range")
 			}
-			req := &messages.AtomicCommitRequest{Commit: c, RequestId: newRequestID()}
+			req := &messages.AtomicCommitRequest{Commit: c}
 			var version uint64
-			if err := g.call(cmd, func(ctx context.Context, kv messages.KVClient) error {
+			if err := g.write(cmd, &req.RequestId, func(ctx context.Context, kv messages.KVClient) error {
 				resp, err := kv.AtomicCommit(ctx, req)
 				version = resp.GetVersion()
 				return err

@@ -19,6 +19,40 @@ func (g *globals) call(cmd *cobra.Command, f func(context.Context, messages.KVCl
 	return c.do(ctx, f)
 }
 
+// write runs the write f under a request id of a session of its own: it
+// opens the session, sets *rid to (session, seq 1) and sends the request,
+// retrying with that id as call does, so it is applied at most once. If the
+// state machine forgot the session before the write's only attempt reached
+// it (SESSION_EXPIRED), the write was not applied and goes again under a new
+// session; after more attempts its outcome is unknown, and the error says so.
+func (g *globals) write(cmd *cobra.Command, rid **messages.RequestId, f func(context.Context, messages.KVClient) error) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+	defer cancel()
+	c := newClient(g.endpoints)
+	defer c.close()
+	for {
+		var open *messages.OpenSessionResponse
+		if err := c.do(ctx, func(ctx context.Context, kv messages.KVClient) (err error) {
+			open, err = kv.OpenSession(ctx, &messages.OpenSessionRequest{})
+			return err
+		}); err != nil {
+			return err
+		}
+		*rid = &messages.RequestId{ClientId: open.GetClientId(), Seq: 1}
+		sent := 0
+		err := c.do(ctx, func(ctx context.Context, kv messages.KVClient) error {
+			sent++
+			return f(ctx, kv)
+		})
+		if messages.CodeOf(err) != messages.StatusCode_SESSION_EXPIRED {
+			return err
+		}
+		if sent > 1 {
+			return messages.Errorf(messages.StatusCode_SESSION_EXPIRED, "the write's outcome is unknown: an earlier attempt may have been applied before its session was forgotten (%v)", err)
+		}
+	}
+}
+
 // bytes decodes a key or value typed on the command line (hex with --hex).
 func (g *globals) bytes(what, s string) ([]byte, error) {
 	if !g.hex {
@@ -96,9 +130,9 @@ func newPutCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := &messages.PutRequest{ColumnFamily: cf, Key: key, Value: value, RequestId: newRequestID()}
+			req := &messages.PutRequest{ColumnFamily: cf, Key: key, Value: value}
 			var resp *messages.PutResponse
-			if err := g.call(cmd, func(ctx context.Context, kv messages.KVClient) (err error) {
+			if err := g.write(cmd, &req.RequestId, func(ctx context.Context, kv messages.KVClient) (err error) {
 				resp, err = kv.Put(ctx, req)
 				return err
 			}); err != nil {
@@ -335,11 +369,10 @@ func newDelCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rid := newRequestID()
 			var version uint64
 			if !isRange && !prefix {
-				req := &messages.DeleteRequest{ColumnFamily: cf, Key: begin, RequestId: rid}
-				err = g.call(cmd, func(ctx context.Context, kv messages.KVClient) error {
+				req := &messages.DeleteRequest{ColumnFamily: cf, Key: begin}
+				err = g.write(cmd, &req.RequestId, func(ctx context.Context, kv messages.KVClient) error {
 					resp, err := kv.Delete(ctx, req)
 					version = resp.GetVersion()
 					return err
@@ -353,8 +386,8 @@ func newDelCommand(g *globals) *cobra.Command {
 						return err
 					}
 				}
-				req := &messages.ClearRangeRequest{ColumnFamily: cf, Begin: begin, End: end, RequestId: rid}
-				err = g.call(cmd, func(ctx context.Context, kv messages.KVClient) error {
+				req := &messages.ClearRangeRequest{ColumnFamily: cf, Begin: begin, End: end}
+				err = g.write(cmd, &req.RequestId, func(ctx context.Context, kv messages.KVClient) error {
 					resp, err := kv.ClearRange(ctx, req)
 					version = resp.GetVersion()
 					return err

@@ -78,16 +78,20 @@ Endpoints are tried in order: a call that gets UNAVAILABLE moves on to the
 next one. status and verify instead ask every endpoint and merge the replicas
 they report by id, so with the endpoints of every process of a cluster they
 show (and compare) every replica. Every call (and its retries) must finish within --timeout. Writes
-carry a request id (a random client id, seq 1) and are retried with the SAME
-id on UNAVAILABLE or TIMEOUT until --timeout, so a retried write is applied at
-most once.
+open a session first (one more round trip) and carry its request id (the
+session's client id, seq 1); they are retried with the SAME id on UNAVAILABLE
+or TIMEOUT until --timeout, so a retried write is applied at most once. If the
+server has forgotten the session (limits.max_sessions, limits.session_ttl)
+before the write's only attempt reached it, the write was not applied and
+goes again under a new session; after more attempts it fails SESSION_EXPIRED,
+its outcome unknown.
 
 Exit status: 0 on success; 1 on any failure (a usage error, an error from the
 server, a conflict, a verify mismatch), with exactly one line on stderr:
   kvctl: <CODE>: <message>
 where CODE is the actorkv status code (INVALID_ARGUMENT, TOO_LARGE,
 UNKNOWN_COLUMN_FAMILY, CONFLICT, TRANSACTION_TOO_OLD, UNAVAILABLE, TIMEOUT,
-INTERNAL, CANCELLED). Usage errors are INVALID_ARGUMENT.`
+INTERNAL, CANCELLED, SESSION_EXPIRED). Usage errors are INVALID_ARGUMENT.`
 
 // newRootCommand builds kvctl's command tree writing to stdout and stderr;
 // it holds no global state, so tests run it in process.

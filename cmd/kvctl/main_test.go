@@ -176,6 +176,14 @@ type fakeKV struct {
 	statuses []*messages.StatusResponse
 	statusN  int
 	faults   []*messages.SetFaultInjectionRequest
+	sessions uint64 // sessions opened
+}
+
+func (f *fakeKV) OpenSession(context.Context, *messages.OpenSessionRequest) (*messages.OpenSessionResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sessions++
+	return &messages.OpenSessionResponse{ClientId: 100 + f.sessions}, nil
 }
 
 func (f *fakeKV) SetFaultInjection(_ context.Context, r *messages.SetFaultInjectionRequest) (*messages.SetFaultInjectionResponse, error) {
@@ -270,6 +278,34 @@ func TestWriteRetriesKeepTheRequestID(t *testing.T) {
 	kvctlRun(t, "--endpoints", addr, "put", "k", "v")
 	if last := f.puts[len(f.puts)-1].GetRequestId(); last.GetClientId() == id.GetClientId() {
 		t.Errorf("two kvctl runs share client id %d", id.GetClientId())
+	}
+}
+
+// TestSessionExpiredWrites checks what kvctl does when the state machine
+// has forgotten a write's session: a write whose only attempt was refused
+// was never applied, so it goes again under a new session; a write with an
+// earlier attempt fails SESSION_EXPIRED, its outcome unknown.
+func TestSessionExpiredWrites(t *testing.T) {
+	expired := grpcstatus.Error(codes.OutOfRange, "session expired: client session 101 is unknown")
+	f := &fakeKV{putErrs: []error{expired}}
+	addr := serveFake(t, f)
+	stdout, stderr, code := kvctlRun(t, "--endpoints", addr, "put", "k", "v")
+	if code != 0 || stdout != "OK version 7\n" {
+		t.Fatalf("put refused once for its session: exit %d, %q, %q; want it sent again under a new session", code, stdout, stderr)
+	}
+	if len(f.puts) != 2 || f.sessions != 2 {
+		t.Fatalf("%d puts under %d sessions, want 2 and 2", len(f.puts), f.sessions)
+	}
+	if a, b := f.puts[0].GetRequestId(), f.puts[1].GetRequestId(); a.GetClientId() == b.GetClientId() || b.GetSeq() != 1 {
+		t.Fatalf("request ids %v then %v: want the second under the new session, seq 1", a, b)
+	}
+
+	f = &fakeKV{putErrs: []error{grpcstatus.Error(codes.DeadlineExceeded, "timeout: outcome unknown"), expired}}
+	addr = serveFake(t, f)
+	_, stderr, code = kvctlRun(t, "--endpoints", addr, "put", "k", "v")
+	wantFailure(t, stderr, code, "SESSION_EXPIRED", "outcome is unknown")
+	if len(f.puts) != 2 || f.sessions != 1 {
+		t.Fatalf("%d puts under %d sessions, want 2 under 1: a write that may have been applied is not sent again", len(f.puts), f.sessions)
 	}
 }
 

@@ -6,7 +6,7 @@
 //
 //	func TestConformance(t *testing.T) {
 //		conformance.Run(t, func(t testing.TB, cfg conformance.Config) storage.Database {
-//			db, err := open(t.TempDir(), cfg.ColumnFamilies, cfg.RetentionWindow)
+//			db, err := open(t.TempDir(), cfg.ColumnFamilies, cfg.RetentionWindow, cfg.MaxSessions)
 //			if err != nil {
 //				t.Fatal(err)
 //			}
@@ -22,7 +22,8 @@
 //
 // Each top-level case runs on its own backend; the rows of a table inside a
 // case share it and keep to their own keys. A backend must use
-// storage.DefaultLimits: the suite probes those exact limits. Time is never
+// storage.DefaultLimits but for the session cap (Config.MaxSessions): the
+// suite probes those exact limits. Time is never
 // waited for with a sleep: the retention-window cases poll with a deadline
 // (Eventually) while sending the commands that advance the state machine's
 // log time, so they converge on backends whose clock is the log's.

@@ -24,6 +24,10 @@ type Config struct {
 	// checkable. The suite uses a short one so that TRANSACTION_TOO_OLD is
 	// reached within a test.
 	RetentionWindow time.Duration
+	// MaxSessions caps the client sessions the backend remembers
+	// (limits.max_sessions). The suite uses a small cap, so that a session
+	// is forgotten within a test.
+	MaxSessions int
 }
 
 // Factory opens a fresh, empty backend for one test; it registers its own
@@ -38,6 +42,7 @@ func OpenEngine(t testing.TB, cfg Config) *storage.Engine {
 	sc := storage.DefaultConfig(t.TempDir())
 	sc.ColumnFamilies = cfg.ColumnFamilies
 	sc.RetentionWindow = cfg.RetentionWindow
+	sc.Limits.MaxSessions = cfg.MaxSessions
 	e, err := storage.Open(sc)
 	if err != nil {
 		t.Fatalf("open engine: %v", err)
@@ -58,9 +63,12 @@ const cf1 = "cf1"
 // a loaded machine, short enough to keep the too-old cases quick.
 const window = 300 * time.Millisecond
 
+// maxSessions is the session cap the suite configures.
+const maxSessions = 16
+
 // suiteConfig is the configuration every case is opened with.
 func suiteConfig() Config {
-	return Config{ColumnFamilies: []string{cf1}, RetentionWindow: window}
+	return Config{ColumnFamilies: []string{cf1}, RetentionWindow: window, MaxSessions: maxSessions}
 }
 
 // columnFamilies are the families whose contents "data unchanged" compares.

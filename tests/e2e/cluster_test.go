@@ -278,7 +278,7 @@ func (c *cluster) checkAcks(acks []ack) {
 }
 
 // writer puts keys one at a time with request ids of its own client
-// session, over the endpoints it is given: an attempt answered UNAVAILABLE
+// session (opened on its first put), over the endpoints it is given: an attempt answered UNAVAILABLE
 // or TIMEOUT (or not answered within a second) is sent again, with the same
 // request id, to the next endpoint.
 type writer struct {
@@ -290,6 +290,19 @@ type writer struct {
 }
 
 func (w *writer) put(ctx context.Context, kvs []messages.KVClient) error {
+	for attempt := 0; w.client == 0; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		resp, err := kvs[(w.id+attempt)%len(kvs)].OpenSession(actx, &messages.OpenSessionRequest{})
+		cancel()
+		switch {
+		case err == nil:
+			w.client = resp.GetClientId()
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case grpcstatus.Code(err) != codes.Unavailable && grpcstatus.Code(err) != codes.DeadlineExceeded:
+			return fmt.Errorf("writer %d: open session: %w", w.id, err)
+		}
+	}
 	w.seq++
 	key := fmt.Sprintf("load/%d/%06d", w.id, w.n)
 	value := fmt.Sprintf("v-%d-%d-%d", w.id, w.n, time.Now().UnixNano())
@@ -459,7 +472,7 @@ func TestCluster(t *testing.T) {
 	t.Logf("leader: node %d at term %d", old.id, term)
 	var writers []*writer
 	for i := range 4 {
-		writers = append(writers, &writer{id: i, client: uint64(1000 + i)})
+		writers = append(writers, &writer{id: i}) // each opens its session on its first put
 	}
 	l := startLoad(writers, survivors...)
 	l.waitAcks(t, 200, waitTimeout)

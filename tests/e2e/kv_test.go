@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -338,7 +337,9 @@ func grpcSuite(t *testing.T, s *kvserver, replicas int) {
 
 	// A write retried with the same request id is applied once and answers
 	// with the first outcome.
-	rid := &messages.RequestId{ClientId: rand.Uint64() | 1, Seq: 1}
+	sess, err := kv.OpenSession(ctx, &messages.OpenSessionRequest{})
+	must(err)
+	rid := &messages.RequestId{ClientId: sess.GetClientId(), Seq: 1}
 	p1, err := kv.Put(ctx, &messages.PutRequest{Key: bs("gc/r"), Value: bs("x"), RequestId: rid})
 	must(err)
 	p2, err := kv.Put(ctx, &messages.PutRequest{Key: bs("gc/r"), Value: bs("x"), RequestId: rid})
