@@ -34,8 +34,8 @@ type Client struct {
 	retries atomic.Uint64 // attempts after the first, over all calls
 
 	sessMu  sync.Mutex
-	sess    *clientSession               // the session writes are stamped with; nil until opened, or once forgotten
-	opening bool                         // an OpenSession is in flight
+	sess    *clientSession                // the session writes are stamped with; nil until opened, or once forgotten
+	opening bool                          // an OpenSession is in flight
 	waiting []func(*clientSession, error) // writes waiting for it
 }
 
