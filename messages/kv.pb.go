@@ -2405,8 +2405,11 @@ type ReplicaStatus struct {
 	HasLeader bool   `protobuf:"varint,10,opt,name=has_leader,json=hasLeader,proto3" json:"has_leader,omitempty"`
 	// proposals_in_flight counts this replica's proposals waiting for commit.
 	ProposalsInFlight uint64 `protobuf:"varint,11,opt,name=proposals_in_flight,json=proposalsInFlight,proto3" json:"proposals_in_flight,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// installing_snapshot: the replica is replacing its state with a
+	// snapshot from the leader; it refuses reads (UNAVAILABLE) meanwhile.
+	InstallingSnapshot bool `protobuf:"varint,12,opt,name=installing_snapshot,json=installingSnapshot,proto3" json:"installing_snapshot,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ReplicaStatus) Reset() {
@@ -2514,6 +2517,13 @@ func (x *ReplicaStatus) GetProposalsInFlight() uint64 {
 		return x.ProposalsInFlight
 	}
 	return 0
+}
+
+func (x *ReplicaStatus) GetInstallingSnapshot() bool {
+	if x != nil {
+		return x.InstallingSnapshot
+	}
+	return false
 }
 
 type StatusRequest struct {
@@ -2794,7 +2804,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x12ColumnFamilyDigest\x12#\n" +
 	"\rcolumn_family\x18\x01 \x01(\tR\fcolumnFamily\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\fR\x06sha256\x12\x12\n" +
-	"\x04keys\x18\x03 \x01(\x04R\x04keys\"\xf2\x02\n" +
+	"\x04keys\x18\x03 \x01(\x04R\x04keys\"\xa3\x03\n" +
 	"\rReplicaStatus\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x18\n" +
@@ -2809,7 +2819,8 @@ const file_kv_proto_rawDesc = "" +
 	"\n" +
 	"has_leader\x18\n" +
 	" \x01(\bR\thasLeader\x12.\n" +
-	"\x13proposals_in_flight\x18\v \x01(\x04R\x11proposalsInFlight\"2\n" +
+	"\x13proposals_in_flight\x18\v \x01(\x04R\x11proposalsInFlight\x12/\n" +
+	"\x13installing_snapshot\x18\f \x01(\bR\x12installingSnapshot\"2\n" +
 	"\rStatusRequest\x12!\n" +
 	"\fwith_digests\x18\x01 \x01(\bR\vwithDigests\"\xd7\x01\n" +
 	"\x0eStatusResponse\x12*\n" +

@@ -73,17 +73,18 @@ func digest(cf string) *messages.ColumnFamilyDigest {
 
 func replicaStatus(id uint32) *messages.ReplicaStatus {
 	return &messages.ReplicaStatus{
-		ReplicaId:         id,
-		Running:           true,
-		IsLeader:          true,
-		LeaderId:          2,
-		Term:              5,
-		AppliedIndex:      1234,
-		Digests:           []*messages.ColumnFamilyDigest{digest("default"), digest("users")},
-		Digest:            []byte{0x01, 0x02},
-		Error:             "storage failed",
-		HasLeader:         true,
-		ProposalsInFlight: 7,
+		ReplicaId:          id,
+		Running:            true,
+		IsLeader:           true,
+		LeaderId:           2,
+		Term:               5,
+		AppliedIndex:       1234,
+		Digests:            []*messages.ColumnFamilyDigest{digest("default"), digest("users")},
+		Digest:             []byte{0x01, 0x02},
+		Error:              "storage failed",
+		HasLeader:          true,
+		ProposalsInFlight:  7,
+		InstallingSnapshot: true,
 	}
 }
 

@@ -174,6 +174,11 @@ type Engine struct {
 
 	closeMu sync.RWMutex // held for reading by every operation, for writing by Close
 	closed  bool
+	// installMu is held for reading by every read and for writing by a
+	// snapshot recovery, which rewrites the data in several RocksDB writes:
+	// no read may see a mixture of the old state and the new.
+	installMu  sync.RWMutex
+	installing atomic.Bool // a snapshot recovery runs (or waits for readers to finish)
 	broken  atomic.Bool // a snapshot recovery failed half-way; only reopening helps
 }
 
@@ -354,6 +359,32 @@ func (e *Engine) enter(ctx context.Context) (func(), error) {
 	}
 	return e.closeMu.RUnlock, nil
 }
+
+// ErrInstalling is returned by reads while the engine installs a snapshot;
+// it is retryable (another replica, or this one a moment later, answers).
+var ErrInstalling = &messages.Error{Code: messages.StatusCode_UNAVAILABLE, Message: "unavailable: the replica is installing a snapshot"}
+
+// enterRead is enter for a read: it also refuses, at once, to read while a
+// snapshot is being installed, and holds the installation off until the
+// read is done.
+func (e *Engine) enterRead(ctx context.Context) (func(), error) {
+	done, err := e.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !e.installMu.TryRLock() {
+		done()
+		return nil, ErrInstalling
+	}
+	return func() {
+		e.installMu.RUnlock()
+		done()
+	}, nil
+}
+
+// Installing reports whether a snapshot is being installed: reads are
+// refused meanwhile (the replica is not ready).
+func (e *Engine) Installing() bool { return e.installing.Load() }
 
 // contextError converts a context error to its status error.
 func contextError(err error) error {

@@ -496,6 +496,32 @@ func (e *Engine) checkConflicts(index uint64, c *messages.AtomicCommit) error {
 	return nil
 }
 
+// untouched decides whether the state at version, for the keys of r,
+// equals the state at the later version floor (the oldest version the
+// replica's in-memory history serves): it does when version is inside the
+// conflict history's window (not below the horizon: the history holds the
+// ranges of every write after it) and no write in (version, floor]
+// intersects r. Otherwise the read is TRANSACTION_TOO_OLD here.
+func (e *Engine) untouched(version, floor uint64, r keyRange) error {
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
+	s := e.sm
+	if version < s.horizon {
+		return messages.Errorf(messages.StatusCode_TRANSACTION_TOO_OLD, "version %d is older than the retention window (oldest readable %d)", version, max(floor, s.horizon))
+	}
+	first := s.conflicts.search(func(c *conflictEntry) bool { return c.version > version })
+	for i := first; i < s.conflicts.Len() && s.conflicts.At(i).version <= floor; i++ {
+		for w := range s.conflicts.At(i).writes.all() {
+			if w.intersects(r) {
+				return messages.Errorf(messages.StatusCode_TRANSACTION_TOO_OLD,
+					"version %d is older than the retention window (oldest readable %d), and the range read was written since, at version %d",
+					version, floor, s.conflicts.At(i).version)
+			}
+		}
+	}
+	return nil
+}
+
 // reloadMachineState replaces the machine state, which a batch whose write
 // failed has already changed, with the state persisted before that batch.
 // If even that fails, only reopening the engine helps.

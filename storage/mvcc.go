@@ -160,14 +160,44 @@ type view struct {
 	overlay []versionOps
 }
 
-// open returns the view at version. The caller must close it.
-func (m *mvcc) open(version uint64) (*view, error) {
+// open returns the view at version for a read of r. The caller must close
+// it.
+//
+// A version below the floor is readable where the state at it can be
+// proved to be the state of a later version that this replica holds: when
+// no write after it, up to the floor, touched r. That covers a replica
+// whose history is gone — it restarted or installed a snapshot since (the
+// floor starts at the applied index then) — and versions the memory budget
+// pushed out early. The machine state's conflict history, replicated and
+// persisted with the data, holds the ranges of every write inside the
+// window of log time (see Engine.untouched); reads of a range that was
+// written since answer TRANSACTION_TOO_OLD.
+func (m *mvcc) open(version uint64, r keyRange) (*view, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.prune(time.Now())
-	if version < m.floor {
-		return nil, messages.Errorf(messages.StatusCode_TRANSACTION_TOO_OLD, "version %d is older than the retention window (oldest readable %d)", version, m.floor)
+	if version >= m.floor {
+		defer m.mu.Unlock()
+		return m.viewAt(version)
 	}
+	floor, c := m.floor, m.checkpoints[0] // the oldest kept checkpoint; at or below the floor
+	var v *view
+	if c.version <= version {
+		v, _ = m.viewAt(version) // the mutations after c are kept: the exact state
+	} else {
+		c.refs++
+		v = &view{m: m, ckpt: c} // r's state at c, if untouched since version
+	}
+	m.mu.Unlock()
+	if err := m.e.untouched(version, floor, r); err != nil {
+		v.close()
+		return nil, err
+	}
+	return v, nil
+}
+
+// viewAt returns the view at version from the newest checkpoint at or
+// below it and the mutations after it. Called with mu held.
+func (m *mvcc) viewAt(version uint64) (*view, error) {
 	var c *checkpoint
 	for _, ck := range m.checkpoints {
 		if ck.version <= version {

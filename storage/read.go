@@ -13,13 +13,13 @@ import (
 
 // Reads see the latest applied state (Get, GetRange, ListKeys) or the state
 // at a version (SnapshotRead, SnapshotGetRange). They run concurrently with
-// ApplyBatch. The consistency option does not apply to one engine: the
+// ApplyBatch, never with a snapshot recovery (see enterRead). The consistency option does not apply to one engine: the
 // replicated group decides it before it reads a replica's engine.
 
 // Get implements Database.
 func (e *Engine) Get(ctx context.Context, key []byte, opts ...Option) ([]byte, bool, error) {
 	o := ApplyOptions(opts)
-	done, err := e.enter(ctx)
+	done, err := e.enterRead(ctx)
 	if err != nil {
 		return nil, false, err
 	}
@@ -86,7 +86,7 @@ func (e *Engine) ListKeys(ctx context.Context, prefix []byte, limit int, opts ..
 // SnapshotRead implements Database.
 func (e *Engine) SnapshotRead(ctx context.Context, key []byte, version uint64, opts ...Option) ([]byte, bool, error) {
 	o := ApplyOptions(opts)
-	done, err := e.enter(ctx)
+	done, err := e.enterRead(ctx)
 	if err != nil {
 		return nil, false, err
 	}
@@ -98,7 +98,7 @@ func (e *Engine) SnapshotRead(ctx context.Context, key []byte, version uint64, o
 	if err := e.validator.Key(key); err != nil {
 		return nil, false, err
 	}
-	v, err := e.openVersion(version)
+	v, err := e.openVersion(version, rangeOf(o.ColumnFamily, key, pointEnd(key)))
 	if err != nil {
 		return nil, false, err
 	}
@@ -119,7 +119,7 @@ func (e *Engine) SnapshotGetRange(ctx context.Context, begin, end []byte, limit 
 
 // GetReadVersion implements Database: the latest applied version.
 func (e *Engine) GetReadVersion(ctx context.Context) (uint64, error) {
-	done, err := e.enter(ctx)
+	done, err := e.enterRead(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -130,17 +130,18 @@ func (e *Engine) GetReadVersion(ctx context.Context) (uint64, error) {
 	return e.applied.Load(), nil
 }
 
-func (e *Engine) openVersion(version uint64) (*view, error) {
+// openVersion opens the view at version for a read of r.
+func (e *Engine) openVersion(version uint64, r keyRange) (*view, error) {
 	if latest := e.applied.Load(); version > latest {
 		return nil, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "version %d is beyond the latest committed version %d", version, latest)
 	}
-	return e.mvcc.open(version)
+	return e.mvcc.open(version, r)
 }
 
 // rangeRead reads [begin, end) at the latest state, or at *version.
 func (e *Engine) rangeRead(ctx context.Context, begin, end []byte, limit int, reverse bool, version *uint64, keysOnly bool, opts []Option) ([]*messages.KeyValue, error) {
 	o := ApplyOptions(opts)
-	done, err := e.enter(ctx)
+	done, err := e.enterRead(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +160,7 @@ func (e *Engine) rangeRead(ctx context.Context, begin, end []byte, limit int, re
 	defer ro.Destroy()
 	var ix *overlayIndex
 	if version != nil {
-		v, err := e.openVersion(*version)
+		v, err := e.openVersion(*version, rangeOf(o.ColumnFamily, begin, end))
 		if err != nil {
 			return nil, err
 		}

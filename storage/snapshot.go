@@ -162,7 +162,9 @@ func writeBytes(w *bufio.Writer, p []byte) {
 const recoverBatchBytes = 4 << 20
 
 // RecoverSnapshot replaces the whole state with the snapshot read from r.
-// A recovery interrupted by a crash leaves a marker that makes the next Open
+// It is atomic for readers: a read sees the state before it or after it;
+// reads that arrive while it runs fail with UNAVAILABLE (ErrInstalling),
+// and Installing reports it. A recovery interrupted by a crash leaves a marker that makes the next Open
 // wipe the partial state (applied index 0), so the replica asks for the
 // snapshot again instead of serving half of one.
 func (e *Engine) RecoverSnapshot(r io.Reader, stop <-chan struct{}) error {
@@ -171,6 +173,16 @@ func (e *Engine) RecoverSnapshot(r io.Reader, stop <-chan struct{}) error {
 		return err
 	}
 	defer done()
+	// Readers in flight finish on the old state; new ones are refused
+	// until the new state is complete, so none sees a mixture. (Lock order:
+	// installMu before applyMu, as a read that consults the machine state
+	// takes them.)
+	e.installing.Store(true)
+	e.installMu.Lock()
+	defer func() {
+		e.installMu.Unlock()
+		e.installing.Store(false)
+	}()
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
 	if err := e.recoverSnapshot(r, stop); err != nil {
@@ -370,7 +382,7 @@ type Digest struct {
 // index of that view. Two replicas at the same applied index must have equal
 // digests.
 func (e *Engine) Digest(ctx context.Context) (*Digest, error) {
-	done, err := e.enter(ctx)
+	done, err := e.enterRead(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -565,6 +565,7 @@ func (r *replicaActor) onStatus(ctx actor.Context, msg *messages.ReplicaStatusRe
 	}
 	st.AppliedIndex = r.engine.AppliedIndex()
 	st.ProposalsInFlight = uint64(r.node.writes.len())
+	st.InstallingSnapshot = r.engine.Installing()
 	if !msg.GetWithDigests() {
 		ctx.Respond(st)
 		return

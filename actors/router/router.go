@@ -3,7 +3,10 @@
 // is proposed, and forwards it, with its original sender, to the replica that
 // should serve it: writes, linearizable and snapshot reads to the current
 // Raft leader's replica (replica 0, the primary, until a leader is known);
-// stale reads to the local replica. The replica answers the sender directly.
+// stale reads to the local replica. The replica answers the sender directly,
+// but for snapshot reads, which the router asks for itself: a replica that
+// answers TRANSACTION_TOO_OLD may have lost the version's history in a
+// restart, so the router tries the others before it answers so.
 //
 // It receives *messages.Routes (which replicas run) and
 // *messages.LeaderChanged from the supervisor, fans SetFaultInjectionRequest
@@ -84,8 +87,10 @@ func (r *routerActor) Receive(ctx actor.Context) {
 	case *messages.ListKeysRequest:
 		r.route(ctx, msg, msg.GetConsistency() == messages.Consistency_STALE)
 	case *messages.PutRequest, *messages.DeleteRequest, *messages.ClearRangeRequest, *messages.AtomicCommitRequest,
-		*messages.OpenSessionRequest, *messages.GetReadVersionRequest, *messages.SnapshotReadRequest, *messages.SnapshotGetRangeRequest:
+		*messages.OpenSessionRequest, *messages.GetReadVersionRequest:
 		r.route(ctx, msg.(proto.Message), false)
+	case *messages.SnapshotReadRequest, *messages.SnapshotGetRangeRequest:
+		r.routeSnapshot(ctx, msg.(proto.Message))
 	default:
 		r.log.Warn("router: unexpected message", "type", fmt.Sprintf("%T", msg))
 	}
@@ -138,6 +143,64 @@ func (r *routerActor) route(ctx actor.Context, msg proto.Message, stale bool) {
 		return
 	}
 	ctx.Forward(pid)
+}
+
+// routeSnapshot validates a snapshot read and asks the leader's replica
+// (as route would send it); a replica answering TRANSACTION_TOO_OLD may
+// only have lost the version's history — it restarted or installed a
+// snapshot since — so the read goes to the next running replica, and
+// TRANSACTION_TOO_OLD is the answer only when every one gave it.
+func (r *routerActor) routeSnapshot(ctx actor.Context, msg proto.Message) {
+	if err := r.cfg.Validator.Request(msg); err != nil {
+		ctx.Respond(messages.ErrorResponse(msg, err))
+		return
+	}
+	pid := r.target(false)
+	if pid == nil {
+		ctx.Respond(messages.ErrorResponse(msg, errNoReplica))
+		return
+	}
+	r.askSnapshot(ctx, msg, ctx.Sender(), pid, nil)
+}
+
+// askSnapshot asks pid for the snapshot read msg and answers sender, or
+// asks a replica not yet tried when the answer is TRANSACTION_TOO_OLD.
+func (r *routerActor) askSnapshot(ctx actor.Context, msg proto.Message, sender, pid *actor.PID, tried []*actor.PID) {
+	tried = append(tried, pid)
+	ctx.ReenterAfter(ctx.RequestFuture(pid, msg, r.cfg.Timeout), func(res any, err error) {
+		st, ok := res.(messages.Statused)
+		switch {
+		case err != nil:
+			reply(ctx, sender, messages.ErrorResponse(msg, messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica %s did not answer: %v", pid.GetId(), err)))
+		case ok && st.GetStatus().GetCode() == messages.StatusCode_TRANSACTION_TOO_OLD:
+			if next := r.untried(tried); next != nil {
+				r.askSnapshot(ctx, msg, sender, next, tried)
+				return
+			}
+			reply(ctx, sender, st)
+		case ok:
+			reply(ctx, sender, st)
+		default:
+			reply(ctx, sender, messages.ErrorResponse(msg, messages.Errorf(messages.StatusCode_INTERNAL, "replica answered %T", res)))
+		}
+	})
+}
+
+// untried returns a running replica not in tried, the lowest id first; nil
+// when none is left.
+func (r *routerActor) untried(tried []*actor.PID) *actor.PID {
+	ids := make([]uint32, 0, len(r.routes))
+	for id := range r.routes {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		pid := r.routes[id]
+		if !slices.ContainsFunc(tried, pid.Equal) {
+			return pid
+		}
+	}
+	return nil
 }
 
 // gather asks each replica of ids for msg and calls done, in the actor, with

@@ -19,6 +19,7 @@ import (
 type fakeReplica struct {
 	id       uint32
 	received atomic.Int64
+	tooOld   atomic.Bool // snapshot reads answer TRANSACTION_TOO_OLD
 }
 
 func (f *fakeReplica) Receive(ctx actor.Context) {
@@ -31,6 +32,13 @@ func (f *fakeReplica) Receive(ctx actor.Context) {
 		ctx.Respond(&messages.GetResponse{Status: messages.StatusOf(nil), Found: true, Value: []byte{byte('0' + f.id)}})
 	case *messages.ReplicaStatusRequest:
 		ctx.Respond(&messages.ReplicaStatus{ReplicaId: f.id, Running: true})
+	case *messages.SnapshotReadRequest:
+		f.received.Add(1)
+		if f.tooOld.Load() {
+			ctx.Respond(&messages.SnapshotReadResponse{Status: messages.StatusOf(messages.Errorf(messages.StatusCode_TRANSACTION_TOO_OLD, "replica %d restarted", f.id))})
+			return
+		}
+		ctx.Respond(&messages.SnapshotReadResponse{Status: messages.StatusOf(nil), Found: true, Value: []byte{byte('0' + f.id)}})
 	}
 }
 
@@ -145,5 +153,34 @@ func TestStatus(t *testing.T) {
 		if r.GetReplicaId() != uint32(i) || r.GetRunning() != (i != 1) {
 			t.Errorf("replica %d: %v", i, r)
 		}
+	}
+}
+
+// TestSnapshotReadFallsBack: a snapshot read goes to the leader's replica;
+// one answering TRANSACTION_TOO_OLD (it restarted since the version) passes
+// it to another running replica, and the router answers TOO_OLD only when
+// every one did.
+func TestSnapshotReadFallsBack(t *testing.T) {
+	g := start(t)
+	g.routes(0, 1, 2)
+	g.system.Root.Send(g.router, &messages.LeaderChanged{ReplicaId: 1, LeaderId: 2, HasLeader: true, Term: 3})
+	read := func() *messages.SnapshotReadResponse {
+		return g.ask(t, &messages.SnapshotReadRequest{Key: []byte("k"), Version: 5}).(*messages.SnapshotReadResponse)
+	}
+	if r := read(); r.GetStatus().Err() != nil || string(r.GetValue()) != "2" {
+		t.Fatalf("snapshot read served by %q (%v), want the leader's replica 2", r.GetValue(), r.GetStatus().Err())
+	}
+	g.replicas[2].tooOld.Store(true)
+	if r := read(); r.GetStatus().Err() != nil || string(r.GetValue()) != "0" {
+		t.Fatalf("snapshot read with the leader's replica too old served by %q (%v), want replica 0", r.GetValue(), r.GetStatus().Err())
+	}
+	g.replicas[0].tooOld.Store(true)
+	g.replicas[1].tooOld.Store(true)
+	before := g.replicas[0].received.Load() + g.replicas[1].received.Load() + g.replicas[2].received.Load()
+	if r := read(); !errors.Is(r.GetStatus().Err(), messages.ErrTransactionTooOld) {
+		t.Fatalf("snapshot read with every replica too old: %v, want TRANSACTION_TOO_OLD", r.GetStatus().Err())
+	}
+	if n := g.replicas[0].received.Load() + g.replicas[1].received.Load() + g.replicas[2].received.Load() - before; n != 3 {
+		t.Fatalf("the read asked %d replicas, want each of the 3 once", n)
 	}
 }

@@ -59,8 +59,21 @@ func (c *client) kv(i int) (messages.KVClient, error) {
 // endpoint failed, do waits briefly and starts over. f must send the same
 // request (the same request id, for a write) on every attempt.
 func (c *client) do(ctx context.Context, f func(context.Context, messages.KVClient) error) error {
+	return c.doRound(ctx, false, f)
+}
+
+// doSnapshot is do for a snapshot read: an endpoint answering
+// TRANSACTION_TOO_OLD passes the read to the next one too, since a process
+// whose replica restarted or installed a snapshot since the version no longer
+// holds the history another may still hold; the read fails TOO_OLD only when
+// every endpoint that answered said so.
+func (c *client) doSnapshot(ctx context.Context, f func(context.Context, messages.KVClient) error) error {
+	return c.doRound(ctx, true, f)
+}
+
+func (c *client) doRound(ctx context.Context, tooOldElsewhere bool, f func(context.Context, messages.KVClient) error) error {
 	return c.retry(ctx, func() (error, error) {
-		var last error
+		var last, tooOld error
 		for i := range c.endpoints {
 			kv, err := c.kv(i)
 			if err != nil {
@@ -70,13 +83,20 @@ func (c *client) do(ctx context.Context, f func(context.Context, messages.KVClie
 			if err == nil {
 				return nil, nil
 			}
-			last = fmt.Errorf("%s: %w", c.endpoints[i], messages.FromGRPC(err))
 			if ctx.Err() != nil {
-				return nil, c.gaveUp(ctx, last)
+				return nil, c.gaveUp(ctx, fmt.Errorf("%s: %w", c.endpoints[i], messages.FromGRPC(err)))
+			}
+			if tooOldElsewhere && messages.CodeOf(messages.FromGRPC(err)) == messages.StatusCode_TRANSACTION_TOO_OLD {
+				tooOld = messages.FromGRPC(err)
+				continue
 			}
 			if !retryable(err) {
 				return nil, messages.FromGRPC(err)
 			}
+			last = fmt.Errorf("%s: %w", c.endpoints[i], messages.FromGRPC(err))
+		}
+		if last == nil {
+			return nil, tooOld // every endpoint answered TOO_OLD
 		}
 		return last, nil
 	})

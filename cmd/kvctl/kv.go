@@ -12,11 +12,23 @@ import (
 
 // call runs f with a client of g's endpoints under g's timeout.
 func (g *globals) call(cmd *cobra.Command, f func(context.Context, messages.KVClient) error) error {
+	return g.run(cmd, (*client).do, f)
+}
+
+// callSnapshot is call for a snapshot read: see client.doSnapshot.
+func (g *globals) callSnapshot(cmd *cobra.Command, f func(context.Context, messages.KVClient) error) error {
+	return g.run(cmd, (*client).doSnapshot, f)
+}
+
+type doFunc func(*client, context.Context, func(context.Context, messages.KVClient) error) error
+
+// run runs f through do with a client of g's endpoints under g's timeout.
+func (g *globals) run(cmd *cobra.Command, do doFunc, f func(context.Context, messages.KVClient) error) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 	defer cancel()
 	c := newClient(g.endpoints)
 	defer c.close()
-	return c.do(ctx, f)
+	return do(c, ctx, f)
 }
 
 // write runs the write f under a request id of a session of its own: it
@@ -236,7 +248,7 @@ func newGetCommand(g *globals) *cobra.Command {
 			switch {
 			case snapshot:
 				req := &messages.SnapshotGetRangeRequest{ColumnFamily: cf, Begin: begin, End: end, Limit: limit, Reverse: reverse, Version: version}
-				err = g.call(cmd, func(ctx context.Context, kv messages.KVClient) error {
+				err = g.callSnapshot(cmd, func(ctx context.Context, kv messages.KVClient) error {
 					resp, err := kv.SnapshotGetRange(ctx, req)
 					kvs = resp.GetKvs()
 					return err
@@ -283,7 +295,11 @@ func (g *globals) getOne(cmd *cobra.Command, cf string, key []byte, cons message
 		value []byte
 		found bool
 	)
-	err := g.call(cmd, func(ctx context.Context, kv messages.KVClient) error {
+	call := g.call
+	if snapshot {
+		call = g.callSnapshot
+	}
+	err := call(cmd, func(ctx context.Context, kv messages.KVClient) error {
 		if snapshot {
 			resp, err := kv.SnapshotRead(ctx, &messages.SnapshotReadRequest{ColumnFamily: cf, Key: key, Version: version})
 			value, found = resp.GetValue(), resp.GetFound()

@@ -177,6 +177,14 @@ type fakeKV struct {
 	statusN  int
 	faults   []*messages.SetFaultInjectionRequest
 	sessions uint64 // sessions opened
+	tooOld   bool   // SnapshotRead answers TRANSACTION_TOO_OLD
+}
+
+func (f *fakeKV) SnapshotRead(_ context.Context, r *messages.SnapshotReadRequest) (*messages.SnapshotReadResponse, error) {
+	if f.tooOld {
+		return nil, messages.ToGRPC(messages.Errorf(messages.StatusCode_TRANSACTION_TOO_OLD, "version %d is older than the retention window", r.GetVersion()))
+	}
+	return &messages.SnapshotReadResponse{Found: true, Value: []byte("old value")}, nil
 }
 
 func (f *fakeKV) OpenSession(context.Context, *messages.OpenSessionRequest) (*messages.OpenSessionResponse, error) {
@@ -307,6 +315,19 @@ func TestSessionExpiredWrites(t *testing.T) {
 	if len(f.puts) != 2 || f.sessions != 1 {
 		t.Fatalf("%d puts under %d sessions, want 2 under 1: a write that may have been applied is not sent again", len(f.puts), f.sessions)
 	}
+}
+
+// TestSnapshotReadAsksEveryEndpoint: an endpoint whose replica no longer
+// holds a version's history answers TRANSACTION_TOO_OLD; kvctl asks the
+// next one, and fails TOO_OLD only when every endpoint said so.
+func TestSnapshotReadAsksEveryEndpoint(t *testing.T) {
+	restarted, holds := serveFake(t, &fakeKV{tooOld: true}), serveFake(t, &fakeKV{})
+	stdout, stderr, code := kvctlRun(t, "--endpoints", restarted+","+holds, "get", "k", "--version", "5")
+	if code != 0 || stdout != "k\nold value\n" {
+		t.Fatalf("get --version through a restarted endpoint first: exit %d, %q, %q", code, stdout, stderr)
+	}
+	_, stderr, code = kvctlRun(t, "--endpoints", restarted+","+serveFake(t, &fakeKV{tooOld: true}), "get", "k", "--version", "5")
+	wantFailure(t, stderr, code, "TRANSACTION_TOO_OLD", "older than the retention window")
 }
 
 func TestNonRetryableErrorsAreNotRetried(t *testing.T) {

@@ -19,7 +19,45 @@ func commitCases() []testCase {
 		{"FailedCommitLeavesNoWriteBehind", testFailedCommitNoWrite},
 		{"AtomicCommitReadVersionInTheFuture", testCommitFutureReadVersion},
 		{"AtomicCommitTransactionTooOld", testCommitTooOld},
+		{"EmptyRangesConflictWithNothing", testEmptyRangesNoConflict},
 	}
+}
+
+// testEmptyRangesNoConflict writes empty ranges (begin == end) every way a
+// write can — a ClearRange, an atomic commit's CLEAR_RANGE, a write
+// conflict range — after a read version: they hold no key, so a commit
+// reading the whole of [a, z) at that version does not conflict with them.
+// A real write after it still does.
+func testEmptyRangesNoConflict(t *testing.T, db storage.Database) {
+	put(t, db, "m", "kept")
+	rv := readVersion(t, db)
+	clearRange(t, db, "m", "m")
+	commit(t, db, &messages.AtomicCommit{Mutations: []*messages.Mutation{clearMut("n", "n")}})
+	commit(t, db, &messages.AtomicCommit{Mutations: []*messages.Mutation{set("zz/out", "x")}, WriteConflictRanges: []*messages.KeyRange{keyRange("w", "w")}})
+	commit(t, db, &messages.AtomicCommit{Mutations: []*messages.Mutation{clearMut("p", "p")}, WriteConflictRanges: []*messages.KeyRange{keyRange("q", "q")}}, cf(cf1))
+	wantValue(t, db, "m", "kept") // an empty clear removes nothing
+	attempt := func(c *messages.AtomicCommit) error {
+		_, err := db.AtomicCommit(t.Context(), c)
+		return err
+	}
+	RequireCode(t, attempt(&messages.AtomicCommit{
+		ReadVersion:        rv,
+		ReadConflictRanges: []*messages.KeyRange{keyRange("a", "z"), keyRangeIn(cf1, "a", "z")},
+		Mutations:          []*messages.Mutation{set("result", "1")},
+	}), messages.StatusCode_OK, "commit reading [a, z) after only empty ranges were written")
+	// An empty read range conflicts with nothing either.
+	put(t, db, "k", "written")
+	RequireCode(t, attempt(&messages.AtomicCommit{
+		ReadVersion:        rv,
+		ReadConflictRanges: []*messages.KeyRange{keyRange("k", "k")},
+		Mutations:          []*messages.Mutation{set("result", "2")},
+	}), messages.StatusCode_OK, "commit with an empty read range over a written key")
+	RequireCode(t, attempt(&messages.AtomicCommit{
+		ReadVersion:        rv,
+		ReadConflictRanges: []*messages.KeyRange{keyRange("a", "z")},
+		Mutations:          []*messages.Mutation{set("result", "3")},
+	}), messages.StatusCode_CONFLICT, "commit reading [a, z) after a write of k")
+	wantValue(t, db, "result", "2")
 }
 
 func testCommitAtomic(t *testing.T, db storage.Database) {
