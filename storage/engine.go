@@ -179,7 +179,7 @@ type Engine struct {
 	// no read may see a mixture of the old state and the new.
 	installMu  sync.RWMutex
 	installing atomic.Bool // a snapshot recovery runs (or waits for readers to finish)
-	broken  atomic.Bool // a snapshot recovery failed half-way; only reopening helps
+	broken     atomic.Bool // a snapshot recovery failed half-way; only reopening helps
 }
 
 // Open opens (creating when missing) the engine in cfg.Dir. A second Open of
