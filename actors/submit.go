@@ -30,8 +30,8 @@ import (
 // gRPC Batch stream serves its calls this way.
 func (c *Client) Submit(req proto.Message, deadline time.Time, cancel <-chan struct{}, done func(messages.Statused, error)) {
 	s := c.submission(req, deadline, cancel, done)
-	if rid := writeRequestID(req); rid != nil && (*rid).GetClientId() == 0 {
-		s.stamp = rid
+	if op := messages.OpOf(req); op != nil && op.Deduplicated() && op.RequestID(req).GetClientId() == 0 {
+		s.stamp = op
 	}
 	s.try()
 }
@@ -45,22 +45,6 @@ func (c *Client) submission(req proto.Message, deadline time.Time, cancel <-chan
 	return &submission{c: c, req: req, deadline: deadline, cancel: cancel, done: done, release: func() {}, backoff: 5 * time.Millisecond}
 }
 
-// writeRequestID returns where req, a write, keeps its request id; nil for
-// a read.
-func writeRequestID(req proto.Message) **messages.RequestId {
-	switch r := req.(type) {
-	case *messages.PutRequest:
-		return &r.RequestId
-	case *messages.DeleteRequest:
-		return &r.RequestId
-	case *messages.ClearRangeRequest:
-		return &r.RequestId
-	case *messages.AtomicCommitRequest:
-		return &r.RequestId
-	}
-	return nil
-}
-
 // submission is one Submit call across its attempts.
 type submission struct {
 	c        *Client
@@ -70,10 +54,10 @@ type submission struct {
 	done     func(messages.Statused, error)
 	release  func() // marks the request id answered
 	backoff  time.Duration
-	// stamp is where req keeps the request id the client gives it (nil: req
-	// keeps its own, or is a read); sess is the session it was given under,
-	// and sent counts the attempts sent under it.
-	stamp **messages.RequestId
+	// stamp is req's operation when the client gives req its request id
+	// (nil: req keeps its own, or carries none); sess is the session it was
+	// given under, and sent counts the attempts sent under it.
+	stamp *messages.Op
 	sess  *clientSession
 	sent  int
 	// last is the latest retryable error; unknown the latest timeout, after
@@ -100,7 +84,9 @@ func (s *submission) try() {
 				return
 			}
 			s.sess = cs
-			*s.stamp, s.release = cs.requestID()
+			var rid *messages.RequestId
+			rid, s.release = cs.requestID()
+			s.stamp.SetRequestID(s.req, rid)
 			s.send()
 		})
 		return

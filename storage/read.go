@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/linxGnu/grocksdb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/actorkv/actorkv/messages"
 )
@@ -15,6 +16,38 @@ import (
 // at a version (SnapshotRead, SnapshotGetRange). They run concurrently with
 // ApplyBatch, never with a snapshot recovery (see enterRead). The consistency option does not apply to one engine: the
 // replicated group decides it before it reads a replica's engine.
+
+// Serve answers a read request of the KV API (a messages.Read or
+// messages.SnapshotRead operation) from this engine's state; the replicated
+// group has decided its consistency before. It is the engine's one place
+// that turns read requests into reads.
+func (e *Engine) Serve(ctx context.Context, req proto.Message) messages.Statused {
+	switch r := req.(type) {
+	case *messages.GetRequest:
+		v, found, err := e.Get(ctx, r.GetKey(), WithColumnFamily(r.GetColumnFamily()))
+		return &messages.GetResponse{Status: messages.StatusOf(err), Found: found, Value: v}
+	case *messages.GetRangeRequest:
+		kvs, err := e.GetRange(ctx, r.GetBegin(), r.GetEnd(), int(r.GetLimit()), r.GetReverse(), WithColumnFamily(r.GetColumnFamily()))
+		return &messages.GetRangeResponse{Status: messages.StatusOf(err), Kvs: kvs}
+	case *messages.ListKeysRequest:
+		keys, err := e.ListKeys(ctx, r.GetPrefix(), int(r.GetLimit()), WithColumnFamily(r.GetColumnFamily()))
+		return &messages.ListKeysResponse{Status: messages.StatusOf(err), Keys: keys}
+	case *messages.GetReadVersionRequest:
+		v, err := e.GetReadVersion(ctx)
+		return &messages.GetReadVersionResponse{Status: messages.StatusOf(err), Version: v}
+	case *messages.SnapshotReadRequest:
+		v, found, err := e.SnapshotRead(ctx, r.GetKey(), r.GetVersion(), WithColumnFamily(r.GetColumnFamily()))
+		return &messages.SnapshotReadResponse{Status: messages.StatusOf(err), Found: found, Value: v}
+	case *messages.SnapshotGetRangeRequest:
+		kvs, err := e.SnapshotGetRange(ctx, r.GetBegin(), r.GetEnd(), int(r.GetLimit()), r.GetReverse(), r.GetVersion(), WithColumnFamily(r.GetColumnFamily()))
+		return &messages.SnapshotGetRangeResponse{Status: messages.StatusOf(err), Kvs: kvs}
+	}
+	err := messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "%T is not a read of the KV API", req)
+	if resp := messages.ErrorResponse(req, err); resp != nil {
+		return resp.(messages.Statused)
+	}
+	return &messages.GetResponse{Status: messages.StatusOf(err)}
+}
 
 // Get implements Database.
 func (e *Engine) Get(ctx context.Context, key []byte, opts ...Option) ([]byte, bool, error) {

@@ -95,43 +95,6 @@ func (r *replicaActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		r.onStopping(ctx)
 	case *actor.Stopped, *actor.Restarting, *actor.Terminated:
-	case *messages.PutRequest:
-		r.propose(ctx, msg.GetRequestId(), mutation(messages.MutationType_SET, msg.GetColumnFamily(), msg.GetKey(), msg.GetValue(), nil),
-			func(v uint64, err error) proto.Message {
-				return &messages.PutResponse{Status: messages.StatusOf(err), Version: v}
-			})
-	case *messages.DeleteRequest:
-		r.propose(ctx, msg.GetRequestId(), mutation(messages.MutationType_DELETE, msg.GetColumnFamily(), msg.GetKey(), nil, nil),
-			func(v uint64, err error) proto.Message {
-				return &messages.DeleteResponse{Status: messages.StatusOf(err), Version: v}
-			})
-	case *messages.ClearRangeRequest:
-		r.propose(ctx, msg.GetRequestId(), mutation(messages.MutationType_CLEAR_RANGE, msg.GetColumnFamily(), msg.GetBegin(), nil, msg.GetEnd()),
-			func(v uint64, err error) proto.Message {
-				return &messages.ClearRangeResponse{Status: messages.StatusOf(err), Version: v}
-			})
-	case *messages.AtomicCommitRequest:
-		r.propose(ctx, msg.GetRequestId(), &messages.Command_AtomicCommit{AtomicCommit: msg.GetCommit()},
-			func(v uint64, err error) proto.Message {
-				return &messages.AtomicCommitResponse{Status: messages.StatusOf(err), Version: v}
-			})
-	case *messages.OpenSessionRequest:
-		r.propose(ctx, nil, &messages.Command_OpenSession{OpenSession: &messages.OpenSession{Limits: r.cfg.Storage.Limits.SessionLimits()}},
-			func(v uint64, err error) proto.Message {
-				return &messages.OpenSessionResponse{Status: messages.StatusOf(err), ClientId: v}
-			})
-	case *messages.GetRequest:
-		r.onGet(ctx, msg)
-	case *messages.GetRangeRequest:
-		r.onGetRange(ctx, msg)
-	case *messages.ListKeysRequest:
-		r.onListKeys(ctx, msg)
-	case *messages.GetReadVersionRequest:
-		r.onGetReadVersion(ctx)
-	case *messages.SnapshotReadRequest:
-		r.onSnapshotRead(ctx, msg)
-	case *messages.SnapshotGetRangeRequest:
-		r.onSnapshotGetRange(ctx, msg)
 	case *messages.SetFaultInjectionRequest:
 		r.onSetFaultInjection(ctx, msg)
 	case *messages.ReplicaStatusRequest:
@@ -144,6 +107,12 @@ func (r *replicaActor) Receive(ctx actor.Context) {
 		r.onLeaderChanged(ctx, msg)
 	case *messages.ReplicaDown:
 		r.onStateMachineFailed(msg)
+	case proto.Message:
+		if op := messages.OpOf(msg); op != nil && op.Kind != messages.Admin {
+			r.serve(ctx, op, msg)
+			return
+		}
+		r.log.Warn("replica: unexpected message", "type", fmt.Sprintf("%T", msg))
 	default:
 		r.log.Warn("replica: unexpected message", "type", fmt.Sprintf("%T", msg))
 	}
@@ -290,49 +259,51 @@ func (r *replicaActor) onStopping(ctx actor.Context) {
 	}()
 }
 
-func mutation(t messages.MutationType, cf string, key, value, end []byte) *messages.Command_Mutation {
-	return &messages.Command_Mutation{Mutation: &messages.Mutation{Type: t, ColumnFamily: cf, Key: key, Value: value, End: end}}
-}
-
 var errNotRunning = messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica is not running")
+
+// serve serves a request of the KV API as the operation table says:
+// writes are proposed, reads served after a ReadIndex round unless stale,
+// snapshot reads at once when this replica has applied their version.
+func (r *replicaActor) serve(ctx actor.Context, op *messages.Op, req proto.Message) {
+	switch op.Kind {
+	case messages.Write:
+		r.propose(ctx, op, req)
+	case messages.SnapshotRead:
+		r.read(ctx, op, req, r.snapshotLinearizable(req.(interface{ GetVersion() uint64 }).GetVersion()))
+	default:
+		r.read(ctx, op, req, !op.Stale(req))
+	}
+}
 
 // propose validates and proposes a write without blocking; the write waiter
 // answers the sender when the entry is applied here.
-func (r *replicaActor) propose(ctx actor.Context, rid *messages.RequestId, op any, answer func(uint64, error) proto.Message) {
+func (r *replicaActor) propose(ctx actor.Context, op *messages.Op, req proto.Message) {
 	if r.state != running {
-		ctx.Respond(answer(0, errNotRunning))
+		ctx.Respond(op.Response(errNotRunning))
 		return
 	}
-	cmd := &messages.Command{RequestId: rid, TimestampUnixNanos: time.Now().UnixNano()}
-	switch o := op.(type) {
-	case *messages.Command_Mutation:
-		cmd.Op = o
-	case *messages.Command_AtomicCommit:
-		cmd.Op = o
-	case *messages.Command_OpenSession:
-		cmd.Op = o
-	}
+	cmd := op.Command(req, messages.Stamp{TimestampUnixNanos: time.Now().UnixNano(), SessionLimits: r.cfg.Storage.Limits.SessionLimits()})
 	if err := r.engine.Validator().Command(cmd); err != nil {
-		ctx.Respond(answer(0, err))
+		ctx.Respond(op.Response(err))
 		return
 	}
 	data, err := proto.Marshal(cmd)
 	if err != nil {
-		ctx.Respond(answer(0, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "encode command: %v", err)))
+		ctx.Respond(op.Response(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "encode command: %v", err)))
 		return
 	}
 	if r.node.writes.full() {
-		ctx.Respond(answer(0, errOverloaded))
+		ctx.Respond(op.Response(errOverloaded))
 		return
 	}
 	rs, err := r.node.nh.Propose(r.node.session, data, r.cfg.ProposalTimeout)
 	if err != nil {
-		ctx.Respond(answer(0, raftError("propose", err)))
+		ctx.Respond(op.Response(raftError("propose", err)))
 		return
 	}
 	// The actor is the waiter's only producer, so there is room.
 	r.node.writes.add(pending{rs: rs, reply: ctx.Sender(), done: func(res dragonboat.RequestResult) proto.Message {
-		return answer(writeOutcome(res))
+		return op.Result(writeOutcome(res))
 	}})
 }
 
@@ -364,9 +335,16 @@ func raftError(op string, err error) error {
 	}
 }
 
-// read serves a read: linearizable reads first complete a ReadIndex round,
-// then every read runs on the read workers.
-func (r *replicaActor) read(ctx actor.Context, linearizable bool, run func() proto.Message, fail func(error) proto.Message) {
+// read serves a read request from the engine, after a ReadIndex round when
+// linearizable.
+func (r *replicaActor) read(ctx actor.Context, op *messages.Op, req proto.Message, linearizable bool) {
+	r.readWith(ctx, linearizable, func() proto.Message { return r.engine.Serve(context.Background(), req) },
+		func(err error) proto.Message { return op.Response(err) })
+}
+
+// readWith serves a read: linearizable reads first complete a ReadIndex
+// round, then every read runs on the read workers.
+func (r *replicaActor) readWith(ctx actor.Context, linearizable bool, run func() proto.Message, fail func(error) proto.Message) {
 	if r.state != running {
 		ctx.Respond(fail(errNotRunning))
 		return
@@ -405,40 +383,6 @@ func readIndexError(res dragonboat.RequestResult) error {
 	}
 }
 
-func linearizable(c messages.Consistency) bool { return c != messages.Consistency_STALE }
-
-func (r *replicaActor) onGet(ctx actor.Context, msg *messages.GetRequest) {
-	fail := func(err error) proto.Message { return &messages.GetResponse{Status: messages.StatusOf(err)} }
-	r.read(ctx, linearizable(msg.GetConsistency()), func() proto.Message {
-		v, found, err := r.engine.Get(context.Background(), msg.GetKey(), storage.WithColumnFamily(msg.GetColumnFamily()))
-		return &messages.GetResponse{Status: messages.StatusOf(err), Found: found, Value: v}
-	}, fail)
-}
-
-func (r *replicaActor) onGetRange(ctx actor.Context, msg *messages.GetRangeRequest) {
-	fail := func(err error) proto.Message { return &messages.GetRangeResponse{Status: messages.StatusOf(err)} }
-	r.read(ctx, linearizable(msg.GetConsistency()), func() proto.Message {
-		kvs, err := r.engine.GetRange(context.Background(), msg.GetBegin(), msg.GetEnd(), int(msg.GetLimit()), msg.GetReverse(), storage.WithColumnFamily(msg.GetColumnFamily()))
-		return &messages.GetRangeResponse{Status: messages.StatusOf(err), Kvs: kvs}
-	}, fail)
-}
-
-func (r *replicaActor) onListKeys(ctx actor.Context, msg *messages.ListKeysRequest) {
-	fail := func(err error) proto.Message { return &messages.ListKeysResponse{Status: messages.StatusOf(err)} }
-	r.read(ctx, linearizable(msg.GetConsistency()), func() proto.Message {
-		keys, err := r.engine.ListKeys(context.Background(), msg.GetPrefix(), int(msg.GetLimit()), storage.WithColumnFamily(msg.GetColumnFamily()))
-		return &messages.ListKeysResponse{Status: messages.StatusOf(err), Keys: keys}
-	}, fail)
-}
-
-func (r *replicaActor) onGetReadVersion(ctx actor.Context) {
-	fail := func(err error) proto.Message { return &messages.GetReadVersionResponse{Status: messages.StatusOf(err)} }
-	r.read(ctx, true, func() proto.Message {
-		v, err := r.engine.GetReadVersion(context.Background())
-		return &messages.GetReadVersionResponse{Status: messages.StatusOf(err), Version: v}
-	}, fail)
-}
-
 // snapshotLinearizable decides how a snapshot read at version is served: a
 // version this replica has applied is served at once; a newer one only after
 // a ReadIndex round, which brings this replica up to every version committed
@@ -446,24 +390,6 @@ func (r *replicaActor) onGetReadVersion(ctx actor.Context) {
 // (the engine answers INVALID_ARGUMENT).
 func (r *replicaActor) snapshotLinearizable(version uint64) bool {
 	return version > r.engine.AppliedIndex()
-}
-
-func (r *replicaActor) onSnapshotRead(ctx actor.Context, msg *messages.SnapshotReadRequest) {
-	fail := func(err error) proto.Message { return &messages.SnapshotReadResponse{Status: messages.StatusOf(err)} }
-	r.read(ctx, r.snapshotLinearizable(msg.GetVersion()), func() proto.Message {
-		v, found, err := r.engine.SnapshotRead(context.Background(), msg.GetKey(), msg.GetVersion(), storage.WithColumnFamily(msg.GetColumnFamily()))
-		return &messages.SnapshotReadResponse{Status: messages.StatusOf(err), Found: found, Value: v}
-	}, fail)
-}
-
-func (r *replicaActor) onSnapshotGetRange(ctx actor.Context, msg *messages.SnapshotGetRangeRequest) {
-	fail := func(err error) proto.Message {
-		return &messages.SnapshotGetRangeResponse{Status: messages.StatusOf(err)}
-	}
-	r.read(ctx, r.snapshotLinearizable(msg.GetVersion()), func() proto.Message {
-		kvs, err := r.engine.SnapshotGetRange(context.Background(), msg.GetBegin(), msg.GetEnd(), int(msg.GetLimit()), msg.GetReverse(), msg.GetVersion(), storage.WithColumnFamily(msg.GetColumnFamily()))
-		return &messages.SnapshotGetRangeResponse{Status: messages.StatusOf(err), Kvs: kvs}
-	}, fail)
 }
 
 func (r *replicaActor) onSetFaultInjection(ctx actor.Context, msg *messages.SetFaultInjectionRequest) {
@@ -570,7 +496,7 @@ func (r *replicaActor) onStatus(ctx actor.Context, msg *messages.ReplicaStatusRe
 		ctx.Respond(st)
 		return
 	}
-	r.read(ctx, false, func() proto.Message {
+	r.readWith(ctx, false, func() proto.Message {
 		d, err := r.engine.Digest(context.Background())
 		if err != nil {
 			st.Error = err.Error()

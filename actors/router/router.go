@@ -80,17 +80,15 @@ func (r *routerActor) Receive(ctx actor.Context) {
 		r.onSetFaultInjection(ctx, msg)
 	case *messages.StatusRequest:
 		r.onStatus(ctx, msg)
-	case *messages.GetRequest:
-		r.route(ctx, msg, msg.GetConsistency() == messages.Consistency_STALE)
-	case *messages.GetRangeRequest:
-		r.route(ctx, msg, msg.GetConsistency() == messages.Consistency_STALE)
-	case *messages.ListKeysRequest:
-		r.route(ctx, msg, msg.GetConsistency() == messages.Consistency_STALE)
-	case *messages.PutRequest, *messages.DeleteRequest, *messages.ClearRangeRequest, *messages.AtomicCommitRequest,
-		*messages.OpenSessionRequest, *messages.GetReadVersionRequest:
-		r.route(ctx, msg.(proto.Message), false)
-	case *messages.SnapshotReadRequest, *messages.SnapshotGetRangeRequest:
-		r.routeSnapshot(ctx, msg.(proto.Message))
+	case proto.Message:
+		switch op := messages.OpOf(msg); {
+		case op == nil || op.Kind == messages.Admin:
+			r.log.Warn("router: unexpected message", "type", fmt.Sprintf("%T", msg))
+		case op.Kind == messages.SnapshotRead:
+			r.routeSnapshot(ctx, msg)
+		default:
+			r.route(ctx, msg, op.Stale(msg))
+		}
 	default:
 		r.log.Warn("router: unexpected message", "type", fmt.Sprintf("%T", msg))
 	}
