@@ -29,6 +29,7 @@ import (
 
 	"github.com/actorkv/actorkv/actors"
 	"github.com/actorkv/actorkv/actors/replica"
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/storage"
 )
@@ -130,7 +131,7 @@ func startBenchGroup(b *testing.B) *benchSide {
 		b.Logf("replica 0 did not take over (%v); replica %d leads", err, id)
 	}
 	cancelHandover()
-	clients := make([]*actors.Client, *benchClients)
+	clients := make([]*kv.Client, *benchClients)
 	for i := range clients {
 		clients[i] = g.Client()
 	}
@@ -320,7 +321,6 @@ func startRawGroup(b *testing.B, cfg actors.Config) *rawGroup {
 		dir := filepath.Join(cfg.BasePath, fmt.Sprintf("replica-%d", id))
 		scfg := cfg.Storage
 		scfg.Dir = filepath.Join(dir, "data")
-		scfg.Replicated = true
 		scfg.SyncWrites = false
 		engine, err := storage.Open(scfg)
 		if err != nil {

@@ -11,7 +11,7 @@
 // answers the sender with the commit version.
 //
 // Group is the Go handle (start, stop, status, crash and restart replicas);
-// Client is the storage.Database facade over the group's messages. The
+// Client is the kv.Database facade over the group's messages. The
 // sub-packages hold the actors: supervisor, router, replica (with the
 // dragonboat state machine and the in-process transport) and executor.
 package actors

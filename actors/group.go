@@ -18,6 +18,7 @@ import (
 	"github.com/actorkv/actorkv/actors/replica"
 	"github.com/actorkv/actorkv/actors/router"
 	"github.com/actorkv/actorkv/actors/supervisor"
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/storage"
 )
@@ -189,7 +190,7 @@ func Start(cfg Config) (*Group, error) {
 			Replicas:  local,
 			Primary:   0,
 			Local:     cfg.Local,
-			Validator: storage.NewValidator(cfg.Storage.Limits, cfg.Storage.ColumnFamilies),
+			Validator: kv.NewValidator(cfg.Storage.Limits, cfg.Storage.ColumnFamilies),
 			Timeout:   cfg.RequestTimeout,
 			Logger:    log,
 		},
@@ -233,7 +234,7 @@ func (c Config) withDefaults() Config {
 	if c.Replicas == 0 {
 		c.Replicas = d.Replicas
 	}
-	if c.Storage.Limits == (storage.Limits{}) {
+	if c.Storage.Limits == (kv.Limits{}) {
 		c.Storage.Limits = d.Storage.Limits
 	}
 	if c.RTT == 0 {
@@ -462,9 +463,16 @@ func (g *Group) replicaCommand(ctx context.Context, msg proto.Message) error {
 	return r.GetStatus().Err()
 }
 
-// Client returns a Database backed by the group.
-func (g *Group) Client() *Client {
-	return NewClient(g.system.Root, g.Router(), g.cfg.RequestTimeout)
+// Transport is the group as a kv.Transport: one attempt of a request, sent
+// to the router.
+func (g *Group) Transport() kv.Transport {
+	return transport{root: g.system.Root, target: g.Router()}
+}
+
+// Client returns a new client of the group (a kv.Database, with its own
+// session), each attempt bounded by the request timeout.
+func (g *Group) Client() *kv.Client {
+	return kv.NewClient(g.Transport(), g.cfg.RequestTimeout)
 }
 
 // Stop stops the supervisor (and with it the router and every replica),

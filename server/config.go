@@ -11,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/storage"
 )
@@ -25,12 +26,12 @@ const (
 // "Configuration"). Every field has a default (DefaultConfig); Validate
 // names the first bad field by its TOML path.
 type Config struct {
-	Deployment Deployment     `toml:"deployment"`
-	Database   Database       `toml:"database"`
-	Server     Listen         `toml:"server"`
-	Raft       Raft           `toml:"raft"`
-	Limits     storage.Limits `toml:"limits"`
-	Log        Log            `toml:"log"`
+	Deployment Deployment `toml:"deployment"`
+	Database   Database   `toml:"database"`
+	Server     Listen     `toml:"server"`
+	Raft       Raft       `toml:"raft"`
+	Limits     kv.Limits  `toml:"limits"`
+	Log        Log        `toml:"log"`
 }
 
 // Deployment says how the database is deployed.
@@ -135,7 +136,7 @@ func DefaultConfig() Config {
 		},
 		Database: Database{
 			BasePath:        "./data",
-			ColumnFamilies:  []string{storage.DefaultColumnFamily},
+			ColumnFamilies:  []string{kv.DefaultColumnFamily},
 			RetentionWindow: Duration{5 * time.Second},
 			SyncWrites:      true,
 			BlockCacheMiB:   32,
@@ -157,7 +158,7 @@ func DefaultConfig() Config {
 			CompactionOverhead: 10_000,
 			ProposalTimeout:    Duration{5 * time.Second},
 		},
-		Limits: storage.DefaultLimits(),
+		Limits: kv.DefaultLimits(),
 		Log:    Log{Level: "info", Format: "text"},
 	}
 }

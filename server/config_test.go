@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 )
 
 func TestDefaultConfigValidates(t *testing.T) {
@@ -21,8 +21,8 @@ func TestDefaultConfigValidates(t *testing.T) {
 	if cfg.Deployment.Mode != ModeReplicated || !cfg.Deployment.InProcess || len(cfg.Deployment.ReplicaEndpoints) != 3 {
 		t.Errorf("the default is not three in-process replicas: %+v", cfg.Deployment)
 	}
-	if cfg.Limits != storage.DefaultLimits() {
-		t.Errorf("default limits %+v, want storage.DefaultLimits()", cfg.Limits)
+	if cfg.Limits != kv.DefaultLimits() {
+		t.Errorf("default limits %+v, want kv.DefaultLimits()", cfg.Limits)
 	}
 	// An empty file is the default.
 	parsed, err := ParseConfig(nil)
@@ -143,7 +143,7 @@ format = "json"
 		Server: Listen{Listen: "0.0.0.0:7070", Metrics: "", RequestTimeout: Duration{250 * time.Millisecond}, ShutdownTimeout: Duration{time.Minute}, MemoryLimitMiB: 512},
 		Raft: Raft{RTT: Duration{5 * time.Millisecond}, ElectionRTT: 50, HeartbeatRTT: 5, SnapshotEntries: 1000,
 			CompactionOverhead: 100, ProposalTimeout: Duration{2 * time.Second}},
-		Limits: storage.Limits{MaxKeySize: 100, MaxValueSize: 4096, MaxCommitOps: 10, MaxCommitBytes: 65536, MaxRangeLimit: 50, MaxRangeBytes: 1 << 20,
+		Limits: kv.Limits{MaxKeySize: 100, MaxValueSize: 4096, MaxCommitOps: 10, MaxCommitBytes: 65536, MaxRangeLimit: 50, MaxRangeBytes: 1 << 20,
 			MaxSessions: 5000, SessionTTL: 90 * time.Second},
 		Log: Log{Level: "debug", Format: "json"},
 	}

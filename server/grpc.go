@@ -17,10 +17,11 @@ import (
 	"github.com/actorkv/actorkv/messages"
 )
 
-// grpcService is the gRPC adapter of the Core: one line per method, errors
-// converted to gRPC statuses with the one-to-one code mapping.
+// grpcService is the gRPC adapter of the Core: every unary method of the KV
+// service is one row of the operation table, served by Core.Do, its error
+// converted to a gRPC status with the one-to-one code mapping; Batch
+// streams go through Core.Start.
 type grpcService struct {
-	messages.UnimplementedKVServer
 	core  *Core
 	drain <-chan struct{} // closed when the server shuts down
 }
@@ -29,61 +30,47 @@ type grpcService struct {
 // clients of its Batch streams to close them (BatchResponse.closing), so that
 // a graceful stop does not wait out clients that would keep them open.
 func RegisterKV(s *grpc.Server, core *Core, drain <-chan struct{}) {
-	messages.RegisterKVServer(s, &grpcService{core: core, drain: drain})
+	svc := &grpcService{core: core, drain: drain}
+	desc := grpc.ServiceDesc{
+		ServiceName: messages.KV_ServiceDesc.ServiceName,
+		HandlerType: (*any)(nil),
+		Metadata:    messages.KV_ServiceDesc.Metadata,
+	}
+	for _, op := range messages.Ops() {
+		desc.Methods = append(desc.Methods, grpc.MethodDesc{MethodName: op.RPC, Handler: svc.unary(op)})
+	}
+	for _, sd := range messages.KV_ServiceDesc.Streams {
+		sd.Handler = func(_ any, stream grpc.ServerStream) error {
+			return svc.Batch(&grpc.GenericServerStream[messages.BatchRequest, messages.BatchResponse]{ServerStream: stream})
+		}
+		desc.Streams = append(desc.Streams, sd)
+	}
+	s.RegisterService(&desc, svc)
 }
 
-func out[T any](resp T, err error) (T, error) { return resp, messages.ToGRPC(err) }
-
-func (s *grpcService) Get(ctx context.Context, r *messages.GetRequest) (*messages.GetResponse, error) {
-	return out(s.core.Get(ctx, r))
-}
-
-func (s *grpcService) Put(ctx context.Context, r *messages.PutRequest) (*messages.PutResponse, error) {
-	return out(s.core.Put(ctx, r))
-}
-
-func (s *grpcService) Delete(ctx context.Context, r *messages.DeleteRequest) (*messages.DeleteResponse, error) {
-	return out(s.core.Delete(ctx, r))
-}
-
-func (s *grpcService) ClearRange(ctx context.Context, r *messages.ClearRangeRequest) (*messages.ClearRangeResponse, error) {
-	return out(s.core.ClearRange(ctx, r))
-}
-
-func (s *grpcService) ListKeys(ctx context.Context, r *messages.ListKeysRequest) (*messages.ListKeysResponse, error) {
-	return out(s.core.ListKeys(ctx, r))
-}
-
-func (s *grpcService) GetRange(ctx context.Context, r *messages.GetRangeRequest) (*messages.GetRangeResponse, error) {
-	return out(s.core.GetRange(ctx, r))
-}
-
-func (s *grpcService) AtomicCommit(ctx context.Context, r *messages.AtomicCommitRequest) (*messages.AtomicCommitResponse, error) {
-	return out(s.core.AtomicCommit(ctx, r))
-}
-
-func (s *grpcService) OpenSession(ctx context.Context, r *messages.OpenSessionRequest) (*messages.OpenSessionResponse, error) {
-	return out(s.core.OpenSession(ctx, r))
-}
-
-func (s *grpcService) GetReadVersion(ctx context.Context, r *messages.GetReadVersionRequest) (*messages.GetReadVersionResponse, error) {
-	return out(s.core.GetReadVersion(ctx, r))
-}
-
-func (s *grpcService) SnapshotRead(ctx context.Context, r *messages.SnapshotReadRequest) (*messages.SnapshotReadResponse, error) {
-	return out(s.core.SnapshotRead(ctx, r))
-}
-
-func (s *grpcService) SnapshotGetRange(ctx context.Context, r *messages.SnapshotGetRangeRequest) (*messages.SnapshotGetRangeResponse, error) {
-	return out(s.core.SnapshotGetRange(ctx, r))
-}
-
-func (s *grpcService) SetFaultInjection(ctx context.Context, r *messages.SetFaultInjectionRequest) (*messages.SetFaultInjectionResponse, error) {
-	return out(s.core.SetFaultInjection(ctx, r))
-}
-
-func (s *grpcService) Status(ctx context.Context, r *messages.StatusRequest) (*messages.StatusResponse, error) {
-	return out(s.core.Status(ctx, r))
+// unary is the handler of op's method: the request decoded, served by
+// Core.Do, the response sent without a status (the gRPC status carries it).
+func (s *grpcService) unary(op *messages.Op) func(any, context.Context, func(any) error, grpc.UnaryServerInterceptor) (any, error) {
+	method := "/" + messages.KV_ServiceDesc.ServiceName + "/" + op.RPC
+	serve := func(ctx context.Context, req any) (any, error) {
+		resp, err := s.core.Do(ctx, req.(proto.Message))
+		if err != nil {
+			return nil, messages.ToGRPC(err)
+		}
+		m := resp.ProtoReflect()
+		m.Clear(m.Descriptor().Fields().ByName("status"))
+		return resp, nil
+	}
+	return func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+		req := op.NewRequest()
+		if err := dec(req); err != nil {
+			return nil, err
+		}
+		if interceptor == nil {
+			return serve(ctx, req)
+		}
+		return interceptor(ctx, req, &grpc.UnaryServerInfo{Server: srv, FullMethod: method}, serve)
+	}
 }
 
 // Batch serves a stream of batched calls: every call runs concurrently (at

@@ -21,6 +21,9 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 }
 
+// StatusFunc reports the status of the backend's replicas.
+type StatusFunc func(ctx context.Context, withDigests bool) (*messages.StatusResponse, error)
+
 // NewMetrics registers the metrics; status is read at every scrape for the
 // per-replica gauges.
 func NewMetrics(status StatusFunc, log *slog.Logger) *Metrics {

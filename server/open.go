@@ -6,25 +6,30 @@ import (
 	"path/filepath"
 
 	"github.com/actorkv/actorkv/actors"
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/storage"
 )
 
-// Backend is the Database a configuration describes, with what it needs to
-// report status and shut down.
+// Backend is what a configuration describes: the replicated group or the
+// standalone service, as a kv.Transport (one attempt of any request of the
+// KV API), with what it needs to report status and shut down.
 type Backend struct {
-	// DB is the database: the standalone engine or the group's facade.
-	DB storage.Database
+	// Transport serves the requests: the group's router, or the standalone
+	// service.
+	Transport kv.Transport
+	// DB is the Go API over it (retries, this process's session).
+	DB *kv.Client
 	// Group is the replicated group (nil in standalone mode).
 	Group *actors.Group
-	// Engine is the standalone engine (nil in replicated mode).
-	Engine *storage.Engine
-	mode   string
+	// Standalone is the standalone service (nil in replicated mode).
+	Standalone *storage.Standalone
+	mode       string
 }
 
-// Open builds the Database cfg describes: a standalone RocksDB engine, or a
-// replicated group (all replicas in this process, or this process's replica
-// of a cluster). In replicated mode it returns at once; Ready tells when a
+// Open builds what cfg describes: a standalone service, or a replicated
+// group (all replicas in this process, or this process's replica of a
+// cluster). In replicated mode it returns at once; Ready tells when a
 // leader is known.
 func Open(cfg Config, log *slog.Logger) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
@@ -33,12 +38,13 @@ func Open(cfg Config, log *slog.Logger) (*Backend, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	attempt := cfg.Raft.ProposalTimeout.Duration
 	if cfg.Deployment.Mode == ModeStandalone {
-		e, err := storage.Open(cfg.StorageConfig(filepath.Join(cfg.Database.BasePath, "standalone")))
+		s, err := storage.OpenStandalone(cfg.StorageConfig(filepath.Join(cfg.Database.BasePath, "standalone")))
 		if err != nil {
 			return nil, err
 		}
-		return &Backend{DB: e, Engine: e, mode: ModeStandalone}, nil
+		return &Backend{Transport: s, DB: kv.NewClient(s, attempt), Standalone: s, mode: ModeStandalone}, nil
 	}
 	gc := actors.DefaultConfig(cfg.Database.BasePath)
 	gc.ClusterID = cfg.Deployment.ClusterID
@@ -60,14 +66,14 @@ func Open(cfg Config, log *slog.Logger) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{DB: g.Client(), Group: g, mode: ModeReplicated}, nil
+	return &Backend{Transport: g.Transport(), DB: g.Client(), Group: g, mode: ModeReplicated}, nil
 }
 
 // Mode is "standalone" or "replicated".
 func (b *Backend) Mode() string { return b.mode }
 
 // Ready reports whether the backend serves: always for the standalone
-// engine; for a group, once a leader is known and this process's replicas
+// service; for a group, once a leader is known and this process's replicas
 // are up.
 func (b *Backend) Ready(ctx context.Context) error {
 	if b.Group == nil {
@@ -77,29 +83,21 @@ func (b *Backend) Ready(ctx context.Context) error {
 }
 
 // Status describes the backend: every replica with its applied index (and
-// digests on request), or the standalone engine as replica 0.
+// digests on request), or the standalone service as replica 0.
 func (b *Backend) Status(ctx context.Context, withDigests bool) (*messages.StatusResponse, error) {
 	if b.Group != nil {
 		return b.Group.Status(ctx, withDigests)
 	}
-	st := &messages.ReplicaStatus{ReplicaId: 0, Running: true, IsLeader: true, HasLeader: true, AppliedIndex: b.Engine.AppliedIndex()}
-	if withDigests {
-		d, err := b.Engine.Digest(ctx)
-		if err != nil {
-			return nil, err
-		}
-		st.AppliedIndex, st.Digests, st.Digest = d.AppliedIndex, d.Families, d.Combined
-	}
-	return &messages.StatusResponse{Status: messages.StatusOf(nil), Mode: ModeStandalone, Replicas: []*messages.ReplicaStatus{st}, HasLeader: true}, nil
+	return b.Standalone.Status(ctx, withDigests)
 }
 
 // Close shuts the backend down: the group stops every replica and closes
-// their storage; the engine closes.
+// their storage; the standalone service closes its engine.
 func (b *Backend) Close() error {
+	_ = b.DB.Close()
 	if b.Group != nil {
-		_ = b.DB.Close()
 		b.Group.Stop()
 		return nil
 	}
-	return b.Engine.Close()
+	return b.Standalone.Close()
 }

@@ -67,7 +67,7 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, backend: backend, grpcLis: grpcLis, httpLis: httpLis}
 	s.metrics = NewMetrics(backend.Status, log)
-	s.core = NewCoreFor(backend, cfg, s.metrics)
+	s.core = NewCore(backend.DB, cfg.Server.RequestTimeout.Duration, s.metrics)
 	s.grpc = grpc.NewServer(ServerOptions()...)
 	s.drain = make(chan struct{})
 	RegisterKV(s.grpc, s.core, s.drain)

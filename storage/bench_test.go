@@ -75,7 +75,7 @@ func BenchmarkPut(b *testing.B) {
 			b.SetBytes(16 + benchValueSz)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if _, err := e.Put(ctx, benchKey(i%benchKeys), benchValue); err != nil {
+				if _, err := db(e).Put(ctx, benchKey(i%benchKeys), benchValue); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -90,7 +90,7 @@ func BenchmarkPut(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := int(next.Add(1))
-					if _, err := e.Put(ctx, benchKey(i%benchKeys), benchValue); err != nil {
+					if _, err := db(e).Put(ctx, benchKey(i%benchKeys), benchValue); err != nil {
 						b.Error(err)
 						return
 					}
@@ -179,7 +179,7 @@ func commit10(ctx context.Context, e *Engine, base int) error {
 	for j := range c.Mutations {
 		c.Mutations[j] = &messages.Mutation{Type: messages.MutationType_SET, Key: benchKey(base + j), Value: benchValue}
 	}
-	_, err = e.AtomicCommit(ctx, c)
+	_, err = db(e).AtomicCommit(ctx, c)
 	return err
 }
 
@@ -235,7 +235,6 @@ func BenchmarkApplyBatch64(b *testing.B) {
 	const batch, clients = 64, 16
 	cfg := DefaultConfig(b.TempDir())
 	cfg.SyncWrites = false
-	cfg.Replicated = true
 	e := openEngine(b, cfg)
 	opens := make([]*messages.Command, clients)
 	for i := range opens {
@@ -280,7 +279,6 @@ func BenchmarkSessionCost(b *testing.B) {
 	const sessionsPerOp = 10_000
 	cfg := DefaultConfig(b.TempDir())
 	cfg.SyncWrites = false
-	cfg.Replicated = true
 	cfg.Limits.MaxSessions = 1 << 30 // keep them all
 	// No history beyond the latest write: the heap measured is the sessions'.
 	cfg.RetentionWindow = time.Nanosecond

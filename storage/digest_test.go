@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -19,21 +20,21 @@ func TestDigest(t *testing.T) {
 	// and keys it deletes again.
 	a := openEngine(t, testConfig(t.TempDir()))
 	for i := range n {
-		if _, err := a.Put(ctx, key(i), fmt.Appendf(nil, "v%d", i)); err != nil {
+		if _, err := db(a).Put(ctx, key(i), fmt.Appendf(nil, "v%d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := a.Put(ctx, []byte("u"), []byte("users"), WithColumnFamily(usersCF)); err != nil {
+	if _, err := db(a).Put(ctx, []byte("u"), []byte("users"), kv.WithColumnFamily(usersCF)); err != nil {
 		t.Fatal(err)
 	}
 
 	b := openEngine(t, testConfig(t.TempDir()))
 	for i := range n {
-		if _, err := b.Put(ctx, key(i), []byte("old")); err != nil {
+		if _, err := db(b).Put(ctx, key(i), []byte("old")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := b.Put(ctx, []byte("gone"), []byte("x")); err != nil {
+	if _, err := db(b).Put(ctx, []byte("gone"), []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	for hi := n; hi > 0; hi -= 10 {
@@ -41,29 +42,29 @@ func TestDigest(t *testing.T) {
 		for i := hi - 1; i >= hi-10; i-- {
 			c.Mutations = append(c.Mutations, &messages.Mutation{Type: messages.MutationType_SET, Key: key(i), Value: fmt.Appendf(nil, "v%d", i)})
 		}
-		if _, err := b.AtomicCommit(ctx, c); err != nil {
+		if _, err := db(b).AtomicCommit(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := b.Delete(ctx, []byte("gone")); err != nil {
+	if _, err := db(b).Delete(ctx, []byte("gone")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Put(ctx, []byte("u"), []byte("users"), WithColumnFamily(usersCF)); err != nil {
+	if _, err := db(b).Put(ctx, []byte("u"), []byte("users"), kv.WithColumnFamily(usersCF)); err != nil {
 		t.Fatal(err)
 	}
 
-	da, db := mustDigest(t, a), mustDigest(t, b)
-	if !bytes.Equal(da.Combined, db.Combined) {
-		t.Fatalf("same contents, different digests: %s / %s", familySummary(da), familySummary(db))
+	da, dB := mustDigest(t, a), mustDigest(t, b)
+	if !bytes.Equal(da.Combined, dB.Combined) {
+		t.Fatalf("same contents, different digests: %s / %s", familySummary(da), familySummary(dB))
 	}
-	if da.AppliedIndex == db.AppliedIndex {
+	if da.AppliedIndex == dB.AppliedIndex {
 		t.Fatalf("test setup: both engines at index %d", da.AppliedIndex)
 	}
 	if da.AppliedIndex != a.AppliedIndex() {
 		t.Fatalf("Digest.AppliedIndex = %d, engine at %d", da.AppliedIndex, a.AppliedIndex())
 	}
-	wantKeys := map[string]uint64{DefaultColumnFamily: n, usersCF: 1}
-	for _, d := range []*Digest{da, db} {
+	wantKeys := map[string]uint64{kv.DefaultColumnFamily: n, usersCF: 1}
+	for _, d := range []*Digest{da, dB} {
 		if len(d.Families) != 2 {
 			t.Fatalf("digest has %d families, want 2", len(d.Families))
 		}
@@ -79,10 +80,10 @@ func TestDigest(t *testing.T) {
 		change  func(e *Engine) error
 		changed string // the family whose digest must change
 	}{
-		{"one value differs", func(e *Engine) error { _, err := e.Put(ctx, key(7), []byte("v7!")); return err }, DefaultColumnFamily},
-		{"a key is missing", func(e *Engine) error { _, err := e.Delete(ctx, key(0)); return err }, DefaultColumnFamily},
+		{"one value differs", func(e *Engine) error { _, err := db(e).Put(ctx, key(7), []byte("v7!")); return err }, kv.DefaultColumnFamily},
+		{"a key is missing", func(e *Engine) error { _, err := db(e).Delete(ctx, key(0)); return err }, kv.DefaultColumnFamily},
 		{"an extra empty value", func(e *Engine) error {
-			_, err := e.Put(ctx, []byte("v"), nil, WithColumnFamily(usersCF))
+			_, err := db(e).Put(ctx, []byte("v"), nil, kv.WithColumnFamily(usersCF))
 			return err
 		}, usersCF},
 	}
@@ -122,7 +123,7 @@ func TestDigest(t *testing.T) {
 		x := openEngine(t, testConfig(t.TempDir()))
 		y := openEngine(t, testConfig(t.TempDir()))
 		mustPut(t, x, "k", "v")
-		mustPut(t, y, "k", "v", WithColumnFamily(usersCF))
+		mustPut(t, y, "k", "v", kv.WithColumnFamily(usersCF))
 		if bytes.Equal(mustDigest(t, x).Combined, mustDigest(t, y).Combined) {
 			t.Fatal("digest ignores which family holds a key")
 		}

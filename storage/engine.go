@@ -14,6 +14,7 @@ import (
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -29,17 +30,14 @@ type Config struct {
 	// created on open when missing.
 	ColumnFamilies []string
 	// Limits bound the accepted input.
-	Limits Limits
+	Limits kv.Limits
 	// RetentionWindow is how long an overwritten version stays readable by
 	// snapshot reads and checkable by atomic commits (default 5 s).
 	RetentionWindow time.Duration
-	// SyncWrites makes every standalone commit fsync the RocksDB WAL before it
+	// SyncWrites makes every ApplyBatch fsync the RocksDB WAL before it
 	// is acknowledged. The replicated group leaves it off: the Raft log is
 	// already durable and the applied index makes re-application exact.
 	SyncWrites bool
-	// Replicated marks an engine fed by the replicated group: its writes
-	// arrive only through ApplyBatch, and the Database write methods fail.
-	Replicated bool
 	// VersionMemoryBytes bounds the memory of the mutations kept for snapshot
 	// reads, packed; past it the oldest versions leave the window early
 	// (they answer TRANSACTION_TOO_OLD) rather than memory growing (default
@@ -61,7 +59,7 @@ type Config struct {
 func DefaultConfig(dir string) Config {
 	return Config{
 		Dir:                dir,
-		Limits:             DefaultLimits(),
+		Limits:             kv.DefaultLimits(),
 		RetentionWindow:    5 * time.Second,
 		SyncWrites:         true,
 		BlockCacheBytes:    32 << 20,
@@ -74,7 +72,7 @@ func DefaultConfig(dir string) Config {
 // withDefaults fills the zero fields of c from DefaultConfig.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig(c.Dir)
-	if c.Limits == (Limits{}) {
+	if c.Limits == (kv.Limits{}) {
 		c.Limits = d.Limits
 	}
 	if c.RetentionWindow == 0 {
@@ -100,14 +98,14 @@ func (c Config) Validate() error {
 	if c.Dir == "" {
 		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: dir is empty")
 	}
-	seen := map[string]bool{DefaultColumnFamily: true}
+	seen := map[string]bool{kv.DefaultColumnFamily: true}
 	for _, cf := range c.ColumnFamilies {
 		switch {
 		case cf == "":
 			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: column_families has an empty name")
 		case strings.HasPrefix(cf, "__"):
 			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: column family %q: names starting with __ are reserved", cf)
-		case seen[cf] && cf != DefaultColumnFamily:
+		case seen[cf] && cf != kv.DefaultColumnFamily:
 			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "storage config: column family %q is listed twice", cf)
 		}
 		seen[cf] = true
@@ -124,24 +122,26 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// ErrClosed is returned by every operation on a closed Engine.
-var ErrClosed = &messages.Error{Code: messages.StatusCode_UNAVAILABLE, Message: "unavailable: storage engine is closed"}
+// ErrClosed is returned by every operation on a closed Engine (and by the
+// standalone service after Close): UNAVAILABLE, not retried by a kv.Client.
+var ErrClosed = kv.ErrClosed
 
 var errBroken = &messages.Error{Code: messages.StatusCode_UNAVAILABLE, Message: "unavailable: storage engine state is incomplete after an interrupted snapshot recovery; reopen it"}
 
 // ErrInjectedFault is the failure produced by fault injection.
 var ErrInjectedFault = &messages.Error{Code: messages.StatusCode_INTERNAL, Message: "internal error: injected fault"}
 
-// Engine is the RocksDB storage engine. Standalone, it is a Database whose
-// writes go through a group-commit writer goroutine; in the replicated group
-// an executor actor feeds it committed log entries through ApplyBatch and
-// reads use its read methods directly.
+// Engine is the RocksDB storage engine: the data, the state machine's
+// persisted state, and the versions snapshot reads need. Its only writes
+// are ApplyBatch — fed by a replica's executor in the replicated group, by
+// the writer of Standalone on its own — and snapshot recovery; its reads
+// answer the read requests of the KV API (Serve).
 //
 // Writes are serialised (one writer at a time, through ApplyBatch); reads run
 // concurrently with writes and with each other.
 type Engine struct {
 	cfg       Config
-	validator *Validator
+	validator *kv.Validator
 
 	db       *grocksdb.DB
 	opts     *grocksdb.Options
@@ -169,9 +169,6 @@ type Engine struct {
 	appliedMu sync.Mutex
 	appliedCh chan struct{}
 
-	writer     *groupWriter // standalone write path; started by the first write
-	writerOnce sync.Once
-
 	closeMu sync.RWMutex // held for reading by every operation, for writing by Close
 	closed  bool
 	// installMu is held for reading by every read and for writing by a
@@ -195,7 +192,7 @@ func Open(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg:       cfg,
-		validator: NewValidator(cfg.Limits, cfg.ColumnFamilies),
+		validator: kv.NewValidator(cfg.Limits, cfg.ColumnFamilies),
 		cfs:       map[string]*grocksdb.ColumnFamilyHandle{},
 		appliedCh: make(chan struct{}),
 	}
@@ -239,7 +236,7 @@ func (e *Engine) openDB() error {
 	e.opts.SetWALBytesPerSync(1 << 20)
 	e.cfOpts = e.opts
 
-	want := append([]string{DefaultColumnFamily}, e.cfg.ColumnFamilies...)
+	want := append([]string{kv.DefaultColumnFamily}, e.cfg.ColumnFamilies...)
 	want = append(want, internalColumnFamily)
 	existing, err := grocksdb.ListColumnFamilies(e.opts, e.cfg.Dir)
 	if err != nil {
@@ -293,11 +290,7 @@ func (e *Engine) Close() error {
 	}
 	e.closed = true
 	e.closeMu.Unlock()
-	// No operation holds closeMu now and none can start; stop the writer
-	// (which fails what is still queued) and free everything.
-	if e.writer != nil {
-		e.writer.stop()
-	}
+	// No operation holds closeMu now and none can start: free everything.
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
 	e.mvcc.releaseAll()
@@ -395,7 +388,7 @@ func contextError(err error) error {
 }
 
 // Validator returns the validator of this engine's limits and families.
-func (e *Engine) Validator() *Validator { return e.validator }
+func (e *Engine) Validator() *kv.Validator { return e.validator }
 
 // ColumnFamilies returns the configured user column families, sorted.
 func (e *Engine) ColumnFamilies() []string { return slices.Clone(e.cfNames) }
@@ -430,7 +423,7 @@ func (e *Engine) publishApplied(index uint64) {
 
 func (e *Engine) handle(cf string) (*grocksdb.ColumnFamilyHandle, error) {
 	if cf == "" {
-		cf = DefaultColumnFamily
+		cf = kv.DefaultColumnFamily
 	}
 	h, ok := e.cfs[cf]
 	if !ok {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -25,16 +26,16 @@ func TestReopenKeepsDataVersionAndAppliedIndex(t *testing.T) {
 		}
 		last = v
 	}
-	v, err := e.Put(ctx, []byte("u"), []byte("in users"), WithColumnFamily(usersCF))
+	v, err := db(e).Put(ctx, []byte("u"), []byte("in users"), kv.WithColumnFamily(usersCF))
 	if err != nil {
 		t.Fatal(err)
 	}
 	last = v
-	if v, err = e.Delete(ctx, []byte("b")); err != nil {
+	if v, err = db(e).Delete(ctx, []byte("b")); err != nil {
 		t.Fatal(err)
 	}
 	last = v
-	before := map[string]map[string]string{DefaultColumnFamily: dump(t, e, DefaultColumnFamily), usersCF: dump(t, e, usersCF)}
+	before := map[string]map[string]string{kv.DefaultColumnFamily: dump(t, e, kv.DefaultColumnFamily), usersCF: dump(t, e, usersCF)}
 	digest := mustDigest(t, e)
 
 	e = reopen(t, e, cfg)
@@ -95,13 +96,13 @@ func TestDataDirLockAndClose(t *testing.T) {
 		op   func() error
 	}{
 		{"Get", func() error { _, _, err := e.Get(ctx, []byte("k")); return err }},
-		{"Put", func() error { _, err := e.Put(ctx, []byte("k"), []byte("v")); return err }},
-		{"Delete", func() error { _, err := e.Delete(ctx, []byte("k")); return err }},
-		{"ClearRange", func() error { _, err := e.ClearRange(ctx, nil, nil); return err }},
+		{"Put", func() error { _, err := db(e).Put(ctx, []byte("k"), []byte("v")); return err }},
+		{"Delete", func() error { _, err := db(e).Delete(ctx, []byte("k")); return err }},
+		{"ClearRange", func() error { _, err := db(e).ClearRange(ctx, nil, nil); return err }},
 		{"ListKeys", func() error { _, err := e.ListKeys(ctx, nil, 0); return err }},
 		{"GetRange", func() error { _, err := e.GetRange(ctx, nil, nil, 0, false); return err }},
 		{"AtomicCommit", func() error {
-			_, err := e.AtomicCommit(ctx, &messages.AtomicCommit{Mutations: []*messages.Mutation{{Type: messages.MutationType_SET, Key: []byte("k")}}})
+			_, err := db(e).AtomicCommit(ctx, &messages.AtomicCommit{Mutations: []*messages.Mutation{{Type: messages.MutationType_SET, Key: []byte("k")}}})
 			return err
 		}},
 		{"GetReadVersion", func() error { _, err := e.GetReadVersion(ctx); return err }},
@@ -147,7 +148,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{"negative max sessions", func(c *Config) { c.Limits.MaxSessions = -1 }, "max_sessions"},
 		{"zero max sessions", func(c *Config) { c.Limits.MaxSessions = 0 }, "max_sessions"},
 		{"negative max key size", func(c *Config) { c.Limits.MaxKeySize = -1 }, "max_key_size"},
-		{"max key size over ceiling", func(c *Config) { c.Limits.MaxKeySize = maxAcceptedKeySize + 1 }, "max_key_size"},
+		{"max key size over ceiling", func(c *Config) { c.Limits.MaxKeySize = kv.MaxKeySizeCeiling + 1 }, "max_key_size"},
 		{"zero max value size", func(c *Config) { c.Limits.MaxValueSize = 0 }, "max_value_size"},
 		{"zero max commit ops", func(c *Config) { c.Limits.MaxCommitOps = 0 }, "max_commit_ops"},
 		{"negative max commit bytes", func(c *Config) { c.Limits.MaxCommitBytes = -5 }, "max_commit_bytes"},
@@ -179,7 +180,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 	})
 	t.Run("zero fields take defaults", func(t *testing.T) {
 		e := openEngine(t, Config{Dir: t.TempDir()})
-		if e.cfg.Limits != DefaultLimits() || e.cfg.RetentionWindow != 5*time.Second || e.cfg.Limits.MaxSessions != 100_000 {
+		if e.cfg.Limits != kv.DefaultLimits() || e.cfg.RetentionWindow != 5*time.Second || e.cfg.Limits.MaxSessions != 100_000 {
 			t.Fatalf("defaults not applied: %+v", e.cfg)
 		}
 	})
@@ -190,12 +191,12 @@ func TestColumnFamiliesCreatedAndAdded(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(dir)
 	e := openEngine(t, cfg)
-	if got, want := e.ColumnFamilies(), []string{DefaultColumnFamily, usersCF}; !slices.Equal(got, want) {
+	if got, want := e.ColumnFamilies(), []string{kv.DefaultColumnFamily, usersCF}; !slices.Equal(got, want) {
 		t.Fatalf("ColumnFamilies = %v, want %v", got, want)
 	}
 	mustPut(t, e, "k", "default value")
-	mustPut(t, e, "k", "users value", WithColumnFamily(usersCF))
-	if _, err := e.Put(ctx, []byte("k"), []byte("v"), WithColumnFamily("orders")); !errors.Is(err, messages.ErrUnknownColumnFamily) {
+	mustPut(t, e, "k", "users value", kv.WithColumnFamily(usersCF))
+	if _, err := db(e).Put(ctx, []byte("k"), []byte("v"), kv.WithColumnFamily("orders")); !errors.Is(err, messages.ErrUnknownColumnFamily) {
 		t.Fatalf("Put to an unconfigured family: %v, want ErrUnknownColumnFamily", err)
 	}
 
@@ -204,7 +205,7 @@ func TestColumnFamiliesCreatedAndAdded(t *testing.T) {
 		if got, _ := mustGet(t, e, "k"); got != "default value" {
 			t.Fatalf("default family: %q", got)
 		}
-		if got, _ := mustGet(t, e, "k", WithColumnFamily(usersCF)); got != "users value" {
+		if got, _ := mustGet(t, e, "k", kv.WithColumnFamily(usersCF)); got != "users value" {
 			t.Fatalf("users family: %q", got)
 		}
 	}
@@ -213,34 +214,34 @@ func TestColumnFamiliesCreatedAndAdded(t *testing.T) {
 		cfg2 := cfg
 		cfg2.ColumnFamilies = []string{usersCF, "orders"}
 		e = reopen(t, e, cfg2)
-		if got, want := e.ColumnFamilies(), []string{DefaultColumnFamily, "orders", usersCF}; !slices.Equal(got, want) {
+		if got, want := e.ColumnFamilies(), []string{kv.DefaultColumnFamily, "orders", usersCF}; !slices.Equal(got, want) {
 			t.Fatalf("ColumnFamilies = %v, want %v", got, want)
 		}
 		check(t, e)
-		if _, ok := mustGet(t, e, "k", WithColumnFamily("orders")); ok {
+		if _, ok := mustGet(t, e, "k", kv.WithColumnFamily("orders")); ok {
 			t.Fatal("new family is not empty")
 		}
-		mustPut(t, e, "o", "order", WithColumnFamily("orders"))
+		mustPut(t, e, "o", "order", kv.WithColumnFamily("orders"))
 	})
 	t.Run("reopen without a family keeps its data", func(t *testing.T) {
 		cfg3 := cfg
 		cfg3.ColumnFamilies = nil
 		e = reopen(t, e, cfg3)
-		if _, _, err := e.Get(ctx, []byte("k"), WithColumnFamily(usersCF)); !errors.Is(err, messages.ErrUnknownColumnFamily) {
+		if _, _, err := e.Get(ctx, []byte("k"), kv.WithColumnFamily(usersCF)); !errors.Is(err, messages.ErrUnknownColumnFamily) {
 			t.Fatalf("Get from an unconfigured family: %v", err)
 		}
 		cfg4 := cfg
 		cfg4.ColumnFamilies = []string{"orders", usersCF}
 		e = reopen(t, e, cfg4)
 		check(t, e)
-		if got, _ := mustGet(t, e, "o", WithColumnFamily("orders")); got != "order" {
+		if got, _ := mustGet(t, e, "o", kv.WithColumnFamily("orders")); got != "order" {
 			t.Fatalf("orders family: %q", got)
 		}
 	})
 	t.Run("default named in the list", func(t *testing.T) {
 		// DESIGN.md's example lists "default" itself; wherever it stands in
 		// the list, it is the same family.
-		for _, cfs := range [][]string{{usersCF, DefaultColumnFamily}, {DefaultColumnFamily, usersCF, "orders"}, {"orders", DefaultColumnFamily, usersCF, DefaultColumnFamily}} {
+		for _, cfs := range [][]string{{usersCF, kv.DefaultColumnFamily}, {kv.DefaultColumnFamily, usersCF, "orders"}, {"orders", kv.DefaultColumnFamily, usersCF, kv.DefaultColumnFamily}} {
 			c := cfg
 			c.ColumnFamilies = cfs
 			e = reopen(t, e, c)
@@ -250,7 +251,7 @@ func TestColumnFamiliesCreatedAndAdded(t *testing.T) {
 			}
 		}
 		c := cfg
-		c.ColumnFamilies = []string{DefaultColumnFamily}
+		c.ColumnFamilies = []string{kv.DefaultColumnFamily}
 		e = reopen(t, e, c)
 		if got, _ := mustGet(t, e, "k"); got != "default value" {
 			t.Fatalf("default family: %q", got)
@@ -260,24 +261,24 @@ func TestColumnFamiliesCreatedAndAdded(t *testing.T) {
 
 func TestWriterGoroutineStopsOnClose(t *testing.T) {
 	before := runtime.NumGoroutine()
-	e, err := Open(testConfig(t.TempDir()))
+	s, err := OpenStandalone(testConfig(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustPut(t, e, "k", "v") // starts the writer
-	if e.writer == nil {
-		t.Fatal("no writer after the first write")
-	}
-	select {
-	case <-e.writer.doneC:
-		t.Fatal("writer goroutine exited while the engine is open")
-	default:
-	}
-	if err := e.Close(); err != nil {
+	d := s.Database()
+	if _, err := d.Put(context.Background(), []byte("k"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-e.writer.doneC: // Close waits for it
+	case <-s.doneC:
+		t.Fatal("writer goroutine exited while the service is open")
+	default:
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.doneC: // Close waits for it
 	default:
 		t.Fatal("Close returned before the writer goroutine exited")
 	}
@@ -288,15 +289,16 @@ func TestWriterGoroutineStopsOnClose(t *testing.T) {
 func TestCloseWhileWriting(t *testing.T) {
 	// Close must stop cleanly while writers are busy; every write either
 	// commits or fails with ErrUnavailable.
-	e, err := Open(testConfig(t.TempDir()))
+	s, err := OpenStandalone(testConfig(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
+	e, d := s.Engine(), s.Database()
 	errs := make(chan error, 4)
 	for w := range 4 {
 		go func() {
 			for i := 0; ; i++ {
-				_, err := e.Put(context.Background(), []byte{byte('a' + w), byte(i)}, []byte("v"))
+				_, err := d.Put(context.Background(), []byte{byte('a' + w), byte(i)}, []byte("v"))
 				if err != nil {
 					errs <- err
 					return
@@ -305,7 +307,7 @@ func TestCloseWhileWriting(t *testing.T) {
 		}()
 	}
 	eventually(t, 5*time.Second, func() bool { return e.AppliedIndex() >= 50 }, "writers made no progress")
-	if err := e.Close(); err != nil {
+	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
 	for range 4 {

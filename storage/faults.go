@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -87,34 +88,15 @@ func (f *faultState) before(ctx context.Context, writes int) error {
 
 // SetFaultInjection implements Database: it replaces this engine's injected
 // faults. An empty FaultInjection turns them off.
-func (e *Engine) SetFaultInjection(ctx context.Context, faults *messages.FaultInjection, _ ...Option) error {
+func (e *Engine) SetFaultInjection(ctx context.Context, faults *messages.FaultInjection, _ ...kv.Option) error {
 	done, err := e.enter(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if err := ValidateFaults(faults); err != nil {
+	if err := kv.ValidateFaults(faults); err != nil {
 		return err
 	}
 	e.faults.set(faults)
-	return nil
-}
-
-// maxAddedLatency bounds injected latency, so a typo cannot wedge a replica.
-const maxAddedLatency = 10 * time.Second
-
-// ValidateFaults checks a fault injection configuration.
-func ValidateFaults(faults *messages.FaultInjection) error {
-	if r := faults.GetErrorRate(); !(r >= 0 && r <= 1) {
-		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "error_rate %v is outside [0, 1]", r)
-	}
-	if l := faults.GetAddedLatency(); l != nil {
-		if err := l.CheckValid(); err != nil {
-			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "added_latency: %v", err)
-		}
-		if d := l.AsDuration(); d < 0 || d > maxAddedLatency {
-			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "added_latency %v is outside [0, %v]", d, maxAddedLatency)
-		}
-	}
 	return nil
 }

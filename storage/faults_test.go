@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -27,10 +28,10 @@ func TestFaultInjection(t *testing.T) {
 		digest := mustDigest(t, e)
 		setFaults(t, e, &messages.FaultInjection{ErrorRate: 1})
 		writes := map[string]func() error{
-			"Put":    func() error { _, err := e.Put(ctx, []byte("k"), []byte("new")); return err },
-			"Delete": func() error { _, err := e.Delete(ctx, []byte("k")); return err },
+			"Put":    func() error { _, err := db(e).Put(ctx, []byte("k"), []byte("new")); return err },
+			"Delete": func() error { _, err := db(e).Delete(ctx, []byte("k")); return err },
 			"AtomicCommit": func() error {
-				_, err := e.AtomicCommit(ctx, &messages.AtomicCommit{Mutations: []*messages.Mutation{{Type: messages.MutationType_SET, Key: []byte("k"), Value: []byte("new")}}})
+				_, err := db(e).AtomicCommit(ctx, &messages.AtomicCommit{Mutations: []*messages.Mutation{{Type: messages.MutationType_SET, Key: []byte("k"), Value: []byte("new")}}})
 				return err
 			},
 			"ApplyBatch": func() error { _, err := e.ApplyBatch(entries(e.AppliedIndex()+1, setCmd("", "k", "new"))); return err },
@@ -60,12 +61,12 @@ func TestFaultInjection(t *testing.T) {
 		mustPut(t, e, "before", "v") // not counted: the count starts when set
 		setFaults(t, e, &messages.FaultInjection{FailAfterWrites: n})
 		for i := range n {
-			if _, err := e.Put(ctx, []byte{'k', byte('0' + i)}, []byte("v")); err != nil {
+			if _, err := db(e).Put(ctx, []byte{'k', byte('0' + i)}, []byte("v")); err != nil {
 				t.Fatalf("write %d of the first %d: %v", i+1, n, err)
 			}
 		}
 		for i := range 3 {
-			if _, err := e.Put(ctx, []byte("late"), []byte("v")); !errors.Is(err, ErrInjectedFault) {
+			if _, err := db(e).Put(ctx, []byte("late"), []byte("v")); !errors.Is(err, ErrInjectedFault) {
 				t.Fatalf("write %d after %d: %v, want ErrInjectedFault", i+1, n, err)
 			}
 		}
@@ -79,7 +80,7 @@ func TestFaultInjection(t *testing.T) {
 		// Setting the faults again resets the count.
 		setFaults(t, e, &messages.FaultInjection{FailAfterWrites: 1})
 		mustPut(t, e, "again", "v")
-		if _, err := e.Put(ctx, []byte("again2"), []byte("v")); !errors.Is(err, ErrInjectedFault) {
+		if _, err := db(e).Put(ctx, []byte("again2"), []byte("v")); !errors.Is(err, ErrInjectedFault) {
 			t.Fatalf("second write with fail_after_writes 1: %v", err)
 		}
 		setFaults(t, e, &messages.FaultInjection{})
@@ -135,8 +136,8 @@ func TestFaultInjection(t *testing.T) {
 				if err := e.SetFaultInjection(ctx, f); !errors.Is(err, messages.ErrInvalidArgument) {
 					t.Fatalf("SetFaultInjection(%v): %v, want ErrInvalidArgument", f, err)
 				}
-				if err := ValidateFaults(f); !errors.Is(err, messages.ErrInvalidArgument) {
-					t.Fatalf("ValidateFaults(%v): %v", f, err)
+				if err := kv.ValidateFaults(f); !errors.Is(err, messages.ErrInvalidArgument) {
+					t.Fatalf("kv.ValidateFaults(%v): %v", f, err)
 				}
 			})
 		}
@@ -152,7 +153,7 @@ func TestFaultInjection(t *testing.T) {
 		setFaults(t, e, &messages.FaultInjection{ErrorRate: 0.5})
 		failed, ok := 0, 0
 		for i := 0; i < 200 && (failed == 0 || ok == 0); i++ {
-			if _, err := e.Put(ctx, []byte("k"), []byte("v")); err != nil {
+			if _, err := db(e).Put(ctx, []byte("k"), []byte("v")); err != nil {
 				if !errors.Is(err, ErrInjectedFault) {
 					t.Fatal(err)
 				}

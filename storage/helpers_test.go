@@ -6,9 +6,13 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -34,14 +38,69 @@ func openEngine(t testing.TB, cfg Config) *Engine {
 	if err != nil {
 		t.Fatalf("Open(%s): %v", cfg.Dir, err)
 	}
-	t.Cleanup(func() { e.Close() })
+	t.Cleanup(func() { closeEngine(e) })
 	return e
+}
+
+// standalones are the standalone services the tests started over their
+// engines (see db).
+var (
+	standalonesMu sync.Mutex
+	standalones   = map[*Engine]*Standalone{}
+)
+
+// db returns a Database over the standalone service of e, which is started
+// on first use and closed with e (closeEngine): the way tests write to an
+// engine as a standalone database does. Each call is one attempt, and a
+// write carries only the request id the test gives it (kv.Client would
+// open a session first, taking a version).
+func db(e *Engine) kv.Database {
+	standalonesMu.Lock()
+	defer standalonesMu.Unlock()
+	s := standalones[e]
+	if s == nil {
+		s = NewStandalone(e)
+		standalones[e] = s
+	}
+	return onceDB{Requests: func(ctx context.Context, req proto.Message) (messages.Statused, error) {
+		deadline, ok := ctx.Deadline()
+		if !ok {
+			deadline = time.Now().Add(time.Minute)
+		}
+		type answer struct {
+			resp messages.Statused
+			err  error
+		}
+		ch := make(chan answer, 1)
+		s.Send(req, deadline, func(resp messages.Statused, err error) { ch <- answer{resp, err} })
+		a := <-ch
+		if a.err == nil {
+			a.err = a.resp.GetStatus().Err()
+		}
+		return a.resp, a.err
+	}}
+}
+
+type onceDB struct{ kv.Requests }
+
+func (onceDB) Close() error { return nil }
+
+// closeEngine closes e, and the standalone service over it if any.
+func closeEngine(e *Engine) error {
+	standalonesMu.Lock()
+	s := standalones[e]
+	delete(standalones, e)
+	standalonesMu.Unlock()
+	if s != nil {
+		return s.Close()
+	}
+	return e.Close()
 }
 
 // reopen closes e and opens its directory again with cfg.
 func reopen(t testing.TB, e *Engine, cfg Config) *Engine {
 	t.Helper()
-	if err := e.Close(); err != nil {
+	if err := closeEngine(e); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	return openEngine(t, cfg)
@@ -59,16 +118,16 @@ func eventually(t testing.TB, d time.Duration, cond func() bool, format string, 
 	}
 }
 
-func mustPut(t testing.TB, e *Engine, key, value string, opts ...Option) uint64 {
+func mustPut(t testing.TB, e *Engine, key, value string, opts ...kv.Option) uint64 {
 	t.Helper()
-	v, err := e.Put(context.Background(), []byte(key), []byte(value), opts...)
+	v, err := db(e).Put(context.Background(), []byte(key), []byte(value), opts...)
 	if err != nil {
 		t.Fatalf("Put(%q): %v", key, err)
 	}
 	return v
 }
 
-func mustGet(t testing.TB, e *Engine, key string, opts ...Option) (string, bool) {
+func mustGet(t testing.TB, e *Engine, key string, opts ...kv.Option) (string, bool) {
 	t.Helper()
 	v, ok, err := e.Get(context.Background(), []byte(key), opts...)
 	if err != nil {
@@ -180,7 +239,7 @@ func mustApply(t testing.TB, e *Engine, es []Entry) []*messages.CommandResult {
 // dump returns every key and value of family cf, for comparisons.
 func dump(t testing.TB, e *Engine, cf string) map[string]string {
 	t.Helper()
-	kvs, err := e.GetRange(context.Background(), nil, nil, 0, false, WithColumnFamily(cf))
+	kvs, err := e.GetRange(context.Background(), nil, nil, 0, false, kv.WithColumnFamily(cf))
 	if err != nil {
 		t.Fatalf("GetRange(%s): %v", cf, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -146,7 +147,7 @@ func TestSnapshotReadsAcrossReopenAndInstall(t *testing.T) {
 	e := openEngine(t, cfg)
 	mustPut(t, e, "a", "1")
 	mustPut(t, e, "b", "1")
-	mustPut(t, e, "c", "1", WithColumnFamily(usersCF))
+	mustPut(t, e, "c", "1", kv.WithColumnFamily(usersCF))
 	rv, err := e.GetReadVersion(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +164,7 @@ func TestSnapshotReadsAcrossReopenAndInstall(t *testing.T) {
 		if got, ok, err := e.SnapshotRead(ctx, []byte("never"), rv); err != nil || ok {
 			t.Fatalf("SnapshotRead(never, %d) = %q, %v, %v; want missing (never written)", rv, got, ok, err)
 		}
-		if got, ok, err := e.SnapshotRead(ctx, []byte("c"), rv, WithColumnFamily(usersCF)); err != nil || !ok || string(got) != "1" {
+		if got, ok, err := e.SnapshotRead(ctx, []byte("c"), rv, kv.WithColumnFamily(usersCF)); err != nil || !ok || string(got) != "1" {
 			t.Fatalf("SnapshotRead(users/c, %d) = %q, %v, %v; want 1", rv, got, ok, err)
 		}
 		if _, _, err := e.SnapshotRead(ctx, []byte("b"), rv); !errors.Is(err, messages.ErrTransactionTooOld) {
@@ -179,7 +180,7 @@ func TestSnapshotReadsAcrossReopenAndInstall(t *testing.T) {
 	e = reopen(t, e, cfg)
 	check("after a restart", e)
 	snap := saveSnapshot(t, e)
-	other := openEngine(t, func() Config { c := cfg; c.Dir = t.TempDir(); c.Replicated = true; return c }())
+	other := openEngine(t, func() Config { c := cfg; c.Dir = t.TempDir(); return c }())
 	if err := other.RecoverSnapshot(bytes.NewReader(snap), nil); err != nil {
 		t.Fatal(err)
 	}

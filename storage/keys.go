@@ -3,6 +3,8 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
+
+	"github.com/actorkv/actorkv/kv"
 )
 
 // Key layout of the internal column family. Everything here is replicated
@@ -18,11 +20,7 @@ var (
 
 // maxKeyBound is larger than every key the engine accepts; clear ranges with
 // an open end, and wipes, delete up to it.
-var maxKeyBound = bytes.Repeat([]byte{0xff}, maxAcceptedKeySize+1)
-
-// maxAcceptedKeySize caps Limits.MaxKeySize so that maxKeyBound stays above
-// every key.
-const maxAcceptedKeySize = 1 << 16
+var maxKeyBound = bytes.Repeat([]byte{0xff}, kv.MaxKeySizeCeiling+1)
 
 func deltaKey(index uint64) []byte {
 	return binary.BigEndian.AppendUint64(append([]byte(nil), prefixDelta...), index)

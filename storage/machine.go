@@ -10,6 +10,7 @@ import (
 	"github.com/linxGnu/grocksdb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -41,7 +42,7 @@ func newMachineState() *machineState {
 }
 
 // defaultSessionLimits apply until the first session is opened.
-var defaultSessionLimits = DefaultLimits().SessionLimits()
+var defaultSessionLimits = kv.DefaultLimits().SessionLimits()
 
 // sessionLimits returns the limits in force: those of the latest session
 // opened, a zero field taking the default.
@@ -92,7 +93,7 @@ func (r keyRange) contains(key []byte) bool {
 
 func rangeOf(cf string, begin, end []byte) keyRange {
 	if cf == "" {
-		cf = DefaultColumnFamily
+		cf = kv.DefaultColumnFamily
 	}
 	if len(end) == 0 {
 		end = nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -285,7 +286,7 @@ func (v *view) rangeKeys(cf string, begin, end []byte) [][]byte {
 
 func cfName(cf string) string {
 	if cf == "" {
-		return DefaultColumnFamily
+		return kv.DefaultColumnFamily
 	}
 	return cf
 }

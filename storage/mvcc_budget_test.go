@@ -26,7 +26,7 @@ func TestVersionMemoryBudget(t *testing.T) {
 	value := make([]byte, 1024)
 	var versions []uint64
 	for i := range 1000 { // ~1 MiB of mutations, 16× the budget
-		v, err := e.Put(ctx, fmt.Appendf(nil, "k%04d", i%50), value)
+		v, err := db(e).Put(ctx, fmt.Appendf(nil, "k%04d", i%50), value)
 		if err != nil {
 			t.Fatal(err)
 		}

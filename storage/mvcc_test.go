@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -97,11 +98,11 @@ func (h *history) write(ctx context.Context, e *Engine, m *messages.Mutation) er
 	var err error
 	switch m.GetType() {
 	case messages.MutationType_SET:
-		v, err = e.Put(ctx, m.GetKey(), m.GetValue())
+		v, err = db(e).Put(ctx, m.GetKey(), m.GetValue())
 	case messages.MutationType_DELETE:
-		v, err = e.Delete(ctx, m.GetKey())
+		v, err = db(e).Delete(ctx, m.GetKey())
 	default:
-		v, err = e.ClearRange(ctx, m.GetKey(), m.GetEnd())
+		v, err = db(e).ClearRange(ctx, m.GetKey(), m.GetEnd())
 	}
 	if err == nil {
 		h.add(v, m)
@@ -139,10 +140,10 @@ func TestSnapshotReadsAtOldVersions(t *testing.T) {
 		if err := h.write(ctx, e, m); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
-		if _, err := e.ClearRange(ctx, nil, nil, WithColumnFamily(usersCF)); err != nil {
+		if _, err := db(e).ClearRange(ctx, nil, nil, kv.WithColumnFamily(usersCF)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.Put(ctx, []byte("b"), []byte("users"), WithColumnFamily(usersCF)); err != nil {
+		if _, err := db(e).Put(ctx, []byte("b"), []byte("users"), kv.WithColumnFamily(usersCF)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -206,12 +207,12 @@ func TestSnapshotReadsOfAtomicCommits(t *testing.T) {
 		{set("f", "1"), set("f", "2"), clr("e", "g"), set("g", "1")},
 	}
 	for i, muts := range commits {
-		v, err := e.AtomicCommit(ctx, &messages.AtomicCommit{Mutations: muts})
+		v, err := db(e).AtomicCommit(ctx, &messages.AtomicCommit{Mutations: muts})
 		if err != nil {
 			t.Fatalf("commit %d: %v", i, err)
 		}
 		h.add(v, muts...)
-		if _, err := e.Put(ctx, []byte("b"), []byte("users"), WithColumnFamily(usersCF)); err != nil {
+		if _, err := db(e).Put(ctx, []byte("b"), []byte("users"), kv.WithColumnFamily(usersCF)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -374,14 +375,14 @@ func TestWriteArgumentsAreNotRetained(t *testing.T) {
 	ctx := context.Background()
 	e := openEngine(t, testConfig(t.TempDir()))
 	key, val := []byte("key"), []byte("value-1")
-	v1, err := e.Put(ctx, key, val)
+	v1, err := db(e).Put(ctx, key, val)
 	if err != nil {
 		t.Fatal(err)
 	}
 	copy(val, "VALUE-X")
 	copy(key, "KEY")
 	commit := &messages.AtomicCommit{Mutations: []*messages.Mutation{{Type: messages.MutationType_SET, Key: []byte("c"), Value: []byte("commit-1")}}}
-	v2, err := e.AtomicCommit(ctx, commit)
+	v2, err := db(e).AtomicCommit(ctx, commit)
 	if err != nil {
 		t.Fatal(err)
 	}

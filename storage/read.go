@@ -9,6 +9,7 @@ import (
 	"github.com/linxGnu/grocksdb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -24,22 +25,22 @@ import (
 func (e *Engine) Serve(ctx context.Context, req proto.Message) messages.Statused {
 	switch r := req.(type) {
 	case *messages.GetRequest:
-		v, found, err := e.Get(ctx, r.GetKey(), WithColumnFamily(r.GetColumnFamily()))
+		v, found, err := e.Get(ctx, r.GetKey(), kv.WithColumnFamily(r.GetColumnFamily()))
 		return &messages.GetResponse{Status: messages.StatusOf(err), Found: found, Value: v}
 	case *messages.GetRangeRequest:
-		kvs, err := e.GetRange(ctx, r.GetBegin(), r.GetEnd(), int(r.GetLimit()), r.GetReverse(), WithColumnFamily(r.GetColumnFamily()))
+		kvs, err := e.GetRange(ctx, r.GetBegin(), r.GetEnd(), int(r.GetLimit()), r.GetReverse(), kv.WithColumnFamily(r.GetColumnFamily()))
 		return &messages.GetRangeResponse{Status: messages.StatusOf(err), Kvs: kvs}
 	case *messages.ListKeysRequest:
-		keys, err := e.ListKeys(ctx, r.GetPrefix(), int(r.GetLimit()), WithColumnFamily(r.GetColumnFamily()))
+		keys, err := e.ListKeys(ctx, r.GetPrefix(), int(r.GetLimit()), kv.WithColumnFamily(r.GetColumnFamily()))
 		return &messages.ListKeysResponse{Status: messages.StatusOf(err), Keys: keys}
 	case *messages.GetReadVersionRequest:
 		v, err := e.GetReadVersion(ctx)
 		return &messages.GetReadVersionResponse{Status: messages.StatusOf(err), Version: v}
 	case *messages.SnapshotReadRequest:
-		v, found, err := e.SnapshotRead(ctx, r.GetKey(), r.GetVersion(), WithColumnFamily(r.GetColumnFamily()))
+		v, found, err := e.SnapshotRead(ctx, r.GetKey(), r.GetVersion(), kv.WithColumnFamily(r.GetColumnFamily()))
 		return &messages.SnapshotReadResponse{Status: messages.StatusOf(err), Found: found, Value: v}
 	case *messages.SnapshotGetRangeRequest:
-		kvs, err := e.SnapshotGetRange(ctx, r.GetBegin(), r.GetEnd(), int(r.GetLimit()), r.GetReverse(), r.GetVersion(), WithColumnFamily(r.GetColumnFamily()))
+		kvs, err := e.SnapshotGetRange(ctx, r.GetBegin(), r.GetEnd(), int(r.GetLimit()), r.GetReverse(), r.GetVersion(), kv.WithColumnFamily(r.GetColumnFamily()))
 		return &messages.SnapshotGetRangeResponse{Status: messages.StatusOf(err), Kvs: kvs}
 	}
 	err := messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "%T is not a read of the KV API", req)
@@ -50,8 +51,8 @@ func (e *Engine) Serve(ctx context.Context, req proto.Message) messages.Statused
 }
 
 // Get implements Database.
-func (e *Engine) Get(ctx context.Context, key []byte, opts ...Option) ([]byte, bool, error) {
-	o := ApplyOptions(opts)
+func (e *Engine) Get(ctx context.Context, key []byte, opts ...kv.Option) ([]byte, bool, error) {
+	o := kv.ApplyOptions(opts)
 	done, err := e.enterRead(ctx)
 	if err != nil {
 		return nil, false, err
@@ -92,12 +93,12 @@ func (e *Engine) readPrecheck(ctx context.Context, cf string) (*grocksdb.ColumnF
 }
 
 // GetRange implements Database.
-func (e *Engine) GetRange(ctx context.Context, begin, end []byte, limit int, reverse bool, opts ...Option) ([]*messages.KeyValue, error) {
+func (e *Engine) GetRange(ctx context.Context, begin, end []byte, limit int, reverse bool, opts ...kv.Option) ([]*messages.KeyValue, error) {
 	return e.rangeRead(ctx, begin, end, limit, reverse, nil, false, opts)
 }
 
 // ListKeys implements Database.
-func (e *Engine) ListKeys(ctx context.Context, prefix []byte, limit int, opts ...Option) ([][]byte, error) {
+func (e *Engine) ListKeys(ctx context.Context, prefix []byte, limit int, opts ...kv.Option) ([][]byte, error) {
 	if len(prefix) > e.validator.Limits().MaxKeySize {
 		return nil, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "prefix is over the key limit of %d bytes", e.validator.Limits().MaxKeySize)
 	}
@@ -117,8 +118,8 @@ func (e *Engine) ListKeys(ctx context.Context, prefix []byte, limit int, opts ..
 }
 
 // SnapshotRead implements Database.
-func (e *Engine) SnapshotRead(ctx context.Context, key []byte, version uint64, opts ...Option) ([]byte, bool, error) {
-	o := ApplyOptions(opts)
+func (e *Engine) SnapshotRead(ctx context.Context, key []byte, version uint64, opts ...kv.Option) ([]byte, bool, error) {
+	o := kv.ApplyOptions(opts)
 	done, err := e.enterRead(ctx)
 	if err != nil {
 		return nil, false, err
@@ -146,7 +147,7 @@ func (e *Engine) SnapshotRead(ctx context.Context, key []byte, version uint64, o
 }
 
 // SnapshotGetRange implements Database.
-func (e *Engine) SnapshotGetRange(ctx context.Context, begin, end []byte, limit int, reverse bool, version uint64, opts ...Option) ([]*messages.KeyValue, error) {
+func (e *Engine) SnapshotGetRange(ctx context.Context, begin, end []byte, limit int, reverse bool, version uint64, opts ...kv.Option) ([]*messages.KeyValue, error) {
 	return e.rangeRead(ctx, begin, end, limit, reverse, &version, false, opts)
 }
 
@@ -172,8 +173,8 @@ func (e *Engine) openVersion(version uint64, r keyRange) (*view, error) {
 }
 
 // rangeRead reads [begin, end) at the latest state, or at *version.
-func (e *Engine) rangeRead(ctx context.Context, begin, end []byte, limit int, reverse bool, version *uint64, keysOnly bool, opts []Option) ([]*messages.KeyValue, error) {
-	o := ApplyOptions(opts)
+func (e *Engine) rangeRead(ctx context.Context, begin, end []byte, limit int, reverse bool, version *uint64, keysOnly bool, opts []kv.Option) ([]*messages.KeyValue, error) {
+	o := kv.ApplyOptions(opts)
 	done, err := e.enterRead(ctx)
 	if err != nil {
 		return nil, err

@@ -17,7 +17,6 @@ import (
 // have given the first time.
 func TestApplyBatchRollsBackOnWriteFailure(t *testing.T) {
 	cfg := DefaultConfig(t.TempDir())
-	cfg.Replicated = true
 	cfg.SyncWrites = false
 	e := openEngine(t, cfg)
 	ref := openEngine(t, func() Config { c := cfg; c.Dir = t.TempDir(); return c }())

@@ -4,9 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/actorkv/actorkv/actors"
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 	"github.com/actorkv/actorkv/storage/conformance"
 )
 
@@ -14,7 +13,7 @@ import (
 // replicas, through the Client facade) to the same Database contract as the
 // standalone engine: the suite runs unchanged.
 func TestGroupConformance(t *testing.T) {
-	conformance.Run(t, func(t testing.TB, cfg conformance.Config) storage.Database {
+	conformance.Run(t, func(t testing.TB, cfg conformance.Config) kv.Database {
 		c := NewCluster(t, WithColumnFamilies(cfg.ColumnFamilies...), WithRetentionWindow(cfg.RetentionWindow), WithMaxSessions(cfg.MaxSessions))
 		return faultsAfterApply{Client: c.Client(), c: c}
 	})
@@ -27,11 +26,11 @@ func TestGroupConformance(t *testing.T) {
 // supervision_test.go); so before injecting errors it waits until every
 // replica has applied everything.
 type faultsAfterApply struct {
-	*actors.Client
+	*kv.Client
 	c *Cluster
 }
 
-func (d faultsAfterApply) SetFaultInjection(ctx context.Context, f *messages.FaultInjection, opts ...storage.Option) error {
+func (d faultsAfterApply) SetFaultInjection(ctx context.Context, f *messages.FaultInjection, opts ...kv.Option) error {
 	if (f.GetErrorRate() > 0 || f.GetFailAfterWrites() > 0) && ctx.Err() == nil {
 		if _, err := d.c.Converged(ctx); err != nil {
 			return messages.Errorf(messages.CodeOf(ctx.Err()), "before injecting faults: %v", err)

@@ -11,7 +11,7 @@
 // tests:
 //
 //	c := tests.NewCluster(t)               // 3 replicas in t.TempDir(), replica 0 leads
-//	v, err := c.Client().Put(ctx, k, val)  // the storage.Database facade
+//	v, err := c.Client().Put(ctx, k, val)  // the kv.Database facade
 //	c.Crash(2)                             // StopReplica: data stays on disk
 //	... writes ...
 //	c.Restart(2, false)                    // StartReplica from its data

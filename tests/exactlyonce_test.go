@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 )
 
 // checkExecutedOnce checks that every replica executed request k exactly
@@ -42,12 +42,12 @@ func TestRetryAfterTimeoutAppliesOnce(t *testing.T) {
 	k := RequestKey{ClientID: rid.GetClientId(), Seq: rid.GetSeq()}
 	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err = c.Client().Put(short, []byte("eo/k"), []byte("once"), storage.WithRequestID(rid))
+	_, err = c.Client().Put(short, []byte("eo/k"), []byte("once"), kv.WithRequestID(rid))
 	if !errors.Is(err, messages.ErrTimeout) {
 		t.Fatalf("put with a 100 ms deadline on 300 ms storage: %v, want TIMEOUT", err)
 	}
 	c.SlowStorage(0)
-	v, err := c.Client().Put(c.Context(time.Minute), []byte("eo/k"), []byte("once"), storage.WithRequestID(rid))
+	v, err := c.Client().Put(c.Context(time.Minute), []byte("eo/k"), []byte("once"), kv.WithRequestID(rid))
 	if err != nil {
 		t.Fatalf("retry with the same request id: %v", err)
 	}
@@ -80,13 +80,13 @@ func TestRetryAcrossPartitionAppliesOnce(t *testing.T) {
 	c.Partition(0)
 	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err = c.Client().Put(short, []byte("ep/k"), []byte("once"), storage.WithRequestID(rid))
+	_, err = c.Client().Put(short, []byte("ep/k"), []byte("once"), kv.WithRequestID(rid))
 	if err != nil && !messages.IsRetryable(err) {
 		t.Fatalf("put to the isolated leader: %v, want a retryable error (or success)", err)
 	}
 	t.Logf("first attempt, leader isolated: %v", err)
 	c.Heal()
-	v, err := c.Client().Put(c.Context(time.Minute), []byte("ep/k"), []byte("once"), storage.WithRequestID(rid))
+	v, err := c.Client().Put(c.Context(time.Minute), []byte("ep/k"), []byte("once"), kv.WithRequestID(rid))
 	if err != nil {
 		t.Fatalf("retry with the same request id: %v", err)
 	}

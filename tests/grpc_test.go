@@ -10,11 +10,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/actorkv/actorkv/actors"
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/server"
 	"github.com/actorkv/actorkv/server/kvclient"
-	"github.com/actorkv/actorkv/storage"
 	"github.com/actorkv/actorkv/storage/conformance"
 )
 
@@ -24,7 +23,7 @@ import (
 // server/kvclient over gRPC, fault injection and the replicas' status unary
 // RPCs. The suite runs unchanged, bad input included.
 func TestGRPCConformance(t *testing.T) {
-	conformance.Run(t, func(t testing.TB, cfg conformance.Config) storage.Database {
+	conformance.Run(t, func(t testing.TB, cfg conformance.Config) kv.Database {
 		scfg := server.DefaultConfig()
 		scfg.Database.BasePath = t.TempDir()
 		scfg.Database.ColumnFamilies = cfg.ColumnFamilies
@@ -55,12 +54,12 @@ func TestGRPCConformance(t *testing.T) {
 	})
 }
 
-// grpcDatabase is a storage.Database over kvserver's gRPC API.
+// grpcDatabase is a kv.Database over kvserver's gRPC API.
 type grpcDatabase struct {
-	actors.Requests // Batch calls
-	kv              messages.KVClient
-	close           func()
-	closed          atomic.Bool
+	kv.Requests // Batch calls
+	kv          messages.KVClient
+	close       func()
+	closed      atomic.Bool
 }
 
 var errGRPCClosed = messages.Errorf(messages.StatusCode_UNAVAILABLE, "closed")
@@ -69,7 +68,7 @@ var errGRPCClosed = messages.Errorf(messages.StatusCode_UNAVAILABLE, "closed")
 // (faultsAfterApply), before injecting storage errors it waits until every
 // replica has applied everything, so no replica fails a write the suite
 // made before.
-func (d *grpcDatabase) SetFaultInjection(ctx context.Context, f *messages.FaultInjection, opts ...storage.Option) error {
+func (d *grpcDatabase) SetFaultInjection(ctx context.Context, f *messages.FaultInjection, opts ...kv.Option) error {
 	if d.closed.Load() {
 		return errGRPCClosed
 	}
@@ -78,7 +77,7 @@ func (d *grpcDatabase) SetFaultInjection(ctx context.Context, f *messages.FaultI
 			return err
 		}
 	}
-	o := storage.ApplyOptions(opts)
+	o := kv.ApplyOptions(opts)
 	resp, err := d.kv.SetFaultInjection(ctx, &messages.SetFaultInjectionRequest{Faults: f, Replicas: o.Replicas})
 	if err != nil {
 		return messages.Errorf(messages.CodeOf(err), "set fault injection: %v", err)

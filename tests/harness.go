@@ -16,6 +16,7 @@ import (
 
 	"github.com/actorkv/actorkv/actors"
 	"github.com/actorkv/actorkv/actors/executor"
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/storage"
 	"github.com/actorkv/actorkv/storage/conformance"
@@ -100,7 +101,7 @@ type Cluster struct {
 
 	mu     sync.Mutex
 	group  *actors.Group
-	client *actors.Client
+	client *kv.Client
 	down   map[uint32]bool // replicas this harness stopped
 }
 
@@ -206,7 +207,7 @@ func (c *Cluster) Group() *actors.Group {
 
 // Client is a Database facade shared by the test (safe for concurrent use);
 // Group().Client() makes more, each its own client session.
-func (c *Cluster) Client() *actors.Client {
+func (c *Cluster) Client() *kv.Client {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.client
@@ -366,7 +367,7 @@ func (c *Cluster) InjectFaults(f *messages.FaultInjection, ids ...uint32) {
 	c.t.Helper()
 	ctx, cancel := c.waitCtx()
 	defer cancel()
-	if err := c.Client().SetFaultInjection(ctx, f, storage.WithReplicas(ids...)); err != nil {
+	if err := c.Client().SetFaultInjection(ctx, f, kv.WithReplicas(ids...)); err != nil {
 		c.t.Fatalf("cluster: inject faults %v into replicas %v: %v", f, ids, err)
 	}
 }

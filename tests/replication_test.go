@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/actorkv/actorkv/actors"
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 )
 
 // putAll writes n keys prefix0..prefix(n-1) from workers concurrent
@@ -31,7 +30,7 @@ func putAll(t testing.TB, c *Cluster, prefix string, n, workers int, shared bool
 			db = c.Group().Client()
 		}
 		wg.Add(1)
-		go func(db *actors.Client) {
+		go func(db *kv.Client) {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
 				k := fmt.Sprintf("%s%06d", prefix, i)
@@ -141,7 +140,7 @@ func TestFacadeReadsAndAtomicCommit(t *testing.T) {
 			t.Errorf("replica %d applied the commit's index %d %d times", id, v2, n)
 		}
 	}
-	got, found, err = db.Get(ctx, []byte("f/ac"), storage.WithConsistency(messages.Consistency_STALE))
+	got, found, err = db.Get(ctx, []byte("f/ac"), kv.WithConsistency(messages.Consistency_STALE))
 	if err != nil || !found || string(got) != "committed" {
 		t.Fatalf("stale read of the commit on replica 0: %q found=%v, %v", got, found, err)
 	}

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 )
 
 // TestStaleReadsDuringSnapshotInstall is the torn-read case: a replica that
@@ -25,7 +25,7 @@ func TestStaleReadsDuringSnapshotInstall(t *testing.T) {
 	c := NewCluster(t, WithSnapshots(300, 50))
 	value := bytes.Repeat([]byte("a"), 4096)
 	ctx := c.Context(2 * time.Minute)
-	put := func(db storage.Database, k string, v []byte) {
+	put := func(db kv.Database, k string, v []byte) {
 		if _, err := db.Put(ctx, []byte(k), v); err != nil {
 			t.Fatalf("put %s: %v", k, err)
 		}
@@ -59,7 +59,7 @@ func TestStaleReadsDuringSnapshotInstall(t *testing.T) {
 		readers.Go(func() {
 			for !done.Load() {
 				rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				keys, err := db.ListKeys(rctx, []byte("anchor/"), 0, storage.WithConsistency(messages.Consistency_STALE))
+				keys, err := db.ListKeys(rctx, []byte("anchor/"), 0, kv.WithConsistency(messages.Consistency_STALE))
 				cancel()
 				if err != nil {
 					failed.Add(1) // retried past its deadline: no answer, not a wrong one

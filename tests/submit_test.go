@@ -9,10 +9,9 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/actorkv/actorkv/actors"
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/server"
-	"github.com/actorkv/actorkv/storage"
 	"github.com/actorkv/actorkv/storage/conformance"
 )
 
@@ -22,10 +21,9 @@ import (
 // unchanged through it, so it answers as the blocking path does, bad input
 // included.
 func TestCoreStartConformance(t *testing.T) {
-	conformance.Run(t, func(t testing.TB, cfg conformance.Config) storage.Database {
+	conformance.Run(t, func(t testing.TB, cfg conformance.Config) kv.Database {
 		c := NewCluster(t, WithColumnFamilies(cfg.ColumnFamilies...), WithRetentionWindow(cfg.RetentionWindow), WithMaxSessions(cfg.MaxSessions))
-		validator := storage.NewValidator(storage.DefaultLimits(), cfg.ColumnFamilies)
-		core := server.NewCore(c.Client(), nil, validator, time.Minute, nil)
+		core := server.NewCore(c.Client(), time.Minute, nil)
 		return startedCalls(faultsAfterApply{Client: c.Client(), c: c}, core)
 	})
 }
@@ -34,10 +32,9 @@ func TestCoreStartConformance(t *testing.T) {
 // the standalone engine, which is no Submitter: each call runs on a
 // goroutine of its own.
 func TestCoreStartConformanceStandalone(t *testing.T) {
-	conformance.Run(t, func(t testing.TB, cfg conformance.Config) storage.Database {
-		e := conformance.OpenEngine(t, cfg)
-		validator := storage.NewValidator(storage.DefaultLimits(), cfg.ColumnFamilies)
-		return startedCalls(e, server.NewCore(e, nil, validator, time.Minute, nil))
+	conformance.Run(t, func(t testing.TB, cfg conformance.Config) kv.Database {
+		s := conformance.OpenStandalone(t, cfg)
+		return startedCalls(s.Database(), server.NewCore(kv.NewClient(s, kv.DefaultCallTimeout), time.Minute, nil))
 	})
 }
 
@@ -100,7 +97,7 @@ func TestSubmitAssignsRequestIDs(t *testing.T) {
 }
 
 // submitWait submits req and waits for its answer.
-func submitWait(cl *actors.Client, req proto.Message, deadline time.Time) (messages.Statused, error) {
+func submitWait(cl *kv.Client, req proto.Message, deadline time.Time) (messages.Statused, error) {
 	type answer struct {
 		resp messages.Statused
 		err  error
@@ -114,7 +111,7 @@ func submitWait(cl *actors.Client, req proto.Message, deadline time.Time) (messa
 // startedCalls is a Database whose operations are Batch calls served by
 // Core.Start (the request of each goes into a messages.Call, the answer comes
 // out of its Reply); SetFaultInjection and Close, no calls, go to db.
-func startedCalls(db storage.Database, core *server.Core) storage.Database {
+func startedCalls(db kv.Database, core *server.Core) kv.Database {
 	return startedDB{db: db, Requests: overCalls(func(ctx context.Context, call *messages.Call) (*messages.Reply, error) {
 		ch := make(chan *messages.Reply, 1)
 		core.Start(ctx, call, func(r *messages.Reply) { ch <- r })
@@ -124,7 +121,7 @@ func startedCalls(db storage.Database, core *server.Core) storage.Database {
 
 // overCalls is the Database operations as Batch calls: each request goes
 // into a messages.Call served by do, its answer comes out of the Reply.
-func overCalls(do func(context.Context, *messages.Call) (*messages.Reply, error)) actors.Requests {
+func overCalls(do func(context.Context, *messages.Call) (*messages.Reply, error)) kv.Requests {
 	return func(ctx context.Context, req proto.Message) (messages.Statused, error) {
 		call, ok := messages.NewCall(1, req)
 		if !ok {
@@ -139,11 +136,11 @@ func overCalls(do func(context.Context, *messages.Call) (*messages.Reply, error)
 }
 
 type startedDB struct {
-	actors.Requests
-	db storage.Database
+	kv.Requests
+	db kv.Database
 }
 
-func (d startedDB) SetFaultInjection(ctx context.Context, faults *messages.FaultInjection, opts ...storage.Option) error {
+func (d startedDB) SetFaultInjection(ctx context.Context, faults *messages.FaultInjection, opts ...kv.Option) error {
 	return d.db.SetFaultInjection(ctx, faults, opts...)
 }
 
@@ -209,10 +206,10 @@ func TestSubmitRetriesThroughFailover(t *testing.T) {
 
 // TestCoreStartHonoursCallTimeout checks the deadline Core.Start gives a
 // call over the group: a call's own timeout_micros, even one longer than the
-// core's default, else the default — as Core.Call does.
+// core.s default, else the default — as Core.Do does.
 func TestCoreStartHonoursCallTimeout(t *testing.T) {
 	c := NewCluster(t)
-	core := server.NewCore(c.Client(), nil, storage.NewValidator(storage.DefaultLimits(), nil), 100*time.Millisecond, nil)
+	core := server.NewCore(c.Client(), 100*time.Millisecond, nil)
 	c.SlowStorage(400 * time.Millisecond)
 	start := func(timeoutMicros int64) *messages.Reply {
 		ch := make(chan *messages.Reply, 1)

@@ -12,16 +12,16 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/actorkv/actorkv/actors"
 	"github.com/actorkv/actorkv/actors/executor"
 	"github.com/actorkv/actorkv/actors/supervisor"
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
 
 // writer writes keys prefix0, prefix1, ... through one client until stopped,
 // remembering every acknowledged write.
 type writer struct {
-	db     *actors.Client
+	db     *kv.Client
 	prefix string
 	stop   chan struct{} // closed to stop the writer
 	done   chan struct{} // closed when the writer has returned
@@ -31,7 +31,7 @@ type writer struct {
 	keys   []string // acknowledged, in order
 }
 
-func startWriter(db *actors.Client, prefix string) *writer {
+func startWriter(db *kv.Client, prefix string) *writer {
 	w := &writer{db: db, prefix: prefix, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)

@@ -18,7 +18,6 @@ import (
 func openEngine(t *testing.T) *storage.Engine {
 	t.Helper()
 	cfg := storage.DefaultConfig(t.TempDir())
-	cfg.Replicated = true
 	cfg.SyncWrites = false
 	e, err := storage.Open(cfg)
 	if err != nil {

@@ -150,7 +150,6 @@ func (r *replicaActor) start(cfg Config, root *actor.RootContext, self *actor.PI
 	}
 	scfg := cfg.Storage
 	scfg.Dir = cfg.dataDir()
-	scfg.Replicated = true
 	scfg.SyncWrites = false // the Raft log is the durable record
 	engine, err := storage.Open(scfg)
 	if err != nil {

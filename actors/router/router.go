@@ -27,8 +27,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 )
 
 // Config configures the router.
@@ -40,7 +40,7 @@ type Config struct {
 	// Local is the replica that serves stale reads.
 	Local uint32
 	// Validator checks requests.
-	Validator *storage.Validator
+	Validator *kv.Validator
 	// Timeout bounds the replies the router gathers (status, fault injection).
 	Timeout time.Duration
 	// Logger receives the router's logs.

@@ -10,8 +10,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/actorkv/actorkv/actors/router"
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 )
 
 // fakeReplica answers writes with its id as the version, gets with its id as
@@ -61,7 +61,7 @@ func start(t *testing.T) *group {
 		Replicas:  []uint32{0, 1, 2},
 		Primary:   0,
 		Local:     1,
-		Validator: storage.NewValidator(storage.DefaultLimits(), nil),
+		Validator: kv.NewValidator(kv.DefaultLimits(), nil),
 		Timeout:   2 * time.Second,
 		Logger:    slog.New(slog.DiscardHandler),
 	}))

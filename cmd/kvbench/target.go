@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/actorkv/actorkv/actors"
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/server/kvclient"
 	"github.com/actorkv/actorkv/storage"
@@ -39,13 +40,13 @@ func openTarget(ctx context.Context, o options) (target, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg := storage.DefaultConfig(dir)
-		e, err := storage.Open(cfg)
+		s, err := storage.OpenStandalone(storage.DefaultConfig(dir))
 		if err != nil {
 			cleanup()
 			return nil, err
 		}
-		return &dbTarget{db: e, consistency: o.readConsistency(), done: func() { e.Close(); cleanup() }}, nil
+		db := s.Database()
+		return &dbTarget{db: db, consistency: o.readConsistency(), done: func() { db.Close(); cleanup() }}, nil
 	default: // embedded
 		dir, cleanup, err := dataDir(o.dir)
 		if err != nil {
@@ -80,9 +81,9 @@ func dataDir(dir string) (string, func(), error) {
 	return tmp, func() { os.RemoveAll(tmp) }, nil
 }
 
-// dbTarget drives a storage.Database in this process.
+// dbTarget drives a kv.Database in this process.
 type dbTarget struct {
-	db          storage.Database
+	db          kv.Database
 	consistency messages.Consistency
 	done        func()
 }
@@ -93,7 +94,7 @@ func (t *dbTarget) put(ctx context.Context, key, value []byte) error {
 }
 
 func (t *dbTarget) get(ctx context.Context, key []byte) error {
-	_, _, err := t.db.Get(ctx, key, storage.WithConsistency(t.consistency))
+	_, _, err := t.db.Get(ctx, key, kv.WithConsistency(t.consistency))
 	return err
 }
 
@@ -103,7 +104,7 @@ func (t *dbTarget) commit(ctx context.Context, muts []*messages.Mutation) error 
 }
 
 func (t *dbTarget) getRange(ctx context.Context, begin []byte, limit int) error {
-	_, err := t.db.GetRange(ctx, begin, nil, limit, false, storage.WithConsistency(t.consistency))
+	_, err := t.db.GetRange(ctx, begin, nil, limit, false, kv.WithConsistency(t.consistency))
 	return err
 }
 

@@ -130,7 +130,7 @@ func TestDeadlineAndBrokenStream(t *testing.T) {
 	s := startServer(t)
 	c := dial(t, s)
 	ctx := context.Background()
-	if _, err := s.Core().SetFaultInjection(ctx, &messages.SetFaultInjectionRequest{Faults: &messages.FaultInjection{
+	if _, err := s.Core().Do(ctx, &messages.SetFaultInjectionRequest{Faults: &messages.FaultInjection{
 		AddedLatency: durationpb.New(300 * time.Millisecond)}}); err != nil {
 		t.Fatal(err)
 	}

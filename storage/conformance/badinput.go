@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 )
 
 // badInputCases cover input the store must refuse (DESIGN.md, "Bad input"),
@@ -27,13 +27,13 @@ func badInputCases() []testCase {
 type badInput struct {
 	name string
 	want messages.StatusCode
-	op   func(ctx context.Context, db storage.Database, rv uint64) error
+	op   func(ctx context.Context, db kv.Database, rv uint64) error
 }
 
 // runBadInput runs each row as a subtest on a seeded db and checks the
 // documented error, that no data changed in any column family, and that no
 // version was consumed. ctxOf gives the row's context (nil: t.Context()).
-func runBadInput(t *testing.T, db storage.Database, rows []badInput, ctxOf func(t *testing.T) context.Context) {
+func runBadInput(t *testing.T, db kv.Database, rows []badInput, ctxOf func(t *testing.T) context.Context) {
 	t.Helper()
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
@@ -58,14 +58,14 @@ func commitOf(muts ...*messages.Mutation) *messages.AtomicCommit {
 	return &messages.AtomicCommit{Mutations: append([]*messages.Mutation{set("a", "partly applied")}, muts...)}
 }
 
-func commitOp(c *messages.AtomicCommit) func(context.Context, storage.Database, uint64) error {
-	return func(ctx context.Context, db storage.Database, _ uint64) error {
+func commitOp(c *messages.AtomicCommit) func(context.Context, kv.Database, uint64) error {
+	return func(ctx context.Context, db kv.Database, _ uint64) error {
 		_, err := db.AtomicCommit(ctx, c)
 		return err
 	}
 }
 
-func testBadInput(t *testing.T, db storage.Database) {
+func testBadInput(t *testing.T, db kv.Database) {
 	seed(t, db)
 	invalid, tooLarge := messages.StatusCode_INVALID_ARGUMENT, messages.StatusCode_TOO_LARGE
 	longKey := bytes.Repeat([]byte("k"), limits.MaxKeySize+1)
@@ -77,19 +77,19 @@ func testBadInput(t *testing.T, db storage.Database) {
 		key  []byte
 	}{{"empty key", nil}, {fmt.Sprintf("key of %d bytes", len(longKey)), longKey}} {
 		rows = append(rows,
-			badInput{"Get: " + k.name, invalid, func(ctx context.Context, db storage.Database, _ uint64) error {
+			badInput{"Get: " + k.name, invalid, func(ctx context.Context, db kv.Database, _ uint64) error {
 				_, _, err := db.Get(ctx, k.key)
 				return err
 			}},
-			badInput{"Put: " + k.name, invalid, func(ctx context.Context, db storage.Database, _ uint64) error {
+			badInput{"Put: " + k.name, invalid, func(ctx context.Context, db kv.Database, _ uint64) error {
 				_, err := db.Put(ctx, k.key, []byte("v"))
 				return err
 			}},
-			badInput{"Delete: " + k.name, invalid, func(ctx context.Context, db storage.Database, _ uint64) error {
+			badInput{"Delete: " + k.name, invalid, func(ctx context.Context, db kv.Database, _ uint64) error {
 				_, err := db.Delete(ctx, k.key)
 				return err
 			}},
-			badInput{"SnapshotRead: " + k.name, invalid, func(ctx context.Context, db storage.Database, rv uint64) error {
+			badInput{"SnapshotRead: " + k.name, invalid, func(ctx context.Context, db kv.Database, rv uint64) error {
 				_, _, err := db.SnapshotRead(ctx, k.key, rv)
 				return err
 			}},
@@ -107,7 +107,7 @@ func testBadInput(t *testing.T, db storage.Database) {
 		tooMany[i] = set(fmt.Sprintf("op/%04d", i), "v")
 	}
 	rows = append(rows,
-		badInput{fmt.Sprintf("Put: value of %d bytes", len(bigVal)), tooLarge, func(ctx context.Context, db storage.Database, _ uint64) error {
+		badInput{fmt.Sprintf("Put: value of %d bytes", len(bigVal)), tooLarge, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, err := db.Put(ctx, []byte("a"), bigVal)
 			return err
 		}},
@@ -121,15 +121,15 @@ func testBadInput(t *testing.T, db storage.Database) {
 
 	for _, limit := range []int{limits.MaxRangeLimit + 1, -1} {
 		rows = append(rows,
-			badInput{fmt.Sprintf("ListKeys: limit %d", limit), invalid, func(ctx context.Context, db storage.Database, _ uint64) error {
+			badInput{fmt.Sprintf("ListKeys: limit %d", limit), invalid, func(ctx context.Context, db kv.Database, _ uint64) error {
 				_, err := db.ListKeys(ctx, nil, limit)
 				return err
 			}},
-			badInput{fmt.Sprintf("GetRange: limit %d", limit), invalid, func(ctx context.Context, db storage.Database, _ uint64) error {
+			badInput{fmt.Sprintf("GetRange: limit %d", limit), invalid, func(ctx context.Context, db kv.Database, _ uint64) error {
 				_, err := db.GetRange(ctx, nil, nil, limit, false)
 				return err
 			}},
-			badInput{fmt.Sprintf("SnapshotGetRange: limit %d", limit), invalid, func(ctx context.Context, db storage.Database, rv uint64) error {
+			badInput{fmt.Sprintf("SnapshotGetRange: limit %d", limit), invalid, func(ctx context.Context, db kv.Database, rv uint64) error {
 				_, err := db.SnapshotGetRange(ctx, nil, nil, limit, false, rv)
 				return err
 			}},
@@ -140,31 +140,31 @@ func testBadInput(t *testing.T, db storage.Database) {
 	// bounds would clear or return "c".
 	m, c := []byte("m"), []byte("c")
 	rows = append(rows,
-		badInput{"GetRange: begin > end", invalid, func(ctx context.Context, db storage.Database, _ uint64) error {
+		badInput{"GetRange: begin > end", invalid, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, err := db.GetRange(ctx, m, c, 0, false)
 			return err
 		}},
-		badInput{"GetRange reverse: begin > end", invalid, func(ctx context.Context, db storage.Database, _ uint64) error {
+		badInput{"GetRange reverse: begin > end", invalid, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, err := db.GetRange(ctx, m, c, 0, true)
 			return err
 		}},
-		badInput{"SnapshotGetRange: begin > end", invalid, func(ctx context.Context, db storage.Database, rv uint64) error {
+		badInput{"SnapshotGetRange: begin > end", invalid, func(ctx context.Context, db kv.Database, rv uint64) error {
 			_, err := db.SnapshotGetRange(ctx, m, c, 0, false, rv)
 			return err
 		}},
-		badInput{"ClearRange: begin > end", invalid, func(ctx context.Context, db storage.Database, _ uint64) error {
+		badInput{"ClearRange: begin > end", invalid, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, err := db.ClearRange(ctx, m, c)
 			return err
 		}},
 		badInput{"AtomicCommit CLEAR_RANGE: begin > end", invalid, commitOp(commitOf(clearMut("m", "c")))},
-		badInput{"AtomicCommit read conflict range: begin > end", invalid, func(ctx context.Context, db storage.Database, rv uint64) error {
+		badInput{"AtomicCommit read conflict range: begin > end", invalid, func(ctx context.Context, db kv.Database, rv uint64) error {
 			cm := commitOf()
 			cm.ReadVersion = rv
 			cm.ReadConflictRanges = []*messages.KeyRange{keyRange("m", "c")}
 			_, err := db.AtomicCommit(ctx, cm)
 			return err
 		}},
-		badInput{"AtomicCommit write conflict range: begin > end", invalid, func(ctx context.Context, db storage.Database, _ uint64) error {
+		badInput{"AtomicCommit write conflict range: begin > end", invalid, func(ctx context.Context, db kv.Database, _ uint64) error {
 			cm := commitOf()
 			cm.WriteConflictRanges = []*messages.KeyRange{keyRange("m", "c")}
 			_, err := db.AtomicCommit(ctx, cm)
@@ -179,55 +179,55 @@ func testBadInput(t *testing.T, db storage.Database) {
 	runBadInput(t, db, rows, nil)
 }
 
-func testUnknownColumnFamily(t *testing.T, db storage.Database) {
+func testUnknownColumnFamily(t *testing.T, db kv.Database) {
 	seed(t, db)
 	const nope = "nope"
 	unknown := messages.StatusCode_UNKNOWN_COLUMN_FAMILY
 	opt := cf(nope)
 	rows := []badInput{
-		{"Get", unknown, func(ctx context.Context, db storage.Database, _ uint64) error {
+		{"Get", unknown, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, _, err := db.Get(ctx, []byte("a"), opt)
 			return err
 		}},
-		{"Put", unknown, func(ctx context.Context, db storage.Database, _ uint64) error {
+		{"Put", unknown, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, err := db.Put(ctx, []byte("a"), []byte("v"), opt)
 			return err
 		}},
-		{"Delete", unknown, func(ctx context.Context, db storage.Database, _ uint64) error {
+		{"Delete", unknown, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, err := db.Delete(ctx, []byte("a"), opt)
 			return err
 		}},
-		{"ClearRange", unknown, func(ctx context.Context, db storage.Database, _ uint64) error {
+		{"ClearRange", unknown, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, err := db.ClearRange(ctx, nil, nil, opt)
 			return err
 		}},
-		{"ListKeys", unknown, func(ctx context.Context, db storage.Database, _ uint64) error {
+		{"ListKeys", unknown, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, err := db.ListKeys(ctx, nil, 0, opt)
 			return err
 		}},
-		{"GetRange", unknown, func(ctx context.Context, db storage.Database, _ uint64) error {
+		{"GetRange", unknown, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, err := db.GetRange(ctx, nil, nil, 0, false, opt)
 			return err
 		}},
-		{"SnapshotRead", unknown, func(ctx context.Context, db storage.Database, rv uint64) error {
+		{"SnapshotRead", unknown, func(ctx context.Context, db kv.Database, rv uint64) error {
 			_, _, err := db.SnapshotRead(ctx, []byte("a"), rv, opt)
 			return err
 		}},
-		{"SnapshotGetRange", unknown, func(ctx context.Context, db storage.Database, rv uint64) error {
+		{"SnapshotGetRange", unknown, func(ctx context.Context, db kv.Database, rv uint64) error {
 			_, err := db.SnapshotGetRange(ctx, nil, nil, 0, false, rv, opt)
 			return err
 		}},
 		{"AtomicCommit SET", unknown, commitOp(commitOf(setIn(nope, "a", "v")))},
 		{"AtomicCommit DELETE", unknown, commitOp(commitOf(&messages.Mutation{Type: messages.MutationType_DELETE, ColumnFamily: nope, Key: []byte("a")}))},
 		{"AtomicCommit CLEAR_RANGE", unknown, commitOp(commitOf(&messages.Mutation{Type: messages.MutationType_CLEAR_RANGE, ColumnFamily: nope}))},
-		{"AtomicCommit read conflict range", unknown, func(ctx context.Context, db storage.Database, rv uint64) error {
+		{"AtomicCommit read conflict range", unknown, func(ctx context.Context, db kv.Database, rv uint64) error {
 			cm := commitOf()
 			cm.ReadVersion = rv
 			cm.ReadConflictRanges = []*messages.KeyRange{keyRangeIn(nope, "a", "b")}
 			_, err := db.AtomicCommit(ctx, cm)
 			return err
 		}},
-		{"AtomicCommit write conflict range", unknown, func(ctx context.Context, db storage.Database, _ uint64) error {
+		{"AtomicCommit write conflict range", unknown, func(ctx context.Context, db kv.Database, _ uint64) error {
 			cm := commitOf()
 			cm.WriteConflictRanges = []*messages.KeyRange{keyRangeIn(nope, "a", "b")}
 			_, err := db.AtomicCommit(ctx, cm)
@@ -242,35 +242,35 @@ func testUnknownColumnFamily(t *testing.T, db storage.Database) {
 // writes would change "a"; the reads use version rv.
 func everyOperation() []badInput {
 	return []badInput{
-		{"Get", 0, func(ctx context.Context, db storage.Database, _ uint64) error {
+		{"Get", 0, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, _, err := db.Get(ctx, []byte("a"))
 			return err
 		}},
-		{"Put", 0, func(ctx context.Context, db storage.Database, _ uint64) error {
+		{"Put", 0, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, err := db.Put(ctx, []byte("a"), []byte("changed"))
 			return err
 		}},
-		{"Put with request id", 0, func(ctx context.Context, db storage.Database, _ uint64) error {
-			_, err := db.Put(ctx, []byte("a"), []byte("changed"), storage.WithRequestID(&messages.RequestId{ClientId: 77, Seq: 1}))
+		{"Put with request id", 0, func(ctx context.Context, db kv.Database, _ uint64) error {
+			_, err := db.Put(ctx, []byte("a"), []byte("changed"), kv.WithRequestID(&messages.RequestId{ClientId: 77, Seq: 1}))
 			return err
 		}},
-		{"Delete", 0, func(ctx context.Context, db storage.Database, _ uint64) error {
+		{"Delete", 0, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, err := db.Delete(ctx, []byte("a"))
 			return err
 		}},
-		{"ClearRange", 0, func(ctx context.Context, db storage.Database, _ uint64) error {
+		{"ClearRange", 0, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, err := db.ClearRange(ctx, nil, nil)
 			return err
 		}},
-		{"ListKeys", 0, func(ctx context.Context, db storage.Database, _ uint64) error {
+		{"ListKeys", 0, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, err := db.ListKeys(ctx, nil, 0)
 			return err
 		}},
-		{"GetRange", 0, func(ctx context.Context, db storage.Database, _ uint64) error {
+		{"GetRange", 0, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, err := db.GetRange(ctx, nil, nil, 0, false)
 			return err
 		}},
-		{"AtomicCommit", 0, func(ctx context.Context, db storage.Database, rv uint64) error {
+		{"AtomicCommit", 0, func(ctx context.Context, db kv.Database, rv uint64) error {
 			_, err := db.AtomicCommit(ctx, &messages.AtomicCommit{
 				ReadVersion:        rv,
 				ReadConflictRanges: []*messages.KeyRange{pointRange("a")},
@@ -278,19 +278,19 @@ func everyOperation() []badInput {
 			})
 			return err
 		}},
-		{"GetReadVersion", 0, func(ctx context.Context, db storage.Database, _ uint64) error {
+		{"GetReadVersion", 0, func(ctx context.Context, db kv.Database, _ uint64) error {
 			_, err := db.GetReadVersion(ctx)
 			return err
 		}},
-		{"SnapshotRead", 0, func(ctx context.Context, db storage.Database, rv uint64) error {
+		{"SnapshotRead", 0, func(ctx context.Context, db kv.Database, rv uint64) error {
 			_, _, err := db.SnapshotRead(ctx, []byte("a"), rv)
 			return err
 		}},
-		{"SnapshotGetRange", 0, func(ctx context.Context, db storage.Database, rv uint64) error {
+		{"SnapshotGetRange", 0, func(ctx context.Context, db kv.Database, rv uint64) error {
 			_, err := db.SnapshotGetRange(ctx, nil, nil, 0, false, rv)
 			return err
 		}},
-		{"SetFaultInjection", 0, func(ctx context.Context, db storage.Database, _ uint64) error {
+		{"SetFaultInjection", 0, func(ctx context.Context, db kv.Database, _ uint64) error {
 			// Faults that would break every later read, had they been set.
 			return db.SetFaultInjection(ctx, &messages.FaultInjection{ErrorRate: 1})
 		}},
@@ -307,7 +307,7 @@ func withCode(rows []badInput, code messages.StatusCode) []badInput {
 
 // resetFaults turns fault injection off when the test ends, before the
 // factory's Close, so that a failed check cannot leave it on.
-func resetFaults(t testing.TB, db storage.Database) {
+func resetFaults(t testing.TB, db kv.Database) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -315,7 +315,7 @@ func resetFaults(t testing.TB, db storage.Database) {
 	})
 }
 
-func testCancelledContext(t *testing.T, db storage.Database) {
+func testCancelledContext(t *testing.T, db kv.Database) {
 	seed(t, db)
 	resetFaults(t, db)
 	runBadInput(t, db, withCode(everyOperation(), messages.StatusCode_CANCELLED), func(t *testing.T) context.Context {
@@ -325,7 +325,7 @@ func testCancelledContext(t *testing.T, db storage.Database) {
 	})
 }
 
-func testExpiredDeadline(t *testing.T, db storage.Database) {
+func testExpiredDeadline(t *testing.T, db kv.Database) {
 	seed(t, db)
 	resetFaults(t, db)
 	runBadInput(t, db, withCode(everyOperation(), messages.StatusCode_TIMEOUT), func(t *testing.T) context.Context {

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 )
 
 // basicCases cover single-key operations, versions, column families and the
@@ -24,7 +24,7 @@ func basicCases() []testCase {
 	}
 }
 
-func testPutGetDelete(t *testing.T, db storage.Database) {
+func testPutGetDelete(t *testing.T, db kv.Database) {
 	v1 := put(t, db, "k", "v1")
 	wantValue(t, db, "k", "v1")
 
@@ -42,7 +42,7 @@ func testPutGetDelete(t *testing.T, db storage.Database) {
 	wantValue(t, db, "k", "v3")
 }
 
-func testGetMissingKey(t *testing.T, db storage.Database) {
+func testGetMissingKey(t *testing.T, db kv.Database) {
 	wantMissing(t, db, "never-written")
 	put(t, db, "present", "x")
 	// Neighbours of an existing key are still missing.
@@ -51,7 +51,7 @@ func testGetMissingKey(t *testing.T, db storage.Database) {
 	wantMissing(t, db, "never-written", cf(cf1))
 }
 
-func testDeleteMissingKey(t *testing.T, db storage.Database) {
+func testDeleteMissingKey(t *testing.T, db kv.Database) {
 	before := readVersion(t, db)
 	v := del(t, db, "never-written")
 	// A delete of a missing key is still a committed write ("every committed
@@ -62,7 +62,7 @@ func testDeleteMissingKey(t *testing.T, db storage.Database) {
 
 // An empty value is a value: the contract only requires keys to be
 // non-empty, and a store that confused "" with "missing" would lose data.
-func testEmptyValue(t *testing.T, db storage.Database) {
+func testEmptyValue(t *testing.T, db kv.Database) {
 	put(t, db, "empty", "")
 	got, found, err := db.Get(t.Context(), []byte("empty"))
 	RequireCode(t, err, messages.StatusCode_OK, "Get(empty)")
@@ -82,7 +82,7 @@ func testEmptyValue(t *testing.T, db storage.Database) {
 // testVersions checks that every kind of write returns a version strictly
 // greater than the previous write's, and that GetReadVersion covers every
 // acknowledged write and never decreases.
-func testVersions(t *testing.T, db storage.Database) {
+func testVersions(t *testing.T, db kv.Database) {
 	ctx := t.Context()
 	prevRead := readVersion(t, db)
 	prevWrite := prevRead // a write after a read version must follow it
@@ -120,11 +120,11 @@ func testVersions(t *testing.T, db storage.Database) {
 	}
 }
 
-func testColumnFamilies(t *testing.T, db storage.Database) {
+func testColumnFamilies(t *testing.T, db kv.Database) {
 	put(t, db, "k", "in-default")
 	put(t, db, "k", "in-cf1", cf(cf1))
 	wantValue(t, db, "k", "in-default")
-	wantValue(t, db, "k", "in-default", cf(storage.DefaultColumnFamily)) // named explicitly
+	wantValue(t, db, "k", "in-default", cf(kv.DefaultColumnFamily)) // named explicitly
 	wantValue(t, db, "k", "in-cf1", cf(cf1))
 
 	put(t, db, "only-default", "d")
@@ -156,7 +156,7 @@ func testColumnFamilies(t *testing.T, db storage.Database) {
 
 // testOwnership checks "returned slices belong to the caller; arguments are
 // not retained".
-func testOwnership(t *testing.T, db storage.Database) {
+func testOwnership(t *testing.T, db kv.Database) {
 	ctx := t.Context()
 	key, value := []byte("own"), []byte("original")
 	put(t, db, "own2", "other")
@@ -195,7 +195,7 @@ func testOwnership(t *testing.T, db storage.Database) {
 
 // testLimitsInclusive checks that input exactly at each limit is accepted
 // (the bad-input cases check one past it).
-func testLimitsInclusive(t *testing.T, db storage.Database) {
+func testLimitsInclusive(t *testing.T, db kv.Database) {
 	ctx := t.Context()
 	maxKey := bytes.Repeat([]byte("k"), limits.MaxKeySize)
 	maxValue := bigValue(limits.MaxValueSize, 'v')

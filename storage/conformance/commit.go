@@ -5,8 +5,8 @@ import (
 	"math"
 	"testing"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 )
 
 // commitCases cover AtomicCommit: atomicity, ordering, conflicts and the
@@ -28,7 +28,7 @@ func commitCases() []testCase {
 // conflict range — after a read version: they hold no key, so a commit
 // reading the whole of [a, z) at that version does not conflict with them.
 // A real write after it still does.
-func testEmptyRangesNoConflict(t *testing.T, db storage.Database) {
+func testEmptyRangesNoConflict(t *testing.T, db kv.Database) {
 	put(t, db, "m", "kept")
 	rv := readVersion(t, db)
 	clearRange(t, db, "m", "m")
@@ -60,7 +60,7 @@ func testEmptyRangesNoConflict(t *testing.T, db storage.Database) {
 	wantValue(t, db, "result", "2")
 }
 
-func testCommitAtomic(t *testing.T, db storage.Database) {
+func testCommitAtomic(t *testing.T, db kv.Database) {
 	put(t, db, "del", "x")
 	put(t, db, "clr/1", "x")
 	put(t, db, "clr/2", "x")
@@ -109,7 +109,7 @@ func testCommitAtomic(t *testing.T, db storage.Database) {
 // The contract does not say in which order a commit's mutations take
 // effect; like FoundationDB, the suite expects the order of the list, which
 // is what a client writing "clear the range, then set one key in it" means.
-func testCommitOrder(t *testing.T, db storage.Database) {
+func testCommitOrder(t *testing.T, db kv.Database) {
 	for i, tc := range []struct {
 		name     string
 		existing []string
@@ -157,42 +157,42 @@ func testCommitOrder(t *testing.T, db storage.Database) {
 // the row's keys are written, then the row's interfering write, then the
 // commit. A CONFLICT must leave every key as it was; a success must apply
 // every mutation.
-func testCommitConflicts(t *testing.T, db storage.Database) {
+func testCommitConflicts(t *testing.T, db kv.Database) {
 	ok, conflict := messages.StatusCode_OK, messages.StatusCode_CONFLICT
 	point := func(p string) []*messages.KeyRange { return []*messages.KeyRange{pointRange(p + "acct")} }
 	for i, tc := range []struct {
 		name      string
 		reads     func(p string) []*messages.KeyRange
-		interfere func(t *testing.T, db storage.Database, p string)
+		interfere func(t *testing.T, db kv.Database, p string)
 		want      messages.StatusCode
 	}{
 		{"put after the read version", point,
-			func(t *testing.T, db storage.Database, p string) { put(t, db, p+"acct", "new") }, conflict},
+			func(t *testing.T, db kv.Database, p string) { put(t, db, p+"acct", "new") }, conflict},
 		{"delete after the read version", point,
-			func(t *testing.T, db storage.Database, p string) { del(t, db, p+"acct") }, conflict},
+			func(t *testing.T, db kv.Database, p string) { del(t, db, p+"acct") }, conflict},
 		// A delete of a missing key is a committed write into the range, even
 		// though no data changed (as a FoundationDB clear is).
 		{"delete of a missing key inside the range",
 			func(p string) []*messages.KeyRange { return []*messages.KeyRange{pointRange(p + "ghost")} },
-			func(t *testing.T, db storage.Database, p string) { del(t, db, p+"ghost") }, conflict},
+			func(t *testing.T, db kv.Database, p string) { del(t, db, p+"ghost") }, conflict},
 		{"clear range covering the key", point,
-			func(t *testing.T, db storage.Database, p string) { clearRange(t, db, p+"a", p+"b") }, conflict},
+			func(t *testing.T, db kv.Database, p string) { clearRange(t, db, p+"a", p+"b") }, conflict},
 		{"clear range to the end of the key space", point,
-			func(t *testing.T, db storage.Database, p string) { clearRange(t, db, p+"ab", "") }, conflict},
+			func(t *testing.T, db kv.Database, p string) { clearRange(t, db, p+"ab", "") }, conflict},
 		{"another commit's SET", point,
-			func(t *testing.T, db storage.Database, p string) {
+			func(t *testing.T, db kv.Database, p string) {
 				commit(t, db, &messages.AtomicCommit{Mutations: []*messages.Mutation{set(p+"acct", "new")}})
 			}, conflict},
 		{"another commit's DELETE", point,
-			func(t *testing.T, db storage.Database, p string) {
+			func(t *testing.T, db kv.Database, p string) {
 				commit(t, db, &messages.AtomicCommit{Mutations: []*messages.Mutation{deleteMut(p + "acct")}})
 			}, conflict},
 		{"another commit's CLEAR_RANGE", point,
-			func(t *testing.T, db storage.Database, p string) {
+			func(t *testing.T, db kv.Database, p string) {
 				commit(t, db, &messages.AtomicCommit{Mutations: []*messages.Mutation{clearMut(p+"acc", p+"acd")}})
 			}, conflict},
 		{"another commit's write conflict range alone", point,
-			func(t *testing.T, db storage.Database, p string) {
+			func(t *testing.T, db kv.Database, p string) {
 				commit(t, db, &messages.AtomicCommit{
 					Mutations:           []*messages.Mutation{set(p+"elsewhere", "x")},
 					WriteConflictRanges: []*messages.KeyRange{pointRange(p + "acct")},
@@ -200,36 +200,36 @@ func testCommitConflicts(t *testing.T, db storage.Database) {
 			}, conflict},
 		{"read range with an open end",
 			func(p string) []*messages.KeyRange { return []*messages.KeyRange{keyRange(p+"b", "")} },
-			func(t *testing.T, db storage.Database, p string) { put(t, db, p+"zzz", "new") }, conflict},
+			func(t *testing.T, db kv.Database, p string) { put(t, db, p+"zzz", "new") }, conflict},
 		{"read range with an empty begin",
 			func(p string) []*messages.KeyRange { return []*messages.KeyRange{keyRange("", p+"b")} },
-			func(t *testing.T, db storage.Database, p string) { put(t, db, p+"acct", "new") }, conflict},
+			func(t *testing.T, db kv.Database, p string) { put(t, db, p+"acct", "new") }, conflict},
 		{"write inside a wide read range",
 			func(p string) []*messages.KeyRange { return []*messages.KeyRange{keyRange(p+"a", p+"z")} },
-			func(t *testing.T, db storage.Database, p string) { put(t, db, p+"m", "new") }, conflict},
+			func(t *testing.T, db kv.Database, p string) { put(t, db, p+"m", "new") }, conflict},
 		{"second of several read ranges",
 			func(p string) []*messages.KeyRange {
 				return []*messages.KeyRange{keyRange(p+"x", p+"y"), pointRange(p + "acct")}
 			},
-			func(t *testing.T, db storage.Database, p string) { put(t, db, p+"acct", "new") }, conflict},
+			func(t *testing.T, db kv.Database, p string) { put(t, db, p+"acct", "new") }, conflict},
 		{"read range and write in cf1",
 			func(p string) []*messages.KeyRange {
 				return []*messages.KeyRange{keyRangeIn(cf1, p+"acct", next(p+"acct"))}
 			},
-			func(t *testing.T, db storage.Database, p string) { put(t, db, p+"acct", "new", cf(cf1)) }, conflict},
+			func(t *testing.T, db kv.Database, p string) { put(t, db, p+"acct", "new", cf(cf1)) }, conflict},
 		{"write at the exclusive end of the read range", point,
-			func(t *testing.T, db storage.Database, p string) { put(t, db, next(p+"acct"), "new") }, ok},
+			func(t *testing.T, db kv.Database, p string) { put(t, db, next(p+"acct"), "new") }, ok},
 		{"write just before the read range", point,
-			func(t *testing.T, db storage.Database, p string) { put(t, db, p+"acc", "new") }, ok},
+			func(t *testing.T, db kv.Database, p string) { put(t, db, p+"acc", "new") }, ok},
 		{"write before the read version", point,
-			func(t *testing.T, db storage.Database, p string) {}, ok},
+			func(t *testing.T, db kv.Database, p string) {}, ok},
 		{"disjoint key", point,
-			func(t *testing.T, db storage.Database, p string) { put(t, db, p+"other", "new") }, ok},
+			func(t *testing.T, db kv.Database, p string) { put(t, db, p+"other", "new") }, ok},
 		{"same key in another column family", point,
-			func(t *testing.T, db storage.Database, p string) { put(t, db, p+"acct", "new", cf(cf1)) }, ok},
+			func(t *testing.T, db kv.Database, p string) { put(t, db, p+"acct", "new", cf(cf1)) }, ok},
 		{"no read conflict ranges",
 			func(p string) []*messages.KeyRange { return nil },
-			func(t *testing.T, db storage.Database, p string) { put(t, db, p+"acct", "new") }, ok},
+			func(t *testing.T, db kv.Database, p string) { put(t, db, p+"acct", "new") }, ok},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := fmt.Sprintf("x%02d/", i)
@@ -271,7 +271,7 @@ func testCommitConflicts(t *testing.T, db storage.Database) {
 // testFailedCommitNoWrite checks that a commit that failed (conflict or bad
 // input) wrote nothing, not even for later conflict checks: a commit whose
 // read range covers the failed commit's mutations still succeeds.
-func testFailedCommitNoWrite(t *testing.T, db storage.Database) {
+func testFailedCommitNoWrite(t *testing.T, db kv.Database) {
 	ctx := t.Context()
 	put(t, db, "x", "0")
 	put(t, db, "acct", "0")
@@ -303,7 +303,7 @@ func testFailedCommitNoWrite(t *testing.T, db storage.Database) {
 // only be a client bug (it never read there), so the suite expects
 // INVALID_ARGUMENT, as the brief of this suite states. It is checked with a
 // read conflict range: without one nothing about the read version matters.
-func testCommitFutureReadVersion(t *testing.T, db storage.Database) {
+func testCommitFutureReadVersion(t *testing.T, db kv.Database) {
 	seed(t, db)
 	for _, tc := range []struct {
 		name  string
@@ -335,7 +335,7 @@ func testCommitFutureReadVersion(t *testing.T, db storage.Database) {
 // until the read version leaves the retention window and TRANSACTION_TOO_OLD
 // from then on, and no attempt may apply anything. Each attempt is a command,
 // so backends whose clock is the log's see time advance too.
-func testCommitTooOld(t *testing.T, db storage.Database) {
+func testCommitTooOld(t *testing.T, db kv.Database) {
 	ctx := t.Context()
 	put(t, db, "k", "0")
 	rv := readVersion(t, db)

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 )
 
 // concurrencyCases cover concurrent use; they are meant to run under -race.
@@ -33,7 +33,7 @@ func closeCases() []testCase {
 // conflict range on the counter), retrying on CONFLICT. No increment may be
 // lost: each counter ends equal to the number of commits made on it. A
 // reader checks meanwhile that no counter is ever seen going back.
-func testConcurrentCounters(t *testing.T, db storage.Database) {
+func testConcurrentCounters(t *testing.T, db kv.Database) {
 	const (
 		workers    = 8
 		increments = 25 // per worker
@@ -177,7 +177,7 @@ func testConcurrentCounters(t *testing.T, db storage.Database) {
 	}
 }
 
-func testClose(t *testing.T, db storage.Database) {
+func testClose(t *testing.T, db kv.Database) {
 	seed(t, db)
 	rv := readVersion(t, db)
 	if err := db.Close(); err != nil {
@@ -195,7 +195,7 @@ func testClose(t *testing.T, db storage.Database) {
 
 // testCloseWhileInUse closes the store while goroutines use it: every call
 // must either succeed or fail with UNAVAILABLE, and none may hang or race.
-func testCloseWhileInUse(t *testing.T, db storage.Database) {
+func testCloseWhileInUse(t *testing.T, db kv.Database) {
 	ctx := t.Context()
 	const workers = 4
 	var ops atomic.Int64

@@ -7,8 +7,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 )
 
 // faultCases cover SetFaultInjection. They inject faults into reads only:
@@ -21,12 +21,12 @@ func faultCases() []testCase {
 	}
 }
 
-func setFaults(t testing.TB, db storage.Database, f *messages.FaultInjection) {
+func setFaults(t testing.TB, db kv.Database, f *messages.FaultInjection) {
 	t.Helper()
 	RequireCode(t, db.SetFaultInjection(t.Context(), f), messages.StatusCode_OK, "SetFaultInjection")
 }
 
-func testFaultErrors(t *testing.T, db storage.Database) {
+func testFaultErrors(t *testing.T, db kv.Database) {
 	seed(t, db)
 	resetFaults(t, db)
 	rv := readVersion(t, db)
@@ -44,11 +44,11 @@ func testFaultErrors(t *testing.T, db storage.Database) {
 		}, "v-a"},
 		{"GetRange", func(ctx context.Context) (string, error) {
 			kvs, err := db.GetRange(ctx, []byte("a"), []byte("c"), 0, false)
-			return kv(kvs), err
+			return kvText(kvs), err
 		}, pairs("a", "v-a", "b", "v-b")},
 		{"GetRange in cf1", func(ctx context.Context) (string, error) {
 			kvs, err := db.GetRange(ctx, []byte("a"), []byte("c"), 0, true, cf(cf1))
-			return kv(kvs), err
+			return kvText(kvs), err
 		}, pairs("b", "w-b", "a", "w-a")},
 		{"ListKeys", func(ctx context.Context) (string, error) {
 			keys, err := db.ListKeys(ctx, []byte("m"), 0)
@@ -60,7 +60,7 @@ func testFaultErrors(t *testing.T, db storage.Database) {
 		}, "v-z"},
 		{"SnapshotGetRange", func(ctx context.Context) (string, error) {
 			kvs, err := db.SnapshotGetRange(ctx, []byte("c"), []byte("n"), 0, false, rv)
-			return kv(kvs), err
+			return kvText(kvs), err
 		}, pairs("c", "v-c", "m", "v-m")},
 	}
 
@@ -93,7 +93,7 @@ func testFaultErrors(t *testing.T, db storage.Database) {
 
 // testFaultLatency checks the latency knob does something: a Get takes at
 // least the added latency. It is a lower bound only, not a speed target.
-func testFaultLatency(t *testing.T, db storage.Database) {
+func testFaultLatency(t *testing.T, db kv.Database) {
 	put(t, db, "k", "v")
 	resetFaults(t, db)
 	const latency = 20 * time.Millisecond

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 )
 
 // rangeCases cover ListKeys, GetRange and ClearRange.
@@ -23,7 +23,7 @@ func rangeCases() []testCase {
 // testRangeOverTheByteLimit: a range or snapshot range read whose entries
 // total over limits.max_range_bytes is TOO_LARGE, in either direction; one
 // under it, or a list of the same keys, is answered in full.
-func testRangeOverTheByteLimit(t *testing.T, db storage.Database) {
+func testRangeOverTheByteLimit(t *testing.T, db kv.Database) {
 	const valueSize = 1 << 20
 	n := limits.MaxRangeBytes/valueSize + 3 // over the limit by about 3 values
 	perCommit := (limits.MaxCommitBytes - 64<<10) / (valueSize + 64)
@@ -61,7 +61,7 @@ func testRangeOverTheByteLimit(t *testing.T, db storage.Database) {
 	}
 }
 
-func testListKeys(t *testing.T, db storage.Database) {
+func testListKeys(t *testing.T, db kv.Database) {
 	all := []string{"a", "ab", "abc", "abd", "b", "ba", "\xfe\xff", "\xff", "\xff\x00", "\xff\xff"}
 	// Written out of order, so that ordering comes from the store.
 	for _, i := range []int{5, 2, 9, 0, 7, 3, 8, 1, 6, 4} {
@@ -97,7 +97,7 @@ func testListKeys(t *testing.T, db storage.Database) {
 	}
 }
 
-func testGetRange(t *testing.T, db storage.Database) {
+func testGetRange(t *testing.T, db kv.Database) {
 	for i, k := range []string{"c", "a", "e", "b", "d"} {
 		put(t, db, k, fmt.Sprint(i))
 	}
@@ -144,7 +144,7 @@ func testGetRange(t *testing.T, db storage.Database) {
 
 // testZeroLimit checks "limit 0 means Limits.MaxRangeLimit" with one key
 // more than the maximum: 0 must neither mean "nothing" nor "unbounded".
-func testZeroLimit(t *testing.T, db storage.Database) {
+func testZeroLimit(t *testing.T, db kv.Database) {
 	ctx := t.Context()
 	n := limits.MaxRangeLimit + 1
 	key := func(i int) string { return fmt.Sprintf("n/%06d", i) }
@@ -178,14 +178,14 @@ func testZeroLimit(t *testing.T, db storage.Database) {
 	if len(kvs) != maxLimit {
 		t.Fatalf("SnapshotGetRange(limit 0) over %d keys returned %d entries; want %d", n, len(kvs), maxLimit)
 	}
-	all, err := DumpAll(ctx, db, storage.DefaultColumnFamily)
+	all, err := DumpAll(ctx, db, kv.DefaultColumnFamily)
 	RequireCode(t, err, messages.StatusCode_OK, "DumpAll")
 	if len(all) != n {
 		t.Fatalf("DumpAll returned %d entries; want %d", len(all), n)
 	}
 }
 
-func testClearRange(t *testing.T, db storage.Database) {
+func testClearRange(t *testing.T, db kv.Database) {
 	five := []string{"a", "b", "c", "d", "e"}
 	for i, tc := range []struct {
 		name       string
@@ -219,9 +219,9 @@ func testClearRange(t *testing.T, db storage.Database) {
 			v := clearRange(t, db, rel(tc.begin), rel(tc.end), cf(tc.family))
 			wantGreater(t, "ClearRange", v, before)
 
-			cleared, untouched := storage.DefaultColumnFamily, cf1
+			cleared, untouched := kv.DefaultColumnFamily, cf1
 			if tc.family == cf1 {
-				cleared, untouched = cf1, storage.DefaultColumnFamily
+				cleared, untouched = cf1, kv.DefaultColumnFamily
 			}
 			var want []string
 			for _, k := range tc.remain {

@@ -6,8 +6,8 @@ import (
 	"math"
 	"testing"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 )
 
 // snapshotCases cover SnapshotRead and SnapshotGetRange.
@@ -22,7 +22,7 @@ func snapshotCases() []testCase {
 
 // snapshotValue reads key at version and renders the outcome as the value or
 // "<missing>".
-func snapshotValue(t testing.TB, db storage.Database, key string, version uint64, opts ...storage.Option) string {
+func snapshotValue(t testing.TB, db kv.Database, key string, version uint64, opts ...kv.Option) string {
 	t.Helper()
 	v, found, err := db.SnapshotRead(t.Context(), []byte(key), version, opts...)
 	RequireCode(t, err, messages.StatusCode_OK, fmt.Sprintf("SnapshotRead(%q, @%d)", key, version))
@@ -35,7 +35,7 @@ func snapshotValue(t testing.TB, db storage.Database, key string, version uint64
 	return string(v)
 }
 
-func testSnapshotEachVersion(t *testing.T, db storage.Database) {
+func testSnapshotEachVersion(t *testing.T, db kv.Database) {
 	a := put(t, db, "k", "v1")
 	b := put(t, db, "k", "v2")
 	c := del(t, db, "k")
@@ -76,7 +76,7 @@ func testSnapshotEachVersion(t *testing.T, db storage.Database) {
 	})
 }
 
-func testSnapshotOlderRange(t *testing.T, db storage.Database) {
+func testSnapshotOlderRange(t *testing.T, db kv.Database) {
 	for _, k := range []string{"p1", "p2", "p3", "p4"} {
 		put(t, db, k, "1")
 	}
@@ -123,7 +123,7 @@ func testSnapshotOlderRange(t *testing.T, db storage.Database) {
 	})
 }
 
-func testSnapshotFuture(t *testing.T, db storage.Database) {
+func testSnapshotFuture(t *testing.T, db kv.Database) {
 	seed(t, db)
 	var rows []badInput
 	for _, ahead := range []struct {
@@ -135,11 +135,11 @@ func testSnapshotFuture(t *testing.T, db storage.Database) {
 		{"max uint64", func(uint64) uint64 { return math.MaxUint64 }},
 	} {
 		rows = append(rows,
-			badInput{"SnapshotRead at " + ahead.name, messages.StatusCode_INVALID_ARGUMENT, func(ctx context.Context, db storage.Database, rv uint64) error {
+			badInput{"SnapshotRead at " + ahead.name, messages.StatusCode_INVALID_ARGUMENT, func(ctx context.Context, db kv.Database, rv uint64) error {
 				_, _, err := db.SnapshotRead(ctx, []byte("a"), ahead.f(rv))
 				return err
 			}},
-			badInput{"SnapshotGetRange at " + ahead.name, messages.StatusCode_INVALID_ARGUMENT, func(ctx context.Context, db storage.Database, rv uint64) error {
+			badInput{"SnapshotGetRange at " + ahead.name, messages.StatusCode_INVALID_ARGUMENT, func(ctx context.Context, db kv.Database, rv uint64) error {
 				_, err := db.SnapshotGetRange(ctx, nil, nil, 0, false, ahead.f(rv))
 				return err
 			}},
@@ -152,7 +152,7 @@ func testSnapshotFuture(t *testing.T, db storage.Database) {
 // retention window: every answer before that must be the old value, every
 // answer after it TRANSACTION_TOO_OLD. Each poll writes a tick, so that
 // backends whose clock is the log's see time advance.
-func testSnapshotTooOld(t *testing.T, db storage.Database) {
+func testSnapshotTooOld(t *testing.T, db kv.Database) {
 	ctx := t.Context()
 	put(t, db, "k2", "w1")
 	a := put(t, db, "k", "v1")
@@ -187,7 +187,7 @@ func testSnapshotTooOld(t *testing.T, db storage.Database) {
 			if rangeOld {
 				t.Fatalf("SnapshotGetRange at version %d succeeded after it had answered TRANSACTION_TOO_OLD", a)
 			}
-			if got, want := kv(kvs), pairs("k", "v1", "k2", "w1"); got != want {
+			if got, want := kvText(kvs), pairs("k", "v1", "k2", "w1"); got != want {
 				t.Fatalf("SnapshotGetRange([k, l), @%d) inside the window = %s; want %s", a, got, want)
 			}
 		case messages.StatusCode_TRANSACTION_TOO_OLD:

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/storage"
 )
@@ -32,27 +33,27 @@ type Config struct {
 
 // Factory opens a fresh, empty backend for one test; it registers its own
 // cleanup (Close) with t.Cleanup.
-type Factory func(t testing.TB, cfg Config) storage.Database
+type Factory func(t testing.TB, cfg Config) kv.Database
 
-// OpenEngine opens a standalone engine configured as cfg asks, in a
-// temporary directory, and closes it when t ends: the factory of the
-// standalone engine, and the Database under front ends tested over it.
-func OpenEngine(t testing.TB, cfg Config) *storage.Engine {
+// OpenStandalone starts the standalone service configured as cfg asks, in
+// a temporary directory, and closes it when t ends: the factory of the
+// standalone service, and the backend under front ends tested over it.
+func OpenStandalone(t testing.TB, cfg Config) *storage.Standalone {
 	t.Helper()
 	sc := storage.DefaultConfig(t.TempDir())
 	sc.ColumnFamilies = cfg.ColumnFamilies
 	sc.RetentionWindow = cfg.RetentionWindow
 	sc.Limits.MaxSessions = cfg.MaxSessions
-	e, err := storage.Open(sc)
+	s, err := storage.OpenStandalone(sc)
 	if err != nil {
-		t.Fatalf("open engine: %v", err)
+		t.Fatalf("open the standalone service: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := e.Close(); err != nil {
-			t.Errorf("close engine: %v", err)
+		if err := s.Close(); err != nil {
+			t.Errorf("close the standalone service: %v", err)
 		}
 	})
-	return e
+	return s
 }
 
 // cf1 is the extra column family the suite configures.
@@ -72,15 +73,15 @@ func suiteConfig() Config {
 }
 
 // columnFamilies are the families whose contents "data unchanged" compares.
-var columnFamilies = []string{storage.DefaultColumnFamily, cf1}
+var columnFamilies = []string{kv.DefaultColumnFamily, cf1}
 
 // limits are the limits the suite expects the backend to enforce.
-var limits = storage.DefaultLimits()
+var limits = kv.DefaultLimits()
 
 // testCase is one top-level case of the suite; it gets its own backend.
 type testCase struct {
 	name string
-	run  func(t *testing.T, db storage.Database)
+	run  func(t *testing.T, db kv.Database)
 }
 
 // cases lists every case of the suite, grouped by area (one file each).
@@ -139,12 +140,12 @@ func Eventually(t testing.TB, cond func() bool, timeout time.Duration, msg strin
 // DumpAll returns every key/value of column family cf, in ascending key
 // order, read with GetRange page by page (so it works beyond one range
 // limit). Tests use it to check that data is unchanged.
-func DumpAll(ctx context.Context, db storage.Database, cf string) ([]*messages.KeyValue, error) {
+func DumpAll(ctx context.Context, db kv.Database, cf string) ([]*messages.KeyValue, error) {
 	var all []*messages.KeyValue
 	var begin []byte
 	page := limits.MaxRangeLimit
 	for {
-		kvs, err := db.GetRange(ctx, begin, nil, page, false, storage.WithColumnFamily(cf))
+		kvs, err := db.GetRange(ctx, begin, nil, page, false, kv.WithColumnFamily(cf))
 		if err != nil {
 			return nil, fmt.Errorf("dump %s from %q: %w", cf, begin, err)
 		}
@@ -188,12 +189,12 @@ func RequireCode(t testing.TB, err error, want messages.StatusCode, what string)
 // ---- small helpers shared by the cases ----
 
 // cf returns the option selecting column family name.
-func cf(name string) storage.Option { return storage.WithColumnFamily(name) }
+func cf(name string) kv.Option { return kv.WithColumnFamily(name) }
 
 // next returns the smallest key after k: the end of the point range [k, next).
 func next(k string) string { return k + "\x00" }
 
-func put(t testing.TB, db storage.Database, key, value string, opts ...storage.Option) uint64 {
+func put(t testing.TB, db kv.Database, key, value string, opts ...kv.Option) uint64 {
 	t.Helper()
 	v, err := db.Put(t.Context(), []byte(key), []byte(value), opts...)
 	RequireCode(t, err, messages.StatusCode_OK, fmt.Sprintf("Put(%q)", key))
@@ -203,28 +204,28 @@ func put(t testing.TB, db storage.Database, key, value string, opts ...storage.O
 	return v
 }
 
-func del(t testing.TB, db storage.Database, key string, opts ...storage.Option) uint64 {
+func del(t testing.TB, db kv.Database, key string, opts ...kv.Option) uint64 {
 	t.Helper()
 	v, err := db.Delete(t.Context(), []byte(key), opts...)
 	RequireCode(t, err, messages.StatusCode_OK, fmt.Sprintf("Delete(%q)", key))
 	return v
 }
 
-func clearRange(t testing.TB, db storage.Database, begin, end string, opts ...storage.Option) uint64 {
+func clearRange(t testing.TB, db kv.Database, begin, end string, opts ...kv.Option) uint64 {
 	t.Helper()
 	v, err := db.ClearRange(t.Context(), []byte(begin), []byte(end), opts...)
 	RequireCode(t, err, messages.StatusCode_OK, fmt.Sprintf("ClearRange(%q, %q)", begin, end))
 	return v
 }
 
-func commit(t testing.TB, db storage.Database, c *messages.AtomicCommit, opts ...storage.Option) uint64 {
+func commit(t testing.TB, db kv.Database, c *messages.AtomicCommit, opts ...kv.Option) uint64 {
 	t.Helper()
 	v, err := db.AtomicCommit(t.Context(), c, opts...)
 	RequireCode(t, err, messages.StatusCode_OK, "AtomicCommit")
 	return v
 }
 
-func readVersion(t testing.TB, db storage.Database) uint64 {
+func readVersion(t testing.TB, db kv.Database) uint64 {
 	t.Helper()
 	v, err := db.GetReadVersion(t.Context())
 	RequireCode(t, err, messages.StatusCode_OK, "GetReadVersion")
@@ -232,7 +233,7 @@ func readVersion(t testing.TB, db storage.Database) uint64 {
 }
 
 // wantValue checks that key holds want.
-func wantValue(t testing.TB, db storage.Database, key, want string, opts ...storage.Option) {
+func wantValue(t testing.TB, db kv.Database, key, want string, opts ...kv.Option) {
 	t.Helper()
 	got, found, err := db.Get(t.Context(), []byte(key), opts...)
 	RequireCode(t, err, messages.StatusCode_OK, fmt.Sprintf("Get(%q)", key))
@@ -242,7 +243,7 @@ func wantValue(t testing.TB, db storage.Database, key, want string, opts ...stor
 }
 
 // wantMissing checks that key does not exist.
-func wantMissing(t testing.TB, db storage.Database, key string, opts ...storage.Option) {
+func wantMissing(t testing.TB, db kv.Database, key string, opts ...kv.Option) {
 	t.Helper()
 	got, found, err := db.Get(t.Context(), []byte(key), opts...)
 	RequireCode(t, err, messages.StatusCode_OK, fmt.Sprintf("Get(%q)", key))
@@ -292,7 +293,7 @@ func pointRange(key string) *messages.KeyRange { return keyRange(key, next(key))
 
 // kv renders entries as "key=value" lines for comparisons and messages;
 // long values are shown by length and hash.
-func kv(kvs []*messages.KeyValue) string {
+func kvText(kvs []*messages.KeyValue) string {
 	var b strings.Builder
 	for _, e := range kvs {
 		v := e.GetValue()
@@ -311,7 +312,7 @@ func pairs(kvs ...string) string {
 	for i := 0; i+1 < len(kvs); i += 2 {
 		out = append(out, &messages.KeyValue{Key: []byte(kvs[i]), Value: []byte(kvs[i+1])})
 	}
-	return kv(out)
+	return kvText(out)
 }
 
 // keysOf renders keys the way kv renders entries, without values.
@@ -332,35 +333,35 @@ func quoted(keys ...string) string {
 	return keysOf(bs)
 }
 
-func getRange(t testing.TB, db storage.Database, begin, end string, limit int, reverse bool, opts ...storage.Option) string {
+func getRange(t testing.TB, db kv.Database, begin, end string, limit int, reverse bool, opts ...kv.Option) string {
 	t.Helper()
 	kvs, err := db.GetRange(t.Context(), []byte(begin), []byte(end), limit, reverse, opts...)
 	RequireCode(t, err, messages.StatusCode_OK, fmt.Sprintf("GetRange(%q, %q, %d, %v)", begin, end, limit, reverse))
-	return kv(kvs)
+	return kvText(kvs)
 }
 
-func snapshotRange(t testing.TB, db storage.Database, begin, end string, limit int, reverse bool, version uint64, opts ...storage.Option) string {
+func snapshotRange(t testing.TB, db kv.Database, begin, end string, limit int, reverse bool, version uint64, opts ...kv.Option) string {
 	t.Helper()
 	kvs, err := db.SnapshotGetRange(t.Context(), []byte(begin), []byte(end), limit, reverse, version, opts...)
 	RequireCode(t, err, messages.StatusCode_OK, fmt.Sprintf("SnapshotGetRange(%q, %q, %d, %v, @%d)", begin, end, limit, reverse, version))
-	return kv(kvs)
+	return kvText(kvs)
 }
 
 // state is the full contents of every column family, rendered for
 // comparison.
-func state(t testing.TB, db storage.Database) string {
+func state(t testing.TB, db kv.Database) string {
 	t.Helper()
 	var b strings.Builder
 	for _, family := range columnFamilies {
 		kvs, err := DumpAll(t.Context(), db, family)
 		RequireCode(t, err, messages.StatusCode_OK, "DumpAll("+family+")")
-		fmt.Fprintf(&b, "[%s] %s\n", family, kv(kvs))
+		fmt.Fprintf(&b, "[%s] %s\n", family, kvText(kvs))
 	}
 	return b.String()
 }
 
 // requireState fails t when the contents differ from before.
-func requireState(t testing.TB, db storage.Database, before, what string) {
+func requireState(t testing.TB, db kv.Database, before, what string) {
 	t.Helper()
 	if after := state(t, db); after != before {
 		t.Fatalf("%s changed the data:\nbefore:\n%safter:\n%s", what, before, after)
@@ -369,7 +370,7 @@ func requireState(t testing.TB, db storage.Database, before, what string) {
 
 // seed writes a few keys into both column families, so that "unchanged" has
 // something to compare and a wrongly applied clear or commit shows.
-func seed(t testing.TB, db storage.Database) {
+func seed(t testing.TB, db kv.Database) {
 	t.Helper()
 	for _, k := range []string{"a", "b", "c", "m", "z"} {
 		put(t, db, k, "v-"+k)

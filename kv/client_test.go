@@ -1,4 +1,4 @@
-package actors
+package kv
 
 import (
 	"context"
@@ -7,51 +7,41 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 )
 
-// scriptedGroup stands in for the group's router: it opens sessions with
-// ids 101, 102, … and answers puts with the scripted errors, in order, then
-// with success.
-type scriptedGroup struct {
+// scripted is a Transport that opens sessions with ids 101, 102, … and
+// answers puts with the scripted errors, in order, then with success.
+type scripted struct {
 	mu       sync.Mutex
 	sessions uint64
 	puts     []*messages.PutRequest
 	putErrs  []error
 }
 
-func (g *scriptedGroup) Receive(ctx actor.Context) {
-	switch msg := ctx.Message().(type) {
-	case *messages.OpenSessionRequest:
-		g.mu.Lock()
-		g.sessions++
-		id := 100 + g.sessions
-		g.mu.Unlock()
-		ctx.Respond(&messages.OpenSessionResponse{Status: messages.StatusOf(nil), ClientId: id})
-	case *messages.PutRequest:
-		g.mu.Lock()
-		g.puts = append(g.puts, proto.Clone(msg).(*messages.PutRequest))
-		n := len(g.puts)
-		var err error
-		if n <= len(g.putErrs) {
-			err = g.putErrs[n-1]
-		}
-		g.mu.Unlock()
-		ctx.Respond(&messages.PutResponse{Status: messages.StatusOf(err), Version: uint64(10 * n)})
-	}
+func (s *scripted) Send(req proto.Message, _ time.Time, done func(messages.Statused, error)) {
+	resp, err := s.answer(req)
+	done(resp, err) // synchronously, as a transport may: the client must cope
 }
 
-func startScripted(t *testing.T, putErrs ...error) (*Client, *scriptedGroup) {
-	t.Helper()
-	sys := actor.NewActorSystem()
-	t.Cleanup(sys.Shutdown)
-	g := &scriptedGroup{putErrs: putErrs}
-	pid := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return g }))
-	return NewClient(sys.Root, pid, time.Second), g
+func (s *scripted) answer(req proto.Message) (messages.Statused, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch r := req.(type) {
+	case *messages.OpenSessionRequest:
+		s.sessions++
+		return &messages.OpenSessionResponse{Status: messages.StatusOf(nil), ClientId: 100 + s.sessions}, nil
+	case *messages.PutRequest:
+		s.puts = append(s.puts, proto.Clone(r).(*messages.PutRequest))
+		n := len(s.puts)
+		if n <= len(s.putErrs) {
+			return nil, s.putErrs[n-1]
+		}
+		return &messages.PutResponse{Status: messages.StatusOf(nil), Version: uint64(10 * n)}, nil
+	}
+	return nil, messages.Errorf(messages.StatusCode_INTERNAL, "unexpected %T", req)
 }
 
 var errExpired = messages.Errorf(messages.StatusCode_SESSION_EXPIRED, "client session is unknown")
@@ -60,7 +50,8 @@ var errExpired = messages.Errorf(messages.StatusCode_SESSION_EXPIRED, "client se
 // machine refused for its forgotten session was never applied, so the
 // client sends it again under a new session.
 func TestClientReopensAForgottenSession(t *testing.T) {
-	c, g := startScripted(t, errExpired)
+	g := &scripted{putErrs: []error{errExpired}}
+	c := NewClient(g, time.Second)
 	v, err := c.Put(context.Background(), []byte("k"), []byte("v"))
 	if err != nil || v != 20 {
 		t.Fatalf("put: %d, %v; want version 20 from the second attempt", v, err)
@@ -89,7 +80,8 @@ func TestClientReopensAForgottenSession(t *testing.T) {
 // forgotten, so SESSION_EXPIRED ends it, unknown, and it is not sent again.
 func TestClientReportsAnUnknownOutcome(t *testing.T) {
 	timeout := messages.Errorf(messages.StatusCode_TIMEOUT, "proposal timed out")
-	c, g := startScripted(t, timeout, errExpired)
+	g := &scripted{putErrs: []error{timeout, errExpired}}
+	c := NewClient(g, time.Second)
 	_, err := c.Put(context.Background(), []byte("k"), []byte("v"))
 	if !errors.Is(err, messages.ErrSessionExpired) || messages.IsRetryable(err) {
 		t.Fatalf("put: %v; want ErrSessionExpired, not retryable", err)
@@ -101,9 +93,37 @@ func TestClientReportsAnUnknownOutcome(t *testing.T) {
 		t.Fatalf("the retry changed the request id: %v then %v", g.puts[0].GetRequestId(), g.puts[1].GetRequestId())
 	}
 	// A request id the caller chose is the caller's to manage: not reopened.
-	c, g = startScripted(t, errExpired)
-	_, err = c.Put(context.Background(), []byte("k"), []byte("v"), storage.WithRequestID(&messages.RequestId{ClientId: 5, Seq: 1}))
+	g = &scripted{putErrs: []error{errExpired}}
+	c = NewClient(g, time.Second)
+	_, err = c.Put(context.Background(), []byte("k"), []byte("v"), WithRequestID(&messages.RequestId{ClientId: 5, Seq: 1}))
 	if !errors.Is(err, messages.ErrSessionExpired) || len(g.puts) != 1 || g.sessions != 0 {
 		t.Fatalf("put with the caller's request id: %v after %d puts, %d sessions; want ErrSessionExpired after 1, 0", err, len(g.puts), g.sessions)
+	}
+}
+
+// TestClientRetriesUntilTheDeadline: retryable failures are retried with
+// the same request id; after a TIMEOUT the give-up error is TIMEOUT (the
+// outcome unknown), not the later UNAVAILABLE.
+func TestClientRetriesUntilTheDeadline(t *testing.T) {
+	var errs []error
+	errs = append(errs, messages.Errorf(messages.StatusCode_TIMEOUT, "lost"))
+	for range 1000 {
+		errs = append(errs, messages.Errorf(messages.StatusCode_UNAVAILABLE, "no leader"))
+	}
+	g := &scripted{putErrs: errs}
+	c := NewClient(g, time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := c.Put(ctx, []byte("k"), []byte("v"))
+	if !errors.Is(err, messages.ErrTimeout) {
+		t.Fatalf("put: %v, want TIMEOUT (an attempt's outcome was unknown)", err)
+	}
+	if len(g.puts) < 3 || c.Retries() == 0 {
+		t.Fatalf("%d attempts, %d retries: want several", len(g.puts), c.Retries())
+	}
+	for _, p := range g.puts[1:] {
+		if !proto.Equal(p.GetRequestId(), g.puts[0].GetRequestId()) {
+			t.Fatalf("a retry changed the request id")
+		}
 	}
 }

@@ -1,4 +1,4 @@
-package actors
+package kv
 
 import (
 	"context"
@@ -6,15 +6,15 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/storage"
 )
 
-// Requests is storage.Database's operations over a server of the requests
-// of messages/kv.proto: each operation turns its arguments and options into
-// its request, has the function serve it, and turns the response back. The
-// function returns the response, or the error its status holds. A write
-// carries the request id of storage.WithRequestID, or none: the server gives
-// it one (Client.Submit does). The Client is Requests over Submit.
+// Requests is Database's operations over a server of the requests of
+// messages/kv.proto: each operation turns its arguments and options into
+// its request, has the function serve it, and turns the response back. It
+// is the one conversion between the Go API and the protocol. The function
+// returns the response, or the error its status holds. A write carries the
+// request id of WithRequestID, or none: the server gives it one (a Client
+// does, from its session).
 type Requests func(ctx context.Context, req proto.Message) (messages.Statused, error)
 
 // answer is resp as the response type T, or err.
@@ -51,34 +51,34 @@ func limit32(limit int) (int32, error) {
 	return int32(limit), nil
 }
 
-// Get implements storage.Database.
-func (do Requests) Get(ctx context.Context, key []byte, opts ...storage.Option) ([]byte, bool, error) {
-	o := storage.ApplyOptions(opts)
+// Get implements Database.
+func (do Requests) Get(ctx context.Context, key []byte, opts ...Option) ([]byte, bool, error) {
+	o := ApplyOptions(opts)
 	r, err := answer[*messages.GetResponse](do(ctx, &messages.GetRequest{ColumnFamily: o.ColumnFamily, Key: key, Consistency: o.Consistency}))
 	return r.GetValue(), r.GetFound(), err
 }
 
-// Put implements storage.Database.
-func (do Requests) Put(ctx context.Context, key, value []byte, opts ...storage.Option) (uint64, error) {
-	o := storage.ApplyOptions(opts)
+// Put implements Database.
+func (do Requests) Put(ctx context.Context, key, value []byte, opts ...Option) (uint64, error) {
+	o := ApplyOptions(opts)
 	return version[*messages.PutResponse](do(ctx, &messages.PutRequest{ColumnFamily: o.ColumnFamily, Key: key, Value: value, RequestId: o.RequestID}))
 }
 
-// Delete implements storage.Database.
-func (do Requests) Delete(ctx context.Context, key []byte, opts ...storage.Option) (uint64, error) {
-	o := storage.ApplyOptions(opts)
+// Delete implements Database.
+func (do Requests) Delete(ctx context.Context, key []byte, opts ...Option) (uint64, error) {
+	o := ApplyOptions(opts)
 	return version[*messages.DeleteResponse](do(ctx, &messages.DeleteRequest{ColumnFamily: o.ColumnFamily, Key: key, RequestId: o.RequestID}))
 }
 
-// ClearRange implements storage.Database.
-func (do Requests) ClearRange(ctx context.Context, begin, end []byte, opts ...storage.Option) (uint64, error) {
-	o := storage.ApplyOptions(opts)
+// ClearRange implements Database.
+func (do Requests) ClearRange(ctx context.Context, begin, end []byte, opts ...Option) (uint64, error) {
+	o := ApplyOptions(opts)
 	return version[*messages.ClearRangeResponse](do(ctx, &messages.ClearRangeRequest{ColumnFamily: o.ColumnFamily, Begin: begin, End: end, RequestId: o.RequestID}))
 }
 
-// ListKeys implements storage.Database.
-func (do Requests) ListKeys(ctx context.Context, prefix []byte, limit int, opts ...storage.Option) ([][]byte, error) {
-	o := storage.ApplyOptions(opts)
+// ListKeys implements Database.
+func (do Requests) ListKeys(ctx context.Context, prefix []byte, limit int, opts ...Option) ([][]byte, error) {
+	o := ApplyOptions(opts)
 	l, err := limit32(limit)
 	if err != nil {
 		return nil, err
@@ -87,9 +87,9 @@ func (do Requests) ListKeys(ctx context.Context, prefix []byte, limit int, opts 
 	return r.GetKeys(), err
 }
 
-// GetRange implements storage.Database.
-func (do Requests) GetRange(ctx context.Context, begin, end []byte, limit int, reverse bool, opts ...storage.Option) ([]*messages.KeyValue, error) {
-	o := storage.ApplyOptions(opts)
+// GetRange implements Database.
+func (do Requests) GetRange(ctx context.Context, begin, end []byte, limit int, reverse bool, opts ...Option) ([]*messages.KeyValue, error) {
+	o := ApplyOptions(opts)
 	l, err := limit32(limit)
 	if err != nil {
 		return nil, err
@@ -98,31 +98,31 @@ func (do Requests) GetRange(ctx context.Context, begin, end []byte, limit int, r
 	return r.GetKvs(), err
 }
 
-// AtomicCommit implements storage.Database.
-func (do Requests) AtomicCommit(ctx context.Context, commit *messages.AtomicCommit, opts ...storage.Option) (uint64, error) {
-	o := storage.ApplyOptions(opts)
+// AtomicCommit implements Database.
+func (do Requests) AtomicCommit(ctx context.Context, commit *messages.AtomicCommit, opts ...Option) (uint64, error) {
+	o := ApplyOptions(opts)
 	if commit == nil {
 		return 0, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "atomic commit is missing")
 	}
-	commit = storage.DefaultFamily(commit, o.ColumnFamily)
+	commit = DefaultFamily(commit, o.ColumnFamily)
 	return version[*messages.AtomicCommitResponse](do(ctx, &messages.AtomicCommitRequest{Commit: commit, RequestId: o.RequestID}))
 }
 
-// GetReadVersion implements storage.Database.
+// GetReadVersion implements Database.
 func (do Requests) GetReadVersion(ctx context.Context) (uint64, error) {
 	return version[*messages.GetReadVersionResponse](do(ctx, &messages.GetReadVersionRequest{}))
 }
 
-// SnapshotRead implements storage.Database.
-func (do Requests) SnapshotRead(ctx context.Context, key []byte, version uint64, opts ...storage.Option) ([]byte, bool, error) {
-	o := storage.ApplyOptions(opts)
+// SnapshotRead implements Database.
+func (do Requests) SnapshotRead(ctx context.Context, key []byte, version uint64, opts ...Option) ([]byte, bool, error) {
+	o := ApplyOptions(opts)
 	r, err := answer[*messages.SnapshotReadResponse](do(ctx, &messages.SnapshotReadRequest{ColumnFamily: o.ColumnFamily, Key: key, Version: version}))
 	return r.GetValue(), r.GetFound(), err
 }
 
-// SnapshotGetRange implements storage.Database.
-func (do Requests) SnapshotGetRange(ctx context.Context, begin, end []byte, limit int, reverse bool, version uint64, opts ...storage.Option) ([]*messages.KeyValue, error) {
-	o := storage.ApplyOptions(opts)
+// SnapshotGetRange implements Database.
+func (do Requests) SnapshotGetRange(ctx context.Context, begin, end []byte, limit int, reverse bool, version uint64, opts ...Option) ([]*messages.KeyValue, error) {
+	o := ApplyOptions(opts)
 	l, err := limit32(limit)
 	if err != nil {
 		return nil, err
@@ -131,15 +131,15 @@ func (do Requests) SnapshotGetRange(ctx context.Context, begin, end []byte, limi
 	return r.GetKvs(), err
 }
 
-// SetFaultInjection implements storage.Database: it reaches the replicas
-// named by storage.WithReplicas (all when none).
-func (do Requests) SetFaultInjection(ctx context.Context, faults *messages.FaultInjection, opts ...storage.Option) error {
-	o := storage.ApplyOptions(opts)
+// SetFaultInjection implements Database: it reaches the replicas
+// named by WithReplicas (all when none).
+func (do Requests) SetFaultInjection(ctx context.Context, faults *messages.FaultInjection, opts ...Option) error {
+	o := ApplyOptions(opts)
 	_, err := answer[*messages.SetFaultInjectionResponse](do(ctx, &messages.SetFaultInjectionRequest{Faults: faults, Replicas: o.Replicas}))
 	return err
 }
 
-// OpenSession implements storage.Database.
+// OpenSession implements Database.
 func (do Requests) OpenSession(ctx context.Context) (uint64, error) {
 	r, err := answer[*messages.OpenSessionResponse](do(ctx, &messages.OpenSessionRequest{}))
 	return r.GetClientId(), err

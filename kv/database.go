@@ -1,7 +1,9 @@
-package storage
+package kv
 
 import (
 	"context"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/actorkv/actorkv/messages"
 )
@@ -127,4 +129,24 @@ func ApplyOptions(opts []Option) Options {
 	return o
 }
 
-var _ Database = (*Engine)(nil)
+// DefaultFamily returns commit with cf filled in where a mutation or conflict
+// range names no column family (a copy when anything changes).
+func DefaultFamily(commit *messages.AtomicCommit, cf string) *messages.AtomicCommit {
+	if cf == "" || cf == DefaultColumnFamily {
+		return commit
+	}
+	c := proto.Clone(commit).(*messages.AtomicCommit)
+	for _, m := range c.Mutations {
+		if m.ColumnFamily == "" {
+			m.ColumnFamily = cf
+		}
+	}
+	for _, rs := range [][]*messages.KeyRange{c.ReadConflictRanges, c.WriteConflictRanges} {
+		for _, r := range rs {
+			if r.ColumnFamily == "" {
+				r.ColumnFamily = cf
+			}
+		}
+	}
+	return c
+}

@@ -1,12 +1,13 @@
-package storage
+package kv
 
 import (
 	"bytes"
 	"strconv"
 	"time"
 
-	"github.com/actorkv/actorkv/messages"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/actorkv/actorkv/messages"
 )
 
 // Limits bound the input actorkv accepts (DESIGN.md, "Bad input").
@@ -35,6 +36,10 @@ type Limits struct {
 	// SESSION_EXPIRED.
 	SessionTTL time.Duration `toml:"session_ttl"`
 }
+
+// MaxKeySizeCeiling caps Limits.MaxKeySize: the storage engine bounds the
+// open end of a range just above it.
+const MaxKeySizeCeiling = 1 << 16
 
 // DefaultLimits returns the limits of DESIGN.md.
 func DefaultLimits() Limits {
@@ -76,8 +81,8 @@ func (l Limits) Validate() error {
 	if l.SessionTTL <= 0 {
 		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "limits.session_ttl must be positive, got %v", l.SessionTTL)
 	}
-	if l.MaxKeySize > maxAcceptedKeySize {
-		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "limits.max_key_size %d is over the engine's ceiling of %d", l.MaxKeySize, maxAcceptedKeySize)
+	if l.MaxKeySize > MaxKeySizeCeiling {
+		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "limits.max_key_size %d is over the engine's ceiling of %d", l.MaxKeySize, MaxKeySizeCeiling)
 	}
 	return nil
 }
@@ -338,4 +343,23 @@ func (v *Validator) rangeIn(cf string, begin, end []byte, limit int32) error {
 	}
 	_, err := v.Limit(int(limit))
 	return err
+}
+
+// maxAddedLatency bounds injected latency, so a typo cannot wedge a replica.
+const maxAddedLatency = 10 * time.Second
+
+// ValidateFaults checks a fault injection configuration.
+func ValidateFaults(faults *messages.FaultInjection) error {
+	if r := faults.GetErrorRate(); !(r >= 0 && r <= 1) {
+		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "error_rate %v is outside [0, 1]", r)
+	}
+	if l := faults.GetAddedLatency(); l != nil {
+		if err := l.CheckValid(); err != nil {
+			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "added_latency: %v", err)
+		}
+		if d := l.AsDuration(); d < 0 || d > maxAddedLatency {
+			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "added_latency %v is outside [0, %v]", d, maxAddedLatency)
+		}
+	}
+	return nil
 }
