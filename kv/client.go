@@ -69,6 +69,23 @@ const (
 	maxBackoff = 200 * time.Millisecond
 )
 
+// Backoff is the pause before retry n (from 1) of actorkv's retry policy:
+// 5 ms, doubling, at most 200 ms. Retryable says which failures it retries.
+func Backoff(n int) time.Duration {
+	d := minBackoff
+	for i := 1; i < n && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxBackoff)
+}
+
+// Retryable reports whether the retry policy tries a request again after
+// err: a retryable status (UNAVAILABLE, TIMEOUT) from a transport that is
+// not closed.
+func Retryable(err error) bool {
+	return messages.IsRetryable(err) && !errors.Is(err, ErrClosed)
+}
+
 var errClientClosed = messages.Errorf(messages.StatusCode_UNAVAILABLE, "client is closed")
 
 // ErrClosed is what a transport that was closed answers (the standalone
@@ -127,7 +144,7 @@ func (c *Client) Do(ctx context.Context, req proto.Message) (messages.Statused, 
 // quickly and never block. Submit costs no goroutine per call, so a server
 // can keep thousands in flight (kvserver's Batch streams do).
 func (c *Client) Submit(req proto.Message, deadline time.Time, cancel <-chan struct{}, done func(messages.Statused, error)) {
-	s := &submission{c: c, req: req, deadline: deadline, cancel: cancel, done: done, release: func() {}, backoff: minBackoff}
+	s := &submission{c: c, req: req, deadline: deadline, cancel: cancel, done: done, release: func() {}}
 	if op := messages.OpOf(req); op != nil && op.Deduplicated() && op.RequestID(req).GetClientId() == 0 {
 		s.stamp = op
 	}
@@ -247,7 +264,7 @@ type submission struct {
 	cancel   <-chan struct{}
 	done     func(messages.Statused, error)
 	release  func() // marks the request id answered
-	backoff  time.Duration
+	retry    int // retries so far
 	// stamp is req's operation when the client gives req its request id
 	// (nil: req keeps its own, or carries none); sess is the session it was
 	// given under, and sent counts the attempts sent under it.
@@ -308,7 +325,7 @@ func (s *submission) answered(resp messages.Statused, err error) {
 		s.sessionExpired(err)
 		return
 	}
-	if err == nil || !messages.IsRetryable(err) {
+	if err == nil || !Retryable(err) {
 		s.finish(resp, err)
 		return
 	}
@@ -339,17 +356,17 @@ func (s *submission) sessionExpired(err error) {
 // failed retries after a retryable failure err, after a pause, or gives up
 // when a non-retryable one ends the call.
 func (s *submission) failed(err error) {
-	if !messages.IsRetryable(err) || errors.Is(err, ErrClosed) {
+	if !Retryable(err) {
 		s.finish(nil, err)
 		return
 	}
 	s.last = err
-	wait := min(s.backoff, time.Until(s.deadline))
+	s.retry++
+	wait := min(Backoff(s.retry), time.Until(s.deadline))
 	if wait <= 0 {
 		s.giveUp()
 		return
 	}
-	s.backoff = min(2*s.backoff, maxBackoff)
 	s.c.retries.Add(1)
 	time.AfterFunc(wait, s.try)
 }

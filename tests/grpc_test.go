@@ -13,14 +13,14 @@ import (
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/server"
-	"github.com/actorkv/actorkv/server/kvclient"
+	"github.com/actorkv/actorkv/kvclient"
 	"github.com/actorkv/actorkv/storage/conformance"
 )
 
 // TestGRPCConformance holds the network API to the Database contract:
 // kvserver on its embedded default (three replicas in one process, real
 // RocksDB and Raft), every operation of the suite a Batch call sent by
-// server/kvclient over gRPC, fault injection and the replicas' status unary
+// kvclient over gRPC, fault injection and the replicas' status unary
 // RPCs. The suite runs unchanged, bad input included.
 func TestGRPCConformance(t *testing.T) {
 	conformance.Run(t, func(t testing.TB, cfg conformance.Config) kv.Database {

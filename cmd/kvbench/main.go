@@ -70,7 +70,7 @@ Keys are --key-size bytes, drawn uniformly from --keys distinct keys. With
 
 Targets (--target):
   grpc        a running kvserver at --endpoints (the default); operations
-              travel over Batch streams (server/kvclient), or one unary RPC
+              travel over Batch streams (kvclient), or one unary RPC
               each with --unary
   embedded    a three-replica group in this process, data in --dir
   standalone  the standalone RocksDB engine, data in --dir

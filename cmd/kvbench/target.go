@@ -14,7 +14,7 @@ import (
 	"github.com/actorkv/actorkv/actors"
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/server/kvclient"
+	"github.com/actorkv/actorkv/kvclient"
 	"github.com/actorkv/actorkv/storage"
 )
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -409,10 +408,8 @@ func newFaultCommand(g *globals) *cobra.Command {
 			send := g.faultEach
 			if len(g.endpoints) == 1 {
 				send = func(cmd *cobra.Command, req *messages.SetFaultInjectionRequest) error {
-					return g.call(cmd, func(ctx context.Context, kv messages.KVClient) error {
-						_, err := kv.SetFaultInjection(ctx, req)
-						return err
-					})
+					_, err := do[*messages.SetFaultInjectionResponse](g, cmd, req)
+					return err
 				}
 			}
 			if err := send(cmd, req); err != nil {
@@ -467,23 +464,17 @@ func (g *globals) faultEach(cmd *cobra.Command, req *messages.SetFaultInjectionR
 			byEndpoint[ep] = append(byEndpoint[ep], id)
 		}
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
-	defer cancel()
-	c := newClient(g.endpoints)
-	defer c.close()
-	for i, ep := range g.endpoints {
+	for _, ep := range g.endpoints {
 		mine, ok := byEndpoint[ep]
 		if !ok {
 			continue
 		}
 		delete(byEndpoint, ep) // an endpoint given twice is sent to once
-		kv, err := c.kv(i)
-		if err != nil {
-			return err
-		}
 		one := &messages.SetFaultInjectionRequest{Faults: req.GetFaults(), Replicas: mine}
-		if _, err := kv.SetFaultInjection(ctx, one); err != nil {
-			return fmt.Errorf("%s (replicas %v): %w", ep, mine, messages.FromGRPC(err))
+		at := *g
+		at.endpoints = []string{ep}
+		if _, err := do[*messages.SetFaultInjectionResponse](&at, cmd, one); err != nil {
+			return fmt.Errorf("%s (replicas %v): %w", ep, mine, err)
 		}
 	}
 	return nil

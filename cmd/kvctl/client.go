@@ -6,36 +6,25 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/actorkv/actorkv/kv"
+	"github.com/actorkv/actorkv/kvclient"
 	"github.com/actorkv/actorkv/messages"
 )
 
-// client holds one connection per endpoint, dialled on first use.
-type client struct {
-	endpoints []string
-	conns     []*grpc.ClientConn // by endpoint; nil until dialled
-}
+// conns holds one gRPC connection per endpoint; grpc.NewClient connects on
+// first use.
+type conns []*grpc.ClientConn
 
-func newClient(endpoints []string) *client {
-	return &client{endpoints: endpoints, conns: make([]*grpc.ClientConn, len(endpoints))}
-}
-
-func (c *client) close() {
-	for _, cc := range c.conns {
-		if cc != nil {
-			_ = cc.Close()
-		}
-	}
-}
-
-func (c *client) kv(i int) (messages.KVClient, error) {
-	if c.conns[i] == nil {
-		cc, err := grpc.NewClient(c.endpoints[i],
+func dial(endpoints []string) (conns, error) {
+	cs := make(conns, 0, len(endpoints))
+	for _, ep := range endpoints {
+		cc, err := grpc.NewClient(ep,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(messages.MaxResponseMessageBytes)),
 			// Reconnect quickly to a restarting server: kvctl lives for
@@ -46,101 +35,55 @@ func (c *client) kv(i int) (messages.KVClient, error) {
 			}),
 		)
 		if err != nil {
-			return nil, usageErr("endpoint %q: %v", c.endpoints[i], err)
+			cs.close()
+			return nil, usageErr("endpoint %q: %v", ep, err)
 		}
-		c.conns[i] = cc
+		cs = append(cs, cc)
 	}
-	return messages.NewKVClient(c.conns[i]), nil
+	return cs, nil
 }
 
-// do calls f until it succeeds or fails with a non-retryable error, or ctx
-// ends. An endpoint answering UNAVAILABLE passes the call to the next one; a
-// TIMEOUT the server returned before ctx's deadline is retried. When every
-// endpoint failed, do waits briefly and starts over. f must send the same
-// request (the same request id, for a write) on every attempt.
-func (c *client) do(ctx context.Context, f func(context.Context, messages.KVClient) error) error {
-	return c.doRound(ctx, false, f)
-}
-
-// doSnapshot is do for a snapshot read: an endpoint answering
-// TRANSACTION_TOO_OLD passes the read to the next one too, since a process
-// whose replica restarted or installed a snapshot since the version no longer
-// holds the history another may still hold; the read fails TOO_OLD only when
-// every endpoint that answered said so.
-func (c *client) doSnapshot(ctx context.Context, f func(context.Context, messages.KVClient) error) error {
-	return c.doRound(ctx, true, f)
-}
-
-func (c *client) doRound(ctx context.Context, tooOldElsewhere bool, f func(context.Context, messages.KVClient) error) error {
-	return c.retry(ctx, func() (error, error) {
-		var last, tooOld error
-		for i := range c.endpoints {
-			kv, err := c.kv(i)
-			if err != nil {
-				return nil, err
-			}
-			err = f(ctx, kv)
-			if err == nil {
-				return nil, nil
-			}
-			if ctx.Err() != nil {
-				return nil, c.gaveUp(ctx, fmt.Errorf("%s: %w", c.endpoints[i], messages.FromGRPC(err)))
-			}
-			if tooOldElsewhere && messages.CodeOf(messages.FromGRPC(err)) == messages.StatusCode_TRANSACTION_TOO_OLD {
-				tooOld = messages.FromGRPC(err)
-				continue
-			}
-			if !retryable(err) {
-				return nil, messages.FromGRPC(err)
-			}
-			last = fmt.Errorf("%s: %w", c.endpoints[i], messages.FromGRPC(err))
-		}
-		if last == nil {
-			return nil, tooOld // every endpoint answered TOO_OLD
-		}
-		return last, nil
-	})
-}
-
-// retry runs round until it returns no retryable failure: round returns the
-// error to report if time runs out (nil: the round is over, with err as its
-// outcome). Between rounds it waits, from 20 ms doubling to 500 ms, until
-// ctx ends.
-func (c *client) retry(ctx context.Context, round func() (retryable, err error)) error {
-	wait := 20 * time.Millisecond
-	for {
-		last, err := round()
-		if last == nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return c.gaveUp(ctx, last)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 500*time.Millisecond)
+func (cs conns) close() {
+	for _, cc := range cs {
+		_ = cc.Close()
 	}
 }
 
-// retryable reports whether a gRPC error may be retried: the endpoint was
-// unavailable, or the server's time for the call ran out.
-func retryable(err error) bool {
-	switch grpcstatus.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded:
-		return true
+// do sends req to the endpoints through a kv.Client — actorkv's one
+// request-id and retry policy — over kvclient.Endpoints of unary RPCs: an
+// endpoint answering UNAVAILABLE or TIMEOUT passes the next attempt to the
+// next endpoint, a write opens a session and keeps its request id across
+// attempts, a snapshot read answered TRANSACTION_TOO_OLD is asked of the
+// other endpoints. Everything ends within --timeout.
+func do[T messages.Statused](g *globals, cmd *cobra.Command, req proto.Message) (T, error) {
+	var zero T
+	cs, err := dial(g.endpoints)
+	if err != nil {
+		return zero, err
 	}
-	return false
+	defer cs.close()
+	ts := make([]kv.Transport, len(cs))
+	for i, cc := range cs {
+		ts[i] = kvclient.NewUnary(cc)
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+	defer cancel()
+	resp, err := kv.NewClient(kvclient.NewEndpoints(ts...), g.timeout).Do(ctx, req)
+	if err != nil {
+		return zero, gaveUp(ctx, err)
+	}
+	r, ok := resp.(T)
+	if !ok {
+		return zero, messages.Errorf(messages.StatusCode_INTERNAL, "answered %T, want %T", resp, zero)
+	}
+	return r, nil
 }
 
-// gaveUp is the error of a call whose time ran out: the last failure's
-// code, with the reason.
-func (c *client) gaveUp(ctx context.Context, last error) error {
-	code := messages.CodeOf(last)
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) && code != messages.StatusCode_UNAVAILABLE {
-		code = messages.StatusCode_TIMEOUT
+// gaveUp is err, said to be the last failure before --timeout when the
+// time ran out.
+func gaveUp(ctx context.Context, err error) error {
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) || !messages.IsRetryable(err) {
+		return err
 	}
-	if errors.Is(ctx.Err(), context.Canceled) {
-		code = messages.StatusCode_CANCELLED
-	}
-	return &messages.Error{Code: code, Message: fmt.Sprintf("no answer before the deadline (last: %v)", last)}
+	return &messages.Error{Code: messages.CodeOf(err), Message: fmt.Sprintf("no answer before the deadline (last: %v)", err)}
 }

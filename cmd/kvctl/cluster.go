@@ -7,9 +7,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/actorkv/actorkv/kv"
+	"github.com/actorkv/actorkv/kvclient"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -29,51 +32,55 @@ type groupStatus struct {
 }
 
 // status asks every endpoint for its replicas' status (with digests if
-// asked) and merges the answers. Each round asks every endpoint once, at the
-// same time; it is over when at least one answered, and the others are
-// reported unreachable. When none answered, it tries again until --timeout,
-// unless an endpoint answered with a non-retryable error.
+// asked) and merges the answers. Each round sends every endpoint one attempt,
+// at the same time; it is over when at least one answered, and the others
+// are reported unreachable. When none answered, it tries again after the
+// retry policy's pause (kv.Backoff) until --timeout, unless an endpoint
+// answered with an error the policy does not retry.
 func (g *globals) status(cmd *cobra.Command, digests bool) (*groupStatus, error) {
 	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 	defer cancel()
-	c := newClient(g.endpoints)
-	defer c.close()
-	kvs := make([]messages.KVClient, len(g.endpoints))
-	for i := range g.endpoints {
-		kv, err := c.kv(i)
-		if err != nil {
-			return nil, err
-		}
-		kvs[i] = kv
+	cs, err := dial(g.endpoints)
+	if err != nil {
+		return nil, err
 	}
-	var merged *groupStatus
-	err := c.retry(ctx, func() (error, error) {
-		answers := make([]*messages.StatusResponse, len(kvs))
-		errs := make([]error, len(kvs))
+	defer cs.close()
+	deadline, _ := ctx.Deadline()
+	for round := 1; ; round++ {
+		answers := make([]*messages.StatusResponse, len(cs))
+		errs := make([]error, len(cs))
 		var wg sync.WaitGroup
-		for i, kv := range kvs {
-			wg.Go(func() {
-				answers[i], errs[i] = kv.Status(ctx, &messages.StatusRequest{WithDigests: digests})
+		for i, cc := range cs {
+			wg.Add(1)
+			kvclient.NewUnary(cc).Send(&messages.StatusRequest{WithDigests: digests}, deadline, func(resp messages.Statused, err error) {
+				defer wg.Done()
+				if err == nil {
+					err = resp.GetStatus().Err()
+				}
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				answers[i] = resp.(*messages.StatusResponse)
 			})
 		}
 		wg.Wait()
 		if slices.ContainsFunc(answers, func(st *messages.StatusResponse) bool { return st != nil }) {
-			merged = mergeStatus(g.endpoints, answers, errs)
-			return nil, nil
+			return mergeStatus(g.endpoints, answers, errs), nil
 		}
 		var last error
 		for i, err := range errs {
-			if !retryable(err) && ctx.Err() == nil {
-				return nil, messages.FromGRPC(err)
+			if !kv.Retryable(err) && ctx.Err() == nil {
+				return nil, err
 			}
-			last = fmt.Errorf("%s: %w", g.endpoints[i], messages.FromGRPC(err))
+			last = fmt.Errorf("%s: %w", g.endpoints[i], err)
 		}
-		if ctx.Err() != nil {
-			return nil, c.gaveUp(ctx, last)
+		select {
+		case <-ctx.Done():
+			return nil, gaveUp(ctx, last)
+		case <-time.After(kv.Backoff(round)):
 		}
-		return last, nil
-	})
-	return merged, err
+	}
 }
 
 // mergeStatus merges the endpoints' answers (nil where errs says why not).
@@ -87,7 +94,7 @@ func mergeStatus(endpoints []string, answers []*messages.StatusResponse, errs []
 	first := true
 	for i, st := range answers {
 		if st == nil {
-			gs.unreachable = append(gs.unreachable, unreachable{Endpoint: endpoints[i], Error: strings.TrimPrefix(errorLine(messages.FromGRPC(errs[i])), "kvctl: ")})
+			gs.unreachable = append(gs.unreachable, unreachable{Endpoint: endpoints[i], Error: strings.TrimPrefix(errorLine(errs[i]), "kvctl: ")})
 			continue
 		}
 		m := gs.StatusResponse

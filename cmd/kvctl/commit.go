@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -256,16 +255,11 @@ func newCommitCommand(g *globals) *cobra.Command {
 			if file == "" && len(c.Mutations)+len(c.ReadConflictRanges)+len(c.WriteConflictRanges) == 0 {
 				return usageErr("nothing to commit: give --file, or --set, --delete, --clear-range")
 			}
-			req := &messages.AtomicCommitRequest{Commit: c}
-			var version uint64
-			if err := g.write(cmd, &req.RequestId, func(ctx context.Context, kv messages.KVClient) error {
-				resp, err := kv.AtomicCommit(ctx, req)
-				version = resp.GetVersion()
-				return err
-			}); err != nil {
+			resp, err := do[*messages.AtomicCommitResponse](g, cmd, &messages.AtomicCommitRequest{Commit: c})
+			if err != nil {
 				return err
 			}
-			return g.printVersion(version)
+			return g.printVersion(resp.GetVersion())
 		},
 	}
 	f := cmd.Flags()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/hex"
 	"strings"
 
@@ -9,61 +8,6 @@ import (
 
 	"github.com/actorkv/actorkv/messages"
 )
-
-// call runs f with a client of g's endpoints under g's timeout.
-func (g *globals) call(cmd *cobra.Command, f func(context.Context, messages.KVClient) error) error {
-	return g.run(cmd, (*client).do, f)
-}
-
-// callSnapshot is call for a snapshot read: see client.doSnapshot.
-func (g *globals) callSnapshot(cmd *cobra.Command, f func(context.Context, messages.KVClient) error) error {
-	return g.run(cmd, (*client).doSnapshot, f)
-}
-
-type doFunc func(*client, context.Context, func(context.Context, messages.KVClient) error) error
-
-// run runs f through do with a client of g's endpoints under g's timeout.
-func (g *globals) run(cmd *cobra.Command, do doFunc, f func(context.Context, messages.KVClient) error) error {
-	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
-	defer cancel()
-	c := newClient(g.endpoints)
-	defer c.close()
-	return do(c, ctx, f)
-}
-
-// write runs the write f under a request id of a session of its own: it
-// opens the session, sets *rid to (session, seq 1) and sends the request,
-// retrying with that id as call does, so it is applied at most once. If the
-// state machine forgot the session before the write's only attempt reached
-// it (SESSION_EXPIRED), the write was not applied and goes again under a new
-// session; after more attempts its outcome is unknown, and the error says so.
-func (g *globals) write(cmd *cobra.Command, rid **messages.RequestId, f func(context.Context, messages.KVClient) error) error {
-	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
-	defer cancel()
-	c := newClient(g.endpoints)
-	defer c.close()
-	for {
-		var open *messages.OpenSessionResponse
-		if err := c.do(ctx, func(ctx context.Context, kv messages.KVClient) (err error) {
-			open, err = kv.OpenSession(ctx, &messages.OpenSessionRequest{})
-			return err
-		}); err != nil {
-			return err
-		}
-		*rid = &messages.RequestId{ClientId: open.GetClientId(), Seq: 1}
-		sent := 0
-		err := c.do(ctx, func(ctx context.Context, kv messages.KVClient) error {
-			sent++
-			return f(ctx, kv)
-		})
-		if messages.CodeOf(err) != messages.StatusCode_SESSION_EXPIRED {
-			return err
-		}
-		if sent > 1 {
-			return messages.Errorf(messages.StatusCode_SESSION_EXPIRED, "the write's outcome is unknown: an earlier attempt may have been applied before its session was forgotten (%v)", err)
-		}
-	}
-}
 
 // bytes decodes a key or value typed on the command line (hex with --hex).
 func (g *globals) bytes(what, s string) ([]byte, error) {
@@ -142,12 +86,8 @@ func newPutCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := &messages.PutRequest{ColumnFamily: cf, Key: key, Value: value}
-			var resp *messages.PutResponse
-			if err := g.write(cmd, &req.RequestId, func(ctx context.Context, kv messages.KVClient) (err error) {
-				resp, err = kv.Put(ctx, req)
-				return err
-			}); err != nil {
+			resp, err := do[*messages.PutResponse](g, cmd, &messages.PutRequest{ColumnFamily: cf, Key: key, Value: value})
+			if err != nil {
 				return err
 			}
 			return g.printVersion(resp.GetVersion())
@@ -247,29 +187,19 @@ func newGetCommand(g *globals) *cobra.Command {
 			var kvs []*messages.KeyValue
 			switch {
 			case snapshot:
-				req := &messages.SnapshotGetRangeRequest{ColumnFamily: cf, Begin: begin, End: end, Limit: limit, Reverse: reverse, Version: version}
-				err = g.callSnapshot(cmd, func(ctx context.Context, kv messages.KVClient) error {
-					resp, err := kv.SnapshotGetRange(ctx, req)
-					kvs = resp.GetKvs()
-					return err
-				})
+				var resp *messages.SnapshotGetRangeResponse
+				resp, err = do[*messages.SnapshotGetRangeResponse](g, cmd, &messages.SnapshotGetRangeRequest{ColumnFamily: cf, Begin: begin, End: end, Limit: limit, Reverse: reverse, Version: version})
+				kvs = resp.GetKvs()
 			case prefix && keysOnly && !reverse:
-				req := &messages.ListKeysRequest{ColumnFamily: cf, Prefix: begin, Limit: limit, Consistency: cons}
-				err = g.call(cmd, func(ctx context.Context, kv messages.KVClient) error {
-					resp, err := kv.ListKeys(ctx, req)
-					kvs = kvs[:0]
-					for _, k := range resp.GetKeys() {
-						kvs = append(kvs, &messages.KeyValue{Key: k})
-					}
-					return err
-				})
+				var resp *messages.ListKeysResponse
+				resp, err = do[*messages.ListKeysResponse](g, cmd, &messages.ListKeysRequest{ColumnFamily: cf, Prefix: begin, Limit: limit, Consistency: cons})
+				for _, k := range resp.GetKeys() {
+					kvs = append(kvs, &messages.KeyValue{Key: k})
+				}
 			default:
-				req := &messages.GetRangeRequest{ColumnFamily: cf, Begin: begin, End: end, Limit: limit, Reverse: reverse, Consistency: cons}
-				err = g.call(cmd, func(ctx context.Context, kv messages.KVClient) error {
-					resp, err := kv.GetRange(ctx, req)
-					kvs = resp.GetKvs()
-					return err
-				})
+				var resp *messages.GetRangeResponse
+				resp, err = do[*messages.GetRangeResponse](g, cmd, &messages.GetRangeRequest{ColumnFamily: cf, Begin: begin, End: end, Limit: limit, Reverse: reverse, Consistency: cons})
+				kvs = resp.GetKvs()
 			}
 			if err != nil {
 				return err
@@ -295,22 +225,18 @@ func (g *globals) getOne(cmd *cobra.Command, cf string, key []byte, cons message
 		value []byte
 		found bool
 	)
-	call := g.call
 	if snapshot {
-		call = g.callSnapshot
-	}
-	err := call(cmd, func(ctx context.Context, kv messages.KVClient) error {
-		if snapshot {
-			resp, err := kv.SnapshotRead(ctx, &messages.SnapshotReadRequest{ColumnFamily: cf, Key: key, Version: version})
-			value, found = resp.GetValue(), resp.GetFound()
+		resp, err := do[*messages.SnapshotReadResponse](g, cmd, &messages.SnapshotReadRequest{ColumnFamily: cf, Key: key, Version: version})
+		if err != nil {
 			return err
 		}
-		resp, err := kv.Get(ctx, &messages.GetRequest{ColumnFamily: cf, Key: key, Consistency: cons})
 		value, found = resp.GetValue(), resp.GetFound()
-		return err
-	})
-	if err != nil {
-		return err
+	} else {
+		resp, err := do[*messages.GetResponse](g, cmd, &messages.GetRequest{ColumnFamily: cf, Key: key, Consistency: cons})
+		if err != nil {
+			return err
+		}
+		value, found = resp.GetValue(), resp.GetFound()
 	}
 	if g.json() {
 		out := getJSON{Found: found, Key: g.text(key)}
@@ -387,12 +313,9 @@ func newDelCommand(g *globals) *cobra.Command {
 			}
 			var version uint64
 			if !isRange && !prefix {
-				req := &messages.DeleteRequest{ColumnFamily: cf, Key: begin}
-				err = g.write(cmd, &req.RequestId, func(ctx context.Context, kv messages.KVClient) error {
-					resp, err := kv.Delete(ctx, req)
-					version = resp.GetVersion()
-					return err
-				})
+				var resp *messages.DeleteResponse
+				resp, err = do[*messages.DeleteResponse](g, cmd, &messages.DeleteRequest{ColumnFamily: cf, Key: begin})
+				version = resp.GetVersion()
 			} else {
 				var end []byte
 				if prefix {
@@ -402,12 +325,9 @@ func newDelCommand(g *globals) *cobra.Command {
 						return err
 					}
 				}
-				req := &messages.ClearRangeRequest{ColumnFamily: cf, Begin: begin, End: end}
-				err = g.write(cmd, &req.RequestId, func(ctx context.Context, kv messages.KVClient) error {
-					resp, err := kv.ClearRange(ctx, req)
-					version = resp.GetVersion()
-					return err
-				})
+				var resp *messages.ClearRangeResponse
+				resp, err = do[*messages.ClearRangeResponse](g, cmd, &messages.ClearRangeRequest{ColumnFamily: cf, Begin: begin, End: end})
+				version = resp.GetVersion()
 			}
 			if err != nil {
 				return err
@@ -433,14 +353,11 @@ func newReadVersionCommand(g *globals) *cobra.Command {
 		Long:  readVersionLong,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var v uint64
-			if err := g.call(cmd, func(ctx context.Context, kv messages.KVClient) error {
-				resp, err := kv.GetReadVersion(ctx, &messages.GetReadVersionRequest{})
-				v = resp.GetVersion()
-				return err
-			}); err != nil {
+			resp, err := do[*messages.GetReadVersionResponse](g, cmd, &messages.GetReadVersionRequest{})
+			if err != nil {
 				return err
 			}
+			v := resp.GetVersion()
 			if g.json() {
 				return g.printJSON(versionResult{Version: v})
 			}

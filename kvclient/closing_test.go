@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/actorkv/actorkv/messages"
-	"github.com/actorkv/actorkv/server/kvclient"
+	"github.com/actorkv/actorkv/kvclient"
 )
 
 // closingKV answers Get calls with their key as the value. On each of its

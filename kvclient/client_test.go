@@ -13,7 +13,7 @@ import (
 
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/server"
-	"github.com/actorkv/actorkv/server/kvclient"
+	"github.com/actorkv/actorkv/kvclient"
 )
 
 // startServer serves a standalone engine on a free port.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/server"
-	"github.com/actorkv/actorkv/server/kvclient"
+	"github.com/actorkv/actorkv/kvclient"
 )
 
 // BenchmarkBatch measures the network hot path as kvbench drives it: a
@@ -18,7 +18,7 @@ import (
 // 64 closed-loop callers sharing one kvclient (two Batch streams), with
 // 16-byte keys and 128-byte values. Each b.N is one operation.
 //
-//	go test -run '^$' -bench Batch -benchtime 20000x ./server/kvclient/
+//	go test -run '^$' -bench Batch -benchtime 20000x ./kvclient/
 func BenchmarkBatch(b *testing.B) {
 	s := serve(b, server.DefaultConfig())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

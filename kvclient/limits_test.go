@@ -10,7 +10,7 @@ import (
 
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/server"
-	"github.com/actorkv/actorkv/server/kvclient"
+	"github.com/actorkv/actorkv/kvclient"
 )
 
 // commitOf returns an atomic commit of n SETs of 1 MiB values under prefix.
