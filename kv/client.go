@@ -264,7 +264,7 @@ type submission struct {
 	cancel   <-chan struct{}
 	done     func(messages.Statused, error)
 	release  func() // marks the request id answered
-	retry    int // retries so far
+	retry    int    // retries so far
 	// stamp is req's operation when the client gives req its request id
 	// (nil: req keeps its own, or carries none); sess is the session it was
 	// given under, and sent counts the attempts sent under it.

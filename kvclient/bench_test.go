@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/kvclient"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/server"
-	"github.com/actorkv/actorkv/kvclient"
 )
 
 // BenchmarkBatch measures the network hot path as kvbench drives it: a

@@ -11,9 +11,9 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/actorkv/actorkv/kvclient"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/server"
-	"github.com/actorkv/actorkv/kvclient"
 )
 
 // startServer serves a standalone engine on a free port.

@@ -13,8 +13,8 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/kvclient"
+	"github.com/actorkv/actorkv/messages"
 )
 
 // closingKV answers Get calls with their key as the value. On each of its

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/kvclient"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/server"
-	"github.com/actorkv/actorkv/kvclient"
 )
 
 // commitOf returns an atomic commit of n SETs of 1 MiB values under prefix.

@@ -11,9 +11,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/actorkv/actorkv/kv"
+	"github.com/actorkv/actorkv/kvclient"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/server"
-	"github.com/actorkv/actorkv/kvclient"
 	"github.com/actorkv/actorkv/storage/conformance"
 )
 

@@ -13,8 +13,8 @@ import (
 
 	"github.com/actorkv/actorkv/actors"
 	"github.com/actorkv/actorkv/kv"
-	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/kvclient"
+	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/storage"
 )
 
