@@ -304,7 +304,7 @@ type rawGroup struct {
 // actors/replica/replica.go: keep them in step.
 func startRawGroup(b *testing.B, cfg actors.Config) *rawGroup {
 	b.Helper()
-	rg := &rawGroup{clusterID: cfg.ClusterID, proposalTimeout: cfg.ProposalTimeout, applies: &applyStats{}}
+	rg := &rawGroup{clusterID: cfg.ClusterID, proposalTimeout: cfg.Raft.ProposalTimeout, applies: &applyStats{}}
 	network := replica.NewNetwork()
 	tag := make([]byte, 6)
 	_, _ = rand.Read(tag)
@@ -334,7 +334,7 @@ func startRawGroup(b *testing.B, cfg actors.Config) *rawGroup {
 		nh, err := dragonboat.NewNodeHost(config.NodeHostConfig{
 			NodeHostDir:       raftDir,
 			WALDir:            raftDir,
-			RTTMillisecond:    uint64(max(cfg.RTT.Milliseconds(), 1)),
+			RTTMillisecond:    uint64(max(cfg.Raft.RTT.Milliseconds(), 1)),
 			RaftAddress:       members[replica.NodeID(id, 0)],
 			RaftEventListener: events,
 			Expert: config.ExpertConfig{
@@ -353,11 +353,11 @@ func startRawGroup(b *testing.B, cfg actors.Config) *rawGroup {
 		err = nh.StartOnDiskCluster(members, false, func(uint64, uint64) sm.IOnDiskStateMachine { return machine }, config.Config{
 			NodeID:             replica.NodeID(id, 0),
 			ClusterID:          cfg.ClusterID,
-			ElectionRTT:        cfg.ElectionRTT,
-			HeartbeatRTT:       cfg.HeartbeatRTT,
+			ElectionRTT:        cfg.Raft.ElectionRTT,
+			HeartbeatRTT:       cfg.Raft.HeartbeatRTT,
 			CheckQuorum:        true,
-			SnapshotEntries:    cfg.SnapshotEntries,
-			CompactionOverhead: cfg.CompactionOverhead,
+			SnapshotEntries:    cfg.Raft.SnapshotEntries,
+			CompactionOverhead: cfg.Raft.CompactionOverhead,
 		})
 		if err != nil {
 			b.Fatalf("raw replica %d: start Raft node: %v", id, err)
@@ -387,7 +387,7 @@ func startRawGroup(b *testing.B, cfg actors.Config) *rawGroup {
 			// ErrSystemBusy and friends: the next round asks again.
 			_ = rg.nhs[replica.ReplicaID(leader)].RequestLeaderTransfer(cfg.ClusterID, primary)
 		}
-		attempt, cancelAttempt := context.WithTimeout(ctx, time.Duration(cfg.ElectionRTT)*cfg.RTT)
+		attempt, cancelAttempt := context.WithTimeout(ctx, time.Duration(cfg.Raft.ElectionRTT)*cfg.Raft.RTT)
 		_, err = events.wait(attempt, func(views map[uint64]raftio.LeaderInfo) (uint64, bool) {
 			return primary, views[primary].LeaderID == primary
 		})

@@ -44,16 +44,8 @@ type Config struct {
 	Local uint32
 	// Storage configures each replica's engine (Dir is set per replica).
 	Storage storage.Config
-	// RTT is Raft's tick; ElectionRTT and HeartbeatRTT count in it.
-	RTT          time.Duration
-	ElectionRTT  uint64
-	HeartbeatRTT uint64
-	// SnapshotEntries applied entries trigger a snapshot and log
-	// compaction, keeping CompactionOverhead entries.
-	SnapshotEntries    uint64
-	CompactionOverhead uint64
-	// ProposalTimeout bounds one proposal or ReadIndex round.
-	ProposalTimeout time.Duration
+	// Raft tunes consensus (every replica's).
+	Raft replica.RaftConfig
 	// ApplyTimeout bounds one executor batch before the replica fail-stops.
 	ApplyTimeout time.Duration
 	// RequestTimeout bounds one attempt of a Client call; calls retry
@@ -81,12 +73,7 @@ func DefaultConfig(basePath string) Config {
 		Replicas:           3,
 		InProcess:          true,
 		Storage:            storage.DefaultConfig(""),
-		RTT:                20 * time.Millisecond,
-		ElectionRTT:        25,
-		HeartbeatRTT:       2,
-		SnapshotEntries:    100_000,
-		CompactionOverhead: 10_000,
-		ProposalTimeout:    5 * time.Second,
+		Raft:               replica.DefaultRaftConfig(),
 		ApplyTimeout:       time.Minute,
 		RequestTimeout:     5 * time.Second,
 		ReadWorkers:        max(2, runtime.GOMAXPROCS(0)),
@@ -110,10 +97,6 @@ func (c Config) Validate() error {
 		return bad("replica_endpoints has %d addresses for %d replicas", len(c.Addresses), c.Replicas)
 	case int(c.Local) >= c.Replicas:
 		return bad("instance_id %d is not a replica id (0..%d)", c.Local, c.Replicas-1)
-	case c.RTT <= 0 || c.ElectionRTT <= 2*c.HeartbeatRTT || c.HeartbeatRTT == 0:
-		return bad("rtt %v, election_rtt %d, heartbeat_rtt %d: need rtt > 0 and election_rtt > 2*heartbeat_rtt > 0", c.RTT, c.ElectionRTT, c.HeartbeatRTT)
-	case c.ProposalTimeout <= 0:
-		return bad("proposal_timeout must be positive")
 	case c.ApplyTimeout <= 0:
 		return bad("apply_timeout must be positive")
 	case c.RequestTimeout <= 0:
@@ -122,6 +105,9 @@ func (c Config) Validate() error {
 		return bad("read_workers must be positive")
 	case c.MaxInFlight <= 0:
 		return bad("max_in_flight must be positive")
+	}
+	if err := c.Raft.Validate(); err != nil {
+		return err
 	}
 	s := c.Storage
 	s.Dir = c.BasePath
@@ -195,8 +181,8 @@ func Start(cfg Config) (*Group, error) {
 			Logger:    log,
 		},
 		Primary:           0,
-		HandoverRetry:     cfg.RTT * time.Duration(cfg.ElectionRTT),
-		MembershipTimeout: 3 * cfg.ProposalTimeout, // three rounds at least
+		HandoverRetry:     cfg.Raft.ElectionTimeout(),
+		MembershipTimeout: 3 * cfg.Raft.ProposalTimeout, // three rounds at least
 		Owner:             &g.owner,
 		OnEvent:           g.onEvent,
 		Logger:            log,
@@ -209,12 +195,7 @@ func Start(cfg Config) (*Group, error) {
 			Members:            g.addresses,
 			Network:            g.network,
 			Storage:            cfg.Storage,
-			RTT:                cfg.RTT,
-			ElectionRTT:        cfg.ElectionRTT,
-			HeartbeatRTT:       cfg.HeartbeatRTT,
-			SnapshotEntries:    cfg.SnapshotEntries,
-			CompactionOverhead: cfg.CompactionOverhead,
-			ProposalTimeout:    cfg.ProposalTimeout,
+			Raft:               cfg.Raft,
 			ApplyTimeout:       cfg.ApplyTimeout,
 			ReadWorkers:        cfg.ReadWorkers,
 			MaxInFlight:        cfg.MaxInFlight,
@@ -237,24 +218,7 @@ func (c Config) withDefaults() Config {
 	if c.Storage.Limits == (kv.Limits{}) {
 		c.Storage.Limits = d.Storage.Limits
 	}
-	if c.RTT == 0 {
-		c.RTT = d.RTT
-	}
-	if c.ElectionRTT == 0 {
-		c.ElectionRTT = d.ElectionRTT
-	}
-	if c.HeartbeatRTT == 0 {
-		c.HeartbeatRTT = d.HeartbeatRTT
-	}
-	if c.SnapshotEntries == 0 {
-		c.SnapshotEntries = d.SnapshotEntries
-	}
-	if c.CompactionOverhead == 0 {
-		c.CompactionOverhead = d.CompactionOverhead
-	}
-	if c.ProposalTimeout == 0 {
-		c.ProposalTimeout = d.ProposalTimeout
-	}
+	c.Raft = c.Raft.WithDefaults()
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = d.ApplyTimeout
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/actorkv/actorkv/actors/replica"
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/storage"
@@ -26,12 +27,12 @@ const (
 // "Configuration"). Every field has a default (DefaultConfig); Validate
 // names the first bad field by its TOML path.
 type Config struct {
-	Deployment Deployment `toml:"deployment"`
-	Database   Database   `toml:"database"`
-	Server     Listen     `toml:"server"`
-	Raft       Raft       `toml:"raft"`
-	Limits     kv.Limits  `toml:"limits"`
-	Log        Log        `toml:"log"`
+	Deployment Deployment         `toml:"deployment"`
+	Database   Database           `toml:"database"`
+	Server     Listen             `toml:"server"`
+	Raft       replica.RaftConfig `toml:"raft"`
+	Limits     kv.Limits          `toml:"limits"`
+	Log        Log                `toml:"log"`
 }
 
 // Deployment says how the database is deployed.
@@ -89,16 +90,6 @@ type Listen struct {
 	MemoryLimitMiB int `toml:"memory_limit_mib"`
 }
 
-// Raft tunes consensus (replicated mode).
-type Raft struct {
-	RTT                Duration `toml:"rtt"`
-	ElectionRTT        uint64   `toml:"election_rtt"`
-	HeartbeatRTT       uint64   `toml:"heartbeat_rtt"`
-	SnapshotEntries    uint64   `toml:"snapshot_entries"`
-	CompactionOverhead uint64   `toml:"compaction_overhead"`
-	ProposalTimeout    Duration `toml:"proposal_timeout"`
-}
-
 // Log configures logging.
 type Log struct {
 	// Level is debug, info, warn or error.
@@ -150,14 +141,7 @@ func DefaultConfig() Config {
 			ShutdownTimeout: Duration{15 * time.Second},
 			MemoryLimitMiB:  224,
 		},
-		Raft: Raft{
-			RTT:                Duration{20 * time.Millisecond},
-			ElectionRTT:        25,
-			HeartbeatRTT:       2,
-			SnapshotEntries:    100_000,
-			CompactionOverhead: 10_000,
-			ProposalTimeout:    Duration{5 * time.Second},
-		},
+		Raft:   replica.DefaultRaftConfig(),
 		Limits: kv.DefaultLimits(),
 		Log:    Log{Level: "info", Format: "text"},
 	}
@@ -266,18 +250,8 @@ func (c Config) Validate() error {
 	if c.Server.MemoryLimitMiB < 0 {
 		return bad("server.memory_limit_mib", "must not be negative")
 	}
-	r := c.Raft
-	switch {
-	case r.RTT.Duration < time.Millisecond:
-		return bad("raft.rtt", "must be at least 1ms, got %v", r.RTT)
-	case r.HeartbeatRTT == 0:
-		return bad("raft.heartbeat_rtt", "must be positive")
-	case r.ElectionRTT <= 2*r.HeartbeatRTT:
-		return bad("raft.election_rtt", "%d must be more than twice heartbeat_rtt (%d)", r.ElectionRTT, r.HeartbeatRTT)
-	case r.SnapshotEntries == 0:
-		return bad("raft.snapshot_entries", "must be positive")
-	case r.ProposalTimeout.Duration <= 0:
-		return bad("raft.proposal_timeout", "must be positive")
+	if err := c.Raft.Validate(); err != nil {
+		return err
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)

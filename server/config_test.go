@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/actors/replica"
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
@@ -141,8 +142,8 @@ format = "json"
 		Database: Database{BasePath: "/var/lib/actorkv", ColumnFamilies: []string{"default", "meta", "index"},
 			RetentionWindow: Duration{90 * time.Second}, SyncWrites: false, BlockCacheMiB: 64, WriteBufferMiB: 8, MemtableMiB: 24},
 		Server: Listen{Listen: "0.0.0.0:7070", Metrics: "", RequestTimeout: Duration{250 * time.Millisecond}, ShutdownTimeout: Duration{time.Minute}, MemoryLimitMiB: 512},
-		Raft: Raft{RTT: Duration{5 * time.Millisecond}, ElectionRTT: 50, HeartbeatRTT: 5, SnapshotEntries: 1000,
-			CompactionOverhead: 100, ProposalTimeout: Duration{2 * time.Second}},
+		Raft: replica.RaftConfig{RTT: 5 * time.Millisecond, ElectionRTT: 50, HeartbeatRTT: 5, SnapshotEntries: 1000,
+			CompactionOverhead: 100, ProposalTimeout: 2 * time.Second},
 		Limits: kv.Limits{MaxKeySize: 100, MaxValueSize: 4096, MaxCommitOps: 10, MaxCommitBytes: 65536, MaxRangeLimit: 50, MaxRangeBytes: 1 << 20,
 			MaxSessions: 5000, SessionTTL: 90 * time.Second},
 		Log: Log{Level: "debug", Format: "json"},
@@ -184,11 +185,11 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"server.request_timeout", func(c *Config) { c.Server.RequestTimeout = Duration{} }},
 		{"server.shutdown_timeout", func(c *Config) { c.Server.ShutdownTimeout = Duration{-time.Second} }},
 		{"server.memory_limit_mib", func(c *Config) { c.Server.MemoryLimitMiB = -1 }},
-		{"raft.rtt", func(c *Config) { c.Raft.RTT = Duration{time.Microsecond} }},
+		{"raft.rtt", func(c *Config) { c.Raft.RTT = time.Microsecond }},
 		{"raft.heartbeat_rtt", func(c *Config) { c.Raft.HeartbeatRTT = 0 }},
 		{"raft.election_rtt", func(c *Config) { c.Raft.ElectionRTT = 2 * c.Raft.HeartbeatRTT }},
 		{"raft.snapshot_entries", func(c *Config) { c.Raft.SnapshotEntries = 0 }},
-		{"raft.proposal_timeout", func(c *Config) { c.Raft.ProposalTimeout = Duration{} }},
+		{"raft.proposal_timeout", func(c *Config) { c.Raft.ProposalTimeout = 0 }},
 		{"limits.max_key_size", func(c *Config) { c.Limits.MaxKeySize = 0 }},
 		{"limits.max_key_size", func(c *Config) { c.Limits.MaxKeySize = 1 << 30 }},
 		{"limits.max_value_size", func(c *Config) { c.Limits.MaxValueSize = -1 }},

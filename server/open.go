@@ -38,7 +38,7 @@ func Open(cfg Config, log *slog.Logger) (*Backend, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	attempt := cfg.Raft.ProposalTimeout.Duration
+	attempt := cfg.Raft.ProposalTimeout
 	if cfg.Deployment.Mode == ModeStandalone {
 		s, err := storage.OpenStandalone(cfg.StorageConfig(filepath.Join(cfg.Database.BasePath, "standalone")))
 		if err != nil {
@@ -55,12 +55,7 @@ func Open(cfg Config, log *slog.Logger) (*Backend, error) {
 	}
 	gc.Local = cfg.Deployment.InstanceID
 	gc.Storage = cfg.StorageConfig("")
-	gc.RTT = cfg.Raft.RTT.Duration
-	gc.ElectionRTT = cfg.Raft.ElectionRTT
-	gc.HeartbeatRTT = cfg.Raft.HeartbeatRTT
-	gc.SnapshotEntries = cfg.Raft.SnapshotEntries
-	gc.CompactionOverhead = cfg.Raft.CompactionOverhead
-	gc.ProposalTimeout = cfg.Raft.ProposalTimeout.Duration
+	gc.Raft = cfg.Raft
 	gc.Logger = log
 	g, err := actors.Start(gc)
 	if err != nil {

@@ -49,8 +49,8 @@ func (c *outcomeCounter) observe(replica uint32, entries []storage.Entry, result
 func TestFollowersAgreeAfterMixedWorkload(t *testing.T) {
 	counter := newOutcomeCounter()
 	cfg := actors.DefaultConfig(t.TempDir())
-	cfg.RTT = 5 * time.Millisecond
-	cfg.ElectionRTT = 20
+	cfg.Raft.RTT = 5 * time.Millisecond
+	cfg.Raft.ElectionRTT = 20
 	cfg.Observer = counter.observe
 	g, err := actors.Start(cfg)
 	if err != nil {

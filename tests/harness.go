@@ -124,8 +124,8 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	logs := NewLogRecorder(t)
 	cfg := actors.DefaultConfig(o.dir)
 	cfg.Replicas = Replicas
-	cfg.RTT = 5 * time.Millisecond
-	cfg.ElectionRTT = 20
+	cfg.Raft.RTT = 5 * time.Millisecond
+	cfg.Raft.ElectionRTT = 20
 	cfg.Storage.ColumnFamilies = o.columnFamilies
 	if o.retention > 0 {
 		cfg.Storage.RetentionWindow = o.retention
@@ -134,7 +134,7 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 		cfg.Storage.Limits.MaxSessions = o.maxSessions
 	}
 	if o.snapshotEntries > 0 {
-		cfg.SnapshotEntries, cfg.CompactionOverhead = o.snapshotEntries, o.compactionOverhead
+		cfg.Raft.SnapshotEntries, cfg.Raft.CompactionOverhead = o.snapshotEntries, o.compactionOverhead
 	}
 	cfg.Logger = slog.New(logs)
 	for _, f := range o.configure {
@@ -317,7 +317,7 @@ func (c *Cluster) TransferLeader(id uint32) {
 	c.t.Helper()
 	deadline := time.Now().Add(WaitTimeout)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*c.cfg.RTT*time.Duration(c.cfg.ElectionRTT))
+		ctx, cancel := context.WithTimeout(context.Background(), 20*c.cfg.Raft.ElectionTimeout())
 		err := c.Group().TransferLeader(ctx, id)
 		if err == nil {
 			err = c.Group().WaitLeader(ctx, id)

@@ -31,17 +31,8 @@ type Config struct {
 	Network *Network
 	// Storage configures the engine; its Dir is set from Dir.
 	Storage storage.Config
-	// RTT is the round trip time between replicas that Raft's timers are
-	// counted in; ElectionRTT and HeartbeatRTT are multiples of it.
-	RTT          time.Duration
-	ElectionRTT  uint64
-	HeartbeatRTT uint64
-	// SnapshotEntries is how many applied entries trigger a snapshot (and
-	// log compaction); CompactionOverhead entries are kept behind it.
-	SnapshotEntries    uint64
-	CompactionOverhead uint64
-	// ProposalTimeout bounds a proposal or ReadIndex round.
-	ProposalTimeout time.Duration
+	// Raft tunes consensus.
+	Raft RaftConfig
 	// ApplyTimeout bounds one executor ApplyBatch; beyond it the replica
 	// fail-stops.
 	ApplyTimeout time.Duration
@@ -112,12 +103,11 @@ func (c Config) validate() error {
 	if _, ok := c.Members[c.ID]; !ok {
 		return fmt.Errorf("replica %d: not among the members %v", c.ID, c.Members)
 	}
-	if c.RTT <= 0 || c.ElectionRTT == 0 || c.HeartbeatRTT == 0 || c.ElectionRTT <= 2*c.HeartbeatRTT {
-		return fmt.Errorf("replica %d: rtt %v, election_rtt %d, heartbeat_rtt %d: need positive values and election_rtt > 2*heartbeat_rtt",
-			c.ID, c.RTT, c.ElectionRTT, c.HeartbeatRTT)
+	if err := c.Raft.Validate(); err != nil {
+		return fmt.Errorf("replica %d: %w", c.ID, err)
 	}
-	if c.ProposalTimeout <= 0 || c.ApplyTimeout <= 0 {
-		return fmt.Errorf("replica %d: proposal and apply timeouts must be positive", c.ID)
+	if c.ApplyTimeout <= 0 {
+		return fmt.Errorf("replica %d: the apply timeout must be positive", c.ID)
 	}
 	if c.ReadWorkers <= 0 || c.MaxInFlight <= 0 {
 		return fmt.Errorf("replica %d: read_workers and max_in_flight must be positive", c.ID)

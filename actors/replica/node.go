@@ -85,7 +85,7 @@ func startNode(cfg Config, generation uint32, engine *storage.Engine, root *acto
 	nhc := config.NodeHostConfig{
 		NodeHostDir:       cfg.raftDir(),
 		WALDir:            cfg.raftDir(),
-		RTTMillisecond:    uint64(max(cfg.RTT.Milliseconds(), 1)),
+		RTTMillisecond:    uint64(max(cfg.Raft.RTT.Milliseconds(), 1)),
 		RaftAddress:       cfg.Members[cfg.ID],
 		RaftEventListener: &listener{root: root, replica: cfg.ID, pid: self},
 		Expert: config.ExpertConfig{
@@ -114,11 +114,11 @@ func startNode(cfg Config, generation uint32, engine *storage.Engine, root *acto
 	rc := config.Config{
 		NodeID:             n.nodeID,
 		ClusterID:          cfg.ClusterID,
-		ElectionRTT:        cfg.ElectionRTT,
-		HeartbeatRTT:       cfg.HeartbeatRTT,
+		ElectionRTT:        cfg.Raft.ElectionRTT,
+		HeartbeatRTT:       cfg.Raft.HeartbeatRTT,
 		CheckQuorum:        true,
-		SnapshotEntries:    cfg.SnapshotEntries,
-		CompactionOverhead: cfg.CompactionOverhead,
+		SnapshotEntries:    cfg.Raft.SnapshotEntries,
+		CompactionOverhead: cfg.Raft.CompactionOverhead,
 	}
 	factory := func(uint64, uint64) sm.IOnDiskStateMachine { return n.sm }
 	if err := nh.StartOnDiskCluster(members, join, factory, rc); err != nil {
@@ -199,7 +199,7 @@ func (n *node) replaceMember(id uint32, address string, budget time.Duration) (r
 	deadline := time.Now().Add(budget)
 	// One attempt: long enough for a round through an election, short
 	// enough to try again within the budget.
-	attempt := min(n.cfg.ProposalTimeout, 10*n.cfg.RTT*time.Duration(n.cfg.ElectionRTT))
+	attempt := min(n.cfg.Raft.ProposalTimeout, 10*n.cfg.Raft.ElectionTimeout())
 	call := func(f func(ctx context.Context) error) error {
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -211,7 +211,7 @@ func (n *node) replaceMember(id uint32, address string, budget time.Duration) (r
 	}
 	// A pause after a transient failure, which may come back at once (a
 	// request dropped for want of a leader): a heartbeat.
-	pause := n.cfg.RTT * time.Duration(n.cfg.HeartbeatRTT)
+	pause := n.cfg.Raft.HeartbeatInterval()
 	var tried uint64 // the node this call asked to add, which may yet commit
 	var last error   // the latest transient failure: try again after a pause
 	for time.Now().Before(deadline) {

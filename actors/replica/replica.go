@@ -295,7 +295,7 @@ func (r *replicaActor) propose(ctx actor.Context, op *messages.Op, req proto.Mes
 		ctx.Respond(op.Response(errOverloaded))
 		return
 	}
-	rs, err := r.node.nh.Propose(r.node.session, data, r.cfg.ProposalTimeout)
+	rs, err := r.node.nh.Propose(r.node.session, data, r.cfg.Raft.ProposalTimeout)
 	if err != nil {
 		ctx.Respond(op.Response(raftError("propose", err)))
 		return
@@ -358,7 +358,7 @@ func (r *replicaActor) readWith(ctx actor.Context, linearizable bool, run func()
 		ctx.Respond(fail(errOverloaded))
 		return
 	}
-	rs, err := r.node.nh.ReadIndex(r.cfg.ClusterID, r.cfg.ProposalTimeout)
+	rs, err := r.node.nh.ReadIndex(r.cfg.ClusterID, r.cfg.Raft.ProposalTimeout)
 	if err != nil {
 		ctx.Respond(fail(raftError("read index", err)))
 		return
@@ -453,7 +453,7 @@ func (r *replicaActor) onReplaceMember(ctx actor.Context, msg *messages.ReplaceM
 	}
 	id, address := msg.GetReplicaId(), msg.GetAddress()
 	n, reply, root := r.node, ctx.Sender(), ctx.ActorSystem().Root
-	budget := 3 * r.cfg.ProposalTimeout
+	budget := 3 * r.cfg.Raft.ProposalTimeout
 	if msg.GetTimeout() != nil {
 		budget = msg.GetTimeout().AsDuration()
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -82,7 +81,8 @@ func do[T messages.Statused](g *globals, cmd *cobra.Command, req proto.Message) 
 // gaveUp is err, said to be the last failure before --timeout when the
 // time ran out.
 func gaveUp(ctx context.Context, err error) error {
-	if !errors.Is(ctx.Err(), context.DeadlineExceeded) || !messages.IsRetryable(err) {
+	d, ok := ctx.Deadline()
+	if !ok || time.Now().Before(d) || !messages.IsRetryable(err) {
 		return err
 	}
 	return &messages.Error{Code: messages.CodeOf(err), Message: fmt.Sprintf("no answer before the deadline (last: %v)", err)}
