@@ -68,16 +68,16 @@ type Config struct {
 // process under basePath.
 func DefaultConfig(basePath string) Config {
 	return Config{
-		BasePath:           basePath,
-		ClusterID:          1,
-		Replicas:           3,
-		InProcess:          true,
-		Storage:            storage.DefaultConfig(""),
-		Raft:               replica.DefaultRaftConfig(),
-		ApplyTimeout:       time.Minute,
-		RequestTimeout:     5 * time.Second,
-		ReadWorkers:        max(2, runtime.GOMAXPROCS(0)),
-		MaxInFlight:        16384,
+		BasePath:       basePath,
+		ClusterID:      1,
+		Replicas:       3,
+		InProcess:      true,
+		Storage:        storage.DefaultConfig(""),
+		Raft:           replica.DefaultRaftConfig(),
+		ApplyTimeout:   time.Minute,
+		RequestTimeout: 5 * time.Second,
+		ReadWorkers:    max(2, runtime.GOMAXPROCS(0)),
+		MaxInFlight:    16384,
 	}
 }
 
@@ -189,18 +189,18 @@ func Start(cfg Config) (*Group, error) {
 	}
 	for _, id := range local {
 		scfg.Replicas[id] = replica.Config{
-			ID:                 id,
-			ClusterID:          cfg.ClusterID,
-			Dir:                filepath.Join(cfg.BasePath, fmt.Sprintf("replica-%d", id)),
-			Members:            g.addresses,
-			Network:            g.network,
-			Storage:            cfg.Storage,
-			Raft:               cfg.Raft,
-			ApplyTimeout:       cfg.ApplyTimeout,
-			ReadWorkers:        cfg.ReadWorkers,
-			MaxInFlight:        cfg.MaxInFlight,
-			Observer:           cfg.Observer,
-			Logger:             log,
+			ID:           id,
+			ClusterID:    cfg.ClusterID,
+			Dir:          filepath.Join(cfg.BasePath, fmt.Sprintf("replica-%d", id)),
+			Members:      g.addresses,
+			Network:      g.network,
+			Storage:      cfg.Storage,
+			Raft:         cfg.Raft,
+			ApplyTimeout: cfg.ApplyTimeout,
+			ReadWorkers:  cfg.ReadWorkers,
+			MaxInFlight:  cfg.MaxInFlight,
+			Observer:     cfg.Observer,
+			Logger:       log,
 		}
 	}
 	g.pid = g.system.Root.SpawnPrefix(supervisor.Props(scfg), "actorkv")
