@@ -124,6 +124,7 @@ type Group struct {
 	system    *actor.ActorSystem
 	ownSystem bool
 	pid       *actor.PID // the supervisor
+	watcher   *actor.PID // told the supervisor's events
 	network   *replica.Network
 	addresses map[uint32]string
 	owner     sync.WaitGroup // replicas' start and stop goroutines
@@ -131,8 +132,7 @@ type Group struct {
 	mu      sync.Mutex
 	leader  *messages.LeaderChanged
 	up      map[uint32]bool
-	nodes   map[uint32]uint64 // each replica's node id, from its latest ReplicaUp
-	changed chan struct{}     // closed and replaced on every event
+	changed chan struct{} // closed and replaced on every event
 
 	stopOnce sync.Once
 }
@@ -144,7 +144,7 @@ func Start(cfg Config) (*Group, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g := &Group{cfg: cfg, system: cfg.System, up: map[uint32]bool{}, nodes: map[uint32]uint64{}, changed: make(chan struct{}), addresses: map[uint32]string{}}
+	g := &Group{cfg: cfg, system: cfg.System, up: map[uint32]bool{}, changed: make(chan struct{}), addresses: map[uint32]string{}}
 	log := cfg.Logger
 	if g.system == nil {
 		g.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
@@ -184,7 +184,7 @@ func Start(cfg Config) (*Group, error) {
 		HandoverRetry:     cfg.Raft.ElectionTimeout(),
 		MembershipTimeout: 3 * cfg.Raft.ProposalTimeout, // three rounds at least
 		Owner:             &g.owner,
-		OnEvent:           g.onEvent,
+		Watchers:          []*actor.PID{g.watch()},
 		Logger:            log,
 	}
 	for _, id := range local {
@@ -250,6 +250,29 @@ func addressTag(basePath string, clusterID uint64) string {
 	return hex.EncodeToString(sum[:6])
 }
 
+// watch registers the group's watcher: the reply address the supervisor
+// tells what it accepts (replicas up and down, leader changes), so that the
+// group follows the supervisor's knowledge instead of keeping its own.
+func (g *Group) watch() *actor.PID {
+	reg := g.system.ProcessRegistry
+	pid, _ := reg.Add(watcher{g}, "group-watcher"+reg.NextId())
+	g.watcher = pid
+	return pid
+}
+
+// watcher is the group's watcher process: it hands each event to onEvent.
+type watcher struct{ g *Group }
+
+func (w watcher) SendUserMessage(_ *actor.PID, message any) {
+	_, msg, _ := actor.UnwrapEnvelope(message)
+	if m, ok := msg.(proto.Message); ok {
+		w.g.onEvent(m)
+	}
+}
+
+func (watcher) SendSystemMessage(*actor.PID, any) {}
+func (watcher) Stop(*actor.PID)                   {}
+
 func (g *Group) onEvent(msg proto.Message) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -258,7 +281,6 @@ func (g *Group) onEvent(msg proto.Message) {
 		g.leader = m
 	case *messages.ReplicaUp:
 		g.up[m.GetReplicaId()] = true
-		g.nodes[m.GetReplicaId()] = m.GetNodeId()
 	case *messages.ReplicaDown:
 		delete(g.up, m.GetReplicaId())
 	}
@@ -296,16 +318,6 @@ func (g *Group) WaitLeader(ctx context.Context, id uint32) error {
 	return g.waitFor(ctx, fmt.Sprintf("replica %d to lead", id), func() bool {
 		return g.leader != nil && g.leader.GetHasLeader() && g.leader.GetLeaderId() == id
 	})
-}
-
-// NodeID returns the dragonboat node id replica id last came up as (it
-// changes each time the replica is rebuilt: see StartReplica), if it came
-// up in this process.
-func (g *Group) NodeID(id uint32) (uint64, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	n, ok := g.nodes[id]
-	return n, ok
 }
 
 // Leader returns the leader the group knows of.
@@ -446,6 +458,7 @@ func (g *Group) Stop() {
 	g.stopOnce.Do(func() {
 		_ = g.system.Root.StopFuture(g.pid).Wait()
 		g.owner.Wait()
+		g.system.ProcessRegistry.Remove(g.watcher)
 		if g.ownSystem {
 			g.system.Shutdown()
 		}

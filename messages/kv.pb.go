@@ -2408,8 +2408,12 @@ type ReplicaStatus struct {
 	// installing_snapshot: the replica is replacing its state with a
 	// snapshot from the leader; it refuses reads (UNAVAILABLE) meanwhile.
 	InstallingSnapshot bool `protobuf:"varint,12,opt,name=installing_snapshot,json=installingSnapshot,proto3" json:"installing_snapshot,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// node_id is the replica's dragonboat node id in the Raft membership: it
+	// changes each time the replica is rebuilt from scratch (a new
+	// generation); 0 while it does not run.
+	NodeId        uint64 `protobuf:"varint,13,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplicaStatus) Reset() {
@@ -2524,6 +2528,13 @@ func (x *ReplicaStatus) GetInstallingSnapshot() bool {
 		return x.InstallingSnapshot
 	}
 	return false
+}
+
+func (x *ReplicaStatus) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
 }
 
 type StatusRequest struct {
@@ -2804,7 +2815,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x12ColumnFamilyDigest\x12#\n" +
 	"\rcolumn_family\x18\x01 \x01(\tR\fcolumnFamily\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\fR\x06sha256\x12\x12\n" +
-	"\x04keys\x18\x03 \x01(\x04R\x04keys\"\xa3\x03\n" +
+	"\x04keys\x18\x03 \x01(\x04R\x04keys\"\xbc\x03\n" +
 	"\rReplicaStatus\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x18\n" +
@@ -2820,7 +2831,8 @@ const file_kv_proto_rawDesc = "" +
 	"has_leader\x18\n" +
 	" \x01(\bR\thasLeader\x12.\n" +
 	"\x13proposals_in_flight\x18\v \x01(\x04R\x11proposalsInFlight\x12/\n" +
-	"\x13installing_snapshot\x18\f \x01(\bR\x12installingSnapshot\"2\n" +
+	"\x13installing_snapshot\x18\f \x01(\bR\x12installingSnapshot\x12\x17\n" +
+	"\anode_id\x18\r \x01(\x04R\x06nodeId\"2\n" +
 	"\rStatusRequest\x12!\n" +
 	"\fwith_digests\x18\x01 \x01(\bR\vwithDigests\"\xd7\x01\n" +
 	"\x0eStatusResponse\x12*\n" +

@@ -85,6 +85,7 @@ func replicaStatus(id uint32) *messages.ReplicaStatus {
 		HasLeader:          true,
 		ProposalsInFlight:  7,
 		InstallingSnapshot: true,
+		NodeId:             65539,
 	}
 }
 

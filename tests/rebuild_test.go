@@ -20,8 +20,8 @@ import (
 func checkGeneration(t testing.TB, c *Cluster, id, generation uint32) {
 	t.Helper()
 	want := replica.NodeID(id, generation)
-	if got, ok := c.Group().NodeID(id); !ok || got != want {
-		t.Fatalf("replica %d is node %d (known %v), want %d (generation %d)", id, got, ok, want, generation)
+	if got := ReplicaStatus(c.Status(false), id).GetNodeId(); got != want {
+		t.Fatalf("replica %d is node %d, want %d (generation %d)", id, got, want, generation)
 	}
 	stored, err := replica.ReadGeneration(filepath.Join(c.Config().BasePath, fmt.Sprintf("replica-%d", id)))
 	if err != nil || stored != generation {
@@ -200,8 +200,12 @@ func TestRebuildRefusals(t *testing.T) {
 	if err := g.StartReplica(ctx, 1, false); err != nil {
 		t.Fatalf("start the local replica from its data after the refusal: %v", err)
 	}
-	if n, ok := g.NodeID(1); !ok || n != replica.NodeID(1, 0) {
-		t.Fatalf("replica 1 came up as node %d (known %v), want %d: the refusal changed nothing", n, ok, replica.NodeID(1, 0))
+	st, err := g.Status(ctx, false)
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	if n := ReplicaStatus(st, 1).GetNodeId(); n != replica.NodeID(1, 0) {
+		t.Fatalf("replica 1 runs as node %d, want %d: the refusal changed nothing", n, replica.NodeID(1, 0))
 	}
 }
 

@@ -118,6 +118,11 @@ func TestFailStopReplica(t *testing.T) {
 	if !strings.Contains(rec.Attrs["reason"], "injected") {
 		t.Errorf("fail-stop reason %q does not name the injected fault", rec.Attrs["reason"])
 	}
+	// The fail-stop is signalled once: one failure reaches the supervisor.
+	failures := c.Logs().Records(func(r LogRecord) bool { return r.Message == "replica failed; stopping it" })
+	if len(failures) != 1 {
+		t.Errorf("the supervisor heard of replica 2's failure %d times, want once: %v", len(failures), failures)
+	}
 	w.waitAcked(t, 200, "with replica 2 stopped")
 	c.Crash(2) // already down: the harness leaves it out of EnsureSame
 	c.EnsureSame(t)

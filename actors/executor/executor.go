@@ -6,9 +6,9 @@
 // index.
 //
 // A batch that cannot be decoded or written is fail-stop: the executor
-// answers with the failure and then fails with a *FailStop reason, which its
-// replica escalates so that the supervisor stops the replica. It never skips
-// an entry and is never restarted silently.
+// answers with the failure, having applied none of it, and the replica's
+// state machine stops the replica (FailStop is its reason). The executor
+// never skips an entry.
 package executor
 
 import (
@@ -22,8 +22,8 @@ import (
 	"github.com/actorkv/actorkv/storage"
 )
 
-// FailStop is the failure reason of an executor whose storage failed, and of
-// the replica it stops.
+// FailStop is the failure reason of a replica whose storage failed to apply
+// a committed batch.
 type FailStop struct {
 	Replica uint32
 	Err     error
@@ -86,8 +86,9 @@ func (a *executorActor) Receive(ctx actor.Context) {
 func (a *executorActor) onApplyBatch(ctx actor.Context, msg *messages.ApplyBatch) {
 	entries, results, err := Apply(a.engine, msg)
 	if err != nil {
+		a.log.Error("executor: batch not applied; the replica fail-stops", "replica", a.replica, "err", err)
 		ctx.Respond(&messages.ApplyBatchResult{Status: messages.StatusOf(err)})
-		panic(&FailStop{Replica: a.replica, Err: err})
+		return
 	}
 	if a.observe != nil {
 		a.observe(a.replica, entries, results)

@@ -27,7 +27,7 @@ import (
 // dragonboat replays exactly the entries after it.
 //
 // Fail-stop: when the executor cannot apply a batch, Update tells the
-// replica and blocks until the replica has stopped its Raft node (halt), then
+// replica (applyFailed, the one signal of a fail-stop) and blocks until the replica has stopped its Raft node (halt), then
 // returns the entries marked unapplied. Those entries are never made durable
 // as applied: from then on Sync and snapshots fail with ErrSnapshotStopped
 // (an abort dragonboat tolerates), so no snapshot can claim an index the
@@ -123,8 +123,7 @@ func (s *stateMachine) Update(ents []sm.Entry) ([]sm.Entry, error) {
 	}
 	if err != nil {
 		if !s.halted() {
-			s.root.Send(s.owner, &messages.ReplicaDown{ReplicaId: s.replica, FailStop: true,
-				Reason: fmt.Sprintf("applying entries %d..%d: %v", ents[0].Index, ents[len(ents)-1].Index, err)})
+			s.root.Send(s.owner, &applyFailed{reason: fmt.Sprintf("applying entries %d..%d: %v", ents[0].Index, ents[len(ents)-1].Index, err)})
 			<-s.haltC
 		}
 		return s.unapplied(ents), nil

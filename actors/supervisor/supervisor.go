@@ -38,7 +38,6 @@ package supervisor
 import (
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -72,37 +71,19 @@ type Config struct {
 	MembershipTimeout time.Duration
 	// Owner waits for the goroutines replicas start and stop with.
 	Owner *sync.WaitGroup
-	// OnEvent, if set, sees every ReplicaUp, ReplicaDown and LeaderChanged
-	// the supervisor accepts. It runs in the actor and must not block.
-	OnEvent func(proto.Message)
+	// Watchers are told, by message, every ReplicaUp, ReplicaDown and
+	// LeaderChanged the supervisor accepts: what it knows of the group is
+	// theirs to follow, not to keep beside it.
+	Watchers []*actor.PID
 	// Logger receives the supervisor's logs.
 	Logger *slog.Logger
-}
-
-type replicaState int
-
-const (
-	down       replicaState = iota
-	rebuilding              // down, while a peer replaces its node in the membership
-	starting
-	up
-	stopping
-)
-
-type slot struct {
-	pid     *actor.PID
-	state   replicaState
-	nodeID  uint64       // its dragonboat node id, from ReplicaUp or a membership change; 0: unknown
-	waiters []*actor.PID // answered when the replica is up or down
 }
 
 type supervisorActor struct {
 	cfg         Config
 	log         *slog.Logger
 	router      *actor.PID
-	replicas    map[uint32]*slot
-	leader      *messages.LeaderChanged
-	handedOver  bool                 // the primary has led: no more handover requests
+	m           *members
 	handoverDue scheduler.CancelFunc // the pending handover retry, if any
 }
 
@@ -117,7 +98,11 @@ func Props(cfg Config) *actor.Props {
 		if log == nil {
 			log = slog.Default()
 		}
-		return &supervisorActor{cfg: cfg, log: log, replicas: map[uint32]*slot{}}
+		ids := make([]uint32, 0, len(cfg.Replicas))
+		for id := range cfg.Replicas {
+			ids = append(ids, id)
+		}
+		return &supervisorActor{cfg: cfg, log: log, m: newMembers(cfg.Primary, ids)}
 	}, actor.WithSupervisor(Strategy()))
 }
 
@@ -165,7 +150,9 @@ func (s *supervisorActor) Receive(ctx actor.Context) {
 		}
 	case *actor.Stopped, *actor.Restarting:
 	case *actor.Terminated:
-		s.onTerminated(ctx, msg)
+		if s.m.terminated(msg.GetWho()) {
+			s.sendRoutes(ctx)
+		}
 	case *messages.ReplicaUp:
 		s.onReplicaUp(ctx, msg)
 	case *messages.ReplicaDown:
@@ -188,7 +175,7 @@ func (s *supervisorActor) Receive(ctx actor.Context) {
 			s.log.Warn("leader transfer to the primary failed", "err", err)
 		}
 	case proto.Message:
-		if messages.ErrorResponse(msg, nil) != nil { // a request of the KV API
+		if messages.OpOf(msg) != nil { // a request of the KV API
 			ctx.Forward(s.router)
 			return
 		}
@@ -207,12 +194,7 @@ func (s *supervisorActor) onStarted(ctx actor.Context) {
 		panic(fmt.Sprintf("supervisor: the router is %s, not %s as RouterPID says", pid, want))
 	}
 	s.router = pid
-	ids := make([]uint32, 0, len(s.cfg.Replicas))
-	for id := range s.cfg.Replicas {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	for _, id := range s.m.ids() {
 		s.spawnReplica(ctx, id, 0)
 	}
 }
@@ -223,33 +205,21 @@ func (s *supervisorActor) onStarted(ctx actor.Context) {
 func (s *supervisorActor) spawnReplica(ctx actor.Context, id uint32, rebuildAs uint32) {
 	cfg := s.cfg.Replicas[id]
 	cfg.WipeRaftLog, cfg.Generation = rebuildAs > 0, rebuildAs
-	sl := s.replicas[id]
-	if sl == nil {
-		sl = &slot{}
-		s.replicas[id] = sl
-	}
-	sl.pid = ctx.Spawn(replica.Props(cfg, s.cfg.Owner))
-	sl.state = starting
+	s.m.spawned(id, ctx.Spawn(replica.Props(cfg, s.cfg.Owner)))
 }
 
-func (s *supervisorActor) publish(msg proto.Message) {
-	if s.cfg.OnEvent != nil {
-		s.cfg.OnEvent(msg)
+// tell sends an accepted event to the watchers.
+func (s *supervisorActor) tell(ctx actor.Context, msg proto.Message) {
+	for _, w := range s.cfg.Watchers {
+		ctx.Send(w, msg)
 	}
 }
 
-// sendRoutes tells the router which replicas serve.
+// sendRoutes tells the router which replicas serve, and the leader.
 func (s *supervisorActor) sendRoutes(ctx actor.Context) {
-	routes := &messages.Routes{}
-	for id, sl := range s.replicas {
-		if sl.state == up {
-			routes.Replicas = append(routes.Replicas, &messages.ReplicaRoute{ReplicaId: id, Address: sl.pid.GetAddress(), Id: sl.pid.GetId()})
-		}
-	}
-	slices.SortFunc(routes.Replicas, func(a, b *messages.ReplicaRoute) int { return int(a.ReplicaId) - int(b.ReplicaId) })
-	ctx.Send(s.router, routes)
-	if s.leader != nil {
-		ctx.Send(s.router, s.leader)
+	ctx.Send(s.router, s.m.routes())
+	if s.m.leader != nil {
+		ctx.Send(s.router, s.m.leader)
 	}
 }
 
@@ -261,38 +231,22 @@ func (s *supervisorActor) answer(ctx actor.Context, sl *slot, err error) {
 }
 
 func (s *supervisorActor) onReplicaUp(ctx actor.Context, msg *messages.ReplicaUp) {
-	sl := s.replicas[msg.GetReplicaId()]
-	if sl == nil || sl.state != starting || !sl.pid.Equal(ctx.Sender()) {
+	sl, ok := s.m.up(msg.GetReplicaId(), ctx.Sender(), msg.GetNodeId())
+	if !ok {
 		return // a replica stopped meanwhile
 	}
-	sl.state = up
-	sl.nodeID = msg.GetNodeId()
 	s.log.Info("replica up", "replica", msg.GetReplicaId(), "node", msg.GetNodeId())
 	s.sendRoutes(ctx)
 	s.answer(ctx, sl, nil)
-	s.publish(msg)
+	s.tell(ctx, msg)
 	s.handOver(ctx)
 }
 
-// onTerminated takes a replica whose actor stopped (a failure, or a stop
-// request) out of the routes at once; its ReplicaDown follows when its
-// storage is closed.
-func (s *supervisorActor) onTerminated(ctx actor.Context, msg *actor.Terminated) {
-	for _, sl := range s.replicas {
-		if sl.pid.Equal(msg.GetWho()) && (sl.state == up || sl.state == starting) {
-			sl.state = stopping
-			s.sendRoutes(ctx)
-		}
-	}
-}
-
 func (s *supervisorActor) onReplicaDown(ctx actor.Context, msg *messages.ReplicaDown) {
-	sl := s.replicas[msg.GetReplicaId()]
+	sl, wasStarting := s.m.down(msg.GetReplicaId())
 	if sl == nil {
 		return
 	}
-	wasStarting := sl.state == starting
-	sl.state = down
 	if msg.GetFailStop() {
 		s.log.Error("replica down (fail-stop)", "replica", msg.GetReplicaId(), "reason", msg.GetReason())
 	} else {
@@ -304,39 +258,20 @@ func (s *supervisorActor) onReplicaDown(ctx actor.Context, msg *messages.Replica
 		err = messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica %d failed to start: %s", msg.GetReplicaId(), msg.GetReason())
 	}
 	s.answer(ctx, sl, err)
-	s.publish(msg)
+	s.tell(ctx, msg)
 }
 
 func (s *supervisorActor) onLeaderChanged(ctx actor.Context, msg *messages.LeaderChanged) {
 	s.log.Debug("leader change observed", "by", msg.GetReplicaId(), "leader", msg.GetLeaderId(), "has_leader", msg.GetHasLeader(), "term", msg.GetTerm())
-	if !s.newerLeader(msg) {
+	if !s.m.observe(msg) {
 		return // not newer than what the router knows
 	}
 	if msg.GetHasLeader() {
 		s.log.Info("leader elected", "leader", msg.GetLeaderId(), "term", msg.GetTerm())
 	}
-	s.leader = msg
 	ctx.Send(s.router, msg)
-	s.publish(msg)
+	s.tell(ctx, msg)
 	s.handOver(ctx)
-}
-
-// newerLeader reports whether msg replaces the leader the router knows: a
-// leader at a higher term does, and so does a leader at the same term where
-// none was known. A report of no leader counts only when it comes from the
-// known leader itself (it stepped down, or campaigns): a replica cut off from
-// the others campaigns at ever higher terms without ever winning, and must
-// not unseat the leader the majority elected at a lower term.
-func (s *supervisorActor) newerLeader(msg *messages.LeaderChanged) bool {
-	l := s.leader
-	switch {
-	case l == nil:
-		return true
-	case msg.GetHasLeader():
-		return msg.GetTerm() > l.GetTerm() || (msg.GetTerm() == l.GetTerm() && !l.GetHasLeader())
-	default:
-		return l.GetHasLeader() && msg.GetReplicaId() == l.GetLeaderId() && msg.GetTerm() >= l.GetTerm()
-	}
 }
 
 // handOver asks the leader to hand leadership over to the primary, until the
@@ -345,21 +280,13 @@ func (s *supervisorActor) newerLeader(msg *messages.LeaderChanged) bool {
 // while the primary is up and does not lead, it asks again every
 // HandoverRetry.
 func (s *supervisorActor) handOver(ctx actor.Context) {
-	l := s.leader
-	if s.handedOver || l == nil || !l.GetHasLeader() {
-		return
+	leader, primary := s.m.handover()
+	if s.m.handedOver && s.handoverDue != nil {
+		s.handoverDue()
+		s.handoverDue = nil
 	}
-	if l.GetLeaderId() == s.cfg.Primary {
-		s.handedOver = true
-		if s.handoverDue != nil {
-			s.handoverDue()
-			s.handoverDue = nil
-		}
-		return
-	}
-	primary, leader := s.replicas[s.cfg.Primary], s.replicas[l.GetLeaderId()]
-	if s.handoverDue != nil || primary == nil || primary.state != up || leader == nil || leader.state != up {
-		return // a retry is due, or onReplicaUp calls again
+	if leader == nil || s.handoverDue != nil {
+		return // nothing to ask (onReplicaUp calls again), or a retry is due
 	}
 	ctx.Request(leader.pid, &messages.TransferLeader{TargetId: s.cfg.Primary, TargetNodeId: primary.nodeID})
 	retry := s.cfg.HandoverRetry
@@ -370,46 +297,36 @@ func (s *supervisorActor) handOver(ctx actor.Context) {
 }
 
 func (s *supervisorActor) onStopReplica(ctx actor.Context, msg *messages.StopReplica) {
-	sl := s.replicas[msg.GetReplicaId()]
-	switch {
-	case sl == nil:
-		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(
-			messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "replica %d does not run in this process", msg.GetReplicaId()))})
-	case sl.state == down:
-		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(nil)})
-	case sl.state == rebuilding: // down, but a start follows the membership change
-		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(
-			messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica %d is being rebuilt; try again", msg.GetReplicaId()))})
-	default:
+	id := msg.GetReplicaId()
+	d, err := s.m.stop(id)
+	switch d {
+	case answerNow:
+		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(err)})
+	case stopIt:
+		sl := s.m.slots[id]
 		sl.waiters = append(sl.waiters, ctx.Sender())
-		if sl.state != stopping {
-			sl.state = stopping
-			s.sendRoutes(ctx)
-			ctx.Stop(sl.pid)
-		}
+		s.sendRoutes(ctx)
+		ctx.Stop(sl.pid)
+	case waitForDown:
+		sl := s.m.slots[id]
+		sl.waiters = append(sl.waiters, ctx.Sender())
 	}
 }
 
 func (s *supervisorActor) onStartReplica(ctx actor.Context, msg *messages.StartReplica) {
 	id := msg.GetReplicaId()
-	sl := s.replicas[id]
-	respond := func(err error) { ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(err)}) }
-	switch {
-	case sl == nil:
-		respond(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "replica %d does not run in this process", id))
-	case sl.state == up && msg.GetWipeRaftLog():
-		respond(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "replica %d is running: stop it before rebuilding it", id))
-	case sl.state == up:
-		respond(nil)
-	case sl.state == down && msg.GetWipeRaftLog():
-		s.rebuild(ctx, id, sl)
-	case sl.state == down:
+	d, err := s.m.start(id, msg.GetWipeRaftLog())
+	switch d {
+	case answerNow:
+		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(err)})
+	case startIt:
 		s.spawnReplica(ctx, id, 0)
+		sl := s.m.slots[id]
 		sl.waiters = append(sl.waiters, ctx.Sender())
-	case sl.state == rebuilding:
-		respond(messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica %d is being rebuilt; try again", id))
-	default:
-		respond(messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica %d is starting or stopping; try again", id))
+	case rebuildIt:
+		sl := s.m.slots[id]
+		sl.waiters = append(sl.waiters, ctx.Sender())
+		s.rebuild(ctx, id, sl)
 	}
 }
 
@@ -420,22 +337,7 @@ func (s *supervisorActor) onStartReplica(ctx actor.Context, msg *messages.StartR
 // change blocks on Raft, so the peer runs it on a goroutine of its own and
 // the supervisor waits for the answer without blocking (ReenterAfter).
 func (s *supervisorActor) rebuild(ctx actor.Context, id uint32, sl *slot) {
-	peer := s.peer(id)
-	if peer == nil {
-		var err error
-		if len(s.replicas) == 1 {
-			err = messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,
-				"replica %d cannot be rebuilt from scratch in this process: it must first be replaced in the Raft membership, "+
-					"which takes a running member in this process, and this process runs no other replica of the group (one replica per process)", id)
-		} else {
-			err = messages.Errorf(messages.StatusCode_UNAVAILABLE,
-				"replica %d cannot be rebuilt from scratch now: replacing it in the Raft membership takes another running replica in this process", id)
-		}
-		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(err)})
-		return
-	}
-	sl.state = rebuilding
-	sl.waiters = append(sl.waiters, ctx.Sender())
+	peer := s.m.peer(id)
 	timeout := s.cfg.MembershipTimeout
 	if timeout <= 0 {
 		timeout = 15 * time.Second
@@ -446,7 +348,7 @@ func (s *supervisorActor) rebuild(ctx actor.Context, id uint32, sl *slot) {
 	timeout += max(timeout/4, time.Second) // the peer answers, even a failure, within its own timeout
 	f := ctx.RequestFuture(peer.pid, req, timeout)
 	ctx.ReenterAfter(f, func(res any, err error) {
-		if s.replicas[id] != sl || sl.state != rebuilding {
+		if s.m.slots[id] != sl || sl.state != rebuilding {
 			return
 		}
 		node, err := replacedNode(id, res, err, timeout)
@@ -482,50 +384,21 @@ func replacedNode(id uint32, res any, err error, timeout time.Duration) (uint64,
 	return r.GetNodeId(), nil
 }
 
-// peer returns a running replica other than id to change the membership
-// through: the leader's if it runs here, else the lowest running id.
-func (s *supervisorActor) peer(id uint32) *slot {
-	if l := s.leader; l != nil && l.GetHasLeader() && l.GetLeaderId() != id {
-		if sl := s.replicas[l.GetLeaderId()]; sl != nil && sl.state == up {
-			return sl
-		}
-	}
-	return s.running(id)
-}
-
-// running returns the running replica with the lowest id other than
-// except, or nil.
-func (s *supervisorActor) running(except uint32) *slot {
-	ids := make([]uint32, 0, len(s.replicas))
-	for id, sl := range s.replicas {
-		if id != except && sl.state == up {
-			ids = append(ids, id)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	return s.replicas[slices.Min(ids)]
-}
-
 // onTransferLeader sends a leader transfer asked from outside the group to
 // the leader's replica, or any running one (a follower forwards it to the
 // leader), filling in the target's node id when known; that replica answers
 // the sender.
 func (s *supervisorActor) onTransferLeader(ctx actor.Context, msg *messages.TransferLeader) {
 	target := msg.GetTargetId()
-	req := &messages.TransferLeader{TargetId: target, TargetNodeId: msg.GetTargetNodeId()}
-	if sl := s.replicas[target]; req.TargetNodeId == 0 && sl != nil {
-		req.TargetNodeId = sl.nodeID
-	}
-	via := s.peer(target)
+	via, node := s.m.transferVia(target)
 	if via == nil {
-		via = s.replicas[target]
-	}
-	if via == nil || via.state != up {
 		ctx.Respond(&messages.ReplicaCommandResponse{Status: messages.StatusOf(
 			messages.Errorf(messages.StatusCode_UNAVAILABLE, "leader transfer to replica %d: no replica runs in this process", target))})
 		return
+	}
+	req := &messages.TransferLeader{TargetId: target, TargetNodeId: msg.GetTargetNodeId()}
+	if req.TargetNodeId == 0 {
+		req.TargetNodeId = node
 	}
 	ctx.RequestWithCustomSender(via.pid, req, ctx.Sender())
 }
