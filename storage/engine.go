@@ -45,6 +45,11 @@ type Config struct {
 	// costs 213 bytes, so at 15,000 such writes a second it holds ~5 s, the
 	// default retention window).
 	VersionMemoryBytes int
+	// MinCheckpointBytes is the volume of machine-state deltas below which
+	// no checkpoint of the machine state is written; above it one is
+	// written once the deltas outgrow twice the last checkpoint, so loading
+	// replays at most about that much (default 1 MiB).
+	MinCheckpointBytes int
 	// MemtableBytes bounds the memtables of all column families together
 	// (default 32 MiB).
 	MemtableBytes uint64
@@ -66,6 +71,7 @@ func DefaultConfig(dir string) Config {
 		WriteBufferBytes:   8 << 20,
 		VersionMemoryBytes: 16 << 20,
 		MemtableBytes:      32 << 20,
+		MinCheckpointBytes: 1 << 20,
 	}
 }
 
@@ -89,6 +95,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MemtableBytes == 0 {
 		c.MemtableBytes = d.MemtableBytes
+	}
+	if c.MinCheckpointBytes == 0 {
+		c.MinCheckpointBytes = d.MinCheckpointBytes
 	}
 	return c
 }
@@ -164,11 +173,6 @@ type Engine struct {
 
 	faults faultState
 
-	// appliedCh is closed and replaced whenever applied advances, so readers
-	// can wait for a version (WaitApplied).
-	appliedMu sync.Mutex
-	appliedCh chan struct{}
-
 	closeMu sync.RWMutex // held for reading by every operation, for writing by Close
 	closed  bool
 	// installMu is held for reading by every read and for writing by a
@@ -194,7 +198,6 @@ func Open(cfg Config) (*Engine, error) {
 		cfg:       cfg,
 		validator: kv.NewValidator(cfg.Limits, cfg.ColumnFamilies),
 		cfs:       map[string]*grocksdb.ColumnFamilyHandle{},
-		appliedCh: make(chan struct{}),
 	}
 	if err := e.openDB(); err != nil {
 		e.freeOptions()
@@ -396,30 +399,7 @@ func (e *Engine) ColumnFamilies() []string { return slices.Clone(e.cfNames) }
 // AppliedIndex returns the index (version) of the last applied entry.
 func (e *Engine) AppliedIndex() uint64 { return e.applied.Load() }
 
-// WaitApplied blocks until the applied index reaches index or ctx is done.
-func (e *Engine) WaitApplied(ctx context.Context, index uint64) error {
-	for {
-		e.appliedMu.Lock()
-		ch := e.appliedCh
-		e.appliedMu.Unlock()
-		if e.applied.Load() >= index {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return contextError(ctx.Err())
-		}
-	}
-}
-
-func (e *Engine) publishApplied(index uint64) {
-	e.applied.Store(index)
-	e.appliedMu.Lock()
-	close(e.appliedCh)
-	e.appliedCh = make(chan struct{})
-	e.appliedMu.Unlock()
-}
+func (e *Engine) publishApplied(index uint64) { e.applied.Store(index) }
 
 func (e *Engine) handle(cf string) (*grocksdb.ColumnFamilyHandle, error) {
 	if cf == "" {

@@ -7,9 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/linxGnu/grocksdb"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
@@ -269,209 +266,113 @@ func (s *machineState) digest() []byte {
 	return b
 }
 
-// loadMachineState rebuilds the machine state from the internal column
-// family: the checkpoint, then every delta after it. A snapshot recovery that
-// did not finish is rolled back to an empty state first, so the replica asks
-// for the snapshot again.
-func loadMachineState(e *Engine) (*machineState, error) {
-	rec, err := e.db.GetCF(e.ro, e.internal, keyRecovering)
-	if err != nil {
-		return nil, fmt.Errorf("storage: read recovery marker: %w", err)
-	}
-	interrupted := rec.Exists()
-	rec.Free()
-	if interrupted {
-		if err := e.wipe(); err != nil {
-			return nil, err
-		}
-	}
-	s := newMachineState()
-	ck, err := e.db.GetCF(e.ro, e.internal, keyCheckpoint)
-	if err != nil {
-		return nil, fmt.Errorf("storage: read machine checkpoint: %w", err)
-	}
-	e.ckptBytes = ck.Size()
-	if ck.Exists() {
-		c := &messages.MachineCheckpoint{}
-		if err := proto.Unmarshal(ck.Data(), c); err != nil {
-			ck.Free()
-			return nil, fmt.Errorf("storage: decode machine checkpoint: %w: %v", messages.ErrInternal, err)
-		}
-		s = stateFromCheckpoint(c)
-	}
-	ck.Free()
-	e.deltaBytes = 0
-	err = e.scanInternal(prefixDelta, func(k, v []byte) error {
-		d := &messages.MachineDelta{}
-		if err := proto.Unmarshal(v, d); err != nil {
-			return fmt.Errorf("storage: decode machine delta %x: %w: %v", k, messages.ErrInternal, err)
-		}
-		e.deltaBytes += len(v)
-		for _, eff := range d.GetEffects() {
-			if eff.GetIndex() > s.applied {
-				s.replay(eff, e.cfg)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	applied, err := e.db.GetCF(e.ro, e.internal, keyApplied)
-	if err != nil {
-		return nil, fmt.Errorf("storage: read applied index: %w", err)
-	}
-	defer applied.Free()
-	if got := u64(applied.Data()); got != s.applied {
-		return nil, fmt.Errorf("storage: applied index %d, machine state at %d: %w", got, s.applied, messages.ErrInternal)
-	}
-	return s, nil
+// outcome is what one entry does: its result, the mutations it applies (in
+// order) and the ranges it writes. muts and writes may be the scratch of
+// the batch, valid until the next entry's decide.
+type outcome struct {
+	res    *messages.CommandResult
+	muts   []*messages.Mutation
+	writes []keyRange
 }
 
-// scanInternal calls f for every internal key with prefix, in order.
-func (e *Engine) scanInternal(prefix []byte, f func(k, v []byte) error) error {
-	ro := grocksdb.NewDefaultReadOptions()
-	defer ro.Destroy()
-	ro.SetIterateUpperBound(prefixEnd(prefix))
-	it := e.db.NewIteratorCF(ro, e.internal)
-	defer it.Close()
-	for it.Seek(prefix); it.Valid(); it.Next() {
-		k, v := it.Key(), it.Value()
-		err := f(bytes.Clone(k.Data()), bytes.Clone(v.Data()))
-		k.Free()
-		v.Free()
-		if err != nil {
-			return err
-		}
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("storage: scan %s: %w", prefix, err)
-	}
-	return nil
-}
-
-// applyBatch is one ApplyBatch in progress.
-type applyBatch struct {
-	wb      *grocksdb.WriteBatch
-	effects []*messages.EntryEffect // for this batch's MachineDelta
-	ops     []versionOps            // the writes, for snapshot reads
-	// Scratch of one entry's execute: what it returns is copied (packed,
-	// encoded) before the next entry runs.
+// scratch is reused by the entries of one batch, so that deciding an entry
+// allocates only what it keeps.
+type scratch struct {
 	writes []keyRange
 	muts   []*messages.Mutation
 }
 
-// applyEntry decides the outcome of one command at index and adds its writes
-// to b. It is deterministic: it reads only the machine state and the command.
-func (e *Engine) applyEntry(b *applyBatch, index uint64, cmd *messages.Command) *messages.CommandResult {
-	s := e.sm
-	eff := &messages.EntryEffect{Index: index, TimestampUnixNanos: cmd.GetTimestampUnixNanos()}
-	b.effects = append(b.effects, eff)
-	s.begin(eff.TimestampUnixNanos, e.cfg.RetentionWindow)
-	res, writes := e.decide(b, index, cmd, eff)
-	s.finish(eff, writes)
-	return res
-}
-
-// decide returns the outcome of cmd and the ranges it wrote, and fills in
-// what eff records of it.
-func (e *Engine) decide(b *applyBatch, index uint64, cmd *messages.Command, eff *messages.EntryEffect) (*messages.CommandResult, []keyRange) {
+// decide decides the outcome of cmd at index from the machine state alone,
+// and fills in what eff records of it: a session opened, a retry's first
+// outcome, a refusal (an unknown or forgotten session, a request already
+// answered, bad input, a conflict, a read version too old), or the
+// mutations to apply. It changes nothing (finish does); v checks the input
+// deterministically, as the router checked it before.
+func (s *machineState) decide(index uint64, cmd *messages.Command, v *kv.Validator, eff *messages.EntryEffect, sc *scratch) outcome {
+	refuse := func(err error) outcome { return outcome{res: &messages.CommandResult{Status: messages.StatusOf(err)}} }
 	rid := cmd.GetRequestId()
 	if op, ok := cmd.GetOp().(*messages.Command_OpenSession); ok {
-		if err := e.validator.OpenSession(cmd); err != nil {
-			return &messages.CommandResult{Status: messages.StatusOf(err)}, nil
+		if err := v.OpenSession(cmd); err != nil {
+			return refuse(err)
 		}
 		eff.OpenedSession = &messages.OpenSession{Limits: op.OpenSession.GetLimits()}
-		return &messages.CommandResult{Status: statusOK, Version: index}, nil
+		return outcome{res: &messages.CommandResult{Status: statusOK, Version: index}}
 	}
 	if client := rid.GetClientId(); client != 0 {
-		sess := e.sm.sessions[client]
+		sess := s.sessions[client]
 		if sess == nil {
 			// Never opened, or forgotten: a retry of a request that was
 			// applied before its session was forgotten must not apply again,
 			// and nothing tells it from a new request. Refuse it.
-			return &messages.CommandResult{Status: messages.StatusOf(messages.Errorf(messages.StatusCode_SESSION_EXPIRED,
+			return refuse(messages.Errorf(messages.StatusCode_SESSION_EXPIRED,
 				"client session %d is unknown: never opened, or forgotten (limits.max_sessions, limits.session_ttl); request %d was not applied — open a new session",
-				client, rid.GetSeq()))}, nil
+				client, rid.GetSeq()))
 		}
 		if rid.GetSeq() <= sess.respondedTo {
-			return &messages.CommandResult{Status: messages.StatusOf(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,
-				"request %d of client %d was already answered", rid.GetSeq(), client))}, nil
+			return refuse(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "request %d of client %d was already answered", rid.GetSeq(), client))
 		}
 		if r, ok := sess.results[rid.GetSeq()]; ok {
-			return r, nil // a retry: the first outcome, applied once
+			return outcome{res: r} // a retry: the first outcome, applied once
 		}
 	}
-	res, writes, muts := e.execute(b, index, cmd)
-	if len(writes) > 0 {
-		eff.Writes = rangesToProto(writes)
-		b.ops = append(b.ops, versionOps{version: index, muts: packMutations(muts)})
+	o := s.execute(index, cmd, v, sc)
+	if len(o.writes) > 0 {
+		eff.Writes = rangesToProto(o.writes)
 	}
 	if rid.GetClientId() != 0 {
-		eff.RequestId, eff.Result = rid, res
+		eff.RequestId, eff.Result = rid, o.res
 	}
-	return res, writes
+	return o
 }
 
-// execute runs the operation of cmd against the write batch and returns its
-// result, the ranges it wrote and its effective mutations (the slices may be
-// b's scratch, valid until the next entry).
-func (e *Engine) execute(b *applyBatch, index uint64, cmd *messages.Command) (*messages.CommandResult, []keyRange, []*messages.Mutation) {
-	fail := func(err error) (*messages.CommandResult, []keyRange, []*messages.Mutation) {
-		return &messages.CommandResult{Status: messages.StatusOf(err)}, nil, nil
-	}
+// execute decides the operation of cmd: its result, and the mutations and
+// ranges it writes.
+func (s *machineState) execute(index uint64, cmd *messages.Command, v *kv.Validator, sc *scratch) outcome {
+	refuse := func(err error) outcome { return outcome{res: &messages.CommandResult{Status: messages.StatusOf(err)}} }
+	ok := &messages.CommandResult{Status: statusOK, Version: index}
 	switch op := cmd.GetOp().(type) {
 	case *messages.Command_Mutation:
 		m := op.Mutation
-		if err := e.validator.Mutation(m); err != nil {
-			return fail(err)
+		if err := v.Mutation(m); err != nil {
+			return refuse(err)
 		}
-		b.writes = append(b.writes[:0], e.writeMutation(b.wb, m))
-		b.muts = append(b.muts[:0], m)
-		return &messages.CommandResult{Status: statusOK, Version: index}, b.writes, b.muts
+		sc.writes = append(sc.writes[:0], mutationRange(m))
+		sc.muts = append(sc.muts[:0], m)
+		return outcome{res: ok, muts: sc.muts, writes: sc.writes}
 	case *messages.Command_AtomicCommit:
 		c := op.AtomicCommit
-		if err := e.validator.AtomicCommit(c); err != nil {
-			return fail(err)
+		if err := v.AtomicCommit(c); err != nil {
+			return refuse(err)
 		}
-		if err := e.checkConflicts(index, c); err != nil {
-			return fail(err)
+		if err := s.checkConflicts(index, c); err != nil {
+			return refuse(err)
 		}
-		writes := b.writes[:0]
+		writes := sc.writes[:0]
 		for _, m := range c.GetMutations() {
-			writes = append(writes, e.writeMutation(b.wb, m))
+			writes = append(writes, mutationRange(m))
 		}
 		for _, r := range c.GetWriteConflictRanges() {
 			writes = append(writes, rangeOf(r.GetColumnFamily(), r.GetBegin(), r.GetEnd()))
 		}
-		b.writes = writes
-		return &messages.CommandResult{Status: statusOK, Version: index}, writes, c.GetMutations()
+		sc.writes = writes
+		return outcome{res: ok, muts: c.GetMutations(), writes: writes}
 	default:
-		return fail(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "command at index %d has no operation", index))
+		return refuse(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "command at index %d has no operation", index))
 	}
 }
 
-// writeMutation adds a validated mutation to wb and returns the range it
-// writes.
-func (e *Engine) writeMutation(wb *grocksdb.WriteBatch, m *messages.Mutation) keyRange {
-	h, _ := e.handle(m.GetColumnFamily()) // validated: the family exists
-	switch m.GetType() {
-	case messages.MutationType_SET:
-		wb.PutCF(h, m.GetKey(), m.GetValue())
-		return rangeOf(m.GetColumnFamily(), m.GetKey(), pointEnd(m.GetKey()))
-	case messages.MutationType_DELETE:
-		wb.DeleteCF(h, m.GetKey())
-		return rangeOf(m.GetColumnFamily(), m.GetKey(), pointEnd(m.GetKey()))
-	default: // CLEAR_RANGE
-		wb.DeleteRangeCF(h, m.GetKey(), upperBound(m.GetEnd()))
+// mutationRange is the range a validated mutation writes.
+func mutationRange(m *messages.Mutation) keyRange {
+	if m.GetType() == messages.MutationType_CLEAR_RANGE {
 		return rangeOf(m.GetColumnFamily(), m.GetKey(), m.GetEnd())
 	}
+	return rangeOf(m.GetColumnFamily(), m.GetKey(), pointEnd(m.GetKey()))
 }
 
 // checkConflicts decides whether commit c, at index, may commit: its read
 // version must be below index and inside the window, and no write after it
 // may intersect a read conflict range.
-func (e *Engine) checkConflicts(index uint64, c *messages.AtomicCommit) error {
+func (s *machineState) checkConflicts(index uint64, c *messages.AtomicCommit) error {
 	rv := c.GetReadVersion()
 	if rv >= index {
 		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "read version %d is not below the commit version %d", rv, index)
@@ -480,7 +381,6 @@ func (e *Engine) checkConflicts(index uint64, c *messages.AtomicCommit) error {
 	if len(reads) == 0 {
 		return nil
 	}
-	s := e.sm
 	if rv < s.horizon {
 		return messages.Errorf(messages.StatusCode_TRANSACTION_TOO_OLD, "read version %d is older than the retention window (oldest %d)", rv, s.horizon)
 	}
@@ -503,10 +403,7 @@ func (e *Engine) checkConflicts(index uint64, c *messages.AtomicCommit) error {
 // conflict history's window (not below the horizon: the history holds the
 // ranges of every write after it) and no write in (version, floor]
 // intersects r. Otherwise the read is TRANSACTION_TOO_OLD here.
-func (e *Engine) untouched(version, floor uint64, r keyRange) error {
-	e.applyMu.Lock()
-	defer e.applyMu.Unlock()
-	s := e.sm
+func (s *machineState) untouched(version, floor uint64, r keyRange) error {
 	if version < s.horizon {
 		return messages.Errorf(messages.StatusCode_TRANSACTION_TOO_OLD, "version %d is older than the retention window (oldest readable %d)", version, max(floor, s.horizon))
 	}
@@ -523,116 +420,6 @@ func (e *Engine) untouched(version, floor uint64, r keyRange) error {
 	return nil
 }
 
-// reloadMachineState replaces the machine state, which a batch whose write
-// failed has already changed, with the state persisted before that batch.
-// If even that fails, only reopening the engine helps.
-func (e *Engine) reloadMachineState() {
-	sm, err := loadMachineState(e)
-	if err != nil {
-		e.broken.Store(true)
-		return
-	}
-	e.sm = sm
-}
-
 // statusOK is the status of every successful result; results are never
 // modified once made (ApplyBatch's contract), so they share it.
 var statusOK = messages.StatusOf(nil)
-
-// Entry is one committed command for ApplyBatch.
-type Entry struct {
-	// Index is the entry's log index; it becomes the version of its write.
-	Index uint64
-	Cmd   *messages.Command
-}
-
-// failWrite, when set (tests only), fails the RocksDB write of ApplyBatch,
-// to exercise the rollback of the in-memory state.
-var failWrite func() error
-
-func (e *Engine) writeBatch(wb *grocksdb.WriteBatch) error {
-	if failWrite != nil {
-		if err := failWrite(); err != nil {
-			return err
-		}
-	}
-	return e.db.Write(e.wo, wb)
-}
-
-// minCheckpointBytes is the delta volume below which no checkpoint is
-// written; above it, one is written once the deltas outgrow twice the last
-// checkpoint, so loading replays at most about that much. Tests lower it.
-var minCheckpointBytes = 1 << 20
-
-// ApplyBatch applies committed entries, in order, as one RocksDB write batch
-// together with the applied index and the batch's machine-state delta, and
-// returns one result per entry in the same order. Indexes must be increasing
-// and above AppliedIndex. The outcome of each entry depends only on the
-// entries applied before it, so every replica decides the same.
-//
-// When it returns an error nothing was written and the in-memory state is
-// unchanged; in the replicated group that stops the replica (fail-stop).
-// ApplyBatch is called by one goroutine at a time (the executor); it must not
-// be called after Close. It keeps the entries' commands (snapshot reads serve
-// their mutations for the retention window) and the results it returns
-// (exactly-once answers), so the caller must not modify either.
-func (e *Engine) ApplyBatch(entries []Entry) ([]*messages.CommandResult, error) {
-	done, err := e.enter(nil)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	return e.applyBatch(entries)
-}
-
-func (e *Engine) applyBatch(entries []Entry) ([]*messages.CommandResult, error) {
-	if len(entries) == 0 {
-		return nil, nil
-	}
-	if err := e.faults.beforeWrite(len(entries)); err != nil {
-		return nil, err
-	}
-	e.applyMu.Lock()
-	defer e.applyMu.Unlock()
-	s := e.sm
-	last := s.applied
-	for _, en := range entries {
-		if en.Index <= last {
-			return nil, fmt.Errorf("storage: apply batch: index %d does not follow %d: %w", en.Index, last, messages.ErrInternal)
-		}
-		last = en.Index
-	}
-	b := &applyBatch{wb: grocksdb.NewWriteBatch(), effects: make([]*messages.EntryEffect, 0, len(entries)), ops: make([]versionOps, 0, len(entries))}
-	defer b.wb.Destroy()
-	results := make([]*messages.CommandResult, len(entries))
-	for i, en := range entries {
-		results[i] = e.applyEntry(b, en.Index, en.Cmd)
-	}
-	delta, err := proto.Marshal(&messages.MachineDelta{Effects: b.effects})
-	if err != nil {
-		e.reloadMachineState()
-		return nil, fmt.Errorf("storage: encode machine delta: %w: %v", messages.ErrInternal, err)
-	}
-	deltaBytes, ckptBytes := e.deltaBytes+len(delta), e.ckptBytes
-	if deltaBytes > max(minCheckpointBytes, 2*e.ckptBytes) {
-		ckpt, err := s.encodeCheckpoint(e.ckptBytes + e.ckptBytes/4)
-		if err != nil {
-			e.reloadMachineState()
-			return nil, fmt.Errorf("storage: encode machine checkpoint: %w: %v", messages.ErrInternal, err)
-		}
-		b.wb.PutCF(e.internal, keyCheckpoint, ckpt)
-		b.wb.DeleteRangeCF(e.internal, prefixDelta, prefixEnd(prefixDelta))
-		deltaBytes, ckptBytes = 0, len(ckpt)
-	} else {
-		b.wb.PutCF(e.internal, deltaKey(last), delta)
-	}
-	b.wb.PutCF(e.internal, keyApplied, putU64(last))
-	if err := e.writeBatch(b.wb); err != nil {
-		e.reloadMachineState()
-		return nil, fmt.Errorf("storage: apply batch ending at %d: %w: %v", last, messages.ErrInternal, err)
-	}
-	e.deltaBytes, e.ckptBytes = deltaBytes, ckptBytes
-	e.mvcc.appendBatch(b.ops, last, time.Now())
-	e.publishApplied(last)
-	return results, nil
-}

@@ -407,9 +407,10 @@ func cloneEntries(es []Entry) []Entry {
 // (which returns the next batch length) and restarting the engine after the
 // batches restart selects. It returns the results, in log order, and the
 // engine.
-func replay(t *testing.T, log []Entry, split func(rest int) int, restart func(batch int) bool) ([]*messages.CommandResult, *Engine) {
+func replay(t *testing.T, log []Entry, split func(rest int) int, restart func(batch int) bool, checkpointAfter int) ([]*messages.CommandResult, *Engine) {
 	t.Helper()
 	cfg := detConfig(t.TempDir())
+	cfg.MinCheckpointBytes = checkpointAfter
 	e := openEngine(t, cfg)
 	var results []*messages.CommandResult
 	for batch, rest := 0, cloneEntries(log); len(rest) > 0; batch++ {
@@ -431,7 +432,8 @@ func TestApplyBatchDeterministic(t *testing.T) {
 	const n = 600
 	log, gen := genLog(1, n)
 
-	want, ref := replay(t, log, func(int) int { return 1 }, func(int) bool { return false })
+	minCheckpointDefault := DefaultConfig("").MinCheckpointBytes
+	want, ref := replay(t, log, func(int) int { return 1 }, func(int) bool { return false }, minCheckpointDefault)
 	wantDigest, wantInternal := mustDigest(t, ref), internalDigest(t, ref)
 
 	// The log must exercise what it is meant to.
@@ -496,14 +498,11 @@ func TestApplyBatchDeterministic(t *testing.T) {
 	// With the default threshold the machine state persists as deltas only;
 	// with a tiny one nearly every batch writes a checkpoint that replaces
 	// them, so loads at the restarts start from checkpoints.
-	minCheckpointDefault := minCheckpointBytes
 	for _, threshold := range []int{minCheckpointDefault, 256} {
 		t.Run(fmt.Sprintf("checkpoint after %d bytes", threshold), func(t *testing.T) {
-			defer func(old int) { minCheckpointBytes = old }(minCheckpointBytes)
-			minCheckpointBytes = threshold
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
-					got, e := replay(t, log, c.split, c.restart)
+					got, e := replay(t, log, c.split, c.restart, threshold)
 					check(t, got, e)
 					if threshold < minCheckpointDefault && e.ckptBytes == 0 {
 						t.Fatal("no machine checkpoint was written")
@@ -600,7 +599,7 @@ func TestApplyBatchWindowInLogTime(t *testing.T) {
 	if _, err := e.ApplyBatch([]Entry{{Index: 32, Cmd: withTS(setCmd("", "x", "y"), at(0))}}); err != nil {
 		t.Fatalf("an entry stamped earlier than the log time: %v", err) // clocks may step back; log time does not
 	}
-	if err := e.WaitApplied(context.Background(), 32); err != nil {
-		t.Fatalf("WaitApplied(32): %v", err)
+	if got := e.AppliedIndex(); got != 32 {
+		t.Fatalf("applied index %d, want 32", got)
 	}
 }

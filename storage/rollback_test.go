@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"testing"
 
@@ -11,7 +12,7 @@ import (
 )
 
 // TestApplyBatchRollsBackOnWriteFailure makes the RocksDB write of a batch
-// fail after every entry of it was decided, and checks that the machine
+// fail (an injected storage fault) after every entry of it was decided, and checks that the machine
 // state (sessions, conflict history, log time) and the data are exactly as
 // before, and that applying the same batch again gives the results it would
 // have given the first time.
@@ -46,10 +47,14 @@ func TestApplyBatchRollsBackOnWriteFailure(t *testing.T) {
 	mustApply(t, ref, prefix)
 	wantDigest, wantInternal := mustDigest(t, e), internalDigest(t, e)
 
-	injected := errors.New("injected write failure")
-	failWrite = func() error { return injected }
+	// The write of the batch fails, after every entry of it was decided.
+	if err := e.SetFaultInjection(context.Background(), &messages.FaultInjection{ErrorRate: 1}); err != nil {
+		t.Fatal(err)
+	}
 	_, err := e.ApplyBatch(batch)
-	failWrite = nil
+	if err := e.SetFaultInjection(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
 	if !errors.Is(err, messages.ErrInternal) {
 		t.Fatalf("ApplyBatch with a failing write: %v, want an INTERNAL error", err)
 	}
