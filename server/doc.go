@@ -3,15 +3,16 @@
 //
 //   - Config: the deployment configuration (TOML, DESIGN.md), with defaults
 //     and a Validate that names the bad field;
-//   - Open: the factory that builds the Database a configuration describes
-//     (the standalone engine, or the replicated group in one process or as
-//     one replica of a cluster);
-//   - Core: the protocol-agnostic service core (validation, limits, request
-//     ids, deadlines, timing) that the gRPC server and embedding programs
-//     call with the protobuf requests of messages/kv.proto;
-//   - the gRPC adapter (KV service, health service, message size limits,
-//     malformed protobuf answered INVALID_ARGUMENT), Prometheus metrics, and
+//   - Open: the Backend a configuration describes — the standalone service,
+//     or the replicated group in one process or as one replica of a
+//     cluster — as a kv.Transport, with this process's kv.Client over it;
+//   - Core: the protocol-agnostic service core over one Submitter (that
+//     client): unary calls (Do) and Batch calls (Start) take the same path,
+//     bounded by the caller's deadline or the core's default, and timed;
+//   - the gRPC adapter, registered from the operation table (no method per
+//     operation), with the health service, message size limits and
+//     malformed protobuf answered INVALID_ARGUMENT; Prometheus metrics; and
 //     Server, which runs them all with graceful shutdown.
 //
-// The package sends actor messages only through the group's Client.
+// The package sends actor messages only through the group's transport.
 package server

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/actorkv/actorkv/actorkvtest"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -18,7 +19,7 @@ import (
 // documents, and nothing reaches the log — no replica's applied index or
 // digest changes.
 func TestBadInputToGroupPID(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	ctx := c.Context(time.Minute)
 	if _, err := c.Client().Put(ctx, []byte("bad/existing"), []byte("v")); err != nil {
 		t.Fatalf("put: %v", err)
@@ -79,7 +80,7 @@ func TestBadInputToGroupPID(t *testing.T) {
 		t.Fatalf("bad input changed the replicas: applied %d -> %d, digest %x -> %x",
 			before.GetAppliedIndex(), after.GetAppliedIndex(), before.GetDigest(), after.GetDigest())
 	}
-	for id := range uint32(Replicas) {
+	for id := range uint32(actorkvtest.Replicas) {
 		if n := c.Recorder().Count(id); n != applied {
 			t.Errorf("replica %d applied %d entries, %d before the bad input", id, n, applied)
 		}

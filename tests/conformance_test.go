@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/actorkv/actorkv/actorkvtest"
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/storage/conformance"
@@ -14,7 +15,7 @@ import (
 // standalone engine: the suite runs unchanged.
 func TestGroupConformance(t *testing.T) {
 	conformance.Run(t, func(t testing.TB, cfg conformance.Config) kv.Database {
-		c := NewCluster(t, WithColumnFamilies(cfg.ColumnFamilies...), WithRetentionWindow(cfg.RetentionWindow), WithMaxSessions(cfg.MaxSessions))
+		c := actorkvtest.NewCluster(t, actorkvtest.WithColumnFamilies(cfg.ColumnFamilies...), actorkvtest.WithRetentionWindow(cfg.RetentionWindow), actorkvtest.WithMaxSessions(cfg.MaxSessions))
 		return faultsAfterApply{Client: c.Client(), c: c}
 	})
 }
@@ -27,7 +28,7 @@ func TestGroupConformance(t *testing.T) {
 // replica has applied everything.
 type faultsAfterApply struct {
 	*kv.Client
-	c *Cluster
+	c *actorkvtest.Cluster
 }
 
 func (d faultsAfterApply) SetFaultInjection(ctx context.Context, f *messages.FaultInjection, opts ...kv.Option) error {

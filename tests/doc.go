@@ -1,48 +1,10 @@
-// Package tests holds actorkv's in-process cluster harness and the scenario
-// tests of the replicated group: replication, restarts and catch-up, bad
-// input, supervision, exactly-once retries, leadership and goroutine leaks.
-// The conformance suite (storage/conformance) runs against the group here
-// too. Process-level tests (kvserver, kvctl) live in tests/e2e.
-//
-// # The harness
-//
-// harness.go is an ordinary file of this package, so other test packages can
-// import it. It follows hashicorp/raft's MakeCluster and rqlite's system
-// tests:
-//
-//	c := tests.NewCluster(t)               // 3 replicas in t.TempDir(), replica 0 leads
-//	v, err := c.Client().Put(ctx, k, val)  // the kv.Database facade
-//	c.Crash(2)                             // StopReplica: data stays on disk
-//	... writes ...
-//	c.Restart(2, false)                    // StartReplica from its data
-//	c.EnsureSame(t)                        // same applied index and digests everywhere
-//
-// NewCluster starts the group with fast Raft timers (a 5 ms tick, elections
-// after 20), registers Stop with t.Cleanup, and waits until every replica is
-// up and replica 0 leads. Options: WithColumnFamilies, WithRetentionWindow,
-// WithSnapshots (small values force snapshot catch-up), WithObserver,
-// WithDir and WithRecorder (start a second cluster on the data and the
-// apply record of a first one), WithConfig (anything else).
-//
-// Faults: Crash and Restart stop and start one replica (Restart with
-// wipeRaftLog rebuilds it from scratch as a new Raft member, which catches
-// up from the leader — see Group.StartReplica); TransferLeader moves the
-// lead to a replica; Partition cuts a replica off the in-process network
-// and Heal restores it; SlowNetwork delays the Raft messages sent to a
-// replica; SlowStorage and InjectFaults set a replica's storage faults (they
-// belong to one engine instance: a restarted replica has none); Reboot
-// restarts the whole group on its directory.
-//
-// Checks: Leader, WaitLeader and WaitNewLeader read the leader the group
-// learnt from Raft's events; Status and ReplicaStatus show each replica;
-// EnsureSame polls until every replica the harness did not crash runs at the
-// same applied index with equal digests, and fails with a per-replica table
-// otherwise. Every Cluster records every batch every replica applied in an
-// ApplyRecorder (Recorder): the apply order per replica, how often each index
-// was applied, and how often each request id (client, seq) was executed as
-// opposed to answered from its session — exactly once means Executions is 1
-// on every replica. The group's log records are kept in a LogRecorder (Logs)
-// for assertions, and written to the test's log.
+// Package tests holds the scenario tests of the replicated group:
+// replication, restarts and catch-up, snapshot installs, bad input,
+// supervision, exactly-once retries and sessions, leadership and goroutine
+// leaks, and the conformance suite (storage/conformance) run against the
+// group, through the server's core and over gRPC. They use the harness of
+// package actorkvtest. Process-level tests (kvserver, kvctl) live in
+// tests/e2e.
 //
 // Rules for test authors: call a Cluster's methods from the test goroutine
 // (they fail the test on error); wait with Eventually, EnsureSame or the

@@ -6,16 +6,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/actorkvtest"
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
 
 // checkExecutedOnce checks that every replica executed request k exactly
 // once, at index version.
-func checkExecutedOnce(t testing.TB, c *Cluster, k RequestKey, version uint64) {
+func checkExecutedOnce(t testing.TB, c *actorkvtest.Cluster, k actorkvtest.RequestKey, version uint64) {
 	t.Helper()
 	rec := c.Recorder()
-	for id := range uint32(Replicas) {
+	for id := range uint32(actorkvtest.Replicas) {
 		if n := rec.Executions(id, k); n != 1 {
 			t.Errorf("replica %d executed request %d/%d %d times (%d log entries carried it)", id, k.ClientID, k.Seq, n, rec.Occurrences(id, k))
 			continue
@@ -32,14 +33,14 @@ func checkExecutedOnce(t testing.TB, c *Cluster, k RequestKey, version uint64) {
 // request id: it answers the version the first attempt committed at, and
 // every replica executed it exactly once.
 func TestRetryAfterTimeoutAppliesOnce(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	client, err := c.Client().OpenSession(c.Context(time.Minute))
 	if err != nil {
 		t.Fatalf("open session: %v", err)
 	}
 	c.SlowStorage(300 * time.Millisecond)
 	rid := &messages.RequestId{ClientId: client, Seq: 1}
-	k := RequestKey{ClientID: rid.GetClientId(), Seq: rid.GetSeq()}
+	k := actorkvtest.RequestKey{ClientID: rid.GetClientId(), Seq: rid.GetSeq()}
 	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	_, err = c.Client().Put(short, []byte("eo/k"), []byte("once"), kv.WithRequestID(rid))
@@ -67,7 +68,7 @@ func TestRetryAfterTimeoutAppliesOnce(t *testing.T) {
 // to it cannot commit in time; after the partition heals, the put is retried
 // with the same request id, and every replica executed it exactly once.
 func TestRetryAcrossPartitionAppliesOnce(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	if _, err := c.Client().Put(c.Context(time.Minute), []byte("ep/warm"), []byte("v")); err != nil {
 		t.Fatalf("put: %v", err)
 	}
@@ -76,7 +77,7 @@ func TestRetryAcrossPartitionAppliesOnce(t *testing.T) {
 		t.Fatalf("open session: %v", err)
 	}
 	rid := &messages.RequestId{ClientId: client, Seq: 1}
-	k := RequestKey{ClientID: rid.GetClientId(), Seq: rid.GetSeq()}
+	k := actorkvtest.RequestKey{ClientID: rid.GetClientId(), Seq: rid.GetSeq()}
 	c.Partition(0)
 	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()

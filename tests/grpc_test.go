@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/actorkv/actorkv/actorkvtest"
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/kvclient"
 	"github.com/actorkv/actorkv/messages"
@@ -98,7 +99,7 @@ func (d *grpcDatabase) converged(ctx context.Context) error {
 		}
 		if err != nil {
 			last = err.Error()
-		} else if same, diff := sameState(st, replicaIDs(st)); same != nil && len(st.GetReplicas()) == 3 {
+		} else if same, diff := actorkvtest.SameState(st, replicaIDs(st)); same != nil && len(st.GetReplicas()) == 3 {
 			return nil
 		} else {
 			last = diff

@@ -3,6 +3,8 @@ package tests
 import (
 	"testing"
 	"time"
+
+	"github.com/actorkv/actorkv/actorkvtest"
 )
 
 // TestLeaderFollowsPartition checks leadership as the group reports it
@@ -11,13 +13,13 @@ import (
 // Leader() follows and writes go to; healed, replica 0 rejoins as a
 // follower and catches up.
 func TestLeaderFollowsPartition(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	if l := c.Leader(); l != 0 {
 		t.Fatalf("leader at start: replica %d, want 0", l)
 	}
 	// The group learns of a new leader from whichever replica's Raft
 	// reports it first; replica 0's own report may come a moment later.
-	Eventually(t, func() bool { return ReplicaStatus(c.Status(false), 0).GetIsLeader() }, WaitTimeout, "replica 0 knows it leads")
+	actorkvtest.Eventually(t, func() bool { return actorkvtest.ReplicaStatus(c.Status(false), 0).GetIsLeader() }, actorkvtest.WaitTimeout, "replica 0 knows it leads")
 	putAll(t, c, "h/a/", 100, 4, true)
 	c.Partition(0)
 	leader := c.WaitNewLeader(0)
@@ -30,10 +32,10 @@ func TestLeaderFollowsPartition(t *testing.T) {
 	}
 	c.Heal()
 	same := c.EnsureSame(t)
-	Eventually(t, func() bool {
-		st := ReplicaStatus(c.Status(false), 0)
+	actorkvtest.Eventually(t, func() bool {
+		st := actorkvtest.ReplicaStatus(c.Status(false), 0)
 		return st.GetHasLeader() && st.GetLeaderId() != 0 && !st.GetIsLeader()
-	}, WaitTimeout, "replica 0 follows")
+	}, actorkvtest.WaitTimeout, "replica 0 follows")
 	if l := c.Leader(); l == 0 {
 		t.Fatalf("replica 0 leads again after the partition")
 	}
@@ -44,7 +46,7 @@ func TestLeaderFollowsPartition(t *testing.T) {
 // writes run: the majority (0 and 1) keeps acknowledging them, and once the
 // delay is removed replica 2 catches up.
 func TestSlowFollower(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	c.SlowNetwork(2, 20*time.Millisecond)
 	start := time.Now()
 	putAll(t, c, "slow/", 500, 8, false)

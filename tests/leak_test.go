@@ -6,6 +6,8 @@ import (
 	"runtime/pprof"
 	"testing"
 	"time"
+
+	"github.com/actorkv/actorkv/actorkvtest"
 )
 
 // TestGroupStopLeavesNoGoroutines starts a group, writes through it, crashes
@@ -15,7 +17,7 @@ import (
 func TestGroupStopLeavesNoGoroutines(t *testing.T) {
 	base := settledGoroutines()
 
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	putAll(t, c, "leak/", 200, 8, false)
 	c.Crash(1)
 	c.Restart(1, false)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/actorkvtest"
 	"github.com/actorkv/actorkv/actors"
 	"github.com/actorkv/actorkv/actors/replica"
 	"github.com/actorkv/actorkv/messages"
@@ -17,10 +18,10 @@ import (
 
 // checkGeneration checks that replica id came up as the node of generation
 // and that its directory records that generation.
-func checkGeneration(t testing.TB, c *Cluster, id, generation uint32) {
+func checkGeneration(t testing.TB, c *actorkvtest.Cluster, id, generation uint32) {
 	t.Helper()
 	want := replica.NodeID(id, generation)
-	if got := ReplicaStatus(c.Status(false), id).GetNodeId(); got != want {
+	if got := actorkvtest.ReplicaStatus(c.Status(false), id).GetNodeId(); got != want {
 		t.Fatalf("replica %d is node %d, want %d (generation %d)", id, got, want, generation)
 	}
 	stored, err := replica.ReadGeneration(filepath.Join(c.Config().BasePath, fmt.Sprintf("replica-%d", id)))
@@ -34,7 +35,7 @@ func checkGeneration(t testing.TB, c *Cluster, id, generation uint32) {
 // leader: it comes back as the node of generation 1, then 2, every
 // acknowledged write is there, and the replicas end with equal digests.
 func TestRebuildReplicaTwice(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	checkGeneration(t, c, 2, 0)
 	putAll(t, c, "t1/", 300, 4, false)
 	for gen := uint32(1); gen <= 2; gen++ {
@@ -53,9 +54,9 @@ func TestRebuildReplicaTwice(t *testing.T) {
 		}
 	}
 	// Replica 2 serves stale reads from its own rebuilt storage too.
-	st := ReplicaStatus(c.Status(true), 2)
+	st := actorkvtest.ReplicaStatus(c.Status(true), 2)
 	if !st.GetRunning() || st.GetAppliedIndex() == 0 {
-		t.Fatalf("replica 2 after two rebuilds:\n%s", DescribeStatus(c.Status(true)))
+		t.Fatalf("replica 2 after two rebuilds:\n%s", actorkvtest.DescribeStatus(c.Status(true)))
 	}
 }
 
@@ -64,8 +65,8 @@ func TestRebuildReplicaTwice(t *testing.T) {
 // the data and digests are those of before, and the group keeps committing.
 func TestRestartGroupAfterRebuild(t *testing.T) {
 	dir := t.TempDir()
-	rec := NewApplyRecorder()
-	c := NewCluster(t, WithDir(dir), WithRecorder(rec), WithSnapshots(200, 50))
+	rec := actorkvtest.NewApplyRecorder()
+	c := actorkvtest.NewCluster(t, actorkvtest.WithDir(dir), actorkvtest.WithRecorder(rec), actorkvtest.WithSnapshots(200, 50))
 	putAll(t, c, "g/a/", 300, 4, false)
 	c.Crash(2)
 	putAll(t, c, "g/b/", 1000, 8, false)
@@ -89,7 +90,7 @@ func TestRestartGroupAfterRebuild(t *testing.T) {
 	}
 	putAll(t, c, "g/d/", 100, 4, false)
 	c.EnsureSame(t)
-	for id := range uint32(Replicas) {
+	for id := range uint32(actorkvtest.Replicas) {
 		if id == 2 {
 			continue // rebuilt: it applied entries again after its snapshot
 		}
@@ -105,7 +106,7 @@ func TestRestartGroupAfterRebuild(t *testing.T) {
 // over the failover, no acknowledged write is lost, and the rebuilt replica
 // converges with the others.
 func TestRebuildLeaderUnderWrites(t *testing.T) {
-	c := NewCluster(t, WithSnapshots(300, 50))
+	c := actorkvtest.NewCluster(t, actorkvtest.WithSnapshots(300, 50))
 	w1 := startWriter(c.Group().Client(), "rw/1/")
 	w2 := startWriter(c.Group().Client(), "rw/2/")
 	w1.waitAcked(t, 50, "before the crash")
@@ -117,7 +118,7 @@ func TestRebuildLeaderUnderWrites(t *testing.T) {
 	keys := append(w1.finish(t), w2.finish(t)...)
 	c.EnsureSame(t)
 	checkGeneration(t, c, 0, 1)
-	for id := range uint32(Replicas) {
+	for id := range uint32(actorkvtest.Replicas) {
 		if id == 0 {
 			continue
 		}
@@ -134,7 +135,7 @@ func TestRebuildLeaderUnderWrites(t *testing.T) {
 // to replica ids) is replica 2 under its new node id, every replica agrees,
 // and writes go through it; cut off, it loses the lead to another replica.
 func TestLeaderAfterRebuild(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	putAll(t, c, "l/a/", 100, 4, false)
 	c.Crash(2)
 	putAll(t, c, "l/b/", 100, 4, false)
@@ -144,21 +145,21 @@ func TestLeaderAfterRebuild(t *testing.T) {
 	if l, _, ok := c.Group().Leader(); !ok || l != 2 {
 		t.Fatalf("the group's leader is %d (known %v), want 2", l, ok)
 	}
-	Eventually(t, func() bool {
+	actorkvtest.Eventually(t, func() bool {
 		st := c.Status(false)
-		for id := range uint32(Replicas) {
-			r := ReplicaStatus(st, id)
+		for id := range uint32(actorkvtest.Replicas) {
+			r := actorkvtest.ReplicaStatus(st, id)
 			if !r.GetHasLeader() || r.GetLeaderId() != 2 || r.GetIsLeader() != (id == 2) {
 				return false
 			}
 		}
 		return true
-	}, WaitTimeout, "every replica reports replica 2 as the leader")
+	}, actorkvtest.WaitTimeout, "every replica reports replica 2 as the leader")
 	putAll(t, c, "l/c/", 200, 4, false)
 	c.EnsureSame(t)
 
 	c.Partition(2)
-	if l := c.WaitNewLeader(2); l == 2 || l >= Replicas {
+	if l := c.WaitNewLeader(2); l == 2 || l >= actorkvtest.Replicas {
 		t.Fatalf("new leader %d", l)
 	}
 	putAll(t, c, "l/d/", 100, 4, true)
@@ -172,7 +173,7 @@ func TestLeaderAfterRebuild(t *testing.T) {
 // membership change needs a running member in the process): both answer
 // INVALID_ARGUMENT, and the replica still starts from its data afterwards.
 func TestRebuildRefusals(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	ctx := c.Context(time.Minute)
 	err := c.Group().StartReplica(ctx, 1, true)
 	if !errors.Is(err, messages.ErrInvalidArgument) || !strings.Contains(err.Error(), "running") {
@@ -204,7 +205,7 @@ func TestRebuildRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatalf("status: %v", err)
 	}
-	if n := ReplicaStatus(st, 1).GetNodeId(); n != replica.NodeID(1, 0) {
+	if n := actorkvtest.ReplicaStatus(st, 1).GetNodeId(); n != replica.NodeID(1, 0) {
 		t.Fatalf("replica 1 runs as node %d, want %d: the refusal changed nothing", n, replica.NodeID(1, 0))
 	}
 }

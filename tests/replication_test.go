@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/actorkvtest"
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
@@ -17,7 +18,7 @@ import (
 // goroutines, each with its own client (its own session) or, with shared,
 // through one client. It fails t unless every write is acknowledged with a
 // version, and returns the versions by key index.
-func putAll(t testing.TB, c *Cluster, prefix string, n, workers int, shared bool) []uint64 {
+func putAll(t testing.TB, c *actorkvtest.Cluster, prefix string, n, workers int, shared bool) []uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -60,7 +61,7 @@ func putAll(t testing.TB, c *Cluster, prefix string, n, workers int, shared bool
 // the same applied index with equal digests, having applied the very same
 // sequence of entries, each once.
 func TestReplicatedWrites(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	start := time.Now()
 	versions := putAll(t, c, "w/", 10_000, 32, false)
 	t.Logf("10,000 puts from 32 clients in %v", time.Since(start))
@@ -77,7 +78,7 @@ func TestReplicatedWrites(t *testing.T) {
 	}
 	rec := c.Recorder()
 	want := rec.Log(0)
-	for id := range uint32(Replicas) {
+	for id := range uint32(actorkvtest.Replicas) {
 		if d := rec.Duplicates(id); d != "" {
 			t.Errorf("replica %d: %s", id, d)
 		}
@@ -114,7 +115,7 @@ func firstDiff[T comparable](a, b []T) int {
 // replicas, whose contents end up equal; a stale read (served by replica 0,
 // the local replica) sees it too.
 func TestFacadeReadsAndAtomicCommit(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	db := c.Client()
 	ctx := c.Context(time.Minute)
 	v1, err := db.Put(ctx, []byte("f/k"), []byte("v1"))
@@ -135,7 +136,7 @@ func TestFacadeReadsAndAtomicCommit(t *testing.T) {
 	if same.GetAppliedIndex() < v2 {
 		t.Fatalf("replicas converged at %d, below the commit version %d", same.GetAppliedIndex(), v2)
 	}
-	for id := range uint32(Replicas) {
+	for id := range uint32(actorkvtest.Replicas) {
 		if n := c.Recorder().IndexCount(id, v2); n != 1 {
 			t.Errorf("replica %d applied the commit's index %d %d times", id, v2, n)
 		}
@@ -160,13 +161,13 @@ func TestFacadeReadsAndAtomicCommit(t *testing.T) {
 // the new group keeps committing after the old versions.
 func TestRestartFromDisk(t *testing.T) {
 	dir := t.TempDir()
-	rec := NewApplyRecorder()
-	c := NewCluster(t, WithDir(dir), WithRecorder(rec))
+	rec := actorkvtest.NewApplyRecorder()
+	c := actorkvtest.NewCluster(t, actorkvtest.WithDir(dir), actorkvtest.WithRecorder(rec))
 	versions := putAll(t, c, "r/", 600, 8, false)
 	before := c.EnsureSame(t)
 	c.Stop()
 
-	c = NewCluster(t, WithDir(dir), WithRecorder(rec))
+	c = actorkvtest.NewCluster(t, actorkvtest.WithDir(dir), actorkvtest.WithRecorder(rec))
 	after := c.EnsureSame(t)
 	if after.GetAppliedIndex() != before.GetAppliedIndex() || !bytes.Equal(after.GetDigest(), before.GetDigest()) {
 		t.Fatalf("after the restart: applied %d digest %x; before: applied %d digest %x",
@@ -193,7 +194,7 @@ func TestRestartFromDisk(t *testing.T) {
 	if again := c.EnsureSame(t); again.GetAppliedIndex() != v {
 		t.Fatalf("after the second restart: applied %d, want %d", again.GetAppliedIndex(), v)
 	}
-	for id := range uint32(Replicas) {
+	for id := range uint32(actorkvtest.Replicas) {
 		if d := rec.Duplicates(id); d != "" {
 			t.Errorf("replica %d across the restarts: %s", id, d)
 		}
@@ -208,7 +209,7 @@ func TestRestartFromDisk(t *testing.T) {
 // TestFollowerCatchesUpFromLog stops a follower while 3,000 writes commit;
 // restarted, it replays them from the Raft log, one by one, and converges.
 func TestFollowerCatchesUpFromLog(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	putAll(t, c, "a/", 100, 4, false)
 	c.EnsureSame(t)
 	c.Crash(2)
@@ -246,7 +247,7 @@ func TestFollowerRebuiltAfterWipingRaftLog(t *testing.T) {
 }
 
 func testSnapshotCatchUp(t *testing.T, wipe bool) {
-	c := NewCluster(t, WithSnapshots(200, 50))
+	c := actorkvtest.NewCluster(t, actorkvtest.WithSnapshots(200, 50))
 	putAll(t, c, "a/", 300, 4, false)
 	c.EnsureSame(t)
 	c.Crash(2)

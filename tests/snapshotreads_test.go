@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/actorkvtest"
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
@@ -22,7 +23,7 @@ import (
 // its restart holds every anchor.
 func TestStaleReadsDuringSnapshotInstall(t *testing.T) {
 	const anchors = 3000 // of 4 KiB: the snapshot's recovery writes several batches
-	c := NewCluster(t, WithSnapshots(300, 50))
+	c := actorkvtest.NewCluster(t, actorkvtest.WithSnapshots(300, 50))
 	value := bytes.Repeat([]byte("a"), 4096)
 	ctx := c.Context(2 * time.Minute)
 	put := func(db kv.Database, k string, v []byte) {
@@ -78,7 +79,7 @@ func TestStaleReadsDuringSnapshotInstall(t *testing.T) {
 	c.Restart(0, false)
 	c.EnsureSame(t)
 	after := reads.Load()
-	Eventually(t, func() bool { return reads.Load() > after+10 }, WaitTimeout, "stale reads through replica 0 after it caught up")
+	actorkvtest.Eventually(t, func() bool { return reads.Load() > after+10 }, actorkvtest.WaitTimeout, "stale reads through replica 0 after it caught up")
 	done.Store(true)
 	readers.Wait()
 	select {
@@ -105,7 +106,7 @@ func TestSnapshotReadsAfterRestartOrInstall(t *testing.T) {
 			name = "install"
 		}
 		t.Run(name, func(t *testing.T) {
-			c := NewCluster(t, WithRetentionWindow(time.Minute), WithSnapshots(300, 50))
+			c := actorkvtest.NewCluster(t, actorkvtest.WithRetentionWindow(time.Minute), actorkvtest.WithSnapshots(300, 50))
 			ctx := c.Context(time.Minute)
 			db := c.Client()
 			for _, kv := range [][2]string{{"a", "1"}, {"b", "1"}} {

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/actorkv/actorkv/actorkvtest"
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/server"
@@ -22,7 +23,7 @@ import (
 // included.
 func TestCoreStartConformance(t *testing.T) {
 	conformance.Run(t, func(t testing.TB, cfg conformance.Config) kv.Database {
-		c := NewCluster(t, WithColumnFamilies(cfg.ColumnFamilies...), WithRetentionWindow(cfg.RetentionWindow), WithMaxSessions(cfg.MaxSessions))
+		c := actorkvtest.NewCluster(t, actorkvtest.WithColumnFamilies(cfg.ColumnFamilies...), actorkvtest.WithRetentionWindow(cfg.RetentionWindow), actorkvtest.WithMaxSessions(cfg.MaxSessions))
 		core := server.NewCore(c.Client(), time.Minute, nil)
 		return startedCalls(faultsAfterApply{Client: c.Client(), c: c}, core)
 	})
@@ -43,14 +44,14 @@ func TestCoreStartConformanceStandalone(t *testing.T) {
 // answers TIMEOUT; submitted again with the same request id once storage is
 // fast, it answers the first version, and every replica executed it once.
 func TestSubmitRetryAfterTimeoutAppliesOnce(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	client, err := c.Client().OpenSession(c.Context(time.Minute))
 	if err != nil {
 		t.Fatalf("open session: %v", err)
 	}
 	c.SlowStorage(300 * time.Millisecond)
 	rid := &messages.RequestId{ClientId: client, Seq: 1}
-	k := RequestKey{ClientID: rid.GetClientId(), Seq: rid.GetSeq()}
+	k := actorkvtest.RequestKey{ClientID: rid.GetClientId(), Seq: rid.GetSeq()}
 	put := func(d time.Duration) (uint64, error) {
 		req := &messages.PutRequest{Key: []byte("submit/k"), Value: []byte("once"), RequestId: rid}
 		resp, err := submitWait(c.Client(), req, time.Now().Add(d))
@@ -75,7 +76,7 @@ func TestSubmitRetryAfterTimeoutAppliesOnce(t *testing.T) {
 // id get distinct ones of the client, and that a closed client answers
 // UNAVAILABLE without sending.
 func TestSubmitAssignsRequestIDs(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	cl := c.Group().Client()
 	seen := map[uint64]bool{}
 	for i := range 20 {
@@ -152,7 +153,7 @@ func (d startedDB) Close() error { return d.db.Close() }
 // generous deadline is acknowledged, and every running replica executed
 // each exactly once, at the version its answer carried.
 func TestSubmitRetriesThroughFailover(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	cl := c.Group().Client()
 	const n = 60
 	type answer struct {
@@ -162,7 +163,7 @@ func TestSubmitRetriesThroughFailover(t *testing.T) {
 	}
 	answers := make(chan answer, n)
 	reqs := make([]*messages.PutRequest, n)
-	deadline := time.Now().Add(WaitTimeout)
+	deadline := time.Now().Add(actorkvtest.WaitTimeout)
 	for i := range n {
 		if i == n/2 {
 			c.Crash(c.Leader())
@@ -192,7 +193,7 @@ func TestSubmitRetriesThroughFailover(t *testing.T) {
 	c.EnsureSame(t)
 	rec := c.Recorder()
 	for i, req := range reqs {
-		k := RequestKey{ClientID: req.GetRequestId().GetClientId(), Seq: req.GetRequestId().GetSeq()}
+		k := actorkvtest.RequestKey{ClientID: req.GetRequestId().GetClientId(), Seq: req.GetRequestId().GetSeq()}
 		for _, id := range c.Up() {
 			if got := rec.Executions(id, k); got != 1 {
 				t.Errorf("replica %d executed put %d %d times", id, i, got)
@@ -208,7 +209,7 @@ func TestSubmitRetriesThroughFailover(t *testing.T) {
 // call over the group: a call's own timeout_micros, even one longer than the
 // core.s default, else the default — as Core.Do does.
 func TestCoreStartHonoursCallTimeout(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	core := server.NewCore(c.Client(), 100*time.Millisecond, nil)
 	c.SlowStorage(400 * time.Millisecond)
 	start := func(timeoutMicros int64) *messages.Reply {

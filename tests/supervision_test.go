@@ -12,6 +12,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/actorkv/actorkv/actorkvtest"
 	"github.com/actorkv/actorkv/actors/executor"
 	"github.com/actorkv/actorkv/actors/supervisor"
 	"github.com/actorkv/actorkv/kv"
@@ -77,18 +78,18 @@ func (w *writer) finish(t testing.TB) []string {
 func (w *writer) waitAcked(t testing.TB, n int64, what string) {
 	t.Helper()
 	target := w.acked.Load() + n
-	Eventually(t, func() bool {
+	actorkvtest.Eventually(t, func() bool {
 		select {
 		case <-w.done:
 			return true // finish reports the error
 		default:
 		}
 		return w.acked.Load() >= target
-	}, WaitTimeout, fmt.Sprintf("%d more writes acknowledged %s", n, what))
+	}, actorkvtest.WaitTimeout, fmt.Sprintf("%d more writes acknowledged %s", n, what))
 }
 
 // checkKeys reads every key back, linearizably.
-func checkKeys(t testing.TB, c *Cluster, keys []string) {
+func checkKeys(t testing.TB, c *actorkvtest.Cluster, keys []string) {
 	t.Helper()
 	ctx := c.Context(time.Minute)
 	for _, k := range keys {
@@ -105,21 +106,21 @@ func checkKeys(t testing.TB, c *Cluster, keys []string) {
 // (a fresh engine has no injected faults), replica 2 catches up, and no
 // acknowledged write is lost.
 func TestFailStopReplica(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	w := startWriter(c.Group().Client(), "fs/")
 	w.waitAcked(t, 50, "before the fault")
 	c.InjectFaults(&messages.FaultInjection{ErrorRate: 1}, 2)
-	Eventually(t, func() bool {
-		return !ReplicaStatus(c.Status(false), 2).GetRunning()
-	}, WaitTimeout, "replica 2 stops")
-	rec := c.Logs().WaitFor(t, "the supervisor hears of replica 2's fail-stop", func(r LogRecord) bool {
+	actorkvtest.Eventually(t, func() bool {
+		return !actorkvtest.ReplicaStatus(c.Status(false), 2).GetRunning()
+	}, actorkvtest.WaitTimeout, "replica 2 stops")
+	rec := c.Logs().WaitFor(t, "the supervisor hears of replica 2's fail-stop", func(r actorkvtest.LogRecord) bool {
 		return r.Message == "replica down (fail-stop)" && r.Attrs["replica"] == "2"
 	})
 	if !strings.Contains(rec.Attrs["reason"], "injected") {
 		t.Errorf("fail-stop reason %q does not name the injected fault", rec.Attrs["reason"])
 	}
 	// The fail-stop is signalled once: one failure reaches the supervisor.
-	failures := c.Logs().Records(func(r LogRecord) bool { return r.Message == "replica failed; stopping it" })
+	failures := c.Logs().Records(func(r actorkvtest.LogRecord) bool { return r.Message == "replica failed; stopping it" })
 	if len(failures) != 1 {
 		t.Errorf("the supervisor heard of replica 2's failure %d times, want once: %v", len(failures), failures)
 	}
@@ -141,7 +142,7 @@ func TestFailStopReplica(t *testing.T) {
 // a new leader is elected, the writer's retries carry it over, and the old
 // leader, restarted, catches up.
 func TestLeaderCrash(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	w := startWriter(c.Client(), "lc/")
 	w.waitAcked(t, 50, "before the crash")
 	c.Crash(0)
@@ -151,7 +152,7 @@ func TestLeaderCrash(t *testing.T) {
 	w.waitAcked(t, 50, "after replica 0's restart")
 	keys := w.finish(t)
 	c.EnsureSame(t)
-	for id := range uint32(Replicas) {
+	for id := range uint32(actorkvtest.Replicas) {
 		if d := c.Recorder().Duplicates(id); d != "" {
 			t.Fatalf("replica %d: %s", id, d)
 		}
@@ -166,7 +167,7 @@ func TestLeaderCrash(t *testing.T) {
 // routes, gets them back and serves. A request without a sender, which once
 // crashed the router, is answered to no one.
 func TestRouterRestartKeepsServing(t *testing.T) {
-	c := NewCluster(t)
+	c := actorkvtest.NewCluster(t)
 	g := c.Group()
 	events := make(chan *actor.SupervisorEvent, 16)
 	sub := g.System().EventStream.Subscribe(func(evt any) {
@@ -183,8 +184,8 @@ func TestRouterRestartKeepsServing(t *testing.T) {
 		t.Fatalf("put: %v", err)
 	}
 	g.System().Root.Send(g.Router(), &messages.StatusRequest{}) // no sender: must not crash it
-	if st := c.Status(false); len(st.GetReplicas()) != Replicas {
-		t.Fatalf("status after a request without a sender:\n%s", DescribeStatus(st))
+	if st := c.Status(false); len(st.GetReplicas()) != actorkvtest.Replicas {
+		t.Fatalf("status after a request without a sender:\n%s", actorkvtest.DescribeStatus(st))
 	}
 	select {
 	case e := <-events:
@@ -201,7 +202,7 @@ func TestRouterRestartKeepsServing(t *testing.T) {
 		if !strings.HasSuffix(e.Child.GetId(), "/router") || e.Directive != actor.RestartDirective {
 			t.Fatalf("supervisor event for %s: %v, want the router restarted", e.Child.GetId(), e.Directive)
 		}
-	case <-time.After(WaitTimeout):
+	case <-time.After(actorkvtest.WaitTimeout):
 		t.Fatal("the router was not restarted")
 	}
 	short, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -209,8 +210,8 @@ func TestRouterRestartKeepsServing(t *testing.T) {
 	if _, err := c.Client().Put(short, []byte("rr/after"), []byte("v")); err != nil {
 		t.Fatalf("put after the router's restart: %v", err)
 	}
-	if st := c.Status(false); len(st.GetReplicas()) != Replicas || !st.GetHasLeader() {
-		t.Fatalf("status after the router's restart:\n%s", DescribeStatus(st))
+	if st := c.Status(false); len(st.GetReplicas()) != actorkvtest.Replicas || !st.GetHasLeader() {
+		t.Fatalf("status after the router's restart:\n%s", actorkvtest.DescribeStatus(st))
 	}
 	c.EnsureSame(t)
 }
