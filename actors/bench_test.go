@@ -334,7 +334,7 @@ func startRawGroup(b *testing.B, cfg actors.Config) *rawGroup {
 		nh, err := dragonboat.NewNodeHost(config.NodeHostConfig{
 			NodeHostDir:       raftDir,
 			WALDir:            raftDir,
-			RTTMillisecond:    uint64(max(cfg.Raft.RTT.Milliseconds(), 1)),
+			RTTMillisecond:    cfg.Raft.RTTMillisecond(),
 			RaftAddress:       members[replica.NodeID(id, 0)],
 			RaftEventListener: events,
 			Expert: config.ExpertConfig{
@@ -350,15 +350,7 @@ func startRawGroup(b *testing.B, cfg actors.Config) *rawGroup {
 		}
 		rg.nhs = append(rg.nhs, nh)
 		machine := &rawMachine{engine: engine, applies: rg.applies}
-		err = nh.StartOnDiskCluster(members, false, func(uint64, uint64) sm.IOnDiskStateMachine { return machine }, config.Config{
-			NodeID:             replica.NodeID(id, 0),
-			ClusterID:          cfg.ClusterID,
-			ElectionRTT:        cfg.Raft.ElectionRTT,
-			HeartbeatRTT:       cfg.Raft.HeartbeatRTT,
-			CheckQuorum:        true,
-			SnapshotEntries:    cfg.Raft.SnapshotEntries,
-			CompactionOverhead: cfg.Raft.CompactionOverhead,
-		})
+		err = nh.StartOnDiskCluster(members, false, func(uint64, uint64) sm.IOnDiskStateMachine { return machine }, cfg.Raft.Dragonboat(cfg.ClusterID, replica.NodeID(id, 0)))
 		if err != nil {
 			b.Fatalf("raw replica %d: start Raft node: %v", id, err)
 		}

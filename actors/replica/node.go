@@ -78,7 +78,7 @@ func startNode(cfg Config, generation uint32, engine *storage.Engine, root *acto
 	nhc := config.NodeHostConfig{
 		NodeHostDir:       cfg.raftDir(),
 		WALDir:            cfg.raftDir(),
-		RTTMillisecond:    uint64(max(cfg.Raft.RTT.Milliseconds(), 1)),
+		RTTMillisecond:    cfg.Raft.RTTMillisecond(),
 		RaftAddress:       cfg.Members[cfg.ID],
 		RaftEventListener: &listener{root: root, replica: cfg.ID, pid: self},
 		Expert: config.ExpertConfig{
@@ -104,15 +104,7 @@ func startNode(cfg Config, generation uint32, engine *storage.Engine, root *acto
 			members[NodeID(id, 0)] = addr
 		}
 	}
-	rc := config.Config{
-		NodeID:             n.nodeID,
-		ClusterID:          cfg.ClusterID,
-		ElectionRTT:        cfg.Raft.ElectionRTT,
-		HeartbeatRTT:       cfg.Raft.HeartbeatRTT,
-		CheckQuorum:        true,
-		SnapshotEntries:    cfg.Raft.SnapshotEntries,
-		CompactionOverhead: cfg.Raft.CompactionOverhead,
-	}
+	rc := cfg.Raft.Dragonboat(cfg.ClusterID, n.nodeID)
 	factory := func(uint64, uint64) sm.IOnDiskStateMachine { return n.sm }
 	if err := nh.StartOnDiskCluster(members, join, factory, rc); err != nil {
 		nh.Stop()

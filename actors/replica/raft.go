@@ -3,6 +3,8 @@ package replica
 import (
 	"time"
 
+	"github.com/lni/dragonboat/v3/config"
+
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -86,3 +88,20 @@ func (c RaftConfig) ElectionTimeout() time.Duration { return c.RTT * time.Durati
 
 // HeartbeatInterval is the leader's heartbeat interval (HeartbeatRTT RTTs).
 func (c RaftConfig) HeartbeatInterval() time.Duration { return c.RTT * time.Duration(c.HeartbeatRTT) }
+
+// Dragonboat is the Raft configuration of node nodeID of cluster
+// clusterID, in dragonboat's terms (the NodeHost takes RTT).
+func (c RaftConfig) Dragonboat(clusterID, nodeID uint64) config.Config {
+	return config.Config{
+		NodeID:             nodeID,
+		ClusterID:          clusterID,
+		ElectionRTT:        c.ElectionRTT,
+		HeartbeatRTT:       c.HeartbeatRTT,
+		CheckQuorum:        true,
+		SnapshotEntries:    c.SnapshotEntries,
+		CompactionOverhead: c.CompactionOverhead,
+	}
+}
+
+// RTTMillisecond is RTT as dragonboat's NodeHost takes it.
+func (c RaftConfig) RTTMillisecond() uint64 { return uint64(max(c.RTT.Milliseconds(), 1)) }
