@@ -245,23 +245,6 @@ func (v *Validator) RequestID(id *messages.RequestId) error {
 	return nil
 }
 
-// Command checks a whole replicated command before it is proposed.
-func (v *Validator) Command(c *messages.Command) error {
-	if err := v.RequestID(c.GetRequestId()); err != nil {
-		return err
-	}
-	switch op := c.GetOp().(type) {
-	case *messages.Command_Mutation:
-		return v.Mutation(op.Mutation)
-	case *messages.Command_AtomicCommit:
-		return v.AtomicCommit(op.AtomicCommit)
-	case *messages.Command_OpenSession:
-		return v.OpenSession(c)
-	default:
-		return invalid("command has no operation")
-	}
-}
-
 // OpenSession checks a command that opens a session: it carries no request
 // id of its own (the session it opens has none yet).
 func (v *Validator) OpenSession(c *messages.Command) error {

@@ -35,17 +35,17 @@ func BenchmarkBatch(b *testing.B) {
 	key := func(i int) []byte { return fmt.Appendf(nil, "bench/key/%07d", i%keys) } // 16 bytes
 	value := make([]byte, 128)
 	for i := 0; i < keys; i += 100 {
-		if _, err := c.Put(ctx, &messages.PutRequest{Key: key(i), Value: value}); err != nil {
+		if _, err := kvclient.Call[*messages.PutResponse](ctx, c, &messages.PutRequest{Key: key(i), Value: value}); err != nil {
 			b.Fatalf("preload: %v", err)
 		}
 	}
 	ops := map[string]func(i int) error{
 		"put": func(i int) error {
-			_, err := c.Put(context.Background(), &messages.PutRequest{Key: key(i), Value: value})
+			_, err := kvclient.Call[*messages.PutResponse](context.Background(), c, &messages.PutRequest{Key: key(i), Value: value})
 			return err
 		},
 		"get": func(i int) error {
-			_, err := c.Get(context.Background(), &messages.GetRequest{Key: key(i - i%100)})
+			_, err := kvclient.Call[*messages.GetResponse](context.Background(), c, &messages.GetRequest{Key: key(i - i%100)})
 			return err
 		},
 	}

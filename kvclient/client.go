@@ -117,40 +117,27 @@ func (c *Client) Do(ctx context.Context, call *messages.Call) (*messages.Reply, 
 	return r, r.GetStatus().Err()
 }
 
-// Put sets a key.
-func (c *Client) Put(ctx context.Context, req *messages.PutRequest) (*messages.PutResponse, error) {
-	r, err := c.Do(ctx, &messages.Call{Request: &messages.Call_Put{Put: req}})
-	return r.GetPut(), err
-}
-
-// Get reads a key.
-func (c *Client) Get(ctx context.Context, req *messages.GetRequest) (*messages.GetResponse, error) {
-	r, err := c.Do(ctx, &messages.Call{Request: &messages.Call_Get{Get: req}})
-	return r.GetGet(), err
-}
-
-// Delete removes a key.
-func (c *Client) Delete(ctx context.Context, req *messages.DeleteRequest) (*messages.DeleteResponse, error) {
-	r, err := c.Do(ctx, &messages.Call{Request: &messages.Call_Delete{Delete: req}})
-	return r.GetDelete(), err
-}
-
-// GetRange reads a range.
-func (c *Client) GetRange(ctx context.Context, req *messages.GetRangeRequest) (*messages.GetRangeResponse, error) {
-	r, err := c.Do(ctx, &messages.Call{Request: &messages.Call_GetRange{GetRange: req}})
-	return r.GetGetRange(), err
-}
-
-// AtomicCommit commits a transaction.
-func (c *Client) AtomicCommit(ctx context.Context, req *messages.AtomicCommitRequest) (*messages.AtomicCommitResponse, error) {
-	r, err := c.Do(ctx, &messages.Call{Request: &messages.Call_AtomicCommit{AtomicCommit: req}})
-	return r.GetAtomicCommit(), err
-}
-
-// GetReadVersion returns the latest committed version.
-func (c *Client) GetReadVersion(ctx context.Context) (*messages.GetReadVersionResponse, error) {
-	r, err := c.Do(ctx, &messages.Call{Request: &messages.Call_GetReadVersion{GetReadVersion: &messages.GetReadVersionRequest{}}})
-	return r.GetGetReadVersion(), err
+// Call sends req, a request a Batch call carries, and returns its response
+// of type T (the operation's, messages.Ops), or the error its status holds.
+func Call[T messages.Statused](ctx context.Context, c *Client, req proto.Message) (T, error) {
+	var zero T
+	call, ok := messages.NewCall(0, req)
+	if !ok {
+		return zero, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "%T is no Batch call", req)
+	}
+	r, err := c.Do(ctx, call)
+	if err != nil {
+		return zero, err
+	}
+	resp, err := r.Outcome()
+	if err != nil {
+		return zero, err
+	}
+	out, ok := resp.(T)
+	if !ok {
+		return zero, messages.Errorf(messages.StatusCode_INTERNAL, "answered %T, want %T", resp, zero)
+	}
+	return out, nil
 }
 
 var errClosed = messages.Errorf(messages.StatusCode_UNAVAILABLE, "kvclient: closed")

@@ -67,12 +67,12 @@ func TestConcurrentCalls(t *testing.T) {
 			for i := range each {
 				key := fmt.Appendf(nil, "w%02d/%03d", w, i)
 				val := fmt.Appendf(nil, "value of %s", key)
-				put, err := c.Put(ctx, &messages.PutRequest{Key: key, Value: val})
+				put, err := kvclient.Call[*messages.PutResponse](ctx, c, &messages.PutRequest{Key: key, Value: val})
 				if err != nil || put.GetVersion() == 0 {
 					errs <- fmt.Errorf("put %s: %v (version %d)", key, err, put.GetVersion())
 					return
 				}
-				got, err := c.Get(ctx, &messages.GetRequest{Key: key})
+				got, err := kvclient.Call[*messages.GetResponse](ctx, c, &messages.GetRequest{Key: key})
 				if err != nil || !got.GetFound() || string(got.GetValue()) != string(val) {
 					errs <- fmt.Errorf("get %s: %q found=%v, %v", key, got.GetValue(), got.GetFound(), err)
 					return
@@ -85,7 +85,7 @@ func TestConcurrentCalls(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	rng, err := c.GetRange(ctx, &messages.GetRangeRequest{Begin: []byte("w"), Limit: 10_000})
+	rng, err := kvclient.Call[*messages.GetRangeResponse](ctx, c, &messages.GetRangeRequest{Begin: []byte("w"), Limit: 10_000})
 	if err != nil || len(rng.GetKvs()) != workers*each {
 		t.Fatalf("range: %d entries, %v; want %d", len(rng.GetKvs()), err, workers*each)
 	}
@@ -118,7 +118,7 @@ func TestErrorsArriveAsStatuses(t *testing.T) {
 			}
 		})
 	}
-	if _, err := c.Put(ctx, &messages.PutRequest{Key: []byte("after"), Value: []byte("ok")}); err != nil {
+	if _, err := kvclient.Call[*messages.PutResponse](ctx, c, &messages.PutRequest{Key: []byte("after"), Value: []byte("ok")}); err != nil {
 		t.Fatalf("the stream does not serve after failed calls: %v", err)
 	}
 }
@@ -136,12 +136,12 @@ func TestDeadlineAndBrokenStream(t *testing.T) {
 	}
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	if _, err := c.Get(short, &messages.GetRequest{Key: []byte("k")}); !errors.Is(err, messages.ErrTimeout) {
+	if _, err := kvclient.Call[*messages.GetResponse](short, c, &messages.GetRequest{Key: []byte("k")}); !errors.Is(err, messages.ErrTimeout) {
 		t.Fatalf("get past its deadline: %v, want TIMEOUT", err)
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.Get(ctx, &messages.GetRequest{Key: []byte("k")})
+		_, err := kvclient.Call[*messages.GetResponse](ctx, c, &messages.GetRequest{Key: []byte("k")})
 		done <- err
 	}()
 	s.Shutdown()
@@ -156,7 +156,7 @@ func TestDeadlineAndBrokenStream(t *testing.T) {
 		t.Fatal("a call in flight during shutdown never returned")
 	}
 	c.Close()
-	if _, err := c.Get(ctx, &messages.GetRequest{Key: []byte("k")}); !errors.Is(err, messages.ErrUnavailable) {
+	if _, err := kvclient.Call[*messages.GetResponse](ctx, c, &messages.GetRequest{Key: []byte("k")}); !errors.Is(err, messages.ErrUnavailable) {
 		t.Fatalf("call on a closed client: %v, want UNAVAILABLE", err)
 	}
 }

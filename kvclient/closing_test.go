@@ -90,7 +90,7 @@ func TestCallsNotSentMoveToANewStream(t *testing.T) {
 		wg.Go(func() {
 			for i := range calls {
 				key := fmt.Appendf(nil, "k-%d-%d", g, i)
-				r, err := c.Get(context.Background(), &messages.GetRequest{Key: key})
+				r, err := kvclient.Call[*messages.GetResponse](context.Background(), c, &messages.GetRequest{Key: key})
 				if err != nil {
 					errs <- fmt.Errorf("get %s: %w", key, err)
 					return

@@ -36,11 +36,11 @@ func TestLargeCallsKeepTheStream(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := c.Put(ctx, &messages.PutRequest{Key: []byte("before"), Value: []byte("v")}); err != nil {
+	if _, err := kvclient.Call[*messages.PutResponse](ctx, c, &messages.PutRequest{Key: []byte("before"), Value: []byte("v")}); err != nil {
 		t.Fatalf("put: %v", err)
 	}
 	// 9 MiB of values: over both the 8 MiB commit limit and the message limit.
-	if _, err := c.AtomicCommit(ctx, commitOf("big", 9)); messages.CodeOf(err) != messages.StatusCode_TOO_LARGE {
+	if _, err := kvclient.Call[*messages.AtomicCommitResponse](ctx, c, commitOf("big", 9)); messages.CodeOf(err) != messages.StatusCode_TOO_LARGE {
 		t.Fatalf("9 MiB commit: %v (code %v), want TOO_LARGE", err, messages.CodeOf(err))
 	}
 	// Four commits of 5 MiB at once: any two together are over the limit.
@@ -48,7 +48,7 @@ func TestLargeCallsKeepTheStream(t *testing.T) {
 	errs := make([]error, 4)
 	for i := range errs {
 		wg.Go(func() {
-			_, errs[i] = c.AtomicCommit(ctx, commitOf(fmt.Sprintf("c%d", i), 5))
+			_, errs[i] = kvclient.Call[*messages.AtomicCommitResponse](ctx, c, commitOf(fmt.Sprintf("c%d", i), 5))
 		})
 	}
 	wg.Wait()
@@ -57,11 +57,11 @@ func TestLargeCallsKeepTheStream(t *testing.T) {
 			t.Errorf("5 MiB commit %d: %v", i, err)
 		}
 	}
-	got, err := c.GetRange(ctx, &messages.GetRangeRequest{Begin: []byte("c"), End: []byte("d"), Limit: 100})
+	got, err := kvclient.Call[*messages.GetRangeResponse](ctx, c, &messages.GetRangeRequest{Begin: []byte("c"), End: []byte("d"), Limit: 100})
 	if err != nil || len(got.GetKvs()) != 20 {
 		t.Fatalf("range over the commits: %d entries, %v; want 20", len(got.GetKvs()), err)
 	}
-	if got, err := c.Get(ctx, &messages.GetRequest{Key: []byte("big/0")}); err != nil || got.GetFound() {
+	if got, err := kvclient.Call[*messages.GetResponse](ctx, c, &messages.GetRequest{Key: []byte("big/0")}); err != nil || got.GetFound() {
 		t.Fatalf("the refused commit wrote: found=%v, %v", got.GetFound(), err)
 	}
 }
@@ -81,14 +81,14 @@ func TestLargeResponseKeepsTheStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for i := range 14 { // 70 MiB: over the 64 MiB limit
-		if _, err := c.AtomicCommit(ctx, commitOf(fmt.Sprintf("r%02d", i), 5)); err != nil {
+		if _, err := kvclient.Call[*messages.AtomicCommitResponse](ctx, c, commitOf(fmt.Sprintf("r%02d", i), 5)); err != nil {
 			t.Fatalf("commit %d: %v", i, err)
 		}
 	}
-	if _, err := c.GetRange(ctx, &messages.GetRangeRequest{Begin: []byte("r"), End: []byte("s"), Limit: 100}); messages.CodeOf(err) != messages.StatusCode_TOO_LARGE {
+	if _, err := kvclient.Call[*messages.GetRangeResponse](ctx, c, &messages.GetRangeRequest{Begin: []byte("r"), End: []byte("s"), Limit: 100}); messages.CodeOf(err) != messages.StatusCode_TOO_LARGE {
 		t.Fatalf("70 MiB range: %v (code %v), want TOO_LARGE", err, messages.CodeOf(err))
 	}
-	got, err := c.GetRange(ctx, &messages.GetRangeRequest{Begin: []byte("r"), End: []byte("s"), Limit: 50})
+	got, err := kvclient.Call[*messages.GetRangeResponse](ctx, c, &messages.GetRangeRequest{Begin: []byte("r"), End: []byte("s"), Limit: 50})
 	if err != nil || len(got.GetKvs()) != 50 {
 		t.Fatalf("50 MiB range after it: %d entries, %v", len(got.GetKvs()), err)
 	}
@@ -101,13 +101,13 @@ func TestCancelledCallIsNotSent(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	for i := range 50 {
-		if _, err := c.Put(ctx, &messages.PutRequest{Key: fmt.Appendf(nil, "k%d", i), Value: []byte("v")}); messages.CodeOf(err) != messages.StatusCode_CANCELLED {
+		if _, err := kvclient.Call[*messages.PutResponse](ctx, c, &messages.PutRequest{Key: fmt.Appendf(nil, "k%d", i), Value: []byte("v")}); messages.CodeOf(err) != messages.StatusCode_CANCELLED {
 			t.Fatalf("put %d: %v (code %v), want CANCELLED", i, err, messages.CodeOf(err))
 		}
 	}
 	live, stop := context.WithTimeout(context.Background(), 10*time.Second)
 	defer stop()
-	got, err := c.GetRange(live, &messages.GetRangeRequest{Begin: []byte("k"), End: []byte("l"), Limit: 100})
+	got, err := kvclient.Call[*messages.GetRangeResponse](live, c, &messages.GetRangeRequest{Begin: []byte("k"), End: []byte("l"), Limit: 100})
 	if err != nil || len(got.GetKvs()) != 0 {
 		t.Fatalf("cancelled puts wrote %d keys (%v)", len(got.GetKvs()), err)
 	}

@@ -25,18 +25,15 @@ func (r *replicaActor) serve(ctx actor.Context, op *messages.Op, req proto.Messa
 	}
 }
 
-// propose validates and proposes a write without blocking; the write waiter
-// answers the sender when the entry is applied here.
+// propose proposes a write without blocking (the router validated it, and
+// the state machine checks it again, deterministically, as it applies);
+// the write waiter answers the sender when the entry is applied here.
 func (r *replicaActor) propose(ctx actor.Context, op *messages.Op, req proto.Message) {
 	if r.state != running {
 		ctx.Respond(op.Response(errNotRunning))
 		return
 	}
 	cmd := op.Command(req, messages.Stamp{TimestampUnixNanos: time.Now().UnixNano(), SessionLimits: r.cfg.Storage.Limits.SessionLimits()})
-	if err := r.engine.Validator().Command(cmd); err != nil {
-		ctx.Respond(op.Response(err))
-		return
-	}
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		ctx.Respond(op.Response(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "encode command: %v", err)))

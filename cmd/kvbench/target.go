@@ -193,22 +193,22 @@ func (t *batchTarget) client() *kvclient.Client {
 }
 
 func (t *batchTarget) put(ctx context.Context, key, value []byte) error {
-	_, err := t.client().Put(ctx, &messages.PutRequest{Key: key, Value: value})
+	_, err := kvclient.Call[*messages.PutResponse](ctx, t.client(), &messages.PutRequest{Key: key, Value: value})
 	return err
 }
 
 func (t *batchTarget) get(ctx context.Context, key []byte) error {
-	_, err := t.client().Get(ctx, &messages.GetRequest{Key: key, Consistency: t.consistency})
+	_, err := kvclient.Call[*messages.GetResponse](ctx, t.client(), &messages.GetRequest{Key: key, Consistency: t.consistency})
 	return err
 }
 
 func (t *batchTarget) commit(ctx context.Context, muts []*messages.Mutation) error {
-	_, err := t.client().AtomicCommit(ctx, &messages.AtomicCommitRequest{Commit: &messages.AtomicCommit{Mutations: muts}})
+	_, err := kvclient.Call[*messages.AtomicCommitResponse](ctx, t.client(), &messages.AtomicCommitRequest{Commit: &messages.AtomicCommit{Mutations: muts}})
 	return err
 }
 
 func (t *batchTarget) getRange(ctx context.Context, begin []byte, limit int) error {
-	_, err := t.client().GetRange(ctx, &messages.GetRangeRequest{Begin: begin, Limit: int32(limit), Consistency: t.consistency})
+	_, err := kvclient.Call[*messages.GetRangeResponse](ctx, t.client(), &messages.GetRangeRequest{Begin: begin, Limit: int32(limit), Consistency: t.consistency})
 	return err
 }
 
