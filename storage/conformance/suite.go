@@ -43,7 +43,9 @@ func OpenStandalone(t testing.TB, cfg Config) *storage.Standalone {
 	sc := storage.DefaultConfig(t.TempDir())
 	sc.ColumnFamilies = cfg.ColumnFamilies
 	sc.RetentionWindow = cfg.RetentionWindow
-	sc.Limits.MaxSessions = cfg.MaxSessions
+	if cfg.MaxSessions > 0 {
+		sc.Limits.MaxSessions = cfg.MaxSessions
+	}
 	s, err := storage.OpenStandalone(sc)
 	if err != nil {
 		t.Fatalf("open the standalone service: %v", err)
