@@ -19,7 +19,8 @@ type RequestKey struct {
 	ClientID, Seq uint64
 }
 
-// Applied is one entry as a replica applied it.
+// Applied is one command as a replica applied it: an entry's, or one of the
+// commands of an entry of several (group commit), which share its index.
 type Applied struct {
 	Index   uint64
 	Request RequestKey // zero when the entry carried no request id
@@ -71,19 +72,33 @@ func (r *ApplyRecorder) Observe(replica uint32, entries []storage.Entry, results
 		r.seen[replica] = map[RequestKey]int{}
 	}
 	for i, e := range entries {
-		a := Applied{Index: e.Index}
-		if rid := e.Cmd.GetRequestId(); rid.GetClientId() != 0 {
-			a.Request = RequestKey{ClientID: rid.GetClientId(), Seq: rid.GetSeq()}
-		}
-		if i < len(results) {
-			a.Version, a.Code = results[i].GetVersion(), results[i].GetStatus().GetCode()
-		}
-		r.log[replica] = append(r.log[replica], a)
 		r.indexes[replica][e.Index]++
-		if a.Request != (RequestKey{}) {
-			r.seen[replica][a.Request]++
-			if a.Executed() {
-				r.executed[replica][a.Request]++
+		var res *messages.CommandResult
+		if i < len(results) {
+			res = results[i]
+		}
+		// An entry of several writes (group commit) is recorded write by
+		// write, each at the entry's index.
+		cmds, rs := []*messages.Command{e.Cmd}, []*messages.CommandResult{res}
+		if b := e.Cmd.GetBatch(); b != nil {
+			cmds, rs = b.GetCommands(), res.GetBatch()
+		}
+		executed := map[RequestKey]bool{} // in this entry: a later one is a retry answered from the session
+		for j, cmd := range cmds {
+			a := Applied{Index: e.Index}
+			if rid := cmd.GetRequestId(); rid.GetClientId() != 0 {
+				a.Request = RequestKey{ClientID: rid.GetClientId(), Seq: rid.GetSeq()}
+			}
+			if j < len(rs) {
+				a.Version, a.Code = rs[j].GetVersion(), rs[j].GetStatus().GetCode()
+			}
+			r.log[replica] = append(r.log[replica], a)
+			if a.Request != (RequestKey{}) {
+				r.seen[replica][a.Request]++
+				if a.Executed() && !executed[a.Request] {
+					executed[a.Request] = true
+					r.executed[replica][a.Request]++
+				}
 			}
 		}
 	}
@@ -157,7 +172,7 @@ func (r *ApplyRecorder) Duplicates(replica uint32) string {
 	}
 	var prev uint64
 	for _, a := range r.log[replica] {
-		if a.Index <= prev {
+		if a.Index < prev { // the commands of one entry share its index
 			out = append(out, fmt.Sprintf("index %d applied after %d", a.Index, prev))
 		}
 		prev = a.Index

@@ -25,8 +25,10 @@ const DefaultColumnFamily = "default"
 //     changes nothing, on every replica.
 //   - WithColumnFamily selects the column family; the default is "default".
 //     Column families are fixed by configuration.
-//   - Every committed write gets the next version; versions only grow and
-//     survive restarts. A write returns its commit version once it is durable
+//   - Every committed write gets a version above that of every write
+//     acknowledged before it was sent; writes committed together (one log
+//     entry, gathered by group commit) share one. Versions survive
+//     restarts. A write returns its commit version once it is durable
 //     (replicated: on a Raft majority and applied by the answering replica).
 //   - Errors wrap exactly one sentinel of messages; messages.IsRetryable says
 //     whether trying again can help. After ErrTimeout the write may still

@@ -555,6 +555,7 @@ type Command struct {
 	//	*Command_Mutation
 	//	*Command_AtomicCommit
 	//	*Command_OpenSession
+	//	*Command_Batch
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -638,6 +639,15 @@ func (x *Command) GetOpenSession() *OpenSession {
 	return nil
 }
 
+func (x *Command) GetBatch() *CommandBatch {
+	if x != nil {
+		if x, ok := x.Op.(*Command_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -654,11 +664,68 @@ type Command_OpenSession struct {
 	OpenSession *OpenSession `protobuf:"bytes,5,opt,name=open_session,json=openSession,proto3,oneof"`
 }
 
+type Command_Batch struct {
+	Batch *CommandBatch `protobuf:"bytes,6,opt,name=batch,proto3,oneof"`
+}
+
 func (*Command_Mutation) isCommand_Op() {}
 
 func (*Command_AtomicCommit) isCommand_Op() {}
 
 func (*Command_OpenSession) isCommand_Op() {}
+
+func (*Command_Batch) isCommand_Op() {}
+
+// CommandBatch is several client commands in one log entry (group commit:
+// a replica gathers the writes that arrive while its proposals are in
+// flight). They share the entry's index as their commit version, are
+// decided and applied in their order inside the entry — a later one sees
+// an earlier one's writes exactly as if they had been two entries — and
+// each keeps its own request id and result. A batch carries no request id
+// or timestamp of its own, and never another batch.
+type CommandBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Commands      []*Command             `protobuf:"bytes,1,rep,name=commands,proto3" json:"commands,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommandBatch) Reset() {
+	*x = CommandBatch{}
+	mi := &file_kv_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommandBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommandBatch) ProtoMessage() {}
+
+func (x *CommandBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommandBatch.ProtoReflect.Descriptor instead.
+func (*CommandBatch) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CommandBatch) GetCommands() []*Command {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
 
 // OpenSession opens a client session. Its client id is the log index of the
 // entry that carries it (in standalone mode, the engine's version), which no
@@ -676,7 +743,7 @@ type OpenSession struct {
 
 func (x *OpenSession) Reset() {
 	*x = OpenSession{}
-	mi := &file_kv_proto_msgTypes[6]
+	mi := &file_kv_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +755,7 @@ func (x *OpenSession) String() string {
 func (*OpenSession) ProtoMessage() {}
 
 func (x *OpenSession) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[6]
+	mi := &file_kv_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +768,7 @@ func (x *OpenSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSession.ProtoReflect.Descriptor instead.
 func (*OpenSession) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{6}
+	return file_kv_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *OpenSession) GetLimits() *SessionLimits {
@@ -724,7 +791,7 @@ type SessionLimits struct {
 
 func (x *SessionLimits) Reset() {
 	*x = SessionLimits{}
-	mi := &file_kv_proto_msgTypes[7]
+	mi := &file_kv_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -736,7 +803,7 @@ func (x *SessionLimits) String() string {
 func (*SessionLimits) ProtoMessage() {}
 
 func (x *SessionLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[7]
+	mi := &file_kv_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -749,7 +816,7 @@ func (x *SessionLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionLimits.ProtoReflect.Descriptor instead.
 func (*SessionLimits) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{7}
+	return file_kv_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SessionLimits) GetMaxSessions() uint64 {
@@ -781,7 +848,7 @@ type AtomicCommit struct {
 
 func (x *AtomicCommit) Reset() {
 	*x = AtomicCommit{}
-	mi := &file_kv_proto_msgTypes[8]
+	mi := &file_kv_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +860,7 @@ func (x *AtomicCommit) String() string {
 func (*AtomicCommit) ProtoMessage() {}
 
 func (x *AtomicCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[8]
+	mi := &file_kv_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +873,7 @@ func (x *AtomicCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AtomicCommit.ProtoReflect.Descriptor instead.
 func (*AtomicCommit) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{8}
+	return file_kv_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AtomicCommit) GetMutations() []*Mutation {
@@ -844,14 +911,16 @@ type CommandResult struct {
 	// version is the commit version (the Raft log index in replicated mode);
 	// 0 when nothing was committed. For OpenSession it is the new session's
 	// client id.
-	Version       uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Version uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// batch holds the results of a CommandBatch's commands, in order.
+	Batch         []*CommandResult `protobuf:"bytes,3,rep,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_kv_proto_msgTypes[9]
+	mi := &file_kv_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +932,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[9]
+	mi := &file_kv_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +945,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{9}
+	return file_kv_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CommandResult) GetStatus() *Status {
@@ -891,6 +960,13 @@ func (x *CommandResult) GetVersion() uint64 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *CommandResult) GetBatch() []*CommandResult {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
 }
 
 // FaultInjection configures injected storage faults; the zero value turns
@@ -910,7 +986,7 @@ type FaultInjection struct {
 
 func (x *FaultInjection) Reset() {
 	*x = FaultInjection{}
-	mi := &file_kv_proto_msgTypes[10]
+	mi := &file_kv_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +998,7 @@ func (x *FaultInjection) String() string {
 func (*FaultInjection) ProtoMessage() {}
 
 func (x *FaultInjection) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[10]
+	mi := &file_kv_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1011,7 @@ func (x *FaultInjection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaultInjection.ProtoReflect.Descriptor instead.
 func (*FaultInjection) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{10}
+	return file_kv_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FaultInjection) GetErrorRate() float64 {
@@ -970,7 +1046,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_kv_proto_msgTypes[11]
+	mi := &file_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -982,7 +1058,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[11]
+	mi := &file_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -995,7 +1071,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{11}
+	return file_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetRequest) GetColumnFamily() string {
@@ -1030,7 +1106,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_kv_proto_msgTypes[12]
+	mi := &file_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1118,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[12]
+	mi := &file_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1131,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{12}
+	return file_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetResponse) GetStatus() *Status {
@@ -1091,7 +1167,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_kv_proto_msgTypes[13]
+	mi := &file_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1179,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[13]
+	mi := &file_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1192,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{13}
+	return file_kv_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PutRequest) GetColumnFamily() string {
@@ -1157,7 +1233,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_kv_proto_msgTypes[14]
+	mi := &file_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1245,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[14]
+	mi := &file_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1258,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{14}
+	return file_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PutResponse) GetStatus() *Status {
@@ -1210,7 +1286,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_kv_proto_msgTypes[15]
+	mi := &file_kv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1298,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[15]
+	mi := &file_kv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1311,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{15}
+	return file_kv_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteRequest) GetColumnFamily() string {
@@ -1269,7 +1345,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_kv_proto_msgTypes[16]
+	mi := &file_kv_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1357,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[16]
+	mi := &file_kv_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1370,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{16}
+	return file_kv_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteResponse) GetStatus() *Status {
@@ -1323,7 +1399,7 @@ type ClearRangeRequest struct {
 
 func (x *ClearRangeRequest) Reset() {
 	*x = ClearRangeRequest{}
-	mi := &file_kv_proto_msgTypes[17]
+	mi := &file_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1411,7 @@ func (x *ClearRangeRequest) String() string {
 func (*ClearRangeRequest) ProtoMessage() {}
 
 func (x *ClearRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[17]
+	mi := &file_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1424,7 @@ func (x *ClearRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearRangeRequest.ProtoReflect.Descriptor instead.
 func (*ClearRangeRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{17}
+	return file_kv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClearRangeRequest) GetColumnFamily() string {
@@ -1389,7 +1465,7 @@ type ClearRangeResponse struct {
 
 func (x *ClearRangeResponse) Reset() {
 	*x = ClearRangeResponse{}
-	mi := &file_kv_proto_msgTypes[18]
+	mi := &file_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1477,7 @@ func (x *ClearRangeResponse) String() string {
 func (*ClearRangeResponse) ProtoMessage() {}
 
 func (x *ClearRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[18]
+	mi := &file_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1490,7 @@ func (x *ClearRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearRangeResponse.ProtoReflect.Descriptor instead.
 func (*ClearRangeResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{18}
+	return file_kv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ClearRangeResponse) GetStatus() *Status {
@@ -1444,7 +1520,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_kv_proto_msgTypes[19]
+	mi := &file_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1532,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[19]
+	mi := &file_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1545,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{19}
+	return file_kv_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListKeysRequest) GetColumnFamily() string {
@@ -1510,7 +1586,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1598,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1611,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{20}
+	return file_kv_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListKeysResponse) GetStatus() *Status {
@@ -1567,7 +1643,7 @@ type GetRangeRequest struct {
 
 func (x *GetRangeRequest) Reset() {
 	*x = GetRangeRequest{}
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1579,7 +1655,7 @@ func (x *GetRangeRequest) String() string {
 func (*GetRangeRequest) ProtoMessage() {}
 
 func (x *GetRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1592,7 +1668,7 @@ func (x *GetRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRangeRequest.ProtoReflect.Descriptor instead.
 func (*GetRangeRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{21}
+	return file_kv_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetRangeRequest) GetColumnFamily() string {
@@ -1647,7 +1723,7 @@ type GetRangeResponse struct {
 
 func (x *GetRangeResponse) Reset() {
 	*x = GetRangeResponse{}
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1735,7 @@ func (x *GetRangeResponse) String() string {
 func (*GetRangeResponse) ProtoMessage() {}
 
 func (x *GetRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1748,7 @@ func (x *GetRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRangeResponse.ProtoReflect.Descriptor instead.
 func (*GetRangeResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{22}
+	return file_kv_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetRangeResponse) GetStatus() *Status {
@@ -1699,7 +1775,7 @@ type AtomicCommitRequest struct {
 
 func (x *AtomicCommitRequest) Reset() {
 	*x = AtomicCommitRequest{}
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1711,7 +1787,7 @@ func (x *AtomicCommitRequest) String() string {
 func (*AtomicCommitRequest) ProtoMessage() {}
 
 func (x *AtomicCommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1724,7 +1800,7 @@ func (x *AtomicCommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AtomicCommitRequest.ProtoReflect.Descriptor instead.
 func (*AtomicCommitRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{23}
+	return file_kv_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AtomicCommitRequest) GetCommit() *AtomicCommit {
@@ -1751,7 +1827,7 @@ type AtomicCommitResponse struct {
 
 func (x *AtomicCommitResponse) Reset() {
 	*x = AtomicCommitResponse{}
-	mi := &file_kv_proto_msgTypes[24]
+	mi := &file_kv_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +1839,7 @@ func (x *AtomicCommitResponse) String() string {
 func (*AtomicCommitResponse) ProtoMessage() {}
 
 func (x *AtomicCommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[24]
+	mi := &file_kv_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +1852,7 @@ func (x *AtomicCommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AtomicCommitResponse.ProtoReflect.Descriptor instead.
 func (*AtomicCommitResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{24}
+	return file_kv_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AtomicCommitResponse) GetStatus() *Status {
@@ -1802,7 +1878,7 @@ type OpenSessionRequest struct {
 
 func (x *OpenSessionRequest) Reset() {
 	*x = OpenSessionRequest{}
-	mi := &file_kv_proto_msgTypes[25]
+	mi := &file_kv_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1814,7 +1890,7 @@ func (x *OpenSessionRequest) String() string {
 func (*OpenSessionRequest) ProtoMessage() {}
 
 func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[25]
+	mi := &file_kv_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1827,7 +1903,7 @@ func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionRequest.ProtoReflect.Descriptor instead.
 func (*OpenSessionRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{25}
+	return file_kv_proto_rawDescGZIP(), []int{26}
 }
 
 type OpenSessionResponse struct {
@@ -1842,7 +1918,7 @@ type OpenSessionResponse struct {
 
 func (x *OpenSessionResponse) Reset() {
 	*x = OpenSessionResponse{}
-	mi := &file_kv_proto_msgTypes[26]
+	mi := &file_kv_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +1930,7 @@ func (x *OpenSessionResponse) String() string {
 func (*OpenSessionResponse) ProtoMessage() {}
 
 func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[26]
+	mi := &file_kv_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +1943,7 @@ func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionResponse.ProtoReflect.Descriptor instead.
 func (*OpenSessionResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{26}
+	return file_kv_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *OpenSessionResponse) GetStatus() *Status {
@@ -1892,7 +1968,7 @@ type GetReadVersionRequest struct {
 
 func (x *GetReadVersionRequest) Reset() {
 	*x = GetReadVersionRequest{}
-	mi := &file_kv_proto_msgTypes[27]
+	mi := &file_kv_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1904,7 +1980,7 @@ func (x *GetReadVersionRequest) String() string {
 func (*GetReadVersionRequest) ProtoMessage() {}
 
 func (x *GetReadVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[27]
+	mi := &file_kv_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1917,7 +1993,7 @@ func (x *GetReadVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReadVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetReadVersionRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{27}
+	return file_kv_proto_rawDescGZIP(), []int{28}
 }
 
 type GetReadVersionResponse struct {
@@ -1930,7 +2006,7 @@ type GetReadVersionResponse struct {
 
 func (x *GetReadVersionResponse) Reset() {
 	*x = GetReadVersionResponse{}
-	mi := &file_kv_proto_msgTypes[28]
+	mi := &file_kv_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1942,7 +2018,7 @@ func (x *GetReadVersionResponse) String() string {
 func (*GetReadVersionResponse) ProtoMessage() {}
 
 func (x *GetReadVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[28]
+	mi := &file_kv_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1955,7 +2031,7 @@ func (x *GetReadVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReadVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetReadVersionResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{28}
+	return file_kv_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetReadVersionResponse) GetStatus() *Status {
@@ -1983,7 +2059,7 @@ type SnapshotReadRequest struct {
 
 func (x *SnapshotReadRequest) Reset() {
 	*x = SnapshotReadRequest{}
-	mi := &file_kv_proto_msgTypes[29]
+	mi := &file_kv_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2071,7 @@ func (x *SnapshotReadRequest) String() string {
 func (*SnapshotReadRequest) ProtoMessage() {}
 
 func (x *SnapshotReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[29]
+	mi := &file_kv_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2084,7 @@ func (x *SnapshotReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotReadRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotReadRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{29}
+	return file_kv_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SnapshotReadRequest) GetColumnFamily() string {
@@ -2043,7 +2119,7 @@ type SnapshotReadResponse struct {
 
 func (x *SnapshotReadResponse) Reset() {
 	*x = SnapshotReadResponse{}
-	mi := &file_kv_proto_msgTypes[30]
+	mi := &file_kv_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2131,7 @@ func (x *SnapshotReadResponse) String() string {
 func (*SnapshotReadResponse) ProtoMessage() {}
 
 func (x *SnapshotReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[30]
+	mi := &file_kv_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2144,7 @@ func (x *SnapshotReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotReadResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotReadResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{30}
+	return file_kv_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SnapshotReadResponse) GetStatus() *Status {
@@ -2106,7 +2182,7 @@ type SnapshotGetRangeRequest struct {
 
 func (x *SnapshotGetRangeRequest) Reset() {
 	*x = SnapshotGetRangeRequest{}
-	mi := &file_kv_proto_msgTypes[31]
+	mi := &file_kv_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2118,7 +2194,7 @@ func (x *SnapshotGetRangeRequest) String() string {
 func (*SnapshotGetRangeRequest) ProtoMessage() {}
 
 func (x *SnapshotGetRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[31]
+	mi := &file_kv_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2131,7 +2207,7 @@ func (x *SnapshotGetRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotGetRangeRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotGetRangeRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{31}
+	return file_kv_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SnapshotGetRangeRequest) GetColumnFamily() string {
@@ -2186,7 +2262,7 @@ type SnapshotGetRangeResponse struct {
 
 func (x *SnapshotGetRangeResponse) Reset() {
 	*x = SnapshotGetRangeResponse{}
-	mi := &file_kv_proto_msgTypes[32]
+	mi := &file_kv_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +2274,7 @@ func (x *SnapshotGetRangeResponse) String() string {
 func (*SnapshotGetRangeResponse) ProtoMessage() {}
 
 func (x *SnapshotGetRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[32]
+	mi := &file_kv_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +2287,7 @@ func (x *SnapshotGetRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotGetRangeResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotGetRangeResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{32}
+	return file_kv_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SnapshotGetRangeResponse) GetStatus() *Status {
@@ -2240,7 +2316,7 @@ type SetFaultInjectionRequest struct {
 
 func (x *SetFaultInjectionRequest) Reset() {
 	*x = SetFaultInjectionRequest{}
-	mi := &file_kv_proto_msgTypes[33]
+	mi := &file_kv_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2252,7 +2328,7 @@ func (x *SetFaultInjectionRequest) String() string {
 func (*SetFaultInjectionRequest) ProtoMessage() {}
 
 func (x *SetFaultInjectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[33]
+	mi := &file_kv_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2265,7 +2341,7 @@ func (x *SetFaultInjectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFaultInjectionRequest.ProtoReflect.Descriptor instead.
 func (*SetFaultInjectionRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{33}
+	return file_kv_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SetFaultInjectionRequest) GetFaults() *FaultInjection {
@@ -2291,7 +2367,7 @@ type SetFaultInjectionResponse struct {
 
 func (x *SetFaultInjectionResponse) Reset() {
 	*x = SetFaultInjectionResponse{}
-	mi := &file_kv_proto_msgTypes[34]
+	mi := &file_kv_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2303,7 +2379,7 @@ func (x *SetFaultInjectionResponse) String() string {
 func (*SetFaultInjectionResponse) ProtoMessage() {}
 
 func (x *SetFaultInjectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[34]
+	mi := &file_kv_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2316,7 +2392,7 @@ func (x *SetFaultInjectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetFaultInjectionResponse.ProtoReflect.Descriptor instead.
 func (*SetFaultInjectionResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{34}
+	return file_kv_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SetFaultInjectionResponse) GetStatus() *Status {
@@ -2338,7 +2414,7 @@ type ColumnFamilyDigest struct {
 
 func (x *ColumnFamilyDigest) Reset() {
 	*x = ColumnFamilyDigest{}
-	mi := &file_kv_proto_msgTypes[35]
+	mi := &file_kv_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2350,7 +2426,7 @@ func (x *ColumnFamilyDigest) String() string {
 func (*ColumnFamilyDigest) ProtoMessage() {}
 
 func (x *ColumnFamilyDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[35]
+	mi := &file_kv_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2363,7 +2439,7 @@ func (x *ColumnFamilyDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ColumnFamilyDigest.ProtoReflect.Descriptor instead.
 func (*ColumnFamilyDigest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{35}
+	return file_kv_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ColumnFamilyDigest) GetColumnFamily() string {
@@ -2418,7 +2494,7 @@ type ReplicaStatus struct {
 
 func (x *ReplicaStatus) Reset() {
 	*x = ReplicaStatus{}
-	mi := &file_kv_proto_msgTypes[36]
+	mi := &file_kv_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2430,7 +2506,7 @@ func (x *ReplicaStatus) String() string {
 func (*ReplicaStatus) ProtoMessage() {}
 
 func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[36]
+	mi := &file_kv_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2443,7 +2519,7 @@ func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatus.ProtoReflect.Descriptor instead.
 func (*ReplicaStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{36}
+	return file_kv_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReplicaStatus) GetReplicaId() uint32 {
@@ -2547,7 +2623,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_kv_proto_msgTypes[37]
+	mi := &file_kv_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2559,7 +2635,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[37]
+	mi := &file_kv_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2572,7 +2648,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{37}
+	return file_kv_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *StatusRequest) GetWithDigests() bool {
@@ -2598,7 +2674,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_kv_proto_msgTypes[38]
+	mi := &file_kv_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2610,7 +2686,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[38]
+	mi := &file_kv_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2623,7 +2699,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{38}
+	return file_kv_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *StatusResponse) GetStatus() *Status {
@@ -2693,15 +2769,18 @@ const file_kv_proto_rawDesc = "" +
 	"\rcolumn_family\x18\x02 \x01(\tR\fcolumnFamily\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x04 \x01(\fR\x05value\x12\x10\n" +
-	"\x03end\x18\x05 \x01(\fR\x03end\"\xaa\x02\n" +
+	"\x03end\x18\x05 \x01(\fR\x03end\"\xdc\x02\n" +
 	"\aCommand\x124\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\v2\x15.actorkv.v1.RequestIdR\trequestId\x120\n" +
 	"\x14timestamp_unix_nanos\x18\x02 \x01(\x03R\x12timestampUnixNanos\x122\n" +
 	"\bmutation\x18\x03 \x01(\v2\x14.actorkv.v1.MutationH\x00R\bmutation\x12?\n" +
 	"\ratomic_commit\x18\x04 \x01(\v2\x18.actorkv.v1.AtomicCommitH\x00R\fatomicCommit\x12<\n" +
-	"\fopen_session\x18\x05 \x01(\v2\x17.actorkv.v1.OpenSessionH\x00R\vopenSessionB\x04\n" +
-	"\x02op\"@\n" +
+	"\fopen_session\x18\x05 \x01(\v2\x17.actorkv.v1.OpenSessionH\x00R\vopenSession\x120\n" +
+	"\x05batch\x18\x06 \x01(\v2\x18.actorkv.v1.CommandBatchH\x00R\x05batchB\x04\n" +
+	"\x02op\"?\n" +
+	"\fCommandBatch\x12/\n" +
+	"\bcommands\x18\x01 \x03(\v2\x13.actorkv.v1.CommandR\bcommands\"@\n" +
 	"\vOpenSession\x121\n" +
 	"\x06limits\x18\x01 \x01(\v2\x19.actorkv.v1.SessionLimitsR\x06limits\"O\n" +
 	"\rSessionLimits\x12!\n" +
@@ -2711,10 +2790,11 @@ const file_kv_proto_rawDesc = "" +
 	"\tmutations\x18\x01 \x03(\v2\x14.actorkv.v1.MutationR\tmutations\x12F\n" +
 	"\x14read_conflict_ranges\x18\x02 \x03(\v2\x14.actorkv.v1.KeyRangeR\x12readConflictRanges\x12H\n" +
 	"\x15write_conflict_ranges\x18\x03 \x03(\v2\x14.actorkv.v1.KeyRangeR\x13writeConflictRanges\x12!\n" +
-	"\fread_version\x18\x04 \x01(\x04R\vreadVersion\"U\n" +
+	"\fread_version\x18\x04 \x01(\x04R\vreadVersion\"\x86\x01\n" +
 	"\rCommandResult\x12*\n" +
 	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\"\x9b\x01\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12/\n" +
+	"\x05batch\x18\x03 \x03(\v2\x19.actorkv.v1.CommandResultR\x05batch\"\x9b\x01\n" +
 	"\x0eFaultInjection\x12\x1d\n" +
 	"\n" +
 	"error_rate\x18\x01 \x01(\x01R\terrorRate\x12*\n" +
@@ -2880,7 +2960,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_kv_proto_goTypes = []any{
 	(StatusCode)(0),                   // 0: actorkv.v1.StatusCode
 	(Consistency)(0),                  // 1: actorkv.v1.Consistency
@@ -2891,85 +2971,89 @@ var file_kv_proto_goTypes = []any{
 	(*KeyRange)(nil),                  // 6: actorkv.v1.KeyRange
 	(*Mutation)(nil),                  // 7: actorkv.v1.Mutation
 	(*Command)(nil),                   // 8: actorkv.v1.Command
-	(*OpenSession)(nil),               // 9: actorkv.v1.OpenSession
-	(*SessionLimits)(nil),             // 10: actorkv.v1.SessionLimits
-	(*AtomicCommit)(nil),              // 11: actorkv.v1.AtomicCommit
-	(*CommandResult)(nil),             // 12: actorkv.v1.CommandResult
-	(*FaultInjection)(nil),            // 13: actorkv.v1.FaultInjection
-	(*GetRequest)(nil),                // 14: actorkv.v1.GetRequest
-	(*GetResponse)(nil),               // 15: actorkv.v1.GetResponse
-	(*PutRequest)(nil),                // 16: actorkv.v1.PutRequest
-	(*PutResponse)(nil),               // 17: actorkv.v1.PutResponse
-	(*DeleteRequest)(nil),             // 18: actorkv.v1.DeleteRequest
-	(*DeleteResponse)(nil),            // 19: actorkv.v1.DeleteResponse
-	(*ClearRangeRequest)(nil),         // 20: actorkv.v1.ClearRangeRequest
-	(*ClearRangeResponse)(nil),        // 21: actorkv.v1.ClearRangeResponse
-	(*ListKeysRequest)(nil),           // 22: actorkv.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),          // 23: actorkv.v1.ListKeysResponse
-	(*GetRangeRequest)(nil),           // 24: actorkv.v1.GetRangeRequest
-	(*GetRangeResponse)(nil),          // 25: actorkv.v1.GetRangeResponse
-	(*AtomicCommitRequest)(nil),       // 26: actorkv.v1.AtomicCommitRequest
-	(*AtomicCommitResponse)(nil),      // 27: actorkv.v1.AtomicCommitResponse
-	(*OpenSessionRequest)(nil),        // 28: actorkv.v1.OpenSessionRequest
-	(*OpenSessionResponse)(nil),       // 29: actorkv.v1.OpenSessionResponse
-	(*GetReadVersionRequest)(nil),     // 30: actorkv.v1.GetReadVersionRequest
-	(*GetReadVersionResponse)(nil),    // 31: actorkv.v1.GetReadVersionResponse
-	(*SnapshotReadRequest)(nil),       // 32: actorkv.v1.SnapshotReadRequest
-	(*SnapshotReadResponse)(nil),      // 33: actorkv.v1.SnapshotReadResponse
-	(*SnapshotGetRangeRequest)(nil),   // 34: actorkv.v1.SnapshotGetRangeRequest
-	(*SnapshotGetRangeResponse)(nil),  // 35: actorkv.v1.SnapshotGetRangeResponse
-	(*SetFaultInjectionRequest)(nil),  // 36: actorkv.v1.SetFaultInjectionRequest
-	(*SetFaultInjectionResponse)(nil), // 37: actorkv.v1.SetFaultInjectionResponse
-	(*ColumnFamilyDigest)(nil),        // 38: actorkv.v1.ColumnFamilyDigest
-	(*ReplicaStatus)(nil),             // 39: actorkv.v1.ReplicaStatus
-	(*StatusRequest)(nil),             // 40: actorkv.v1.StatusRequest
-	(*StatusResponse)(nil),            // 41: actorkv.v1.StatusResponse
-	(*durationpb.Duration)(nil),       // 42: google.protobuf.Duration
+	(*CommandBatch)(nil),              // 9: actorkv.v1.CommandBatch
+	(*OpenSession)(nil),               // 10: actorkv.v1.OpenSession
+	(*SessionLimits)(nil),             // 11: actorkv.v1.SessionLimits
+	(*AtomicCommit)(nil),              // 12: actorkv.v1.AtomicCommit
+	(*CommandResult)(nil),             // 13: actorkv.v1.CommandResult
+	(*FaultInjection)(nil),            // 14: actorkv.v1.FaultInjection
+	(*GetRequest)(nil),                // 15: actorkv.v1.GetRequest
+	(*GetResponse)(nil),               // 16: actorkv.v1.GetResponse
+	(*PutRequest)(nil),                // 17: actorkv.v1.PutRequest
+	(*PutResponse)(nil),               // 18: actorkv.v1.PutResponse
+	(*DeleteRequest)(nil),             // 19: actorkv.v1.DeleteRequest
+	(*DeleteResponse)(nil),            // 20: actorkv.v1.DeleteResponse
+	(*ClearRangeRequest)(nil),         // 21: actorkv.v1.ClearRangeRequest
+	(*ClearRangeResponse)(nil),        // 22: actorkv.v1.ClearRangeResponse
+	(*ListKeysRequest)(nil),           // 23: actorkv.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),          // 24: actorkv.v1.ListKeysResponse
+	(*GetRangeRequest)(nil),           // 25: actorkv.v1.GetRangeRequest
+	(*GetRangeResponse)(nil),          // 26: actorkv.v1.GetRangeResponse
+	(*AtomicCommitRequest)(nil),       // 27: actorkv.v1.AtomicCommitRequest
+	(*AtomicCommitResponse)(nil),      // 28: actorkv.v1.AtomicCommitResponse
+	(*OpenSessionRequest)(nil),        // 29: actorkv.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),       // 30: actorkv.v1.OpenSessionResponse
+	(*GetReadVersionRequest)(nil),     // 31: actorkv.v1.GetReadVersionRequest
+	(*GetReadVersionResponse)(nil),    // 32: actorkv.v1.GetReadVersionResponse
+	(*SnapshotReadRequest)(nil),       // 33: actorkv.v1.SnapshotReadRequest
+	(*SnapshotReadResponse)(nil),      // 34: actorkv.v1.SnapshotReadResponse
+	(*SnapshotGetRangeRequest)(nil),   // 35: actorkv.v1.SnapshotGetRangeRequest
+	(*SnapshotGetRangeResponse)(nil),  // 36: actorkv.v1.SnapshotGetRangeResponse
+	(*SetFaultInjectionRequest)(nil),  // 37: actorkv.v1.SetFaultInjectionRequest
+	(*SetFaultInjectionResponse)(nil), // 38: actorkv.v1.SetFaultInjectionResponse
+	(*ColumnFamilyDigest)(nil),        // 39: actorkv.v1.ColumnFamilyDigest
+	(*ReplicaStatus)(nil),             // 40: actorkv.v1.ReplicaStatus
+	(*StatusRequest)(nil),             // 41: actorkv.v1.StatusRequest
+	(*StatusResponse)(nil),            // 42: actorkv.v1.StatusResponse
+	(*durationpb.Duration)(nil),       // 43: google.protobuf.Duration
 }
 var file_kv_proto_depIdxs = []int32{
 	0,  // 0: actorkv.v1.Status.code:type_name -> actorkv.v1.StatusCode
 	2,  // 1: actorkv.v1.Mutation.type:type_name -> actorkv.v1.MutationType
 	4,  // 2: actorkv.v1.Command.request_id:type_name -> actorkv.v1.RequestId
 	7,  // 3: actorkv.v1.Command.mutation:type_name -> actorkv.v1.Mutation
-	11, // 4: actorkv.v1.Command.atomic_commit:type_name -> actorkv.v1.AtomicCommit
-	9,  // 5: actorkv.v1.Command.open_session:type_name -> actorkv.v1.OpenSession
-	10, // 6: actorkv.v1.OpenSession.limits:type_name -> actorkv.v1.SessionLimits
-	7,  // 7: actorkv.v1.AtomicCommit.mutations:type_name -> actorkv.v1.Mutation
-	6,  // 8: actorkv.v1.AtomicCommit.read_conflict_ranges:type_name -> actorkv.v1.KeyRange
-	6,  // 9: actorkv.v1.AtomicCommit.write_conflict_ranges:type_name -> actorkv.v1.KeyRange
-	3,  // 10: actorkv.v1.CommandResult.status:type_name -> actorkv.v1.Status
-	42, // 11: actorkv.v1.FaultInjection.added_latency:type_name -> google.protobuf.Duration
-	1,  // 12: actorkv.v1.GetRequest.consistency:type_name -> actorkv.v1.Consistency
-	3,  // 13: actorkv.v1.GetResponse.status:type_name -> actorkv.v1.Status
-	4,  // 14: actorkv.v1.PutRequest.request_id:type_name -> actorkv.v1.RequestId
-	3,  // 15: actorkv.v1.PutResponse.status:type_name -> actorkv.v1.Status
-	4,  // 16: actorkv.v1.DeleteRequest.request_id:type_name -> actorkv.v1.RequestId
-	3,  // 17: actorkv.v1.DeleteResponse.status:type_name -> actorkv.v1.Status
-	4,  // 18: actorkv.v1.ClearRangeRequest.request_id:type_name -> actorkv.v1.RequestId
-	3,  // 19: actorkv.v1.ClearRangeResponse.status:type_name -> actorkv.v1.Status
-	1,  // 20: actorkv.v1.ListKeysRequest.consistency:type_name -> actorkv.v1.Consistency
-	3,  // 21: actorkv.v1.ListKeysResponse.status:type_name -> actorkv.v1.Status
-	1,  // 22: actorkv.v1.GetRangeRequest.consistency:type_name -> actorkv.v1.Consistency
-	3,  // 23: actorkv.v1.GetRangeResponse.status:type_name -> actorkv.v1.Status
-	5,  // 24: actorkv.v1.GetRangeResponse.kvs:type_name -> actorkv.v1.KeyValue
-	11, // 25: actorkv.v1.AtomicCommitRequest.commit:type_name -> actorkv.v1.AtomicCommit
-	4,  // 26: actorkv.v1.AtomicCommitRequest.request_id:type_name -> actorkv.v1.RequestId
-	3,  // 27: actorkv.v1.AtomicCommitResponse.status:type_name -> actorkv.v1.Status
-	3,  // 28: actorkv.v1.OpenSessionResponse.status:type_name -> actorkv.v1.Status
-	3,  // 29: actorkv.v1.GetReadVersionResponse.status:type_name -> actorkv.v1.Status
-	3,  // 30: actorkv.v1.SnapshotReadResponse.status:type_name -> actorkv.v1.Status
-	3,  // 31: actorkv.v1.SnapshotGetRangeResponse.status:type_name -> actorkv.v1.Status
-	5,  // 32: actorkv.v1.SnapshotGetRangeResponse.kvs:type_name -> actorkv.v1.KeyValue
-	13, // 33: actorkv.v1.SetFaultInjectionRequest.faults:type_name -> actorkv.v1.FaultInjection
-	3,  // 34: actorkv.v1.SetFaultInjectionResponse.status:type_name -> actorkv.v1.Status
-	38, // 35: actorkv.v1.ReplicaStatus.digests:type_name -> actorkv.v1.ColumnFamilyDigest
-	3,  // 36: actorkv.v1.StatusResponse.status:type_name -> actorkv.v1.Status
-	39, // 37: actorkv.v1.StatusResponse.replicas:type_name -> actorkv.v1.ReplicaStatus
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	12, // 4: actorkv.v1.Command.atomic_commit:type_name -> actorkv.v1.AtomicCommit
+	10, // 5: actorkv.v1.Command.open_session:type_name -> actorkv.v1.OpenSession
+	9,  // 6: actorkv.v1.Command.batch:type_name -> actorkv.v1.CommandBatch
+	8,  // 7: actorkv.v1.CommandBatch.commands:type_name -> actorkv.v1.Command
+	11, // 8: actorkv.v1.OpenSession.limits:type_name -> actorkv.v1.SessionLimits
+	7,  // 9: actorkv.v1.AtomicCommit.mutations:type_name -> actorkv.v1.Mutation
+	6,  // 10: actorkv.v1.AtomicCommit.read_conflict_ranges:type_name -> actorkv.v1.KeyRange
+	6,  // 11: actorkv.v1.AtomicCommit.write_conflict_ranges:type_name -> actorkv.v1.KeyRange
+	3,  // 12: actorkv.v1.CommandResult.status:type_name -> actorkv.v1.Status
+	13, // 13: actorkv.v1.CommandResult.batch:type_name -> actorkv.v1.CommandResult
+	43, // 14: actorkv.v1.FaultInjection.added_latency:type_name -> google.protobuf.Duration
+	1,  // 15: actorkv.v1.GetRequest.consistency:type_name -> actorkv.v1.Consistency
+	3,  // 16: actorkv.v1.GetResponse.status:type_name -> actorkv.v1.Status
+	4,  // 17: actorkv.v1.PutRequest.request_id:type_name -> actorkv.v1.RequestId
+	3,  // 18: actorkv.v1.PutResponse.status:type_name -> actorkv.v1.Status
+	4,  // 19: actorkv.v1.DeleteRequest.request_id:type_name -> actorkv.v1.RequestId
+	3,  // 20: actorkv.v1.DeleteResponse.status:type_name -> actorkv.v1.Status
+	4,  // 21: actorkv.v1.ClearRangeRequest.request_id:type_name -> actorkv.v1.RequestId
+	3,  // 22: actorkv.v1.ClearRangeResponse.status:type_name -> actorkv.v1.Status
+	1,  // 23: actorkv.v1.ListKeysRequest.consistency:type_name -> actorkv.v1.Consistency
+	3,  // 24: actorkv.v1.ListKeysResponse.status:type_name -> actorkv.v1.Status
+	1,  // 25: actorkv.v1.GetRangeRequest.consistency:type_name -> actorkv.v1.Consistency
+	3,  // 26: actorkv.v1.GetRangeResponse.status:type_name -> actorkv.v1.Status
+	5,  // 27: actorkv.v1.GetRangeResponse.kvs:type_name -> actorkv.v1.KeyValue
+	12, // 28: actorkv.v1.AtomicCommitRequest.commit:type_name -> actorkv.v1.AtomicCommit
+	4,  // 29: actorkv.v1.AtomicCommitRequest.request_id:type_name -> actorkv.v1.RequestId
+	3,  // 30: actorkv.v1.AtomicCommitResponse.status:type_name -> actorkv.v1.Status
+	3,  // 31: actorkv.v1.OpenSessionResponse.status:type_name -> actorkv.v1.Status
+	3,  // 32: actorkv.v1.GetReadVersionResponse.status:type_name -> actorkv.v1.Status
+	3,  // 33: actorkv.v1.SnapshotReadResponse.status:type_name -> actorkv.v1.Status
+	3,  // 34: actorkv.v1.SnapshotGetRangeResponse.status:type_name -> actorkv.v1.Status
+	5,  // 35: actorkv.v1.SnapshotGetRangeResponse.kvs:type_name -> actorkv.v1.KeyValue
+	14, // 36: actorkv.v1.SetFaultInjectionRequest.faults:type_name -> actorkv.v1.FaultInjection
+	3,  // 37: actorkv.v1.SetFaultInjectionResponse.status:type_name -> actorkv.v1.Status
+	39, // 38: actorkv.v1.ReplicaStatus.digests:type_name -> actorkv.v1.ColumnFamilyDigest
+	3,  // 39: actorkv.v1.StatusResponse.status:type_name -> actorkv.v1.Status
+	40, // 40: actorkv.v1.StatusResponse.replicas:type_name -> actorkv.v1.ReplicaStatus
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -2981,6 +3065,7 @@ func file_kv_proto_init() {
 		(*Command_Mutation)(nil),
 		(*Command_AtomicCommit)(nil),
 		(*Command_OpenSession)(nil),
+		(*Command_Batch)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2988,7 +3073,7 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -124,7 +124,10 @@ func baseCases() []proto.Message {
 		sessionLimits(),
 		&messages.OpenSession{Limits: sessionLimits()},
 		atomicCommit(),
-		&messages.CommandResult{Status: status(), Version: 17},
+		&messages.CommandResult{Status: status(), Version: 17, Batch: []*messages.CommandResult{{Status: status(), Version: 17}}},
+		&messages.Command{RequestId: requestID(), TimestampUnixNanos: 2, Op: &messages.Command_Batch{Batch: &messages.CommandBatch{Commands: []*messages.Command{
+			{RequestId: requestID(), TimestampUnixNanos: 3, Op: &messages.Command_Mutation{Mutation: mutation(messages.MutationType_SET)}}}}}},
+		&messages.CommandBatch{Commands: []*messages.Command{{RequestId: requestID(), TimestampUnixNanos: 3, Op: &messages.Command_Mutation{Mutation: mutation(messages.MutationType_SET)}}}},
 		faults(),
 		&messages.GetRequest{ColumnFamily: "users", Key: []byte("k"), Consistency: messages.Consistency_STALE},
 		&messages.GetResponse{Status: status(), Found: true, Value: []byte("v")},
@@ -267,7 +270,7 @@ func unpopulated(m protoreflect.Message) []string {
 		if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() {
 			continue // Checked as a oneof above.
 		}
-		if !m.Has(fd) {
+		if !m.Has(fd) && !recursive[fd.FullName()] {
 			missing = append(missing, string(fd.FullName()))
 		}
 	}
@@ -293,6 +296,11 @@ func unpopulated(m protoreflect.Message) []string {
 	})
 	return missing
 }
+
+// recursive fields hold messages of their own type: no case can set them at
+// every depth (TestRoundTripCoversEveryMessage still wants a case that sets
+// them).
+var recursive = map[protoreflect.FullName]bool{"actorkv.v1.CommandResult.batch": true}
 
 func TestRoundTrip(t *testing.T) {
 	for _, want := range roundTripCases() {

@@ -1,12 +1,13 @@
 # lib.sh holds what the kvbench scripts share; source it from the
 # repository's root.
 
-# start_kvserver DIR PORT HTTP_PORT starts bin/kvserver on its defaults with
-# its data in DIR/data and its log in DIR/server.log, sets server_pid, and
-# waits (up to 10 s) until /readyz answers.
+# start_kvserver DIR PORT HTTP_PORT starts bin/kvserver on its defaults (or
+# over the TOML file $KVSERVER_CONFIG) with its data in DIR/data and its log
+# in DIR/server.log, sets server_pid, and waits (up to 10 s) until /readyz
+# answers.
 start_kvserver() {
   local dir=$1 port=$2 http=$3
-  bin/kvserver --base-path "$dir/data" --listen "127.0.0.1:$port" --metrics "127.0.0.1:$http" \
+  bin/kvserver ${KVSERVER_CONFIG:+--config "$KVSERVER_CONFIG"} --base-path "$dir/data" --listen "127.0.0.1:$port" --metrics "127.0.0.1:$http" \
     --log-level warn >"$dir/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 100); do

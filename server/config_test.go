@@ -118,6 +118,9 @@ heartbeat_rtt = 5
 snapshot_entries = 1000
 compaction_overhead = 100
 proposal_timeout = "2s"
+max_proposals_in_flight = 2
+max_entry_writes = 64
+max_entry_bytes = 65536
 
 [limits]
 max_key_size = 100
@@ -143,7 +146,7 @@ format = "json"
 			RetentionWindow: Duration{90 * time.Second}, SyncWrites: false, BlockCacheMiB: 64, WriteBufferMiB: 8, MemtableMiB: 24},
 		Server: Listen{Listen: "0.0.0.0:7070", Metrics: "", RequestTimeout: Duration{250 * time.Millisecond}, ShutdownTimeout: Duration{time.Minute}, MemoryLimitMiB: 512},
 		Raft: replica.RaftConfig{RTT: 5 * time.Millisecond, ElectionRTT: 50, HeartbeatRTT: 5, SnapshotEntries: 1000,
-			CompactionOverhead: 100, ProposalTimeout: 2 * time.Second},
+			CompactionOverhead: 100, ProposalTimeout: 2 * time.Second, MaxProposalsInFlight: 2, MaxEntryWrites: 64, MaxEntryBytes: 65536},
 		Limits: kv.Limits{MaxKeySize: 100, MaxValueSize: 4096, MaxCommitOps: 10, MaxCommitBytes: 65536, MaxRangeLimit: 50, MaxRangeBytes: 1 << 20,
 			MaxSessions: 5000, SessionTTL: 90 * time.Second},
 		Log: Log{Level: "debug", Format: "json"},

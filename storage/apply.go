@@ -47,6 +47,7 @@ func loadMachineState(e *Engine) (*machineState, error) {
 		s = stateFromCheckpoint(c)
 	}
 	ck.Free()
+	base := s.applied // the checkpoint's: deltas after it replay
 	e.deltaBytes = 0
 	err = e.scanInternal(prefixDelta, func(k, v []byte) error {
 		d := &messages.MachineDelta{}
@@ -55,7 +56,7 @@ func loadMachineState(e *Engine) (*machineState, error) {
 		}
 		e.deltaBytes += len(v)
 		for _, eff := range d.GetEffects() {
-			if eff.GetIndex() > s.applied {
+			if eff.GetIndex() > base { // the commands of a batch share one index
 				s.replay(eff, e.cfg)
 			}
 		}
@@ -105,10 +106,32 @@ type applyBatch struct {
 	scratch scratch
 }
 
-// applyEntry decides the outcome of one command at index and adds its
-// writes to b. It is deterministic: the rules read only the machine state
-// and the command.
+// applyEntry decides the outcome of the command of one entry at index and
+// adds its writes to b: a batch's commands one after the other, at the same
+// version, each seeing the writes of those before it. It is deterministic:
+// the rules read only the machine state and the commands.
 func (e *Engine) applyEntry(b *applyBatch, index uint64, cmd *messages.Command) *messages.CommandResult {
+	batch := cmd.GetBatch()
+	if batch == nil {
+		return e.applyCommand(b, index, cmd)
+	}
+	res := &messages.CommandResult{Status: statusOK, Version: index, Batch: make([]*messages.CommandResult, len(batch.GetCommands()))}
+	for i, c := range batch.GetCommands() {
+		if c.GetOpenSession() != nil {
+			// A session's client id is its entry's index: two sessions in
+			// one entry would share it.
+			res.Batch[i] = &messages.CommandResult{Status: messages.StatusOf(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,
+				"command %d of entry %d: a session is opened by an entry of its own", i, index))}
+			continue
+		}
+		res.Batch[i] = e.applyCommand(b, index, c)
+	}
+	return res
+}
+
+// applyCommand decides one client command at version index and adds its
+// writes to b.
+func (e *Engine) applyCommand(b *applyBatch, index uint64, cmd *messages.Command) *messages.CommandResult {
 	s := e.sm
 	eff := &messages.EntryEffect{Index: index, TimestampUnixNanos: cmd.GetTimestampUnixNanos()}
 	b.effects = append(b.effects, eff)

@@ -356,6 +356,8 @@ func (s *machineState) execute(index uint64, cmd *messages.Command, v *kv.Valida
 		}
 		sc.writes = writes
 		return outcome{res: ok, muts: c.GetMutations(), writes: writes}
+	case *messages.Command_Batch:
+		return refuse(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "command at index %d: a batch inside a batch", index))
 	default:
 		return refuse(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "command at index %d has no operation", index))
 	}

@@ -218,8 +218,9 @@ type logGen struct {
 	clients map[int]*genClient // by slot: the session each client uses now
 	retired []*genClient       // sessions their clients left, still retried now and then
 	// retries counts the generated retries: of a seq the client had
-	// confirmed, and of one it had not; opened the sessions opened.
-	retriesAnswered, retriesOpen, opened int
+	// confirmed, and of one it had not; opened the sessions opened;
+	// batched the commands that share an entry with others.
+	retriesAnswered, retriesOpen, opened, batched int
 }
 
 // genClient is one session of a generated client: its id is the index of
@@ -319,6 +320,28 @@ func (g *logGen) next() Entry {
 	default:
 		g.ts += int64(time.Duration(g.rng.IntN(20)) * time.Millisecond)
 	}
+	if g.rng.IntN(5) == 0 {
+		// An entry of several writes (group commit), sessions never
+		// opened among them (a session has an entry of its own).
+		b := &messages.CommandBatch{}
+		for range 2 + g.rng.IntN(4) {
+			cmd := g.clientCommand(false)
+			cmd.TimestampUnixNanos = g.ts
+			g.ts += int64(time.Millisecond)
+			b.Commands = append(b.Commands, cmd)
+		}
+		g.batched += len(b.Commands)
+		return Entry{Index: g.index, Cmd: &messages.Command{Op: &messages.Command_Batch{Batch: b}}}
+	}
+	cmd := g.clientCommand(true)
+	cmd.TimestampUnixNanos = g.ts
+	return Entry{Index: g.index, Cmd: cmd}
+}
+
+// clientCommand returns the next command: anonymous, or a client's (a new
+// request, a retry, a request of a session it left, or — when open — the
+// opening of a new session).
+func (g *logGen) clientCommand(open bool) *messages.Command {
 	var cmd *messages.Command
 	switch r := g.rng.IntN(10); {
 	case r < 4:
@@ -335,7 +358,9 @@ func (g *logGen) next() Entry {
 		}
 		c := g.clients[slot]
 		switch {
-		case c == nil || g.rng.IntN(12) == 0:
+		case !open && c == nil:
+			cmd = g.command()
+		case open && (c == nil || g.rng.IntN(12) == 0):
 			if c != nil {
 				g.retired = append(g.retired, c)
 			}
@@ -360,8 +385,7 @@ func (g *logGen) next() Entry {
 			c.sent[c.seq] = proto.Clone(cmd).(*messages.Command)
 		}
 	}
-	cmd.TimestampUnixNanos = g.ts
-	return Entry{Index: g.index, Cmd: cmd}
+	return cmd
 }
 
 // retry returns a retry of one of c's requests, with its original command:
@@ -436,37 +460,45 @@ func TestApplyBatchDeterministic(t *testing.T) {
 	want, ref := replay(t, log, func(int) int { return 1 }, func(int) bool { return false }, minCheckpointDefault)
 	wantDigest, wantInternal := mustDigest(t, ref), internalDigest(t, ref)
 
-	// The log must exercise what it is meant to.
+	// The log must exercise what it is meant to. An entry of several
+	// commands is looked at command by command, at the entry's index.
 	counts := map[messages.StatusCode]int{}
 	deduped := 0
-	for i, r := range want {
-		counts[r.GetStatus().GetCode()]++
-		if v := r.GetVersion(); v != 0 && v != log[i].Index {
-			deduped++ // the first outcome of an earlier entry
-		}
-	}
 	applied := map[[2]uint64]uint64{} // request id -> the index it was applied at
 	for i, en := range log {
-		id := en.Cmd.GetRequestId()
-		if id.GetClientId() == 0 || want[i].GetVersion() != en.Index {
-			continue // anonymous, or not applied at this entry
+		cmds, rs := []*messages.Command{en.Cmd}, []*messages.CommandResult{want[i]}
+		if b := en.Cmd.GetBatch(); b != nil {
+			cmds, rs = b.GetCommands(), want[i].GetBatch()
 		}
-		k := [2]uint64{id.GetClientId(), id.GetSeq()}
-		if first, ok := applied[k]; ok {
-			t.Fatalf("request %v was applied at index %d and again at %d", k, first, en.Index)
+		seen := map[[2]uint64]bool{} // in this entry: a later one is a retry
+		for j, cmd := range cmds {
+			r := rs[j]
+			counts[r.GetStatus().GetCode()]++
+			if v := r.GetVersion(); v != 0 && v != en.Index {
+				deduped++ // the first outcome of an earlier entry
+			}
+			id := cmd.GetRequestId()
+			k := [2]uint64{id.GetClientId(), id.GetSeq()}
+			if id.GetClientId() == 0 || r.GetVersion() != en.Index || seen[k] {
+				continue // anonymous, not applied at this entry, or a retry inside it
+			}
+			seen[k] = true
+			if first, ok := applied[k]; ok {
+				t.Fatalf("request %v was applied at index %d and again at %d", k, first, en.Index)
+			}
+			applied[k] = en.Index
 		}
-		applied[k] = en.Index
 	}
-	t.Logf("statuses %v, sessions opened %d, retries of answered/open seqs %d/%d, deduplicated %d",
-		counts, gen.opened, gen.retriesAnswered, gen.retriesOpen, deduped)
+	t.Logf("statuses %v, sessions opened %d, retries of answered/open seqs %d/%d, deduplicated %d, commands in shared entries %d",
+		counts, gen.opened, gen.retriesAnswered, gen.retriesOpen, deduped, gen.batched)
 	for _, c := range []messages.StatusCode{messages.StatusCode_OK, messages.StatusCode_CONFLICT,
 		messages.StatusCode_TRANSACTION_TOO_OLD, messages.StatusCode_INVALID_ARGUMENT, messages.StatusCode_SESSION_EXPIRED} {
 		if counts[c] == 0 {
 			t.Fatalf("the generated log has no %v outcome: %v", c, counts)
 		}
 	}
-	if deduped == 0 {
-		t.Fatal("the generated log has no deduplicated retry")
+	if deduped == 0 || gen.batched == 0 {
+		t.Fatalf("the generated log has %d deduplicated retries and %d commands in shared entries; want both", deduped, gen.batched)
 	}
 
 	check := func(t *testing.T, got []*messages.CommandResult, e *Engine) {

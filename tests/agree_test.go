@@ -35,8 +35,14 @@ func (c *outcomeCounter) observe(replica uint32, entries []storage.Entry, result
 	}
 	for i, r := range results {
 		c.applied[replica][entries[i].Index]++
-		if r.GetStatus().GetCode() == messages.StatusCode_CONFLICT {
-			c.conflicts[replica]++
+		rs := []*messages.CommandResult{r}
+		if entries[i].Cmd.GetBatch() != nil { // an entry of several commands
+			rs = r.GetBatch()
+		}
+		for _, r := range rs {
+			if r.GetStatus().GetCode() == messages.StatusCode_CONFLICT {
+				c.conflicts[replica]++
+			}
 		}
 	}
 }

@@ -149,6 +149,7 @@ func (r *replicaActor) onStopping(ctx actor.Context) {
 		return
 	}
 	r.state = stopping
+	r.failWrites(ctx, errNotRunning) // gathered, never proposed
 	parent, root, id, reason := ctx.Parent(), ctx.ActorSystem().Root, r.cfg.ID, r.failure
 	if r.node != nil {
 		r.node.halt()

@@ -35,6 +35,9 @@ type pending struct {
 	// done builds the answer from the request's result (ok false: it did
 	// not complete, with the error saying why).
 	done func(r dragonboat.RequestResult) proto.Message
+	// deliver, when set, answers instead of reply and done: an entry of
+	// several writes answers each of their requesters.
+	deliver func(r dragonboat.RequestResult)
 }
 
 // fifoWaiter answers pending requests from one goroutine, in order unless
@@ -154,6 +157,10 @@ func (w *fifoWaiter) finish(p pending, r dragonboat.RequestResult) {
 		p.rs = nil
 	}
 	w.inFlight.Add(-1)
+	if p.deliver != nil {
+		p.deliver(r)
+		return
+	}
 	if w.next != nil {
 		p2 := p
 		p2.done = func(dragonboat.RequestResult) proto.Message { return p.done(r) }

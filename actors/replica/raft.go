@@ -28,6 +28,14 @@ type RaftConfig struct {
 	CompactionOverhead uint64 `toml:"compaction_overhead"`
 	// ProposalTimeout bounds one proposal or ReadIndex round ("5s").
 	ProposalTimeout time.Duration `toml:"proposal_timeout"`
+	// Group commit: a replica proposes a write at once while fewer than
+	// MaxProposalsInFlight of its entries wait for an answer; the writes that
+	// arrive meanwhile go, together, into its next entry, of at most
+	// MaxEntryWrites writes and about MaxEntryBytes (a single larger write
+	// goes alone).
+	MaxProposalsInFlight int `toml:"max_proposals_in_flight"`
+	MaxEntryWrites       int `toml:"max_entry_writes"`
+	MaxEntryBytes        int `toml:"max_entry_bytes"`
 }
 
 // DefaultRaftConfig returns the defaults: elections after about half a
@@ -40,6 +48,10 @@ func DefaultRaftConfig() RaftConfig {
 		SnapshotEntries:    100_000,
 		CompactionOverhead: 10_000,
 		ProposalTimeout:    5 * time.Second,
+
+		MaxProposalsInFlight: 4,
+		MaxEntryWrites:       512,
+		MaxEntryBytes:        1 << 20,
 	}
 }
 
@@ -60,6 +72,13 @@ func (c RaftConfig) WithDefaults() RaftConfig {
 	if c.ProposalTimeout == 0 {
 		c.ProposalTimeout = d.ProposalTimeout
 	}
+	for _, f := range []struct{ v, d *int }{
+		{&c.MaxProposalsInFlight, &d.MaxProposalsInFlight}, {&c.MaxEntryWrites, &d.MaxEntryWrites}, {&c.MaxEntryBytes, &d.MaxEntryBytes},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
+	}
 	return c
 }
 
@@ -79,6 +98,12 @@ func (c RaftConfig) Validate() error {
 		return bad("snapshot_entries: must be positive")
 	case c.ProposalTimeout < c.RTT:
 		return bad("proposal_timeout: must be at least one rtt (%v), got %v", c.RTT, c.ProposalTimeout)
+	case c.MaxProposalsInFlight < 1:
+		return bad("max_proposals_in_flight: must be positive, got %d", c.MaxProposalsInFlight)
+	case c.MaxEntryWrites < 1:
+		return bad("max_entry_writes: must be positive, got %d", c.MaxEntryWrites)
+	case c.MaxEntryBytes < 1:
+		return bad("max_entry_bytes: must be positive, got %d", c.MaxEntryBytes)
 	}
 	return nil
 }

@@ -39,6 +39,7 @@ type replicaActor struct {
 	start     *start                  // the start in progress or done; nil if none ran
 	failure   string                  // why the replica is failing, if it is
 	replacing map[uint32]bool         // replicas a membership change of this replica is replacing now
+	batch     writeBatch              // writes gathered for the next entry (group commit)
 }
 
 // Props returns the props of replica cfg.ID. owner tracks the goroutines the
@@ -79,6 +80,8 @@ func (r *replicaActor) Receive(ctx actor.Context) {
 		r.onApplyFailed(msg)
 	case *memberReplaced:
 		delete(r.replacing, msg.id)
+	case *proposalDone:
+		r.onProposalDone(ctx)
 	case *actor.Stopping:
 		r.onStopping(ctx)
 	case *actor.Stopped, *actor.Restarting, *actor.Terminated:

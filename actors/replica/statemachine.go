@@ -178,12 +178,33 @@ func (r replyProcess) SendSystemMessage(*actor.PID, any) {}
 func (r replyProcess) Stop(*actor.PID)                   {}
 
 // encodeResult packs a CommandResult into a dragonboat result: Value is the
-// commit version of a success; Data holds the Status of anything else.
+// commit version of a success, and Data, for a batch, the whole result
+// (its commands' results); Data holds the Status of a failure, whose Value
+// is 0.
 func encodeResult(cr *messages.CommandResult) sm.Result {
-	if cr.GetStatus().Err() == nil {
-		return sm.Result{Value: cr.GetVersion()}
+	if cr.GetStatus().Err() != nil {
+		return sm.Result{Data: mustMarshal(cr.GetStatus())}
 	}
-	return sm.Result{Data: mustMarshal(cr.GetStatus())}
+	if cr.GetBatch() != nil {
+		return sm.Result{Value: cr.GetVersion(), Data: mustMarshal(cr)}
+	}
+	return sm.Result{Value: cr.GetVersion()}
+}
+
+// decodeBatch returns the results of the commands of a batch entry.
+func decodeBatch(r sm.Result) ([]*messages.CommandResult, error) {
+	if r.Value == 0 { // a failure (an entry the replica stopped before applying)
+		_, err := decodeResult(r)
+		if err == nil {
+			err = messages.Errorf(messages.StatusCode_INTERNAL, "a batch entry answered no results")
+		}
+		return nil, err
+	}
+	cr := &messages.CommandResult{}
+	if err := proto.Unmarshal(r.Data, cr); err != nil {
+		return nil, messages.Errorf(messages.StatusCode_INTERNAL, "undecodable batch result: %v", err)
+	}
+	return cr.GetBatch(), nil
 }
 
 // decodeResult is the inverse of encodeResult.
