@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/actorkv/actorkv/actors"
 	"github.com/actorkv/actorkv/actorkvtest"
+	"github.com/actorkv/actorkv/actors"
 	"github.com/actorkv/actorkv/messages"
 )
 
