@@ -18,12 +18,31 @@ func (r *replicaActor) onSetFaultInjection(ctx actor.Context, msg *messages.SetF
 	ctx.Respond(&messages.SetFaultInjectionResponse{Status: messages.StatusOf(err)})
 }
 
+// onLeaderChanged follows the leader this replica observes, and tells the
+// supervisor. When leadership moves, the proposals and ReadIndex rounds in
+// flight here — a leader that lost its lead, or a follower's requests
+// forwarded to a leader that died — would complete only at their timeout:
+// they are answered at once instead (fast failover), a write with its
+// outcome unknown (TIMEOUT: it may yet commit, and a retry with its request
+// id is safe), a read as UNAVAILABLE.
 func (r *replicaActor) onLeaderChanged(ctx actor.Context, msg *messages.LeaderChanged) {
+	prev := r.leader
 	r.leader = msg
 	if p := ctx.Parent(); p != nil {
 		ctx.Send(p, msg)
 	}
+	moved := prev != nil && (prev.GetTerm() != msg.GetTerm() || prev.GetHasLeader() != msg.GetHasLeader() || prev.GetLeaderId() != msg.GetLeaderId())
+	if moved && r.state == running && r.seq > 0 {
+		r.node.writes.abandon(r.seq, errLeadershipMovedWrite)
+		r.node.rounds.abandon(r.seq, errLeadershipMovedRead)
+	}
 }
+
+var (
+	errLeadershipMovedWrite = messages.Errorf(messages.StatusCode_TIMEOUT,
+		"leadership moved while the write was in flight; its outcome is unknown: retry with the same request id")
+	errLeadershipMovedRead = messages.Errorf(messages.StatusCode_UNAVAILABLE, "leadership moved during the read's ReadIndex round; retry")
+)
 
 // onTransferLeader asks Raft to hand leadership to the target's current
 // node: the one the message names, or else the one the membership this

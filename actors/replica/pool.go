@@ -38,6 +38,10 @@ type pending struct {
 	// deliver, when set, answers instead of reply and done: an entry of
 	// several writes answers each of their requesters.
 	deliver func(r dragonboat.RequestResult)
+	// seq orders the requests of one replica; abandon, when set, answers
+	// the request with err without waiting for it (see fifoWaiter.abandon).
+	seq     uint64
+	abandon func(err error)
 }
 
 // fifoWaiter answers pending requests from one goroutine, in order unless
@@ -48,16 +52,38 @@ type fifoWaiter struct {
 	next     func(p pending) // where a completed request goes; nil: answer it here
 	inFlight atomic.Int64    // added and not yet answered
 	wg       sync.WaitGroup
+
+	abandonMu   sync.Mutex    // guards abandonUpTo and abandonErr, set by the replica
+	abandonUpTo uint64        // requests with a seq up to it are answered abandonErr at once
+	abandonErr  error         //
+	wake        chan struct{} // capacity 1: an abandon is due
 }
 
 func newFIFOWaiter(root *actor.RootContext, size int, next func(pending)) *fifoWaiter {
-	w := &fifoWaiter{root: root, queue: make(chan pending, size), next: next}
+	w := &fifoWaiter{root: root, queue: make(chan pending, size), next: next, wake: make(chan struct{}, 1)}
 	w.wg.Add(1)
 	go w.run()
 	return w
 }
 
 var errOverloaded = messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica overloaded: too many requests in flight")
+
+// abandon has every request added with a seq up to upto, and still
+// waiting, answered err now (through its abandon function) instead of when
+// it completes: when leadership moves, a proposal or ReadIndex round sent
+// to the old leader completes only at its timeout, and its client should
+// move on at once. It does not block.
+func (w *fifoWaiter) abandon(upto uint64, err error) {
+	w.abandonMu.Lock()
+	if upto > w.abandonUpTo {
+		w.abandonUpTo, w.abandonErr = upto, err
+	}
+	w.abandonMu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
 
 // full reports whether as many requests as the queue holds are in flight.
 // The replica actor is the only producer, so after full returns false an add
@@ -115,6 +141,9 @@ func (w *fifoWaiter) wait(head pending, timer *time.Timer) (dragonboat.RequestRe
 		return r, true
 	case <-timer.C:
 		return dragonboat.RequestResult{}, false
+	case <-w.wake:
+		timer.Stop()
+		return dragonboat.RequestResult{}, false
 	}
 }
 
@@ -133,6 +162,10 @@ func (w *fifoWaiter) sweep(window []pending) []pending {
 			drained = true
 		}
 	}
+	window = w.abandoned(window)
+	if len(window) == 0 {
+		return window
+	}
 	kept := window[:1]
 	for _, p := range window[1:] {
 		if p.rs == nil {
@@ -145,6 +178,25 @@ func (w *fifoWaiter) sweep(window []pending) []pending {
 		default:
 			kept = append(kept, p)
 		}
+	}
+	clear(window[len(kept):])
+	return kept
+}
+
+// abandoned answers the requests of window that are to be abandoned (see
+// abandon) and returns the others.
+func (w *fifoWaiter) abandoned(window []pending) []pending {
+	w.abandonMu.Lock()
+	upto, err := w.abandonUpTo, w.abandonErr
+	w.abandonMu.Unlock()
+	kept := window[:0]
+	for _, p := range window {
+		if p.abandon != nil && p.seq <= upto {
+			w.inFlight.Add(-1)
+			p.abandon(err) // its request state completes later, unread
+			continue
+		}
+		kept = append(kept, p)
 	}
 	clear(window[len(kept):])
 	return kept

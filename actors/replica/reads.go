@@ -39,11 +39,17 @@ func (r *replicaActor) readWith(ctx actor.Context, linearizable bool, run func()
 		ctx.Respond(fail(raftError("read index", err)))
 		return
 	}
-	r.node.rounds.add(pending{rs: rs, reply: ctx.Sender(), done: func(res dragonboat.RequestResult) proto.Message {
+	reply, root := ctx.Sender(), ctx.ActorSystem().Root
+	r.seq++
+	r.node.rounds.add(pending{rs: rs, reply: reply, seq: r.seq, done: func(res dragonboat.RequestResult) proto.Message {
 		if !res.Completed() {
 			return fail(readIndexError(res))
 		}
 		return run()
+	}, abandon: func(err error) {
+		if reply != nil {
+			root.Send(reply, fail(err))
+		}
 	}})
 }
 

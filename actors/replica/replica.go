@@ -40,6 +40,7 @@ type replicaActor struct {
 	failure   string                  // why the replica is failing, if it is
 	replacing map[uint32]bool         // replicas a membership change of this replica is replacing now
 	batch     writeBatch              // writes gathered for the next entry (group commit)
+	seq       uint64                  // of the last request handed to a waiter
 }
 
 // Props returns the props of replica cfg.ID. owner tracks the goroutines the

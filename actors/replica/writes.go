@@ -133,13 +133,21 @@ func (r *replicaActor) proposeEntry(ctx actor.Context, ws []queuedWrite) {
 		return
 	}
 	r.batch.inFlight++
+	r.seq++
 	self, root, batched := ctx.Self(), ctx.ActorSystem().Root, len(ws) > 1
 	// The actor is the waiter's only producer, so there is room.
-	r.node.writes.add(pending{rs: rs, deliver: func(res dragonboat.RequestResult) {
+	r.node.writes.add(pending{rs: rs, seq: r.seq, deliver: func(res dragonboat.RequestResult) {
 		answers := entryOutcomes(res, ws, batched)
 		for i, w := range ws {
 			if w.reply != nil {
 				root.Send(w.reply, answers[i])
+			}
+		}
+		root.Send(self, &proposalDone{})
+	}, abandon: func(err error) {
+		for _, w := range ws {
+			if w.reply != nil {
+				root.Send(w.reply, w.op.Response(err))
 			}
 		}
 		root.Send(self, &proposalDone{})
