@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/actorkv/actorkv/actors"
 	"github.com/actorkv/actorkv/actorkvtest"
+	"github.com/actorkv/actorkv/actors"
 )
 
 // TestFailoverEndsCallsInFlight cuts the leader off while a writer runs,
