@@ -2,6 +2,7 @@ package actorkvtest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"testing"
@@ -162,7 +163,7 @@ func (c *Cluster) start() {
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
 	defer cancel()
-	if err := g.WaitReady(ctx); err != nil {
+	if err := errors.Join(g.WaitReady(ctx), g.WaitStarted(ctx)); err != nil {
 		c.t.Fatalf("cluster: group not ready: %v", err)
 	}
 	if err := g.WaitLeader(ctx, 0); err != nil {

@@ -120,7 +120,7 @@ func startBenchGroup(b *testing.B) *benchSide {
 	b.Cleanup(g.Stop)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := g.WaitReady(ctx); err != nil {
+	if err := errors.Join(g.WaitReady(ctx), g.WaitStarted(ctx)); err != nil {
 		b.Fatalf("group not ready: %v", err)
 	}
 	// The supervisor hands leadership to the primary after the first

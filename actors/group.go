@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -131,8 +133,15 @@ type Group struct {
 
 	mu      sync.Mutex
 	leader  *messages.LeaderChanged
-	up      map[uint32]bool
-	changed chan struct{} // closed and replaced on every event
+	states  map[uint32]replicaState // this process's replicas, as the supervisor told
+	wasUp   map[uint32]bool         // replicas that have served since Start
+	changed chan struct{}           // closed and replaced on every event
+	// serving counts this process's replicas that are starting or up: with
+	// none, the transport answers ErrNoReplica at once.
+	serving atomic.Int32
+	// startFailed receives the first failure of a replica to start that
+	// has not served since Start (its reason).
+	startFailed chan error
 
 	stopOnce sync.Once
 }
@@ -144,7 +153,8 @@ func Start(cfg Config) (*Group, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g := &Group{cfg: cfg, system: cfg.System, up: map[uint32]bool{}, changed: make(chan struct{}), addresses: map[uint32]string{}}
+	g := &Group{cfg: cfg, system: cfg.System, states: map[uint32]replicaState{}, wasUp: map[uint32]bool{},
+		changed: make(chan struct{}), startFailed: make(chan error, 1), addresses: map[uint32]string{}}
 	log := cfg.Logger
 	if g.system == nil {
 		g.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
@@ -166,6 +176,10 @@ func Start(cfg Config) (*Group, error) {
 			g.addresses[uint32(id)] = a
 		}
 	}
+	for _, id := range local {
+		g.states[id] = starting
+	}
+	g.serving.Store(int32(len(local)))
 	all := make([]uint32, cfg.Replicas)
 	for i := range all {
 		all[i] = uint32(i)
@@ -273,20 +287,62 @@ func (w watcher) SendUserMessage(_ *actor.PID, message any) {
 func (watcher) SendSystemMessage(*actor.PID, any) {}
 func (watcher) Stop(*actor.PID)                   {}
 
+// replicaState is what the group knows of one of its process's replicas.
+type replicaState int
+
+const (
+	starting replicaState = iota
+	up
+	down
+)
+
 func (g *Group) onEvent(msg proto.Message) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	switch m := msg.(type) {
 	case *messages.LeaderChanged:
 		g.leader = m
+	case *messages.ReplicaStarting:
+		g.setState(m.GetReplicaId(), starting)
 	case *messages.ReplicaUp:
-		g.up[m.GetReplicaId()] = true
+		g.setState(m.GetReplicaId(), up)
+		g.wasUp[m.GetReplicaId()] = true
 	case *messages.ReplicaDown:
-		delete(g.up, m.GetReplicaId())
+		id := m.GetReplicaId()
+		if g.states[id] == starting && !g.wasUp[id] {
+			select { // the first such failure; StartFailed's reader stops the group
+			case g.startFailed <- fmt.Errorf("replica %d could not start: %s", id, strings.TrimPrefix(m.GetReason(), fmt.Sprintf("replica %d: ", id))):
+			default:
+			}
+		}
+		g.setState(id, down)
 	}
 	close(g.changed)
 	g.changed = make(chan struct{})
 }
+
+// setState records replica id's state; g.mu is held.
+func (g *Group) setState(id uint32, st replicaState) {
+	old, ok := g.states[id]
+	if !ok {
+		return // not a replica of this process
+	}
+	g.states[id] = st
+	switch {
+	case old == down && st != down:
+		g.serving.Add(1)
+	case old != down && st == down:
+		g.serving.Add(-1)
+	}
+}
+
+// StartFailed delivers the first failure of one of this process's replicas
+// to start since Start, before it ever served (its Raft address in use, its
+// directory locked by another process or holding another cluster's data, a
+// changed address, a storage error): the reason it gives. A process whose
+// purpose is to serve its replica (kvserver) exits on it; an embedding
+// program may keep serving through the others.
+func (g *Group) StartFailed() <-chan error { return g.startFailed }
 
 // waitFor blocks until cond, checked after every group event, holds.
 func (g *Group) waitFor(ctx context.Context, what string, cond func() bool) error {
@@ -305,11 +361,32 @@ func (g *Group) waitFor(ctx context.Context, what string, cond func() bool) erro
 	}
 }
 
-// WaitReady waits until every replica of this process is up and a leader is
-// known.
+// WaitReady waits until a leader is known and a replica of this process is
+// up (with three replicas in the process, one that is stopped does not keep
+// the others from serving).
 func (g *Group) WaitReady(ctx context.Context) error {
-	return g.waitFor(ctx, "a leader and every local replica", func() bool {
-		return g.leader != nil && g.leader.GetHasLeader() && len(g.up) == len(g.addressesLocal())
+	return g.waitFor(ctx, "a leader and a running replica", func() bool {
+		if g.leader == nil || !g.leader.GetHasLeader() {
+			return false
+		}
+		for _, st := range g.states {
+			if st == up {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// WaitStarted waits until every replica of this process is up.
+func (g *Group) WaitStarted(ctx context.Context) error {
+	return g.waitFor(ctx, "every replica of this process", func() bool {
+		for _, st := range g.states {
+			if st != up {
+				return false
+			}
+		}
+		return true
 	})
 }
 
@@ -442,7 +519,7 @@ func (g *Group) replicaCommand(ctx context.Context, msg proto.Message) error {
 // Transport is the group as a kv.Transport: one attempt of a request, sent
 // to the router.
 func (g *Group) Transport() kv.Transport {
-	return transport{root: g.system.Root, target: g.Router()}
+	return transport{root: g.system.Root, target: g.Router(), serving: &g.serving}
 }
 
 // Client returns a new client of the group (a kv.Database, with its own

@@ -17,14 +17,21 @@ import (
 // timer, not a goroutine — and its answer is handed to done on the goroutine
 // that delivered it.
 type transport struct {
-	root   *actor.RootContext
-	target *actor.PID
+	root    *actor.RootContext
+	target  *actor.PID
+	serving *atomic.Int32 // replicas of this process starting or up
 }
 
 var _ kv.Transport = transport{}
 
 // Send implements kv.Transport.
 func (t transport) Send(req proto.Message, deadline time.Time, done func(messages.Statused, error)) {
+	if t.serving.Load() == 0 {
+		if op := messages.OpOf(req); op == nil || op.Kind != messages.Admin {
+			done(nil, kv.ErrNoReplica) // nothing to wait for here: another process may serve
+			return
+		}
+	}
 	reg := t.root.ActorSystem().ProcessRegistry
 	a := &attempt{registry: reg, done: done}
 	pid, ok := reg.Add(a, "submit"+reg.NextId())

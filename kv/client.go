@@ -80,10 +80,10 @@ func Backoff(n int) time.Duration {
 }
 
 // Retryable reports whether the retry policy tries a request again after
-// err: a retryable status (UNAVAILABLE, TIMEOUT) from a transport that is
-// not closed.
+// err: a retryable status (UNAVAILABLE, TIMEOUT) from a transport that can
+// still serve (not ErrClosed, not ErrNoReplica).
 func Retryable(err error) bool {
-	return messages.IsRetryable(err) && !errors.Is(err, ErrClosed)
+	return messages.IsRetryable(err) && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNoReplica)
 }
 
 var errClientClosed = messages.Errorf(messages.StatusCode_UNAVAILABLE, "client is closed")
@@ -92,6 +92,13 @@ var errClientClosed = messages.Errorf(messages.StatusCode_UNAVAILABLE, "client i
 // service after Close, say): UNAVAILABLE, but a Client does not retry it,
 // since the transport will not come back.
 var ErrClosed = &messages.Error{Code: messages.StatusCode_UNAVAILABLE, Message: "unavailable: closed"}
+
+// ErrNoReplica is what a group answers while none of its replicas in this
+// process is starting or running (each failed to start, fail-stopped or was
+// stopped): UNAVAILABLE at once, and a Client in this process does not
+// retry it, since nothing here will serve until someone starts a replica;
+// a client of several processes moves on to the next.
+var ErrNoReplica = &messages.Error{Code: messages.StatusCode_UNAVAILABLE, Message: "unavailable: no replica of this process is running"}
 
 // SessionID is the client id this client's writes carry now (0 until its
 // first write opened a session).

@@ -309,6 +309,53 @@ func (x *ReplicaUp) GetNodeId() uint64 {
 	return 0
 }
 
+// ReplicaStarting tells the supervisor's watchers that it spawned a replica,
+// which is starting (from its data, or rebuilt): ReplicaUp or ReplicaDown
+// follows.
+type ReplicaStarting struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReplicaId     uint32                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaStarting) Reset() {
+	*x = ReplicaStarting{}
+	mi := &file_actors_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaStarting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaStarting) ProtoMessage() {}
+
+func (x *ReplicaStarting) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaStarting.ProtoReflect.Descriptor instead.
+func (*ReplicaStarting) Descriptor() ([]byte, []int) {
+	return file_actors_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ReplicaStarting) GetReplicaId() uint32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
 // ReplicaDown tells the supervisor that a replica stopped, and why.
 type ReplicaDown struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -323,7 +370,7 @@ type ReplicaDown struct {
 
 func (x *ReplicaDown) Reset() {
 	*x = ReplicaDown{}
-	mi := &file_actors_proto_msgTypes[5]
+	mi := &file_actors_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -335,7 +382,7 @@ func (x *ReplicaDown) String() string {
 func (*ReplicaDown) ProtoMessage() {}
 
 func (x *ReplicaDown) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[5]
+	mi := &file_actors_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -348,7 +395,7 @@ func (x *ReplicaDown) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaDown.ProtoReflect.Descriptor instead.
 func (*ReplicaDown) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{5}
+	return file_actors_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReplicaDown) GetReplicaId() uint32 {
@@ -383,7 +430,7 @@ type StopReplica struct {
 
 func (x *StopReplica) Reset() {
 	*x = StopReplica{}
-	mi := &file_actors_proto_msgTypes[6]
+	mi := &file_actors_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +442,7 @@ func (x *StopReplica) String() string {
 func (*StopReplica) ProtoMessage() {}
 
 func (x *StopReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[6]
+	mi := &file_actors_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +455,7 @@ func (x *StopReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopReplica.ProtoReflect.Descriptor instead.
 func (*StopReplica) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{6}
+	return file_actors_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StopReplica) GetReplicaId() uint32 {
@@ -437,7 +484,7 @@ type StartReplica struct {
 
 func (x *StartReplica) Reset() {
 	*x = StartReplica{}
-	mi := &file_actors_proto_msgTypes[7]
+	mi := &file_actors_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +496,7 @@ func (x *StartReplica) String() string {
 func (*StartReplica) ProtoMessage() {}
 
 func (x *StartReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[7]
+	mi := &file_actors_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +509,7 @@ func (x *StartReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartReplica.ProtoReflect.Descriptor instead.
 func (*StartReplica) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{7}
+	return file_actors_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StartReplica) GetReplicaId() uint32 {
@@ -490,7 +537,7 @@ type ReplicaCommandResponse struct {
 
 func (x *ReplicaCommandResponse) Reset() {
 	*x = ReplicaCommandResponse{}
-	mi := &file_actors_proto_msgTypes[8]
+	mi := &file_actors_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +549,7 @@ func (x *ReplicaCommandResponse) String() string {
 func (*ReplicaCommandResponse) ProtoMessage() {}
 
 func (x *ReplicaCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[8]
+	mi := &file_actors_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +562,7 @@ func (x *ReplicaCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaCommandResponse.ProtoReflect.Descriptor instead.
 func (*ReplicaCommandResponse) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{8}
+	return file_actors_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReplicaCommandResponse) GetStatus() *Status {
@@ -535,7 +582,7 @@ type ReplicaStatusRequest struct {
 
 func (x *ReplicaStatusRequest) Reset() {
 	*x = ReplicaStatusRequest{}
-	mi := &file_actors_proto_msgTypes[9]
+	mi := &file_actors_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +594,7 @@ func (x *ReplicaStatusRequest) String() string {
 func (*ReplicaStatusRequest) ProtoMessage() {}
 
 func (x *ReplicaStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[9]
+	mi := &file_actors_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +607,7 @@ func (x *ReplicaStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatusRequest.ProtoReflect.Descriptor instead.
 func (*ReplicaStatusRequest) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{9}
+	return file_actors_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReplicaStatusRequest) GetWithDigests() bool {
@@ -588,7 +635,7 @@ type TransferLeader struct {
 
 func (x *TransferLeader) Reset() {
 	*x = TransferLeader{}
-	mi := &file_actors_proto_msgTypes[10]
+	mi := &file_actors_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +647,7 @@ func (x *TransferLeader) String() string {
 func (*TransferLeader) ProtoMessage() {}
 
 func (x *TransferLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[10]
+	mi := &file_actors_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +660,7 @@ func (x *TransferLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeader.ProtoReflect.Descriptor instead.
 func (*TransferLeader) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{10}
+	return file_actors_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TransferLeader) GetTargetId() uint32 {
@@ -655,7 +702,7 @@ type ReplaceMember struct {
 
 func (x *ReplaceMember) Reset() {
 	*x = ReplaceMember{}
-	mi := &file_actors_proto_msgTypes[11]
+	mi := &file_actors_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -667,7 +714,7 @@ func (x *ReplaceMember) String() string {
 func (*ReplaceMember) ProtoMessage() {}
 
 func (x *ReplaceMember) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[11]
+	mi := &file_actors_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -680,7 +727,7 @@ func (x *ReplaceMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplaceMember.ProtoReflect.Descriptor instead.
 func (*ReplaceMember) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{11}
+	return file_actors_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReplaceMember) GetReplicaId() uint32 {
@@ -719,7 +766,7 @@ type ReplaceMemberResponse struct {
 
 func (x *ReplaceMemberResponse) Reset() {
 	*x = ReplaceMemberResponse{}
-	mi := &file_actors_proto_msgTypes[12]
+	mi := &file_actors_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +778,7 @@ func (x *ReplaceMemberResponse) String() string {
 func (*ReplaceMemberResponse) ProtoMessage() {}
 
 func (x *ReplaceMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[12]
+	mi := &file_actors_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +791,7 @@ func (x *ReplaceMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplaceMemberResponse.ProtoReflect.Descriptor instead.
 func (*ReplaceMemberResponse) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{12}
+	return file_actors_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReplaceMemberResponse) GetStatus() *Status {
@@ -781,7 +828,7 @@ type ReplicaRoute struct {
 
 func (x *ReplicaRoute) Reset() {
 	*x = ReplicaRoute{}
-	mi := &file_actors_proto_msgTypes[13]
+	mi := &file_actors_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +840,7 @@ func (x *ReplicaRoute) String() string {
 func (*ReplicaRoute) ProtoMessage() {}
 
 func (x *ReplicaRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[13]
+	mi := &file_actors_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +853,7 @@ func (x *ReplicaRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaRoute.ProtoReflect.Descriptor instead.
 func (*ReplicaRoute) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{13}
+	return file_actors_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReplicaRoute) GetReplicaId() uint32 {
@@ -830,17 +877,21 @@ func (x *ReplicaRoute) GetId() string {
 	return ""
 }
 
-// Routes tells the router which replicas are running.
+// Routes tells the router which replicas are running, and why those that
+// stopped did.
 type Routes struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Replicas      []*ReplicaRoute        `protobuf:"bytes,1,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Replicas []*ReplicaRoute        `protobuf:"bytes,1,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	// down are the replicas of this process that are down, with the reason
+	// they gave (empty for a clean stop).
+	Down          []*ReplicaDown `protobuf:"bytes,2,rep,name=down,proto3" json:"down,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Routes) Reset() {
 	*x = Routes{}
-	mi := &file_actors_proto_msgTypes[14]
+	mi := &file_actors_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +903,7 @@ func (x *Routes) String() string {
 func (*Routes) ProtoMessage() {}
 
 func (x *Routes) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[14]
+	mi := &file_actors_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,12 +916,19 @@ func (x *Routes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Routes.ProtoReflect.Descriptor instead.
 func (*Routes) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{14}
+	return file_actors_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Routes) GetReplicas() []*ReplicaRoute {
 	if x != nil {
 		return x.Replicas
+	}
+	return nil
+}
+
+func (x *Routes) GetDown() []*ReplicaDown {
+	if x != nil {
+		return x.Down
 	}
 	return nil
 }
@@ -900,7 +958,10 @@ const file_actors_proto_rawDesc = "" +
 	"\tReplicaUp\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x17\n" +
-	"\anode_id\x18\x02 \x01(\x04R\x06nodeId\"a\n" +
+	"\anode_id\x18\x02 \x01(\x04R\x06nodeId\"0\n" +
+	"\x0fReplicaStarting\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x01 \x01(\rR\treplicaId\"a\n" +
 	"\vReplicaDown\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x1b\n" +
@@ -933,9 +994,10 @@ const file_actors_proto_rawDesc = "" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x0e\n" +
-	"\x02id\x18\x03 \x01(\tR\x02id\">\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\"k\n" +
 	"\x06Routes\x124\n" +
-	"\breplicas\x18\x01 \x03(\v2\x18.actorkv.v1.ReplicaRouteR\breplicasB%Z#github.com/actorkv/actorkv/messagesb\x06proto3"
+	"\breplicas\x18\x01 \x03(\v2\x18.actorkv.v1.ReplicaRouteR\breplicas\x12+\n" +
+	"\x04down\x18\x02 \x03(\v2\x17.actorkv.v1.ReplicaDownR\x04downB%Z#github.com/actorkv/actorkv/messagesb\x06proto3"
 
 var (
 	file_actors_proto_rawDescOnce sync.Once
@@ -949,40 +1011,42 @@ func file_actors_proto_rawDescGZIP() []byte {
 	return file_actors_proto_rawDescData
 }
 
-var file_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_actors_proto_goTypes = []any{
 	(*LogEntry)(nil),               // 0: actorkv.v1.LogEntry
 	(*ApplyBatch)(nil),             // 1: actorkv.v1.ApplyBatch
 	(*ApplyBatchResult)(nil),       // 2: actorkv.v1.ApplyBatchResult
 	(*LeaderChanged)(nil),          // 3: actorkv.v1.LeaderChanged
 	(*ReplicaUp)(nil),              // 4: actorkv.v1.ReplicaUp
-	(*ReplicaDown)(nil),            // 5: actorkv.v1.ReplicaDown
-	(*StopReplica)(nil),            // 6: actorkv.v1.StopReplica
-	(*StartReplica)(nil),           // 7: actorkv.v1.StartReplica
-	(*ReplicaCommandResponse)(nil), // 8: actorkv.v1.ReplicaCommandResponse
-	(*ReplicaStatusRequest)(nil),   // 9: actorkv.v1.ReplicaStatusRequest
-	(*TransferLeader)(nil),         // 10: actorkv.v1.TransferLeader
-	(*ReplaceMember)(nil),          // 11: actorkv.v1.ReplaceMember
-	(*ReplaceMemberResponse)(nil),  // 12: actorkv.v1.ReplaceMemberResponse
-	(*ReplicaRoute)(nil),           // 13: actorkv.v1.ReplicaRoute
-	(*Routes)(nil),                 // 14: actorkv.v1.Routes
-	(*Status)(nil),                 // 15: actorkv.v1.Status
-	(*CommandResult)(nil),          // 16: actorkv.v1.CommandResult
-	(*durationpb.Duration)(nil),    // 17: google.protobuf.Duration
+	(*ReplicaStarting)(nil),        // 5: actorkv.v1.ReplicaStarting
+	(*ReplicaDown)(nil),            // 6: actorkv.v1.ReplicaDown
+	(*StopReplica)(nil),            // 7: actorkv.v1.StopReplica
+	(*StartReplica)(nil),           // 8: actorkv.v1.StartReplica
+	(*ReplicaCommandResponse)(nil), // 9: actorkv.v1.ReplicaCommandResponse
+	(*ReplicaStatusRequest)(nil),   // 10: actorkv.v1.ReplicaStatusRequest
+	(*TransferLeader)(nil),         // 11: actorkv.v1.TransferLeader
+	(*ReplaceMember)(nil),          // 12: actorkv.v1.ReplaceMember
+	(*ReplaceMemberResponse)(nil),  // 13: actorkv.v1.ReplaceMemberResponse
+	(*ReplicaRoute)(nil),           // 14: actorkv.v1.ReplicaRoute
+	(*Routes)(nil),                 // 15: actorkv.v1.Routes
+	(*Status)(nil),                 // 16: actorkv.v1.Status
+	(*CommandResult)(nil),          // 17: actorkv.v1.CommandResult
+	(*durationpb.Duration)(nil),    // 18: google.protobuf.Duration
 }
 var file_actors_proto_depIdxs = []int32{
 	0,  // 0: actorkv.v1.ApplyBatch.entries:type_name -> actorkv.v1.LogEntry
-	15, // 1: actorkv.v1.ApplyBatchResult.status:type_name -> actorkv.v1.Status
-	16, // 2: actorkv.v1.ApplyBatchResult.results:type_name -> actorkv.v1.CommandResult
-	15, // 3: actorkv.v1.ReplicaCommandResponse.status:type_name -> actorkv.v1.Status
-	17, // 4: actorkv.v1.ReplaceMember.timeout:type_name -> google.protobuf.Duration
-	15, // 5: actorkv.v1.ReplaceMemberResponse.status:type_name -> actorkv.v1.Status
-	13, // 6: actorkv.v1.Routes.replicas:type_name -> actorkv.v1.ReplicaRoute
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	16, // 1: actorkv.v1.ApplyBatchResult.status:type_name -> actorkv.v1.Status
+	17, // 2: actorkv.v1.ApplyBatchResult.results:type_name -> actorkv.v1.CommandResult
+	16, // 3: actorkv.v1.ReplicaCommandResponse.status:type_name -> actorkv.v1.Status
+	18, // 4: actorkv.v1.ReplaceMember.timeout:type_name -> google.protobuf.Duration
+	16, // 5: actorkv.v1.ReplaceMemberResponse.status:type_name -> actorkv.v1.Status
+	14, // 6: actorkv.v1.Routes.replicas:type_name -> actorkv.v1.ReplicaRoute
+	6,  // 7: actorkv.v1.Routes.down:type_name -> actorkv.v1.ReplicaDown
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_actors_proto_init() }
@@ -997,7 +1061,7 @@ func file_actors_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_proto_rawDesc), len(file_actors_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

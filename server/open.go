@@ -77,6 +77,15 @@ func (b *Backend) Ready(ctx context.Context) error {
 	return b.Group.WaitReady(ctx)
 }
 
+// StartFailed delivers why a replica of this process could not start (nil
+// channel in standalone mode: the engine opens in Open or not at all).
+func (b *Backend) StartFailed() <-chan error {
+	if b.Group == nil {
+		return nil
+	}
+	return b.Group.StartFailed()
+}
+
 // Status describes the backend: every replica with its applied index (and
 // digests on request), or the standalone service as replica 0.
 func (b *Backend) Status(ctx context.Context, withDigests bool) (*messages.StatusResponse, error) {

@@ -65,7 +65,7 @@ func TestFollowersAgreeAfterMixedWorkload(t *testing.T) {
 	t.Cleanup(g.Stop)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := g.WaitReady(ctx); err != nil {
+	if err := errors.Join(g.WaitReady(ctx), g.WaitStarted(ctx)); err != nil {
 		t.Fatal(err)
 	}
 

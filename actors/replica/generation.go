@@ -37,16 +37,65 @@ func ReadGeneration(dir string) (uint32, error) {
 // file is written and synced under a temporary name, renamed into place, and
 // the directory synced so the rename is durable.
 func writeGeneration(dir string, generation uint32) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write generation: %w", err)
+	if err := writeFileSync(dir, generationFile, fmt.Sprintf("%d\n", generation)); err != nil {
+		return fmt.Errorf("write generation %d: %w", generation, err)
 	}
-	path := filepath.Join(dir, generationFile)
+	return nil
+}
+
+// identityFile, in a replica's directory, names the cluster and replica
+// the directory belongs to ("cluster 1 replica 0"), written when the
+// replica first starts there.
+const identityFile = "identity"
+
+// checkIdentity refuses a directory that belongs to another cluster or
+// replica (a configuration pointing at the wrong data would otherwise
+// start dragonboat over a state machine it never fed). A directory without
+// the file gets it once the replica's Raft node has started there
+// (recordIdentity): a directory written before the file existed could
+// belong to anyone, and dragonboat is the judge of that first start.
+func checkIdentity(cfg Config) error {
+	want := fmt.Sprintf("cluster %d replica %d", cfg.ClusterID, cfg.ID)
+	path := filepath.Join(cfg.Dir, identityFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if got := strings.TrimSpace(string(b)); got != want {
+			return fmt.Errorf("replica %d: directory %s holds %s's data, and this replica is %s of the configuration: "+
+				"check deployment.cluster_id, instance_id and database.base_path", cfg.ID, cfg.Dir, got, want)
+		}
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	}
+	return fmt.Errorf("replica %d: read %s: %w", cfg.ID, path, err)
+}
+
+// recordIdentity writes the identity file of a replica whose Raft node
+// started, if it has none.
+func recordIdentity(cfg Config) error {
+	if _, err := os.Stat(filepath.Join(cfg.Dir, identityFile)); !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := writeFileSync(cfg.Dir, identityFile, fmt.Sprintf("cluster %d replica %d\n", cfg.ClusterID, cfg.ID)); err != nil {
+		return fmt.Errorf("replica %d: record identity: %w", cfg.ID, err)
+	}
+	return nil
+}
+
+// writeFileSync writes name in dir atomically and durably: under a
+// temporary name, synced, renamed into place, the directory synced.
+func writeFileSync(dir, name, data string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, name)
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return fmt.Errorf("write generation: %w", err)
+		return err
 	}
-	_, err = fmt.Fprintf(f, "%d\n", generation)
+	_, err = f.WriteString(data)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -61,9 +110,8 @@ func writeGeneration(dir string, generation uint32) error {
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("write generation %d: %w", generation, err)
 	}
-	return nil
+	return err
 }
 
 func syncDir(dir string) error {
@@ -92,6 +140,9 @@ func syncDir(dir string) error {
 // it is rebuilt again. Recording the generation first would leave a new,
 // log-less node beside old data.
 func prepareDisk(cfg Config) (uint32, error) {
+	if err := checkIdentity(cfg); err != nil {
+		return 0, err
+	}
 	stored, err := ReadGeneration(cfg.Dir)
 	if err != nil {
 		return 0, fmt.Errorf("replica %d: %w", cfg.ID, err)

@@ -97,8 +97,10 @@ func (st *start) run(cfg Config, root *actor.RootContext, self *actor.PID) (star
 	case <-st.cancelC:
 		return p, errStartCancelled
 	}
-	p.node, err = startNode(cfg, generation, p.engine, root, self, exec)
-	return p, err
+	if p.node, err = startNode(cfg, generation, p.engine, root, self, exec); err != nil {
+		return p, err
+	}
+	return p, recordIdentity(cfg)
 }
 
 func (r *replicaActor) onStorageOpened(ctx actor.Context, msg *storageOpened) {

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -8,26 +9,12 @@ import (
 	"github.com/lni/dragonboat/v3"
 	"github.com/lni/dragonboat/v3/client"
 	"github.com/lni/dragonboat/v3/config"
-	"github.com/lni/dragonboat/v3/logger"
 	"github.com/lni/dragonboat/v3/raftio"
 	sm "github.com/lni/dragonboat/v3/statemachine"
 
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/storage"
 )
-
-var quietOnce sync.Once
-
-// quietDragonboat lowers dragonboat's own logging to errors (its Raft layer
-// logs every election as a warning); actorkv logs leadership changes and
-// replica state through slog.
-func quietDragonboat() {
-	quietOnce.Do(func() {
-		for _, name := range []string{"raft", "rsm", "transport", "dragonboat", "logdb", "raftpb", "config", "settings", "grpc", "netutil", "server", "tan"} {
-			logger.GetLogger(name).SetLevel(logger.ERROR)
-		}
-	})
-}
 
 // node is the non-actor part of a replica: its NodeHost, state machine and
 // the goroutines that wait for Raft and serve reads. The replica actor
@@ -71,7 +58,7 @@ func (l *listener) LeaderUpdated(info raftio.LeaderInfo) {
 // node that already has Raft state restarts from it. It blocks (on disk I/O),
 // so the replica runs it on an owned goroutine.
 func startNode(cfg Config, generation uint32, engine *storage.Engine, root *actor.RootContext, self, executor *actor.PID) (*node, error) {
-	quietDragonboat()
+	installRaftLogger()
 	logdb := config.GetTinyMemLogDBConfig()
 	logdb.Shards = 1                  // one Raft group per NodeHost
 	logdb.MaxSaveBufferSize = 4 << 20 // the encoding buffer it keeps between writes
@@ -93,7 +80,7 @@ func startNode(cfg Config, generation uint32, engine *storage.Engine, root *acto
 	}
 	nh, err := dragonboat.NewNodeHost(nhc)
 	if err != nil {
-		return nil, fmt.Errorf("replica %d: start NodeHost: %w", cfg.ID, err)
+		return nil, fmt.Errorf("replica %d: start NodeHost in %s: %w%s", cfg.ID, cfg.raftDir(), err, nodeHostHint(err, nhc.RaftAddress))
 	}
 	n := &node{cfg: cfg, nodeID: NodeID(cfg.ID, generation), engine: engine, nh: nh, session: nh.GetNoOPSession(cfg.ClusterID)}
 	n.sm = newStateMachine(cfg.ID, engine, root, executor, self, cfg.ApplyTimeout)
@@ -108,12 +95,30 @@ func startNode(cfg Config, generation uint32, engine *storage.Engine, root *acto
 	factory := func(uint64, uint64) sm.IOnDiskStateMachine { return n.sm }
 	if err := nh.StartOnDiskCluster(members, join, factory, rc); err != nil {
 		nh.Stop()
+		if errors.Is(err, dragonboat.ErrNodeRemoved) {
+			return nil, fmt.Errorf("replica %d: start Raft node %d: it was removed from the cluster's membership and cannot serve again under this identity", cfg.ID, n.nodeID)
+		}
 		return nil, fmt.Errorf("replica %d: start Raft node: %w", cfg.ID, err)
 	}
 	n.reads = newWorkerPool(root, cfg.ReadWorkers, cfg.MaxInFlight)
 	n.rounds = newFIFOWaiter(root, cfg.MaxInFlight, n.reads.addWait)
 	n.writes = newFIFOWaiter(root, cfg.MaxInFlight, nil)
 	return n, nil
+}
+
+// nodeHostHint explains the NodeHost start failures an operator meets
+// (dragonboat keeps their errors in an internal package: matched by text).
+func nodeHostHint(err error, address string) string {
+	switch err.Error() {
+	case "not the owner of the data directory":
+		return fmt.Sprintf(" (the Raft directory was created under another Raft address than %s: "+
+			"a member's Raft address cannot change; start it with its old address, or replace the member)", address)
+	case "hostname changed":
+		return " (the Raft directory was created on a host of another name)"
+	case "failed to lock data directory":
+		return " (another process uses it)"
+	}
+	return ""
 }
 
 // halt stops the Raft node at once and releases a state machine update that

@@ -62,6 +62,7 @@ type routerActor struct {
 	cfg    Config
 	log    *slog.Logger
 	routes map[uint32]*actor.PID // running replicas
+	down   map[uint32]string      // why stopped replicas stopped
 	leader *messages.LeaderChanged
 }
 
@@ -98,6 +99,10 @@ func (r *routerActor) onRoutes(msg *messages.Routes) {
 	r.routes = map[uint32]*actor.PID{}
 	for _, rt := range msg.GetReplicas() {
 		r.routes[rt.GetReplicaId()] = actor.NewPID(rt.GetAddress(), rt.GetId())
+	}
+	r.down = map[uint32]string{}
+	for _, d := range msg.GetDown() {
+		r.down[d.GetReplicaId()] = d.GetReason()
 	}
 }
 
@@ -273,6 +278,9 @@ func (r *routerActor) onStatus(ctx actor.Context, msg *messages.StatusRequest) {
 			st, ok := rep.(*messages.ReplicaStatus)
 			if !ok {
 				st = &messages.ReplicaStatus{ReplicaId: ids[i], Error: "not running"}
+				if reason := r.down[ids[i]]; reason != "" {
+					st.Error = "not running: " + reason
+				}
 			}
 			resp.Replicas = append(resp.Replicas, st)
 		}

@@ -35,6 +35,7 @@ type slot struct {
 	pid     *actor.PID
 	state   replicaState
 	nodeID  uint64       // its dragonboat node id, from ReplicaUp or a membership change; 0: unknown
+	reason  string       // why it went down last (empty: a clean stop)
 	waiters []*actor.PID // answered when the replica is up or down
 }
 
@@ -86,15 +87,16 @@ func (m *members) terminated(who *actor.PID) bool {
 	return changed
 }
 
-// down takes a replica's report that it stopped and released its storage:
-// its slot, and whether it was still starting (it failed to start).
-func (m *members) down(id uint32) (sl *slot, wasStarting bool) {
+// down takes a replica's report that it stopped (for reason; empty: a
+// clean stop) and released its storage: its slot, and whether it was still
+// starting (it failed to start).
+func (m *members) down(id uint32, reason string) (sl *slot, wasStarting bool) {
 	sl = m.slots[id]
 	if sl == nil {
 		return nil, false
 	}
 	wasStarting = sl.state == starting
-	sl.state = down
+	sl.state, sl.reason = down, reason
 	return sl, wasStarting
 }
 
@@ -223,8 +225,11 @@ func (m *members) peer(id uint32) *slot {
 func (m *members) routes() *messages.Routes {
 	routes := &messages.Routes{}
 	for _, id := range m.ids() {
-		if sl := m.slots[id]; sl.state == up {
+		switch sl := m.slots[id]; sl.state {
+		case up:
 			routes.Replicas = append(routes.Replicas, &messages.ReplicaRoute{ReplicaId: id, Address: sl.pid.GetAddress(), Id: sl.pid.GetId()})
+		case down:
+			routes.Down = append(routes.Down, &messages.ReplicaDown{ReplicaId: id, FailStop: sl.reason != "", Reason: sl.reason})
 		}
 	}
 	return routes

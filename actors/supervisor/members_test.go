@@ -79,8 +79,11 @@ func TestMembersLifecycle(t *testing.T) {
 	if rs := m.routes().GetReplicas(); len(rs) != 2 {
 		t.Fatalf("routes while replica 1 stops: %v", rs)
 	}
-	if sl, wasStarting := m.down(1); sl == nil || wasStarting {
+	if sl, wasStarting := m.down(1, ""); sl == nil || wasStarting {
 		t.Fatalf("down: %v, %v", sl, wasStarting)
+	}
+	if d := m.routes().GetDown(); len(d) != 1 || d[0].GetReplicaId() != 1 || d[0].GetFailStop() {
+		t.Fatalf("routes after a clean stop: down %v", d)
 	}
 	if d, err := m.stop(1); d != answerNow || err != nil {
 		t.Fatalf("stop a stopped replica: %v, %v; want done", d, err)
@@ -97,8 +100,11 @@ func TestMembersLifecycle(t *testing.T) {
 	}
 	// A replica that failed to start is down, and says so.
 	m.spawned(1, pid("b2"))
-	if _, wasStarting := m.down(1); !wasStarting {
+	if _, wasStarting := m.down(1, "disk on fire"); !wasStarting {
 		t.Fatal("a replica down while starting did not count as a failed start")
+	}
+	if d := m.routes().GetDown(); len(d) != 1 || d[0].GetReason() != "disk on fire" || !d[0].GetFailStop() {
+		t.Fatalf("routes after a failed start: down %v, want replica 1 with its reason", d)
 	}
 	// Alone in its process, a replica cannot be rebuilt: no peer to change
 	// the membership through.

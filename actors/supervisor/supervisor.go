@@ -71,8 +71,8 @@ type Config struct {
 	MembershipTimeout time.Duration
 	// Owner waits for the goroutines replicas start and stop with.
 	Owner *sync.WaitGroup
-	// Watchers are told, by message, every ReplicaUp, ReplicaDown and
-	// LeaderChanged the supervisor accepts: what it knows of the group is
+	// Watchers are told, by message, every ReplicaStarting, ReplicaUp,
+	// ReplicaDown and LeaderChanged the supervisor accepts: what it knows of the group is
 	// theirs to follow, not to keep beside it.
 	Watchers []*actor.PID
 	// Logger receives the supervisor's logs.
@@ -206,6 +206,7 @@ func (s *supervisorActor) spawnReplica(ctx actor.Context, id uint32, rebuildAs u
 	cfg := s.cfg.Replicas[id]
 	cfg.WipeRaftLog, cfg.Generation = rebuildAs > 0, rebuildAs
 	s.m.spawned(id, ctx.Spawn(replica.Props(cfg, s.cfg.Owner)))
+	s.tell(ctx, &messages.ReplicaStarting{ReplicaId: id})
 }
 
 // tell sends an accepted event to the watchers.
@@ -243,7 +244,7 @@ func (s *supervisorActor) onReplicaUp(ctx actor.Context, msg *messages.ReplicaUp
 }
 
 func (s *supervisorActor) onReplicaDown(ctx actor.Context, msg *messages.ReplicaDown) {
-	sl, wasStarting := s.m.down(msg.GetReplicaId())
+	sl, wasStarting := s.m.down(msg.GetReplicaId(), msg.GetReason())
 	if sl == nil {
 		return
 	}

@@ -49,6 +49,8 @@ type options struct {
 	quiet       bool
 	cpuProfile  string
 	unary       bool
+	retry       bool
+	gaps        time.Duration
 }
 
 func newCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -75,9 +77,14 @@ Targets (--target):
   embedded    a three-replica group in this process, data in --dir
   standalone  the standalone RocksDB engine, data in --dir
 
+With --retry (target grpc) the workers share one client with kvctl's retry
+policy over every endpoint: use it with --gaps to measure how long a
+failover keeps writes from being acknowledged (scripts/failover.sh).
+
 A progress line goes to stderr every second; the report (ops/s, p50, p95,
-p99 and max latency per operation, errors by status) goes to stdout, as JSON
-with --json.`,
+p99 and max latency per operation, errors by status, and with --gaps the
+longest intervals without an acknowledged operation) goes to stdout, as
+JSON with --json.`,
 		Example: `  kvbench --endpoints 127.0.0.1:7070 --concurrency 64 --duration 10s --mix put:100
   kvbench --target embedded --concurrency 64 --mix get:100 --preload --consistency stale`,
 		SilenceUsage:  true,
@@ -102,6 +109,8 @@ with --json.`,
 	fl.StringVar(&o.dir, "dir", "", "data directory (targets embedded and standalone; default: a temporary directory, removed after)")
 	fl.IntVar(&o.conns, "conns", 2, "gRPC connections per endpoint (target grpc)")
 	fl.BoolVar(&o.unary, "unary", false, "one unary RPC per operation instead of batched streams (target grpc)")
+	fl.BoolVar(&o.retry, "retry", false, "retry as kvctl does: writes carry request ids of one session, and a call answered UNAVAILABLE or TIMEOUT goes again, same id, to the next endpoint (target grpc)")
+	fl.DurationVar(&o.gaps, "gaps", 0, "report every interval longer than this in which no operation was acknowledged (0: off)")
 	fl.IntVar(&o.concurrency, "concurrency", 64, "concurrent workers (clients)")
 	fl.DurationVar(&o.duration, "duration", 10*time.Second, "measured duration")
 	fl.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before the measurement")
@@ -143,6 +152,10 @@ func (o options) validate() error {
 		return fmt.Errorf("--range-limit must be in [1, 10000]")
 	case o.conns < 1:
 		return fmt.Errorf("--conns must be at least 1")
+	case o.retry && (o.target != "grpc" || o.unary):
+		return fmt.Errorf("--retry goes with --target grpc over Batch streams (not --unary)")
+	case o.gaps < 0:
+		return fmt.Errorf("--gaps must not be negative")
 	case o.consistency != "linearizable" && o.consistency != "stale":
 		return fmt.Errorf("--consistency %q is not linearizable or stale", o.consistency)
 	}

@@ -52,6 +52,7 @@ func run(ctx context.Context, o options, mix [numOps]int, stdout, stderr io.Writ
 	}
 
 	var measuring atomic.Bool
+	gaps := &gapTracker{threshold: o.gaps}
 	var completed atomic.Int64 // operations answered while measuring (progress)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -63,7 +64,7 @@ func run(ctx context.Context, o options, mix [numOps]int, stdout, stderr io.Writ
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.loop(ctx, t, o, mix, keys, &measuring, &completed)
+			w.loop(ctx, t, o, mix, keys, &measuring, &completed, gaps)
 		}()
 	}
 
@@ -81,8 +82,9 @@ func run(ctx context.Context, o options, mix [numOps]int, stdout, stderr io.Writ
 		}
 		defer pprof.StopCPUProfile()
 	}
-	measuring.Store(true)
 	start := time.Now()
+	gaps.begin(start)
+	measuring.Store(true)
 	tick := time.NewTicker(time.Second)
 	end := time.NewTimer(o.duration)
 	last := int64(0)
@@ -108,6 +110,9 @@ loop:
 	wg.Wait()
 
 	rep := buildReport(o, workers, elapsed)
+	if o.gaps > 0 {
+		rep.Gaps, rep.MaxGap = gaps.report(start.Add(elapsed))
+	}
 	if o.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -117,7 +122,7 @@ loop:
 	return nil
 }
 
-func (w *worker) loop(ctx context.Context, t target, o options, mix [numOps]int, keys [][]byte, measuring *atomic.Bool, completed *atomic.Int64) {
+func (w *worker) loop(ctx context.Context, t target, o options, mix [numOps]int, keys [][]byte, measuring *atomic.Bool, completed *atomic.Int64, gaps *gapTracker) {
 	total := 0
 	for _, n := range mix {
 		total += n
@@ -160,7 +165,63 @@ func (w *worker) loop(ctx context.Context, t target, o options, mix [numOps]int,
 			continue
 		}
 		w.lats[p] = append(w.lats[p], lat)
+		gaps.ack(start.Add(lat))
 	}
+}
+
+// gapTracker finds the intervals in which no operation was acknowledged:
+// each longer than threshold (0: it does nothing).
+type gapTracker struct {
+	threshold time.Duration
+	mu        sync.Mutex
+	start     time.Time // of the measurement
+	last      time.Time // the latest acknowledgement (or the start)
+	gaps      []gap
+}
+
+// gap is one interval without an acknowledged operation.
+type gap struct {
+	At float64 `json:"at_seconds"` // its start, from the start of the measurement
+	Ms float64 `json:"ms"`
+}
+
+func (g *gapTracker) begin(t time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.start, g.last = t, t
+}
+
+// ack records an acknowledgement at t.
+func (g *gapTracker) ack(t time.Time) {
+	if g.threshold == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t.Before(g.last) {
+		return // a slower worker's answer that came before the latest
+	}
+	g.note(t)
+	g.last = t
+}
+
+func (g *gapTracker) note(t time.Time) {
+	if d := t.Sub(g.last); d > g.threshold {
+		g.gaps = append(g.gaps, gap{At: g.last.Sub(g.start).Seconds(), Ms: float64(d) / float64(time.Millisecond)})
+	}
+}
+
+// report returns the gaps, the interval up to end included, and the
+// longest.
+func (g *gapTracker) report(end time.Time) ([]gap, float64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.note(end)
+	longest := 0.0
+	for _, x := range g.gaps {
+		longest = max(longest, x.Ms)
+	}
+	return g.gaps, longest
 }
 
 // makeKeys returns n distinct keys of size bytes: zero-padded decimals.
@@ -229,6 +290,10 @@ type report struct {
 	OpsPerSec   float64        `json:"ops_per_sec"`
 	Ops         []opReport     `json:"ops"`
 	Errors      map[string]int `json:"errors"`
+	// Gaps (with --gaps) are the intervals without an acknowledged
+	// operation longer than the threshold; MaxGap the longest, in ms.
+	Gaps   []gap   `json:"gaps,omitempty"`
+	MaxGap float64 `json:"max_gap_ms,omitempty"`
 }
 
 type opReport struct {
@@ -285,6 +350,12 @@ func (r report) print(out io.Writer) {
 	}
 	fmt.Fprintf(w, "total\t\t%.0f\t\t\t\t\t\n", r.OpsPerSec)
 	w.Flush()
+	if len(r.Gaps) > 0 {
+		fmt.Fprintf(out, "intervals without an acknowledged operation (longest %.0f ms):\n", r.MaxGap)
+		for _, g := range r.Gaps {
+			fmt.Fprintf(out, "  at %7.2fs: %6.0f ms\n", g.At, g.Ms)
+		}
+	}
 	if len(r.Errors) > 0 {
 		keys := make([]string, 0, len(r.Errors))
 		for k := range r.Errors {

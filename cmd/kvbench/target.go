@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -31,8 +32,11 @@ type target interface {
 func openTarget(ctx context.Context, o options) (target, error) {
 	switch o.target {
 	case "grpc":
-		if o.unary {
+		switch {
+		case o.unary:
 			return dialGRPC(o)
+		case o.retry:
+			return dialRetry(o)
 		}
 		return dialBatch(o)
 	case "standalone":
@@ -61,7 +65,7 @@ func openTarget(ctx context.Context, o options) (target, error) {
 		}
 		wctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		if err := g.WaitReady(wctx); err != nil {
+		if err := errors.Join(g.WaitReady(wctx), g.WaitStarted(wctx)); err != nil {
 			g.Stop()
 			cleanup()
 			return nil, err
@@ -187,6 +191,26 @@ func dialBatch(o options) (*batchTarget, error) {
 	}
 	return t, nil
 }
+
+// dialRetry returns a target with kvctl's retry policy: one kv.Client
+// (one session) over Batch streams to every endpoint.
+func dialRetry(o options) (target, error) {
+	b, err := dialBatch(o)
+	if err != nil {
+		return nil, err
+	}
+	ts := make([]kv.Transport, len(b.clients))
+	for i, c := range b.clients {
+		ts[i] = c
+	}
+	db := kv.NewClient(kvclient.NewEndpoints(ts...), retryAttempt)
+	return &dbTarget{db: db, consistency: o.readConsistency(), done: func() { db.Close(); b.close() }}, nil
+}
+
+// retryAttempt bounds one attempt of a --retry call: long enough for a
+// write through an election, short enough to move on from a process that
+// does not answer.
+const retryAttempt = 2 * time.Second
 
 func (t *batchTarget) client() *kvclient.Client {
 	return t.clients[t.next.Add(1)%uint64(len(t.clients))]

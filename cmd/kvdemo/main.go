@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -76,7 +77,7 @@ func demo(ctx context.Context, out io.Writer, log *slog.Logger, dir string, keys
 	}
 	defer g.Stop()
 	fmt.Fprintf(out, "spawned a supervisor with a router and 3 replicas under %s\n", dir)
-	if err := g.WaitReady(ctx); err != nil {
+	if err := errors.Join(g.WaitReady(ctx), g.WaitStarted(ctx)); err != nil {
 		return err
 	}
 	// The supervisor hands leadership to the primary (replica 0) after the

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/actorkv/actorkv/actors/replica"
 	"github.com/actorkv/actorkv/server"
 )
 
@@ -52,7 +53,10 @@ same --endpoints (the replicas' Raft addresses) and its own --instance-id
 (its index in them), with --in-process=false; see docs/CLUSTER.md.
 
 SIGINT or SIGTERM shut it down gracefully: it stops accepting, finishes
-in-flight requests, stops Raft and closes every RocksDB.
+in-flight requests, stops Raft and closes every RocksDB. When a replica of
+the process cannot start (its Raft address in use, its directory locked by
+another process or holding another cluster's data, a changed address), it
+shuts down the same way and exits 1 with the cause on its last line.
 
 Memory: the Go heap's soft limit is server.memory_limit_mib (GOMEMLIMIT wins
 when set), and glibc's malloc arenas are capped at two (MALLOC_ARENA_MAX wins
@@ -121,6 +125,13 @@ func run(cfg server.Config) error {
 	if os.Getenv("GOMEMLIMIT") == "" && cfg.Server.MemoryLimitMiB > 0 {
 		debug.SetMemoryLimit(int64(cfg.Server.MemoryLimitMiB) << 20)
 	}
+	replica.OnRaftFatal(func(cause string) {
+		// Dragonboat cannot go on (it would panic on its own goroutine): the
+		// cause on one line, and out; RocksDB's and the Raft log's WALs
+		// keep what was written.
+		fmt.Fprintln(os.Stderr, "kvserver:", cause)
+		os.Exit(1)
+	})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s, err := server.Start(cfg, log)
@@ -132,8 +143,14 @@ func run(cfg server.Config) error {
 	if a := s.HTTPAddr(); a != "" {
 		fmt.Fprintf(os.Stderr, "kvserver: metrics on http://%s/metrics, health on /healthz and /readyz\n", a)
 	}
-	<-ctx.Done()
-	log.Info("signal received; shutting down")
-	s.Shutdown()
-	return nil
+	select {
+	case <-ctx.Done():
+		log.Info("signal received; shutting down")
+		s.Shutdown()
+		return nil
+	case err := <-s.StartFailed():
+		log.Error("a replica could not start; shutting down", "err", err)
+		s.Shutdown()
+		return err
+	}
 }

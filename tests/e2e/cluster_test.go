@@ -109,8 +109,13 @@ shutdown_timeout = "10s"
 		n.proc = spawn(t, s, "--config", path)
 		return
 	}
-	n.proc = spawn(t, s, "--mode", "replicated", "--in-process=false", "--endpoints", strings.Join(c.raft, ","),
-		"--instance-id", fmt.Sprint(n.id), "--base-path", n.dir, "--listen", n.grpc, "--metrics", n.http)
+	n.proc = spawn(t, s, c.flags(n)...)
+}
+
+// flags are the command-line flags that start n as the member it is.
+func (c *cluster) flags(n *node) []string {
+	return []string{"--mode", "replicated", "--in-process=false", "--endpoints", strings.Join(c.raft, ","),
+		"--instance-id", fmt.Sprint(n.id), "--base-path", n.dir, "--listen", n.grpc, "--metrics", n.http}
 }
 
 // waitReady waits until each of nodes serves (gRPC health SERVING) and
