@@ -62,7 +62,7 @@ type routerActor struct {
 	cfg    Config
 	log    *slog.Logger
 	routes map[uint32]*actor.PID // running replicas
-	down   map[uint32]string      // why stopped replicas stopped
+	down   map[uint32]string     // why stopped replicas stopped
 	leader *messages.LeaderChanged
 }
 
