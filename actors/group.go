@@ -137,8 +137,9 @@ type Group struct {
 	wasUp   map[uint32]bool         // replicas that have served since Start
 	changed chan struct{}           // closed and replaced on every event
 	// serving counts this process's replicas that are starting or up: with
-	// none, the transport answers ErrNoReplica at once.
-	serving atomic.Int32
+	// none, the transport answers ErrNoReplica at once; running counts those
+	// that are up (see ServingTransport).
+	serving, running atomic.Int32
 	// startFailed receives the first failure of a replica to start that
 	// has not served since Start (its reason).
 	startFailed chan error
@@ -334,6 +335,12 @@ func (g *Group) setState(id uint32, st replicaState) {
 	case old != down && st == down:
 		g.serving.Add(-1)
 	}
+	switch {
+	case old != up && st == up:
+		g.running.Add(1)
+	case old == up && st != up:
+		g.running.Add(-1)
+	}
 }
 
 // StartFailed delivers the first failure of one of this process's replicas
@@ -520,6 +527,17 @@ func (g *Group) replicaCommand(ctx context.Context, msg proto.Message) error {
 // to the router.
 func (g *Group) Transport() kv.Transport {
 	return transport{root: g.system.Root, target: g.Router(), serving: &g.serving}
+}
+
+// ServingTransport is the transport of a server in front of the group
+// (kvserver): while no replica of this process is up — starting, or down —
+// it answers ErrNoReplica at once, which a Client does not retry, so the
+// server's callers move on to another process (or retry themselves)
+// instead of waiting here for a replica that may take a while. Transport
+// waits for starting replicas instead, as an embedding program expects
+// after Start.
+func (g *Group) ServingTransport() kv.Transport {
+	return transport{root: g.system.Root, target: g.Router(), serving: &g.running}
 }
 
 // Client returns a new client of the group (a kv.Database, with its own

@@ -19,7 +19,7 @@ import (
 type transport struct {
 	root    *actor.RootContext
 	target  *actor.PID
-	serving *atomic.Int32 // replicas of this process starting or up
+	serving *atomic.Int32 // replicas of this process that can serve (starting or up, or only up)
 }
 
 var _ kv.Transport = transport{}

@@ -36,7 +36,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$dir"
+  [ -n "${KEEP:-}" ] && echo "kept $dir" || rm -rf "$dir"
 }
 trap cleanup EXIT
 

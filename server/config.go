@@ -96,6 +96,10 @@ type Log struct {
 	Level string `toml:"level"`
 	// Format is text or json.
 	Format string `toml:"format"`
+	// RaftLevel is the level of dragonboat's own lines (debug, info, warn
+	// or error; default error: its Raft layer logs every election and
+	// every vote as a warning).
+	RaftLevel string `toml:"raft_level"`
 }
 
 // Duration is a time.Duration written in TOML as a string ("5s").
@@ -143,7 +147,7 @@ func DefaultConfig() Config {
 		},
 		Raft:   replica.DefaultRaftConfig(),
 		Limits: kv.DefaultLimits(),
-		Log:    Log{Level: "info", Format: "text"},
+		Log:    Log{Level: "info", Format: "text", RaftLevel: "error"},
 	}
 }
 
@@ -260,6 +264,11 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.RaftLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.raft_level", "%q is not debug, info, warn or error", c.Log.RaftLevel)
 	}
 	switch c.Log.Format {
 	case "text", "json":

@@ -61,7 +61,8 @@ func Open(cfg Config, log *slog.Logger) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{Transport: g.Transport(), DB: g.Client(), Group: g, mode: ModeReplicated}, nil
+	t := g.ServingTransport()
+	return &Backend{Transport: t, DB: kv.NewClient(t, gc.RequestTimeout), Group: g, mode: ModeReplicated}, nil
 }
 
 // Mode is "standalone" or "replicated".

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -37,6 +38,13 @@ func TestGRPCConformance(t *testing.T) {
 			t.Fatalf("start kvserver: %v", err)
 		}
 		t.Cleanup(s.Shutdown)
+		// Until its replicas run, kvserver answers UNAVAILABLE at once (its
+		// callers move on or retry); the suite's calls are single attempts.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := errors.Join(s.Backend().Ready(ctx), s.Backend().Group.WaitStarted(ctx)); err != nil {
+			t.Fatalf("kvserver not ready: %v", err)
+		}
 		kc, err := kvclient.Dial(s.GRPCAddr(), kvclient.Options{})
 		if err != nil {
 			t.Fatalf("dial: %v", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/lni/dragonboat/v3/raftio"
 	sm "github.com/lni/dragonboat/v3/statemachine"
 
+	"github.com/actorkv/actorkv/actors/raftnet"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/storage"
 )
@@ -77,6 +78,8 @@ func startNode(cfg Config, generation uint32, engine *storage.Engine, root *acto
 	}
 	if cfg.Network != nil {
 		nhc.Expert.TransportFactory = cfg.Network.Factory()
+	} else {
+		nhc.Expert.TransportFactory = raftnet.Factory{Logger: cfg.Logger}
 	}
 	nh, err := dragonboat.NewNodeHost(nhc)
 	if err != nil {

@@ -17,9 +17,9 @@ import (
 // default logger as a record with component=dragonboat and pkg=<its
 // package>, so a JSON log stays JSON. Its packages start at error level
 // (dragonboat's Raft layer logs every election as a warning; actorkv logs
-// leadership and replica state itself), and a line that repeats (a peer
-// that is down refuses a connection every second) is logged once per
-// repeatWindow, with the number of repeats left out.
+// leadership and replica state itself), and a transport line that repeats
+// (a peer that is down refuses a connection every second) is logged once
+// per repeatWindow, with the number of repeats left out.
 
 // repeatWindow is how often one recurring dragonboat line is logged.
 const repeatWindow = 30 * time.Second
@@ -55,6 +55,23 @@ func RaftFatalCause(msg string) string {
 	return "Raft: " + msg
 }
 
+// SetRaftLogLevel sets the level of dragonboat's lines: "debug", "info",
+// "warn" or "error" (the default).
+func SetRaftLogLevel(level string) error {
+	lv, ok := map[string]logger.LogLevel{"debug": logger.DEBUG, "info": logger.INFO, "warn": logger.WARNING, "error": logger.ERROR}[level]
+	if !ok {
+		return fmt.Errorf("raft log level %q is not debug, info, warn or error", level)
+	}
+	installRaftLogger()
+	for _, name := range raftLogPackages {
+		logger.GetLogger(name).SetLevel(lv)
+	}
+	return nil
+}
+
+// raftLogPackages are dragonboat's loggers.
+var raftLogPackages = []string{"raft", "rsm", "transport", "dragonboat", "logdb", "raftpb", "config", "settings", "grpc", "netutil", "server", "tan"}
+
 // installRaftLogger routes dragonboat's logging through slog; it runs once,
 // before the first NodeHost starts. If the embedding program installed a
 // logger factory of its own first, that one stays.
@@ -68,7 +85,7 @@ func installRaftLogger() {
 				return l
 			})
 		}()
-		for _, name := range []string{"raft", "rsm", "transport", "dragonboat", "logdb", "raftpb", "config", "settings", "grpc", "netutil", "server", "tan"} {
+		for _, name := range raftLogPackages {
 			logger.GetLogger(name).SetLevel(logger.ERROR)
 		}
 	})
@@ -112,6 +129,10 @@ func (l *raftLogger) Panicf(format string, args ...any) {
 
 func (l *raftLogger) log(level logger.LogLevel, slevel slog.Level, format string, args []any) {
 	if int32(level) > l.level.Load() {
+		return
+	}
+	if l.pkg != "transport" { // only its lines repeat while a peer is down
+		slog.Log(context.Background(), slevel, fmt.Sprintf(format, args...), "component", "dragonboat", "pkg", l.pkg)
 		return
 	}
 	now := time.Now()

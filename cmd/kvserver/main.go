@@ -125,6 +125,9 @@ func run(cfg server.Config) error {
 	if os.Getenv("GOMEMLIMIT") == "" && cfg.Server.MemoryLimitMiB > 0 {
 		debug.SetMemoryLimit(int64(cfg.Server.MemoryLimitMiB) << 20)
 	}
+	if err := replica.SetRaftLogLevel(cfg.Log.RaftLevel); err != nil {
+		return err
+	}
 	replica.OnRaftFatal(func(cause string) {
 		// Dragonboat cannot go on (it would panic on its own goroutine): the
 		// cause on one line, and out; RocksDB's and the Raft log's WALs
