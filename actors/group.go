@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -44,6 +45,15 @@ type Config struct {
 	// Local is the replica that serves stale reads, and the one this process
 	// runs when not InProcess.
 	Local uint32
+	// RaftAddress is the Raft address of this process's replica when not
+	// InProcess; "" means Addresses[Local].
+	RaftAddress string
+	// JoinNode, when not InProcess, starts this process's replica as node
+	// JoinNode of a running cluster, whose membership added it (kvctl
+	// member add or replace), rather than as one of the initial members in
+	// Addresses (which may then be empty). A replica that started before
+	// restarts as it first started, and JoinNode is ignored.
+	JoinNode uint64
 	// Storage configures each replica's engine (Dir is set per replica).
 	Storage storage.Config
 	// Raft tunes consensus (every replica's).
@@ -95,10 +105,14 @@ func (c Config) Validate() error {
 		return bad("cluster_id must be positive")
 	case c.Replicas < 1 || c.Replicas > replica.MaxReplicas:
 		return bad("replicas must be between 1 and %d, got %d", replica.MaxReplicas, c.Replicas)
-	case !c.InProcess && len(c.Addresses) != c.Replicas:
+	case !c.InProcess && c.JoinNode == 0 && len(c.Addresses) != c.Replicas:
 		return bad("replica_endpoints has %d addresses for %d replicas", len(c.Addresses), c.Replicas)
-	case int(c.Local) >= c.Replicas:
+	case c.JoinNode == 0 && int(c.Local) >= c.Replicas:
 		return bad("instance_id %d is not a replica id (0..%d)", c.Local, c.Replicas-1)
+	case c.JoinNode != 0 && (c.InProcess || replica.ReplicaID(c.JoinNode) != c.Local):
+		return bad("join node %d: a replica of this process (instance_id %d) joins a cluster (in_process = false)", c.JoinNode, c.Local)
+	case !c.InProcess && c.RaftAddress == "" && int(c.Local) >= len(c.Addresses):
+		return bad("replica %d has no Raft address", c.Local)
 	case c.ApplyTimeout <= 0:
 		return bad("apply_timeout must be positive")
 	case c.RequestTimeout <= 0:
@@ -140,9 +154,10 @@ type Group struct {
 	// none, the transport answers ErrNoReplica at once; running counts those
 	// that are up (see ServingTransport).
 	serving, running atomic.Int32
-	// startFailed receives the first failure of a replica to start that
-	// has not served since Start (its reason).
-	startFailed chan error
+	// ended receives the first end of a replica of this process that needs
+	// an operator: it could not start (before it ever served since Start),
+	// or it was removed from the membership (ErrRemoved).
+	ended chan error
 
 	stopOnce sync.Once
 }
@@ -155,7 +170,7 @@ func Start(cfg Config) (*Group, error) {
 		return nil, err
 	}
 	g := &Group{cfg: cfg, system: cfg.System, states: map[uint32]replicaState{}, wasUp: map[uint32]bool{},
-		changed: make(chan struct{}), startFailed: make(chan error, 1), addresses: map[uint32]string{}}
+		changed: make(chan struct{}), ended: make(chan error, 1), addresses: map[uint32]string{}}
 	log := cfg.Logger
 	if g.system == nil {
 		g.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
@@ -176,24 +191,24 @@ func Start(cfg Config) (*Group, error) {
 		for id, a := range cfg.Addresses {
 			g.addresses[uint32(id)] = a
 		}
+		if cfg.RaftAddress != "" {
+			g.addresses[cfg.Local] = cfg.RaftAddress
+		}
 	}
 	for _, id := range local {
 		g.states[id] = starting
 	}
 	g.serving.Store(int32(len(local)))
-	all := make([]uint32, cfg.Replicas)
-	for i := range all {
-		all[i] = uint32(i)
-	}
 	scfg := supervisor.Config{
 		Replicas: map[uint32]replica.Config{},
 		Router: router.Config{
-			Replicas:  local,
-			Primary:   0,
-			Local:     cfg.Local,
-			Validator: kv.NewValidator(cfg.Storage.Limits, cfg.Storage.ColumnFamilies),
-			Timeout:   cfg.RequestTimeout,
-			Logger:    log,
+			Replicas:        local,
+			Primary:         0,
+			Local:           cfg.Local,
+			Validator:       kv.NewValidator(cfg.Storage.Limits, cfg.Storage.ColumnFamilies),
+			FixedMembership: cfg.InProcess,
+			Timeout:         cfg.RequestTimeout,
+			Logger:          log,
 		},
 		Primary:           0,
 		HandoverRetry:     cfg.Raft.ElectionTimeout(),
@@ -208,6 +223,8 @@ func Start(cfg Config) (*Group, error) {
 			ClusterID:    cfg.ClusterID,
 			Dir:          filepath.Join(cfg.BasePath, fmt.Sprintf("replica-%d", id)),
 			Members:      g.addresses,
+			Join:         cfg.JoinNode != 0,
+			Generation:   replica.GenerationOf(max(cfg.JoinNode, 1)),
 			Network:      g.network,
 			Storage:      cfg.Storage,
 			Raft:         cfg.Raft,
@@ -310,9 +327,16 @@ func (g *Group) onEvent(msg proto.Message) {
 		g.wasUp[m.GetReplicaId()] = true
 	case *messages.ReplicaDown:
 		id := m.GetReplicaId()
-		if g.states[id] == starting && !g.wasUp[id] {
-			select { // the first such failure; StartFailed's reader stops the group
-			case g.startFailed <- fmt.Errorf("replica %d could not start: %s", id, strings.TrimPrefix(m.GetReason(), fmt.Sprintf("replica %d: ", id))):
+		var end error
+		switch {
+		case m.GetRemoved():
+			end = removedError(m.GetReason())
+		case g.states[id] == starting && !g.wasUp[id]:
+			end = fmt.Errorf("replica %d could not start: %s", id, strings.TrimPrefix(m.GetReason(), fmt.Sprintf("replica %d: ", id)))
+		}
+		if end != nil {
+			select { // the first such end; Ended's reader stops the group
+			case g.ended <- end:
 			default:
 			}
 		}
@@ -343,13 +367,25 @@ func (g *Group) setState(id uint32, st replicaState) {
 	}
 }
 
-// StartFailed delivers the first failure of one of this process's replicas
-// to start since Start, before it ever served (its Raft address in use, its
-// directory locked by another process or holding another cluster's data, a
-// changed address, a storage error): the reason it gives. A process whose
-// purpose is to serve its replica (kvserver) exits on it; an embedding
-// program may keep serving through the others.
-func (g *Group) StartFailed() <-chan error { return g.startFailed }
+// Ended delivers the first end of one of this process's replicas that only
+// an operator can undo: it failed to start since Start, before it ever
+// served (its Raft address in use, its directory locked by another process
+// or holding another cluster's data, a changed address, a storage error:
+// the reason it gives), or it was removed from the group's membership
+// (ErrRemoved). A process whose purpose is to serve its replica (kvserver)
+// exits on it; an embedding program may keep serving through the others.
+func (g *Group) Ended() <-chan error { return g.ended }
+
+// ErrRemoved matches (errors.Is) what Ended delivers for a replica that
+// was removed from the group's membership.
+var ErrRemoved = errors.New("removed from the membership")
+
+// removedError is the end of a removed replica: its reason, matching
+// ErrRemoved.
+type removedError string
+
+func (e removedError) Error() string        { return string(e) }
+func (e removedError) Is(target error) bool { return target == ErrRemoved }
 
 // waitFor blocks until cond, checked after every group event, holds.
 func (g *Group) waitFor(ctx context.Context, what string, cond func() bool) error {
@@ -509,6 +545,44 @@ func (g *Group) StartReplica(ctx context.Context, id uint32, wipeRaftLog bool) e
 // WaitLeader and ask again if need be.
 func (g *Group) TransferLeader(ctx context.Context, id uint32) error {
 	return g.replicaCommand(ctx, &messages.TransferLeader{TargetId: id})
+}
+
+// Members reads the group's Raft membership (linearizably, through a
+// running replica of this process), by replica id.
+func (g *Group) Members(ctx context.Context) ([]*messages.Member, error) {
+	r, err := kv.Call[*messages.MemberListResponse](ctx, g.Client().Do, &messages.MemberListRequest{})
+	return r.GetMembers(), err
+}
+
+// AddMember adds replica id, whose process will listen for Raft at
+// address, to a cluster's membership (not an in-process group's:
+// INVALID_ARGUMENT); start that process to join (server's
+// deployment.join). Adding a member at the address it has changes nothing.
+func (g *Group) AddMember(ctx context.Context, id uint32, address string) (*messages.Member, error) {
+	r, err := kv.Call[*messages.MemberAddResponse](ctx, g.Client().Do, &messages.MemberAddRequest{ReplicaId: id, RaftAddress: address})
+	return r.GetMember(), err
+}
+
+// RemoveMember removes replica id from a cluster's membership; removing a
+// replica that is no member changes nothing.
+func (g *Group) RemoveMember(ctx context.Context, id uint32) error {
+	_, err := kv.Call[*messages.MemberRemoveResponse](ctx, g.Client().Do, &messages.MemberRemoveRequest{ReplicaId: id})
+	return err
+}
+
+// ReplaceMember replaces replica id's node (see Members) with a node of
+// the next generation at address, for a process to join on an empty
+// directory there.
+func (g *Group) ReplaceMember(ctx context.Context, id uint32, node uint64, address string) (*messages.Member, error) {
+	r, err := kv.Call[*messages.MemberReplaceResponse](ctx, g.Client().Do, &messages.MemberReplaceRequest{ReplicaId: id, NodeId: node, RaftAddress: address})
+	return r.GetMember(), err
+}
+
+// MoveLeader hands Raft leadership to replica id and returns once it leads,
+// with its term.
+func (g *Group) MoveLeader(ctx context.Context, id uint32) (uint64, error) {
+	r, err := kv.Call[*messages.MoveLeaderResponse](ctx, g.Client().Do, &messages.MoveLeaderRequest{ReplicaId: id})
+	return r.GetTerm(), err
 }
 
 func (g *Group) replicaCommand(ctx context.Context, msg proto.Message) error {

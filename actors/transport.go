@@ -27,7 +27,7 @@ var _ kv.Transport = transport{}
 // Send implements kv.Transport.
 func (t transport) Send(req proto.Message, deadline time.Time, done func(messages.Statused, error)) {
 	if t.serving.Load() == 0 {
-		if op := messages.OpOf(req); op == nil || op.Kind != messages.Admin {
+		if op := messages.OpOf(req); op == nil || op.Kind != messages.Admin { // status and fault injection still answer
 			done(nil, kv.ErrNoReplica) // nothing to wait for here: another process may serve
 			return
 		}

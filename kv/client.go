@@ -312,7 +312,9 @@ func (s *submission) try() {
 	s.send()
 }
 
-// send sends one attempt, bounded by the client's attempt time.
+// send sends one attempt, bounded by the client's attempt time — but for
+// a membership operation, which retries Raft rounds itself and may take
+// several: its attempt has the call's whole deadline.
 func (s *submission) send() {
 	left := time.Until(s.deadline)
 	if left <= 0 || s.cancelled() {
@@ -320,7 +322,10 @@ func (s *submission) send() {
 		return
 	}
 	s.sent++
-	s.c.transport.Send(s.req, time.Now().Add(min(left, s.c.attempt)), s.answered)
+	if op := messages.OpOf(s.req); op == nil || op.Kind != messages.Membership {
+		left = min(left, s.c.attempt)
+	}
+	s.c.transport.Send(s.req, time.Now().Add(left), s.answered)
 }
 
 // answered handles an attempt's outcome.

@@ -17,6 +17,12 @@ import (
 // does, from its session).
 type Requests func(ctx context.Context, req proto.Message) (messages.Statused, error)
 
+// Call sends req through do and returns its response as T (the
+// operation's response type), or the error its status holds.
+func Call[T messages.Statused](ctx context.Context, do Requests, req proto.Message) (T, error) {
+	return answer[T](do(ctx, req))
+}
+
 // answer is resp as the response type T, or err.
 func answer[T messages.Statused](resp messages.Statused, err error) (T, error) {
 	var zero T

@@ -362,8 +362,11 @@ type ReplicaDown struct {
 	ReplicaId uint32                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
 	// fail_stop is true when the replica stopped itself because its storage
 	// failed; such a replica is not restarted automatically.
-	FailStop      bool   `protobuf:"varint,2,opt,name=fail_stop,json=failStop,proto3" json:"fail_stop,omitempty"`
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	FailStop bool   `protobuf:"varint,2,opt,name=fail_stop,json=failStop,proto3" json:"fail_stop,omitempty"`
+	Reason   string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// removed: the replica stopped because it was removed from the group's
+	// membership (it will never serve again under its node id).
+	Removed       bool `protobuf:"varint,4,opt,name=removed,proto3" json:"removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -417,6 +420,13 @@ func (x *ReplicaDown) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *ReplicaDown) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
 }
 
 // StopReplica asks the supervisor to stop one replica (a crash, for tests
@@ -961,12 +971,13 @@ const file_actors_proto_rawDesc = "" +
 	"\anode_id\x18\x02 \x01(\x04R\x06nodeId\"0\n" +
 	"\x0fReplicaStarting\x12\x1d\n" +
 	"\n" +
-	"replica_id\x18\x01 \x01(\rR\treplicaId\"a\n" +
+	"replica_id\x18\x01 \x01(\rR\treplicaId\"{\n" +
 	"\vReplicaDown\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x1b\n" +
 	"\tfail_stop\x18\x02 \x01(\bR\bfailStop\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\",\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x18\n" +
+	"\aremoved\x18\x04 \x01(\bR\aremoved\",\n" +
 	"\vStopReplica\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\"Q\n" +

@@ -2402,6 +2402,585 @@ func (x *SetFaultInjectionResponse) GetStatus() *Status {
 	return nil
 }
 
+// Member is one member of the group's Raft membership.
+type Member struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ReplicaId uint32                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	// node_id names the member in the Raft membership:
+	// generation*65536 + replica_id + 1. Replacing a replica gives it the
+	// next generation's node id.
+	NodeId uint64 `protobuf:"varint,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// raft_address is where its process listens for Raft traffic.
+	RaftAddress string `protobuf:"bytes,3,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	// leader: it leads, as the replica that answered knows.
+	Leader        bool `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Member) Reset() {
+	*x = Member{}
+	mi := &file_kv_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Member) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Member) ProtoMessage() {}
+
+func (x *Member) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Member.ProtoReflect.Descriptor instead.
+func (*Member) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *Member) GetReplicaId() uint32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *Member) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *Member) GetRaftAddress() string {
+	if x != nil {
+		return x.RaftAddress
+	}
+	return ""
+}
+
+func (x *Member) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+// MemberListRequest asks for the membership (a linearizable read of it).
+type MemberListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberListRequest) Reset() {
+	*x = MemberListRequest{}
+	mi := &file_kv_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberListRequest) ProtoMessage() {}
+
+func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberListRequest.ProtoReflect.Descriptor instead.
+func (*MemberListRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{37}
+}
+
+type MemberListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	Members       []*Member              `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberListResponse) Reset() {
+	*x = MemberListResponse{}
+	mi := &file_kv_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberListResponse) ProtoMessage() {}
+
+func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberListResponse.ProtoReflect.Descriptor instead.
+func (*MemberListResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *MemberListResponse) GetStatus() *Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *MemberListResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+// MemberAddRequest adds replica_id, whose process will listen at
+// raft_address, to the membership; start that process with the join option
+// (it catches up from the leader). Adding a replica that is a member at
+// that address already succeeds and changes nothing.
+type MemberAddRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReplicaId     uint32                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	RaftAddress   string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberAddRequest) Reset() {
+	*x = MemberAddRequest{}
+	mi := &file_kv_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberAddRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberAddRequest) ProtoMessage() {}
+
+func (x *MemberAddRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberAddRequest.ProtoReflect.Descriptor instead.
+func (*MemberAddRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *MemberAddRequest) GetReplicaId() uint32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *MemberAddRequest) GetRaftAddress() string {
+	if x != nil {
+		return x.RaftAddress
+	}
+	return ""
+}
+
+type MemberAddResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	Member        *Member                `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberAddResponse) Reset() {
+	*x = MemberAddResponse{}
+	mi := &file_kv_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberAddResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberAddResponse) ProtoMessage() {}
+
+func (x *MemberAddResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberAddResponse.ProtoReflect.Descriptor instead.
+func (*MemberAddResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *MemberAddResponse) GetStatus() *Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *MemberAddResponse) GetMember() *Member {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+// MemberRemoveRequest removes replica_id from the membership; its process,
+// if it runs, stops serving and exits. Removing a replica that is not a
+// member succeeds and changes nothing.
+type MemberRemoveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReplicaId     uint32                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberRemoveRequest) Reset() {
+	*x = MemberRemoveRequest{}
+	mi := &file_kv_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberRemoveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberRemoveRequest) ProtoMessage() {}
+
+func (x *MemberRemoveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberRemoveRequest.ProtoReflect.Descriptor instead.
+func (*MemberRemoveRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *MemberRemoveRequest) GetReplicaId() uint32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+type MemberRemoveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberRemoveResponse) Reset() {
+	*x = MemberRemoveResponse{}
+	mi := &file_kv_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberRemoveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberRemoveResponse) ProtoMessage() {}
+
+func (x *MemberRemoveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberRemoveResponse.ProtoReflect.Descriptor instead.
+func (*MemberRemoveResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *MemberRemoveResponse) GetStatus() *Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+// MemberReplaceRequest replaces replica_id's node node_id (which lost its
+// data, or whose host is gone) with a node of the next generation at
+// raft_address: start a process with the join option on an empty directory
+// there, and it catches up from the leader. When node_id is no longer a
+// member and replica_id already has a newer node at raft_address, the
+// replacement happened (a retry) and succeeds without changing anything.
+type MemberReplaceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReplicaId     uint32                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	NodeId        uint64                 `protobuf:"varint,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	RaftAddress   string                 `protobuf:"bytes,3,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberReplaceRequest) Reset() {
+	*x = MemberReplaceRequest{}
+	mi := &file_kv_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberReplaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberReplaceRequest) ProtoMessage() {}
+
+func (x *MemberReplaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberReplaceRequest.ProtoReflect.Descriptor instead.
+func (*MemberReplaceRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *MemberReplaceRequest) GetReplicaId() uint32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *MemberReplaceRequest) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *MemberReplaceRequest) GetRaftAddress() string {
+	if x != nil {
+		return x.RaftAddress
+	}
+	return ""
+}
+
+type MemberReplaceResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// member is the replica's new node.
+	Member        *Member `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberReplaceResponse) Reset() {
+	*x = MemberReplaceResponse{}
+	mi := &file_kv_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberReplaceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberReplaceResponse) ProtoMessage() {}
+
+func (x *MemberReplaceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberReplaceResponse.ProtoReflect.Descriptor instead.
+func (*MemberReplaceResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *MemberReplaceResponse) GetStatus() *Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *MemberReplaceResponse) GetMember() *Member {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+// MoveLeaderRequest hands Raft leadership to replica_id, and is answered
+// once that replica leads (or the deadline passes: TIMEOUT).
+type MoveLeaderRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReplicaId     uint32                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveLeaderRequest) Reset() {
+	*x = MoveLeaderRequest{}
+	mi := &file_kv_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveLeaderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveLeaderRequest) ProtoMessage() {}
+
+func (x *MoveLeaderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveLeaderRequest.ProtoReflect.Descriptor instead.
+func (*MoveLeaderRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *MoveLeaderRequest) GetReplicaId() uint32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+type MoveLeaderResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveLeaderResponse) Reset() {
+	*x = MoveLeaderResponse{}
+	mi := &file_kv_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveLeaderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveLeaderResponse) ProtoMessage() {}
+
+func (x *MoveLeaderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveLeaderResponse.ProtoReflect.Descriptor instead.
+func (*MoveLeaderResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *MoveLeaderResponse) GetStatus() *Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *MoveLeaderResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
 // ColumnFamilyDigest is the SHA-256 of one column family's contents.
 type ColumnFamilyDigest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2414,7 +2993,7 @@ type ColumnFamilyDigest struct {
 
 func (x *ColumnFamilyDigest) Reset() {
 	*x = ColumnFamilyDigest{}
-	mi := &file_kv_proto_msgTypes[36]
+	mi := &file_kv_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2426,7 +3005,7 @@ func (x *ColumnFamilyDigest) String() string {
 func (*ColumnFamilyDigest) ProtoMessage() {}
 
 func (x *ColumnFamilyDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[36]
+	mi := &file_kv_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2439,7 +3018,7 @@ func (x *ColumnFamilyDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ColumnFamilyDigest.ProtoReflect.Descriptor instead.
 func (*ColumnFamilyDigest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{36}
+	return file_kv_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ColumnFamilyDigest) GetColumnFamily() string {
@@ -2494,7 +3073,7 @@ type ReplicaStatus struct {
 
 func (x *ReplicaStatus) Reset() {
 	*x = ReplicaStatus{}
-	mi := &file_kv_proto_msgTypes[37]
+	mi := &file_kv_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +3085,7 @@ func (x *ReplicaStatus) String() string {
 func (*ReplicaStatus) ProtoMessage() {}
 
 func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[37]
+	mi := &file_kv_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +3098,7 @@ func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatus.ProtoReflect.Descriptor instead.
 func (*ReplicaStatus) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{37}
+	return file_kv_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ReplicaStatus) GetReplicaId() uint32 {
@@ -2623,7 +3202,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_kv_proto_msgTypes[38]
+	mi := &file_kv_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2635,7 +3214,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[38]
+	mi := &file_kv_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2648,7 +3227,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{38}
+	return file_kv_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *StatusRequest) GetWithDigests() bool {
@@ -2674,7 +3253,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_kv_proto_msgTypes[39]
+	mi := &file_kv_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2686,7 +3265,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[39]
+	mi := &file_kv_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2699,7 +3278,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{39}
+	return file_kv_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *StatusResponse) GetStatus() *Status {
@@ -2891,7 +3470,43 @@ const file_kv_proto_rawDesc = "" +
 	"\x06faults\x18\x01 \x01(\v2\x1a.actorkv.v1.FaultInjectionR\x06faults\x12\x1a\n" +
 	"\breplicas\x18\x02 \x03(\rR\breplicas\"G\n" +
 	"\x19SetFaultInjectionResponse\x12*\n" +
-	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\"e\n" +
+	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\"{\n" +
+	"\x06Member\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\x04R\x06nodeId\x12!\n" +
+	"\fraft_address\x18\x03 \x01(\tR\vraftAddress\x12\x16\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader\"\x13\n" +
+	"\x11MemberListRequest\"n\n" +
+	"\x12MemberListResponse\x12*\n" +
+	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x12,\n" +
+	"\amembers\x18\x02 \x03(\v2\x12.actorkv.v1.MemberR\amembers\"T\n" +
+	"\x10MemberAddRequest\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x01 \x01(\rR\treplicaId\x12!\n" +
+	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\"k\n" +
+	"\x11MemberAddResponse\x12*\n" +
+	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x12*\n" +
+	"\x06member\x18\x02 \x01(\v2\x12.actorkv.v1.MemberR\x06member\"4\n" +
+	"\x13MemberRemoveRequest\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x01 \x01(\rR\treplicaId\"B\n" +
+	"\x14MemberRemoveResponse\x12*\n" +
+	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\"q\n" +
+	"\x14MemberReplaceRequest\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\x04R\x06nodeId\x12!\n" +
+	"\fraft_address\x18\x03 \x01(\tR\vraftAddress\"o\n" +
+	"\x15MemberReplaceResponse\x12*\n" +
+	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x12*\n" +
+	"\x06member\x18\x02 \x01(\v2\x12.actorkv.v1.MemberR\x06member\"2\n" +
+	"\x11MoveLeaderRequest\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x01 \x01(\rR\treplicaId\"T\n" +
+	"\x12MoveLeaderResponse\x12*\n" +
+	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\"e\n" +
 	"\x12ColumnFamilyDigest\x12#\n" +
 	"\rcolumn_family\x18\x01 \x01(\tR\fcolumnFamily\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\fR\x06sha256\x12\x12\n" +
@@ -2960,7 +3575,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_kv_proto_goTypes = []any{
 	(StatusCode)(0),                   // 0: actorkv.v1.StatusCode
 	(Consistency)(0),                  // 1: actorkv.v1.Consistency
@@ -3001,11 +3616,22 @@ var file_kv_proto_goTypes = []any{
 	(*SnapshotGetRangeResponse)(nil),  // 36: actorkv.v1.SnapshotGetRangeResponse
 	(*SetFaultInjectionRequest)(nil),  // 37: actorkv.v1.SetFaultInjectionRequest
 	(*SetFaultInjectionResponse)(nil), // 38: actorkv.v1.SetFaultInjectionResponse
-	(*ColumnFamilyDigest)(nil),        // 39: actorkv.v1.ColumnFamilyDigest
-	(*ReplicaStatus)(nil),             // 40: actorkv.v1.ReplicaStatus
-	(*StatusRequest)(nil),             // 41: actorkv.v1.StatusRequest
-	(*StatusResponse)(nil),            // 42: actorkv.v1.StatusResponse
-	(*durationpb.Duration)(nil),       // 43: google.protobuf.Duration
+	(*Member)(nil),                    // 39: actorkv.v1.Member
+	(*MemberListRequest)(nil),         // 40: actorkv.v1.MemberListRequest
+	(*MemberListResponse)(nil),        // 41: actorkv.v1.MemberListResponse
+	(*MemberAddRequest)(nil),          // 42: actorkv.v1.MemberAddRequest
+	(*MemberAddResponse)(nil),         // 43: actorkv.v1.MemberAddResponse
+	(*MemberRemoveRequest)(nil),       // 44: actorkv.v1.MemberRemoveRequest
+	(*MemberRemoveResponse)(nil),      // 45: actorkv.v1.MemberRemoveResponse
+	(*MemberReplaceRequest)(nil),      // 46: actorkv.v1.MemberReplaceRequest
+	(*MemberReplaceResponse)(nil),     // 47: actorkv.v1.MemberReplaceResponse
+	(*MoveLeaderRequest)(nil),         // 48: actorkv.v1.MoveLeaderRequest
+	(*MoveLeaderResponse)(nil),        // 49: actorkv.v1.MoveLeaderResponse
+	(*ColumnFamilyDigest)(nil),        // 50: actorkv.v1.ColumnFamilyDigest
+	(*ReplicaStatus)(nil),             // 51: actorkv.v1.ReplicaStatus
+	(*StatusRequest)(nil),             // 52: actorkv.v1.StatusRequest
+	(*StatusResponse)(nil),            // 53: actorkv.v1.StatusResponse
+	(*durationpb.Duration)(nil),       // 54: google.protobuf.Duration
 }
 var file_kv_proto_depIdxs = []int32{
 	0,  // 0: actorkv.v1.Status.code:type_name -> actorkv.v1.StatusCode
@@ -3022,7 +3648,7 @@ var file_kv_proto_depIdxs = []int32{
 	6,  // 11: actorkv.v1.AtomicCommit.write_conflict_ranges:type_name -> actorkv.v1.KeyRange
 	3,  // 12: actorkv.v1.CommandResult.status:type_name -> actorkv.v1.Status
 	13, // 13: actorkv.v1.CommandResult.batch:type_name -> actorkv.v1.CommandResult
-	43, // 14: actorkv.v1.FaultInjection.added_latency:type_name -> google.protobuf.Duration
+	54, // 14: actorkv.v1.FaultInjection.added_latency:type_name -> google.protobuf.Duration
 	1,  // 15: actorkv.v1.GetRequest.consistency:type_name -> actorkv.v1.Consistency
 	3,  // 16: actorkv.v1.GetResponse.status:type_name -> actorkv.v1.Status
 	4,  // 17: actorkv.v1.PutRequest.request_id:type_name -> actorkv.v1.RequestId
@@ -3046,14 +3672,22 @@ var file_kv_proto_depIdxs = []int32{
 	5,  // 35: actorkv.v1.SnapshotGetRangeResponse.kvs:type_name -> actorkv.v1.KeyValue
 	14, // 36: actorkv.v1.SetFaultInjectionRequest.faults:type_name -> actorkv.v1.FaultInjection
 	3,  // 37: actorkv.v1.SetFaultInjectionResponse.status:type_name -> actorkv.v1.Status
-	39, // 38: actorkv.v1.ReplicaStatus.digests:type_name -> actorkv.v1.ColumnFamilyDigest
-	3,  // 39: actorkv.v1.StatusResponse.status:type_name -> actorkv.v1.Status
-	40, // 40: actorkv.v1.StatusResponse.replicas:type_name -> actorkv.v1.ReplicaStatus
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	3,  // 38: actorkv.v1.MemberListResponse.status:type_name -> actorkv.v1.Status
+	39, // 39: actorkv.v1.MemberListResponse.members:type_name -> actorkv.v1.Member
+	3,  // 40: actorkv.v1.MemberAddResponse.status:type_name -> actorkv.v1.Status
+	39, // 41: actorkv.v1.MemberAddResponse.member:type_name -> actorkv.v1.Member
+	3,  // 42: actorkv.v1.MemberRemoveResponse.status:type_name -> actorkv.v1.Status
+	3,  // 43: actorkv.v1.MemberReplaceResponse.status:type_name -> actorkv.v1.Status
+	39, // 44: actorkv.v1.MemberReplaceResponse.member:type_name -> actorkv.v1.Member
+	3,  // 45: actorkv.v1.MoveLeaderResponse.status:type_name -> actorkv.v1.Status
+	50, // 46: actorkv.v1.ReplicaStatus.digests:type_name -> actorkv.v1.ColumnFamilyDigest
+	3,  // 47: actorkv.v1.StatusResponse.status:type_name -> actorkv.v1.Status
+	51, // 48: actorkv.v1.StatusResponse.replicas:type_name -> actorkv.v1.ReplicaStatus
+	49, // [49:49] is the sub-list for method output_type
+	49, // [49:49] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -3073,7 +3707,7 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   40,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -25,6 +25,9 @@ const (
 	// Admin is an operation on the replicas themselves (fault injection,
 	// status), not on the data; it is not a Batch call.
 	Admin
+	// Membership reads or changes the group's Raft membership (a replica
+	// serves it); it is not a Batch call.
+	Membership
 )
 
 // Op is one row of the operation table: an operation of the KV API, with
@@ -104,6 +107,11 @@ var ops = sync.OnceValue(func() []*Op {
 			func(v uint64) *OpenSessionResponse { return &OpenSessionResponse{ClientId: v} }),
 		row[*SetFaultInjectionRequest, *SetFaultInjectionResponse](Admin, "set_fault_injection", "SetFaultInjection"),
 		row[*StatusRequest, *StatusResponse](Admin, "status", "Status"),
+		row[*MemberListRequest, *MemberListResponse](Membership, "member_list", "MemberList"),
+		row[*MemberAddRequest, *MemberAddResponse](Membership, "member_add", "MemberAdd"),
+		row[*MemberRemoveRequest, *MemberRemoveResponse](Membership, "member_remove", "MemberRemove"),
+		row[*MemberReplaceRequest, *MemberReplaceResponse](Membership, "member_replace", "MemberReplace"),
+		row[*MoveLeaderRequest, *MoveLeaderResponse](Membership, "move_leader", "MoveLeader"),
 	}
 })
 
@@ -154,7 +162,7 @@ func (o *Op) Stale(req proto.Message) bool {
 }
 
 // InBatch reports whether a Batch call carries the operation.
-func (o *Op) InBatch() bool { return o.Kind != Admin }
+func (o *Op) InBatch() bool { return o.Kind != Admin && o.Kind != Membership }
 
 // requestIDField is the request_id field of a write's request; nil when the
 // operation carries none (reads, and OpenSession, which is not

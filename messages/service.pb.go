@@ -656,7 +656,7 @@ const file_service_proto_rawDesc = "" +
 	"\x05calls\x18\x01 \x03(\v2\x10.actorkv.v1.CallR\x05calls\"V\n" +
 	"\rBatchResponse\x12+\n" +
 	"\areplies\x18\x01 \x03(\v2\x11.actorkv.v1.ReplyR\areplies\x12\x18\n" +
-	"\aclosing\x18\x02 \x01(\bR\aclosing2\xa3\b\n" +
+	"\aclosing\x18\x02 \x01(\bR\aclosing2\xb0\v\n" +
 	"\x02KV\x126\n" +
 	"\x03Get\x12\x16.actorkv.v1.GetRequest\x1a\x17.actorkv.v1.GetResponse\x126\n" +
 	"\x03Put\x12\x16.actorkv.v1.PutRequest\x1a\x17.actorkv.v1.PutResponse\x12?\n" +
@@ -671,7 +671,14 @@ const file_service_proto_rawDesc = "" +
 	"\x10SnapshotGetRange\x12#.actorkv.v1.SnapshotGetRangeRequest\x1a$.actorkv.v1.SnapshotGetRangeResponse\x12`\n" +
 	"\x11SetFaultInjection\x12$.actorkv.v1.SetFaultInjectionRequest\x1a%.actorkv.v1.SetFaultInjectionResponse\x12?\n" +
 	"\x06Status\x12\x19.actorkv.v1.StatusRequest\x1a\x1a.actorkv.v1.StatusResponse\x12N\n" +
-	"\vOpenSession\x12\x1e.actorkv.v1.OpenSessionRequest\x1a\x1f.actorkv.v1.OpenSessionResponse\x12@\n" +
+	"\vOpenSession\x12\x1e.actorkv.v1.OpenSessionRequest\x1a\x1f.actorkv.v1.OpenSessionResponse\x12K\n" +
+	"\n" +
+	"MemberList\x12\x1d.actorkv.v1.MemberListRequest\x1a\x1e.actorkv.v1.MemberListResponse\x12H\n" +
+	"\tMemberAdd\x12\x1c.actorkv.v1.MemberAddRequest\x1a\x1d.actorkv.v1.MemberAddResponse\x12Q\n" +
+	"\fMemberRemove\x12\x1f.actorkv.v1.MemberRemoveRequest\x1a .actorkv.v1.MemberRemoveResponse\x12T\n" +
+	"\rMemberReplace\x12 .actorkv.v1.MemberReplaceRequest\x1a!.actorkv.v1.MemberReplaceResponse\x12K\n" +
+	"\n" +
+	"MoveLeader\x12\x1d.actorkv.v1.MoveLeaderRequest\x1a\x1e.actorkv.v1.MoveLeaderResponse\x12@\n" +
 	"\x05Batch\x12\x18.actorkv.v1.BatchRequest\x1a\x19.actorkv.v1.BatchResponse(\x010\x01B%Z#github.com/actorkv/actorkv/messagesb\x06proto3"
 
 var (
@@ -717,8 +724,18 @@ var file_service_proto_goTypes = []any{
 	(*OpenSessionResponse)(nil),       // 26: actorkv.v1.OpenSessionResponse
 	(*SetFaultInjectionRequest)(nil),  // 27: actorkv.v1.SetFaultInjectionRequest
 	(*StatusRequest)(nil),             // 28: actorkv.v1.StatusRequest
-	(*SetFaultInjectionResponse)(nil), // 29: actorkv.v1.SetFaultInjectionResponse
-	(*StatusResponse)(nil),            // 30: actorkv.v1.StatusResponse
+	(*MemberListRequest)(nil),         // 29: actorkv.v1.MemberListRequest
+	(*MemberAddRequest)(nil),          // 30: actorkv.v1.MemberAddRequest
+	(*MemberRemoveRequest)(nil),       // 31: actorkv.v1.MemberRemoveRequest
+	(*MemberReplaceRequest)(nil),      // 32: actorkv.v1.MemberReplaceRequest
+	(*MoveLeaderRequest)(nil),         // 33: actorkv.v1.MoveLeaderRequest
+	(*SetFaultInjectionResponse)(nil), // 34: actorkv.v1.SetFaultInjectionResponse
+	(*StatusResponse)(nil),            // 35: actorkv.v1.StatusResponse
+	(*MemberListResponse)(nil),        // 36: actorkv.v1.MemberListResponse
+	(*MemberAddResponse)(nil),         // 37: actorkv.v1.MemberAddResponse
+	(*MemberRemoveResponse)(nil),      // 38: actorkv.v1.MemberRemoveResponse
+	(*MemberReplaceResponse)(nil),     // 39: actorkv.v1.MemberReplaceResponse
+	(*MoveLeaderResponse)(nil),        // 40: actorkv.v1.MoveLeaderResponse
 }
 var file_service_proto_depIdxs = []int32{
 	4,  // 0: actorkv.v1.Call.get:type_name -> actorkv.v1.GetRequest
@@ -759,23 +776,33 @@ var file_service_proto_depIdxs = []int32{
 	27, // 35: actorkv.v1.KV.SetFaultInjection:input_type -> actorkv.v1.SetFaultInjectionRequest
 	28, // 36: actorkv.v1.KV.Status:input_type -> actorkv.v1.StatusRequest
 	14, // 37: actorkv.v1.KV.OpenSession:input_type -> actorkv.v1.OpenSessionRequest
-	2,  // 38: actorkv.v1.KV.Batch:input_type -> actorkv.v1.BatchRequest
-	16, // 39: actorkv.v1.KV.Get:output_type -> actorkv.v1.GetResponse
-	17, // 40: actorkv.v1.KV.Put:output_type -> actorkv.v1.PutResponse
-	18, // 41: actorkv.v1.KV.Delete:output_type -> actorkv.v1.DeleteResponse
-	19, // 42: actorkv.v1.KV.ClearRange:output_type -> actorkv.v1.ClearRangeResponse
-	20, // 43: actorkv.v1.KV.ListKeys:output_type -> actorkv.v1.ListKeysResponse
-	21, // 44: actorkv.v1.KV.GetRange:output_type -> actorkv.v1.GetRangeResponse
-	22, // 45: actorkv.v1.KV.AtomicCommit:output_type -> actorkv.v1.AtomicCommitResponse
-	23, // 46: actorkv.v1.KV.GetReadVersion:output_type -> actorkv.v1.GetReadVersionResponse
-	24, // 47: actorkv.v1.KV.SnapshotRead:output_type -> actorkv.v1.SnapshotReadResponse
-	25, // 48: actorkv.v1.KV.SnapshotGetRange:output_type -> actorkv.v1.SnapshotGetRangeResponse
-	29, // 49: actorkv.v1.KV.SetFaultInjection:output_type -> actorkv.v1.SetFaultInjectionResponse
-	30, // 50: actorkv.v1.KV.Status:output_type -> actorkv.v1.StatusResponse
-	26, // 51: actorkv.v1.KV.OpenSession:output_type -> actorkv.v1.OpenSessionResponse
-	3,  // 52: actorkv.v1.KV.Batch:output_type -> actorkv.v1.BatchResponse
-	39, // [39:53] is the sub-list for method output_type
-	25, // [25:39] is the sub-list for method input_type
+	29, // 38: actorkv.v1.KV.MemberList:input_type -> actorkv.v1.MemberListRequest
+	30, // 39: actorkv.v1.KV.MemberAdd:input_type -> actorkv.v1.MemberAddRequest
+	31, // 40: actorkv.v1.KV.MemberRemove:input_type -> actorkv.v1.MemberRemoveRequest
+	32, // 41: actorkv.v1.KV.MemberReplace:input_type -> actorkv.v1.MemberReplaceRequest
+	33, // 42: actorkv.v1.KV.MoveLeader:input_type -> actorkv.v1.MoveLeaderRequest
+	2,  // 43: actorkv.v1.KV.Batch:input_type -> actorkv.v1.BatchRequest
+	16, // 44: actorkv.v1.KV.Get:output_type -> actorkv.v1.GetResponse
+	17, // 45: actorkv.v1.KV.Put:output_type -> actorkv.v1.PutResponse
+	18, // 46: actorkv.v1.KV.Delete:output_type -> actorkv.v1.DeleteResponse
+	19, // 47: actorkv.v1.KV.ClearRange:output_type -> actorkv.v1.ClearRangeResponse
+	20, // 48: actorkv.v1.KV.ListKeys:output_type -> actorkv.v1.ListKeysResponse
+	21, // 49: actorkv.v1.KV.GetRange:output_type -> actorkv.v1.GetRangeResponse
+	22, // 50: actorkv.v1.KV.AtomicCommit:output_type -> actorkv.v1.AtomicCommitResponse
+	23, // 51: actorkv.v1.KV.GetReadVersion:output_type -> actorkv.v1.GetReadVersionResponse
+	24, // 52: actorkv.v1.KV.SnapshotRead:output_type -> actorkv.v1.SnapshotReadResponse
+	25, // 53: actorkv.v1.KV.SnapshotGetRange:output_type -> actorkv.v1.SnapshotGetRangeResponse
+	34, // 54: actorkv.v1.KV.SetFaultInjection:output_type -> actorkv.v1.SetFaultInjectionResponse
+	35, // 55: actorkv.v1.KV.Status:output_type -> actorkv.v1.StatusResponse
+	26, // 56: actorkv.v1.KV.OpenSession:output_type -> actorkv.v1.OpenSessionResponse
+	36, // 57: actorkv.v1.KV.MemberList:output_type -> actorkv.v1.MemberListResponse
+	37, // 58: actorkv.v1.KV.MemberAdd:output_type -> actorkv.v1.MemberAddResponse
+	38, // 59: actorkv.v1.KV.MemberRemove:output_type -> actorkv.v1.MemberRemoveResponse
+	39, // 60: actorkv.v1.KV.MemberReplace:output_type -> actorkv.v1.MemberReplaceResponse
+	40, // 61: actorkv.v1.KV.MoveLeader:output_type -> actorkv.v1.MoveLeaderResponse
+	3,  // 62: actorkv.v1.KV.Batch:output_type -> actorkv.v1.BatchResponse
+	44, // [44:63] is the sub-list for method output_type
+	25, // [25:44] is the sub-list for method input_type
 	25, // [25:25] is the sub-list for extension type_name
 	25, // [25:25] is the sub-list for extension extendee
 	0,  // [0:25] is the sub-list for field type_name

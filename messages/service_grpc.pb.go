@@ -34,6 +34,11 @@ const (
 	KV_SetFaultInjection_FullMethodName = "/actorkv.v1.KV/SetFaultInjection"
 	KV_Status_FullMethodName            = "/actorkv.v1.KV/Status"
 	KV_OpenSession_FullMethodName       = "/actorkv.v1.KV/OpenSession"
+	KV_MemberList_FullMethodName        = "/actorkv.v1.KV/MemberList"
+	KV_MemberAdd_FullMethodName         = "/actorkv.v1.KV/MemberAdd"
+	KV_MemberRemove_FullMethodName      = "/actorkv.v1.KV/MemberRemove"
+	KV_MemberReplace_FullMethodName     = "/actorkv.v1.KV/MemberReplace"
+	KV_MoveLeader_FullMethodName        = "/actorkv.v1.KV/MoveLeader"
 	KV_Batch_FullMethodName             = "/actorkv.v1.KV/Batch"
 )
 
@@ -41,7 +46,7 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// KV is every Database operation plus Status. Errors are gRPC statuses whose
+// KV is every Database operation plus Status and the membership. Errors are gRPC statuses whose
 // code is the one-to-one mapping of StatusCode (messages/grpc.go); the status
 // field of each response is left empty over gRPC.
 type KVClient interface {
@@ -58,6 +63,11 @@ type KVClient interface {
 	SetFaultInjection(ctx context.Context, in *SetFaultInjectionRequest, opts ...grpc.CallOption) (*SetFaultInjectionResponse, error)
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 	OpenSession(ctx context.Context, in *OpenSessionRequest, opts ...grpc.CallOption) (*OpenSessionResponse, error)
+	MemberList(ctx context.Context, in *MemberListRequest, opts ...grpc.CallOption) (*MemberListResponse, error)
+	MemberAdd(ctx context.Context, in *MemberAddRequest, opts ...grpc.CallOption) (*MemberAddResponse, error)
+	MemberRemove(ctx context.Context, in *MemberRemoveRequest, opts ...grpc.CallOption) (*MemberRemoveResponse, error)
+	MemberReplace(ctx context.Context, in *MemberReplaceRequest, opts ...grpc.CallOption) (*MemberReplaceResponse, error)
+	MoveLeader(ctx context.Context, in *MoveLeaderRequest, opts ...grpc.CallOption) (*MoveLeaderResponse, error)
 	// Batch carries many calls over one stream: each BatchRequest holds calls
 	// the client had ready, each BatchResponse the replies the server had
 	// ready, in any order, matched by id. It serves the same operations as the
@@ -203,6 +213,56 @@ func (c *kVClient) OpenSession(ctx context.Context, in *OpenSessionRequest, opts
 	return out, nil
 }
 
+func (c *kVClient) MemberList(ctx context.Context, in *MemberListRequest, opts ...grpc.CallOption) (*MemberListResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MemberListResponse)
+	err := c.cc.Invoke(ctx, KV_MemberList_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *kVClient) MemberAdd(ctx context.Context, in *MemberAddRequest, opts ...grpc.CallOption) (*MemberAddResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MemberAddResponse)
+	err := c.cc.Invoke(ctx, KV_MemberAdd_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *kVClient) MemberRemove(ctx context.Context, in *MemberRemoveRequest, opts ...grpc.CallOption) (*MemberRemoveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MemberRemoveResponse)
+	err := c.cc.Invoke(ctx, KV_MemberRemove_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *kVClient) MemberReplace(ctx context.Context, in *MemberReplaceRequest, opts ...grpc.CallOption) (*MemberReplaceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MemberReplaceResponse)
+	err := c.cc.Invoke(ctx, KV_MemberReplace_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *kVClient) MoveLeader(ctx context.Context, in *MoveLeaderRequest, opts ...grpc.CallOption) (*MoveLeaderResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MoveLeaderResponse)
+	err := c.cc.Invoke(ctx, KV_MoveLeader_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *kVClient) Batch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[BatchRequest, BatchResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[0], KV_Batch_FullMethodName, cOpts...)
@@ -220,7 +280,7 @@ type KV_BatchClient = grpc.BidiStreamingClient[BatchRequest, BatchResponse]
 // All implementations must embed UnimplementedKVServer
 // for forward compatibility.
 //
-// KV is every Database operation plus Status. Errors are gRPC statuses whose
+// KV is every Database operation plus Status and the membership. Errors are gRPC statuses whose
 // code is the one-to-one mapping of StatusCode (messages/grpc.go); the status
 // field of each response is left empty over gRPC.
 type KVServer interface {
@@ -237,6 +297,11 @@ type KVServer interface {
 	SetFaultInjection(context.Context, *SetFaultInjectionRequest) (*SetFaultInjectionResponse, error)
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	OpenSession(context.Context, *OpenSessionRequest) (*OpenSessionResponse, error)
+	MemberList(context.Context, *MemberListRequest) (*MemberListResponse, error)
+	MemberAdd(context.Context, *MemberAddRequest) (*MemberAddResponse, error)
+	MemberRemove(context.Context, *MemberRemoveRequest) (*MemberRemoveResponse, error)
+	MemberReplace(context.Context, *MemberReplaceRequest) (*MemberReplaceResponse, error)
+	MoveLeader(context.Context, *MoveLeaderRequest) (*MoveLeaderResponse, error)
 	// Batch carries many calls over one stream: each BatchRequest holds calls
 	// the client had ready, each BatchResponse the replies the server had
 	// ready, in any order, matched by id. It serves the same operations as the
@@ -290,6 +355,21 @@ func (UnimplementedKVServer) Status(context.Context, *StatusRequest) (*StatusRes
 }
 func (UnimplementedKVServer) OpenSession(context.Context, *OpenSessionRequest) (*OpenSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method OpenSession not implemented")
+}
+func (UnimplementedKVServer) MemberList(context.Context, *MemberListRequest) (*MemberListResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MemberList not implemented")
+}
+func (UnimplementedKVServer) MemberAdd(context.Context, *MemberAddRequest) (*MemberAddResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MemberAdd not implemented")
+}
+func (UnimplementedKVServer) MemberRemove(context.Context, *MemberRemoveRequest) (*MemberRemoveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MemberRemove not implemented")
+}
+func (UnimplementedKVServer) MemberReplace(context.Context, *MemberReplaceRequest) (*MemberReplaceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MemberReplace not implemented")
+}
+func (UnimplementedKVServer) MoveLeader(context.Context, *MoveLeaderRequest) (*MoveLeaderResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MoveLeader not implemented")
 }
 func (UnimplementedKVServer) Batch(grpc.BidiStreamingServer[BatchRequest, BatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method Batch not implemented")
@@ -549,6 +629,96 @@ func _KV_OpenSession_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KV_MemberList_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MemberListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KVServer).MemberList(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KV_MemberList_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KVServer).MemberList(ctx, req.(*MemberListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KV_MemberAdd_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MemberAddRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KVServer).MemberAdd(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KV_MemberAdd_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KVServer).MemberAdd(ctx, req.(*MemberAddRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KV_MemberRemove_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MemberRemoveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KVServer).MemberRemove(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KV_MemberRemove_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KVServer).MemberRemove(ctx, req.(*MemberRemoveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KV_MemberReplace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MemberReplaceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KVServer).MemberReplace(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KV_MemberReplace_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KVServer).MemberReplace(ctx, req.(*MemberReplaceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KV_MoveLeader_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MoveLeaderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KVServer).MoveLeader(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KV_MoveLeader_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KVServer).MoveLeader(ctx, req.(*MoveLeaderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _KV_Batch_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(KVServer).Batch(&grpc.GenericServerStream[BatchRequest, BatchResponse]{ServerStream: stream})
 }
@@ -614,6 +784,26 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "OpenSession",
 			Handler:    _KV_OpenSession_Handler,
+		},
+		{
+			MethodName: "MemberList",
+			Handler:    _KV_MemberList_Handler,
+		},
+		{
+			MethodName: "MemberAdd",
+			Handler:    _KV_MemberAdd_Handler,
+		},
+		{
+			MethodName: "MemberRemove",
+			Handler:    _KV_MemberRemove_Handler,
+		},
+		{
+			MethodName: "MemberReplace",
+			Handler:    _KV_MemberReplace_Handler,
+		},
+		{
+			MethodName: "MoveLeader",
+			Handler:    _KV_MoveLeader_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -48,6 +48,30 @@ type Deployment struct {
 	InProcess bool `toml:"in_process"`
 	// ClusterID is the Raft cluster id.
 	ClusterID uint64 `toml:"cluster_id"`
+	// RaftAddress is this process's Raft address (one replica per process)
+	// when replica_endpoints does not list it: a replica joining a running
+	// cluster (with Join, it wins over replica_endpoints, which a joining
+	// replica does not need).
+	RaftAddress string `toml:"raft_address"`
+	// Join lists gRPC endpoints of a running cluster's processes. This
+	// process's replica (instance_id), which was added to the cluster's
+	// membership first (kvctl member add or replace), joins it on its first
+	// start and catches up from the leader; replica_endpoints may then be
+	// empty. Once the replica has started, it restarts from its data and
+	// Join is not consulted.
+	Join []string `toml:"join"`
+}
+
+// OwnRaftAddress is the Raft address of this process's replica in a
+// cluster: raft_address, or replica_endpoints[instance_id].
+func (d Deployment) OwnRaftAddress() string {
+	if d.RaftAddress != "" {
+		return d.RaftAddress
+	}
+	if int(d.InstanceID) < len(d.ReplicaEndpoints) {
+		return d.ReplicaEndpoints[d.InstanceID]
+	}
+	return ""
 }
 
 // Database configures storage.
@@ -190,7 +214,8 @@ func (c Config) Validate() error {
 		return bad("deployment.mode", "%q is not \"standalone\" or \"replicated\"", d.Mode)
 	}
 	if d.Mode == ModeReplicated {
-		if len(d.ReplicaEndpoints) == 0 {
+		joining := len(d.Join) > 0
+		if len(d.ReplicaEndpoints) == 0 && !joining {
 			return bad("deployment.replica_endpoints", "is empty")
 		}
 		for i, e := range d.ReplicaEndpoints {
@@ -201,7 +226,31 @@ func (c Config) Validate() error {
 				return bad(fmt.Sprintf("deployment.replica_endpoints[%d]", i), "%q is listed twice", e)
 			}
 		}
-		if int(d.InstanceID) >= len(d.ReplicaEndpoints) {
+		if joining && d.InProcess {
+			return bad("deployment.join", "a replica joins a cluster of one replica per process (in_process = false)")
+		}
+		for i, e := range d.Join {
+			if _, _, err := net.SplitHostPort(e); err != nil {
+				return bad(fmt.Sprintf("deployment.join[%d]", i), "%q is not host:port", e)
+			}
+		}
+		if d.RaftAddress != "" {
+			if d.InProcess {
+				return bad("deployment.raft_address", "is the address of this process's replica in a cluster (in_process = false)")
+			}
+			if _, _, err := net.SplitHostPort(d.RaftAddress); err != nil {
+				return bad("deployment.raft_address", "%q is not host:port", d.RaftAddress)
+			}
+			if !joining && int(d.InstanceID) < len(d.ReplicaEndpoints) && d.ReplicaEndpoints[d.InstanceID] != d.RaftAddress {
+				return bad("deployment.raft_address", "%q is not replica_endpoints[%d] (%q)", d.RaftAddress, d.InstanceID, d.ReplicaEndpoints[d.InstanceID])
+			}
+		}
+		switch {
+		case d.InstanceID >= replica.MaxReplicas:
+			return bad("deployment.instance_id", "%d is not below %d", d.InstanceID, replica.MaxReplicas)
+		case !d.InProcess && d.OwnRaftAddress() == "":
+			return bad("deployment.instance_id", "%d is not an index of replica_endpoints (0..%d), and raft_address is not set", d.InstanceID, len(d.ReplicaEndpoints)-1)
+		case d.InProcess && int(d.InstanceID) >= len(d.ReplicaEndpoints):
 			return bad("deployment.instance_id", "%d is not an index of replica_endpoints (0..%d)", d.InstanceID, len(d.ReplicaEndpoints)-1)
 		}
 		if d.ClusterID == 0 {

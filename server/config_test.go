@@ -39,7 +39,8 @@ func configsEqual(a, b Config) bool {
 	return a.Deployment.Mode == b.Deployment.Mode &&
 		slices.Equal(a.Deployment.ReplicaEndpoints, b.Deployment.ReplicaEndpoints) &&
 		a.Deployment.InstanceID == b.Deployment.InstanceID && a.Deployment.InProcess == b.Deployment.InProcess &&
-		a.Deployment.ClusterID == b.Deployment.ClusterID &&
+		a.Deployment.ClusterID == b.Deployment.ClusterID && a.Deployment.RaftAddress == b.Deployment.RaftAddress &&
+		slices.Equal(a.Deployment.Join, b.Deployment.Join) &&
 		a.Database.BasePath == b.Database.BasePath && slices.Equal(a.Database.ColumnFamilies, b.Database.ColumnFamilies) &&
 		a.Database.RetentionWindow == b.Database.RetentionWindow && a.Database.SyncWrites == b.Database.SyncWrites &&
 		a.Database.BlockCacheMiB == b.Database.BlockCacheMiB && a.Database.WriteBufferMiB == b.Database.WriteBufferMiB && a.Database.MemtableMiB == b.Database.MemtableMiB &&
@@ -94,6 +95,8 @@ replica_endpoints = ["10.0.0.1:6001", "10.0.0.2:6001", "10.0.0.3:6001", "10.0.0.
 instance_id = 4
 in_process = false
 cluster_id = 9
+raft_address = "10.0.0.5:6001"
+join = ["10.0.0.1:7070", "10.0.0.2:7070"]
 
 [database]
 base_path = "/var/lib/actorkv"
@@ -135,12 +138,14 @@ session_ttl = "90s"
 [log]
 level = "debug"
 format = "json"
+raft_level = "warn"
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{
-		Deployment: Deployment{Mode: ModeReplicated, InstanceID: 4, InProcess: false, ClusterID: 9,
+		Deployment: Deployment{Mode: ModeReplicated, InstanceID: 4, InProcess: false, ClusterID: 9, RaftAddress: "10.0.0.5:6001",
+			Join:             []string{"10.0.0.1:7070", "10.0.0.2:7070"},
 			ReplicaEndpoints: []string{"10.0.0.1:6001", "10.0.0.2:6001", "10.0.0.3:6001", "10.0.0.4:6001", "10.0.0.5:6001"}},
 		Database: Database{BasePath: "/var/lib/actorkv", ColumnFamilies: []string{"default", "meta", "index"},
 			RetentionWindow: Duration{90 * time.Second}, SyncWrites: false, BlockCacheMiB: 64, WriteBufferMiB: 8, MemtableMiB: 24},
@@ -149,7 +154,7 @@ format = "json"
 			CompactionOverhead: 100, ProposalTimeout: 2 * time.Second, MaxProposalsInFlight: 2, MaxEntryWrites: 64, MaxEntryBytes: 65536},
 		Limits: kv.Limits{MaxKeySize: 100, MaxValueSize: 4096, MaxCommitOps: 10, MaxCommitBytes: 65536, MaxRangeLimit: 50, MaxRangeBytes: 1 << 20,
 			MaxSessions: 5000, SessionTTL: 90 * time.Second},
-		Log: Log{Level: "debug", Format: "json"},
+		Log: Log{Level: "debug", Format: "json", RaftLevel: "warn"},
 	}
 	if !configsEqual(cfg, want) {
 		t.Errorf("ParseConfig =\n%+v\nwant\n%+v", cfg, want)
@@ -173,6 +178,21 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"deployment.replica_endpoints[2]", func(c *Config) { c.Deployment.ReplicaEndpoints[2] = c.Deployment.ReplicaEndpoints[0] }},
 		{"deployment.instance_id", func(c *Config) { c.Deployment.InstanceID = 3 }},
 		{"deployment.cluster_id", func(c *Config) { c.Deployment.ClusterID = 0 }},
+		{"deployment.join", func(c *Config) { c.Deployment.Join = []string{"127.0.0.1:7070"} }}, // in_process
+		{"deployment.join[1]", func(c *Config) {
+			c.Deployment.InProcess, c.Deployment.RaftAddress = false, "127.0.0.1:6004"
+			c.Deployment.ReplicaEndpoints, c.Deployment.InstanceID, c.Deployment.Join = nil, 3, []string{"127.0.0.1:7070", "nowhere"}
+		}},
+		{"deployment.raft_address", func(c *Config) { c.Deployment.RaftAddress = "127.0.0.1:6004" }}, // in_process
+		{"deployment.raft_address", func(c *Config) { c.Deployment.InProcess, c.Deployment.RaftAddress = false, "127.0.0.1" }},
+		{"deployment.raft_address", func(c *Config) { c.Deployment.InProcess, c.Deployment.RaftAddress = false, "127.0.0.9:6001" }}, // not endpoints[0]
+		{"deployment.instance_id", func(c *Config) {
+			c.Deployment.InProcess, c.Deployment.ReplicaEndpoints, c.Deployment.Join = false, nil, []string{"127.0.0.1:7070"} // no raft_address
+		}},
+		{"deployment.instance_id", func(c *Config) {
+			c.Deployment.InProcess, c.Deployment.RaftAddress, c.Deployment.InstanceID = false, "127.0.0.1:6004", 1<<16
+		}},
+		{"log.raft_level", func(c *Config) { c.Log.RaftLevel = "chatty" }},
 		{"database.base_path", func(c *Config) { c.Database.BasePath = "" }},
 		{"database.column_families[1]", func(c *Config) { c.Database.ColumnFamilies = []string{"default", ""} }},
 		{"database.column_families[0]", func(c *Config) { c.Database.ColumnFamilies = []string{"__internal"} }},
@@ -235,6 +255,13 @@ func TestValidateAccepts(t *testing.T) {
 		{"extra column families", func(c *Config) { c.Database.ColumnFamilies = []string{"default", "meta", "_one_underscore"} }},
 		{"no column families", func(c *Config) { c.Database.ColumnFamilies = nil }},
 		{"any port", func(c *Config) { c.Server.Listen = "127.0.0.1:0" }},
+		{"a joining replica", func(c *Config) {
+			c.Deployment.InProcess, c.Deployment.ReplicaEndpoints, c.Deployment.InstanceID = false, nil, 3
+			c.Deployment.RaftAddress, c.Deployment.Join = "127.0.0.1:6004", []string{"127.0.0.1:7070", "127.0.0.1:7071"}
+		}},
+		{"raft_address as listed", func(c *Config) {
+			c.Deployment.InProcess, c.Deployment.RaftAddress = false, c.Deployment.ReplicaEndpoints[0]
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 
 	"github.com/actorkv/actorkv/actors"
+	"github.com/actorkv/actorkv/actors/replica"
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/storage"
@@ -48,12 +50,29 @@ func Open(cfg Config, log *slog.Logger) (*Backend, error) {
 	}
 	gc := actors.DefaultConfig(cfg.Database.BasePath)
 	gc.ClusterID = cfg.Deployment.ClusterID
-	gc.Replicas = len(cfg.Deployment.ReplicaEndpoints)
+	gc.Replicas = max(1, len(cfg.Deployment.ReplicaEndpoints))
 	gc.InProcess = cfg.Deployment.InProcess
+	gc.Local = cfg.Deployment.InstanceID
 	if !gc.InProcess {
 		gc.Addresses = cfg.Deployment.ReplicaEndpoints
+		gc.RaftAddress = cfg.Deployment.OwnRaftAddress()
+		if len(cfg.Deployment.Join) > 0 {
+			dir := filepath.Join(cfg.Database.BasePath, fmt.Sprintf("replica-%d", gc.Local))
+			started, err := replica.HasState(dir)
+			switch {
+			case err != nil:
+				return nil, err
+			case started: // it restarts as it first started
+				gc.JoinNode, err = joinedNode(dir, gc.Local)
+			default:
+				log.Info("joining the cluster", "replica", gc.Local, "raft_address", gc.RaftAddress, "via", cfg.Deployment.Join)
+				gc.JoinNode, err = joinNode(cfg.Deployment.Join, gc.Local, gc.RaftAddress)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
 	}
-	gc.Local = cfg.Deployment.InstanceID
 	gc.Storage = cfg.StorageConfig("")
 	gc.Raft = cfg.Raft
 	gc.Logger = log
@@ -78,13 +97,15 @@ func (b *Backend) Ready(ctx context.Context) error {
 	return b.Group.WaitReady(ctx)
 }
 
-// StartFailed delivers why a replica of this process could not start (nil
-// channel in standalone mode: the engine opens in Open or not at all).
-func (b *Backend) StartFailed() <-chan error {
+// Ended delivers why a replica of this process will not serve without an
+// operator: it could not start, or it was removed from the membership
+// (actors.ErrRemoved). A nil channel in standalone mode: the engine opens
+// in Open or not at all.
+func (b *Backend) Ended() <-chan error {
 	if b.Group == nil {
 		return nil
 	}
-	return b.Group.StartFailed()
+	return b.Group.Ended()
 }
 
 // Status describes the backend: every replica with its applied index (and

@@ -133,9 +133,10 @@ func (s *Server) HTTPAddr() string { return addrOf(s.httpLis) }
 // Backend is the database the server serves.
 func (s *Server) Backend() *Backend { return s.backend }
 
-// StartFailed delivers why a replica of this process could not start; the
-// process can only answer UNAVAILABLE for it from then on (kvserver exits).
-func (s *Server) StartFailed() <-chan error { return s.backend.StartFailed() }
+// Ended delivers why a replica of this process will not serve without an
+// operator (see Backend.Ended); the process can only answer UNAVAILABLE for
+// it from then on (kvserver exits).
+func (s *Server) Ended() <-chan error { return s.backend.Ended() }
 
 // Core is the service core the server's front ends call.
 func (s *Server) Core() *Core { return s.core }

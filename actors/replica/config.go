@@ -55,9 +55,17 @@ type Config struct {
 	// above the stored one: otherwise the replica refuses to start and
 	// deletes nothing.
 	WipeRaftLog bool
+	// Join starts a replica that has no state yet as a member added to a
+	// running cluster (kvctl member add or replace) rather than as one of
+	// its initial members: as node NodeID(ID, Generation), which must be
+	// the node the membership holds for it; it catches up from the leader.
+	// Once it started, the replica restarts as it first started, whatever
+	// Join says.
+	Join bool
 	// Generation is the generation the replica is rebuilt under, with
-	// WipeRaftLog; without it the replica runs under the generation stored
-	// in Dir/generation and this field is ignored.
+	// WipeRaftLog, or joins under, with Join; otherwise the replica runs
+	// under the generation stored in Dir/generation and this field is
+	// ignored.
 	Generation uint32
 	// Observer, if set, sees every applied batch (tests).
 	Observer executor.Observer

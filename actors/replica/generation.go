@@ -126,9 +126,27 @@ func syncDir(dir string) error {
 	return err
 }
 
-// prepareDisk decides the generation the replica starts under and, for a
-// rebuild (WipeRaftLog), clears its old state. It does disk I/O: the
-// replica runs it on its start goroutine.
+// joinedFile, in a replica's directory, marks a replica that joined a
+// running cluster (it was added to the membership) rather than being one
+// of its initial members: dragonboat must be told the same on every start.
+const joinedFile = "joined"
+
+// disk is what prepareDisk decided: the generation the replica starts
+// under, and whether it joins a running cluster (rather than being one of
+// its initial members).
+type disk struct {
+	generation uint32
+	join       bool
+}
+
+// prepareDisk decides the generation the replica starts under and whether
+// it joins, and for a rebuild (WipeRaftLog) clears its old state. It does
+// disk I/O: the replica runs it on its start goroutine.
+//
+// A replica that has Raft state starts as it did the first time: under
+// its stored generation, joining when it joined then (a later generation,
+// or the joined file). One that has none and is told to Join records the
+// generation it was added under and the joined file first.
 //
 // A rebuild deletes the data, then the Raft log, then records the new
 // generation, in that order because dragonboat panics on a Raft node with
@@ -139,28 +157,63 @@ func syncDir(dir string) error {
 // removed node that no leader replicates to and no member votes for, until
 // it is rebuilt again. Recording the generation first would leave a new,
 // log-less node beside old data.
-func prepareDisk(cfg Config) (uint32, error) {
+func prepareDisk(cfg Config) (disk, error) {
 	if err := checkIdentity(cfg); err != nil {
-		return 0, err
+		return disk{}, err
 	}
 	stored, err := ReadGeneration(cfg.Dir)
 	if err != nil {
-		return 0, fmt.Errorf("replica %d: %w", cfg.ID, err)
+		return disk{}, fmt.Errorf("replica %d: %w", cfg.ID, err)
+	}
+	joined, err := exists(filepath.Join(cfg.Dir, joinedFile))
+	if err != nil {
+		return disk{}, fmt.Errorf("replica %d: %w", cfg.ID, err)
 	}
 	if !cfg.WipeRaftLog {
-		return stored, nil
+		hasState, err := exists(cfg.raftDir())
+		if err != nil {
+			return disk{}, fmt.Errorf("replica %d: %w", cfg.ID, err)
+		}
+		if !cfg.Join || hasState || joined {
+			return disk{generation: stored, join: joined || stored > 0}, nil
+		}
+		if stored > cfg.Generation {
+			return disk{}, fmt.Errorf("replica %d: directory %s was generation %d, above the generation %d it is to join as", cfg.ID, cfg.Dir, stored, cfg.Generation)
+		}
+		if err := writeGeneration(cfg.Dir, cfg.Generation); err != nil {
+			return disk{}, fmt.Errorf("replica %d: %w", cfg.ID, err)
+		}
+		if err := writeFileSync(cfg.Dir, joinedFile, "joined a running cluster\n"); err != nil {
+			return disk{}, fmt.Errorf("replica %d: record the join: %w", cfg.ID, err)
+		}
+		return disk{generation: cfg.Generation, join: true}, nil
 	}
 	if cfg.Generation <= stored {
-		return 0, fmt.Errorf("replica %d: rebuilding needs a generation above the stored %d, got %d (nothing was deleted)", cfg.ID, stored, cfg.Generation)
+		return disk{}, fmt.Errorf("replica %d: rebuilding needs a generation above the stored %d, got %d (nothing was deleted)", cfg.ID, stored, cfg.Generation)
 	}
 	if err := os.RemoveAll(cfg.dataDir()); err != nil {
-		return 0, fmt.Errorf("replica %d: wipe data with the raft log: %w", cfg.ID, err)
+		return disk{}, fmt.Errorf("replica %d: wipe data with the raft log: %w", cfg.ID, err)
 	}
 	if err := os.RemoveAll(cfg.raftDir()); err != nil {
-		return 0, fmt.Errorf("replica %d: wipe raft log: %w", cfg.ID, err)
+		return disk{}, fmt.Errorf("replica %d: wipe raft log: %w", cfg.ID, err)
 	}
 	if err := writeGeneration(cfg.Dir, cfg.Generation); err != nil {
-		return 0, fmt.Errorf("replica %d: %w", cfg.ID, err)
+		return disk{}, fmt.Errorf("replica %d: %w", cfg.ID, err)
 	}
-	return cfg.Generation, nil
+	return disk{generation: cfg.Generation, join: true}, nil
+}
+
+// HasState reports whether replica directory dir holds a replica that
+// started there before (it has a Raft directory).
+func HasState(dir string) (bool, error) { return exists(Config{Dir: dir}.raftDir()) }
+
+func exists(path string) (bool, error) {
+	_, err := os.Stat(path)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	return false, err
 }

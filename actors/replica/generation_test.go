@@ -78,13 +78,13 @@ func TestPrepareDisk(t *testing.T) {
 	}
 	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
 	fill()
-	if g, err := prepareDisk(cfg); err != nil || g != 0 {
-		t.Fatalf("plain start: generation %d, %v", g, err)
+	if d, err := prepareDisk(cfg); err != nil || d != (disk{}) {
+		t.Fatalf("plain start: %+v, %v", d, err)
 	}
 	rebuild := cfg
 	rebuild.WipeRaftLog, rebuild.Generation = true, 1
-	if g, err := prepareDisk(rebuild); err != nil || g != 1 {
-		t.Fatalf("rebuild as generation 1: %d, %v", g, err)
+	if d, err := prepareDisk(rebuild); err != nil || d != (disk{generation: 1, join: true}) {
+		t.Fatalf("rebuild as generation 1: %+v, %v", d, err)
 	}
 	if exists(marker(cfg.dataDir())) || exists(marker(cfg.raftDir())) {
 		t.Fatal("the rebuild left the old data or Raft log")
@@ -100,7 +100,36 @@ func TestPrepareDisk(t *testing.T) {
 			t.Fatalf("the refused rebuild as generation %d deleted something", g)
 		}
 	}
-	if g, err := prepareDisk(cfg); err != nil || g != 1 {
-		t.Fatalf("plain start after the rebuild: generation %d, %v; want 1", g, err)
+	if d, err := prepareDisk(cfg); err != nil || d != (disk{generation: 1, join: true}) {
+		t.Fatalf("plain start after the rebuild: %+v, %v; want generation 1, joining", d, err)
+	}
+}
+
+// TestPrepareDiskJoin: a replica told to join records its generation and
+// that it joined on its first start, and restarts so whatever it is told;
+// one that started as an initial member stays one.
+func TestPrepareDiskJoin(t *testing.T) {
+	cfg := Config{ID: 3, ClusterID: 1, Dir: t.TempDir(), Join: true, Generation: 2}
+	if d, err := prepareDisk(cfg); err != nil || d != (disk{generation: 2, join: true}) {
+		t.Fatalf("first start of a joining replica: %+v, %v", d, err)
+	}
+	if err := os.MkdirAll(cfg.raftDir(), 0o755); err != nil { // it started
+		t.Fatal(err)
+	}
+	again := cfg
+	again.Join, again.Generation = false, 0
+	if d, err := prepareDisk(again); err != nil || d != (disk{generation: 2, join: true}) {
+		t.Fatalf("restart without the join setting: %+v, %v; want it to join as before", d, err)
+	}
+	initial := Config{ID: 0, ClusterID: 1, Dir: t.TempDir()}
+	if d, err := prepareDisk(initial); err != nil || d != (disk{}) {
+		t.Fatalf("first start of an initial member: %+v, %v", d, err)
+	}
+	if err := os.MkdirAll(initial.raftDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	initial.Join, initial.Generation = true, 1
+	if d, err := prepareDisk(initial); err != nil || d != (disk{}) {
+		t.Fatalf("restart of an initial member told to join: %+v, %v; want it to start as before", d, err)
 	}
 }

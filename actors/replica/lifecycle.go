@@ -2,6 +2,7 @@ package replica
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -80,7 +81,7 @@ func (r *replicaActor) onStarted(ctx actor.Context) {
 // failure.
 func (st *start) run(cfg Config, root *actor.RootContext, self *actor.PID) (startParts, error) {
 	var p startParts
-	generation, err := prepareDisk(cfg)
+	d, err := prepareDisk(cfg)
 	if err != nil {
 		return p, err
 	}
@@ -97,7 +98,7 @@ func (st *start) run(cfg Config, root *actor.RootContext, self *actor.PID) (star
 	case <-st.cancelC:
 		return p, errStartCancelled
 	}
-	if p.node, err = startNode(cfg, generation, p.engine, root, self, exec); err != nil {
+	if p.node, err = startNode(cfg, d, p.engine, root, self, exec); err != nil {
 		return p, err
 	}
 	return p, recordIdentity(cfg)
@@ -134,6 +135,19 @@ func (r *replicaActor) fail(ctx actor.Context, err error) {
 	ctx.Stop(ctx.Self())
 }
 
+// onNodeUnloaded stops a running replica whose Raft node dragonboat
+// unloaded: it applied its own removal from the membership, and will never
+// serve again under its node id.
+func (r *replicaActor) onNodeUnloaded(ctx actor.Context) {
+	if r.state != running {
+		return // the replica stops it itself
+	}
+	r.removed = true
+	r.failure = fmt.Sprintf("replica %d (node %d) was removed from the membership", r.cfg.ID, r.node.nodeID)
+	r.log.Warn("replica removed from the membership; stopping", "node", r.node.nodeID)
+	ctx.Stop(ctx.Self())
+}
+
 // onApplyFailed fail-stops the replica: its storage failed to apply a
 // committed batch, which must never be skipped or retried silently. The
 // panic goes to the group's supervisor, whose strategy stops the replica.
@@ -152,7 +166,7 @@ func (r *replicaActor) onStopping(ctx actor.Context) {
 	}
 	r.state = stopping
 	r.failWrites(ctx, errNotRunning) // gathered, never proposed
-	parent, root, id, reason := ctx.Parent(), ctx.ActorSystem().Root, r.cfg.ID, r.failure
+	parent, root, id, reason, removed := ctx.Parent(), ctx.ActorSystem().Root, r.cfg.ID, r.failure, r.removed
 	if r.node != nil {
 		r.node.halt()
 	}
@@ -176,7 +190,7 @@ func (r *replicaActor) onStopping(ctx actor.Context) {
 			}
 		}
 		if parent != nil {
-			root.Send(parent, &messages.ReplicaDown{ReplicaId: id, FailStop: reason != "", Reason: reason})
+			root.Send(parent, &messages.ReplicaDown{ReplicaId: id, FailStop: reason != "" && !removed, Reason: reason, Removed: removed})
 		}
 	}()
 }

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +10,9 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/lni/dragonboat/v3"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/actorkv/actorkv/actors/raftnet"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -50,7 +53,7 @@ func (r *replicaActor) onReplaceMember(ctx actor.Context, msg *messages.ReplaceM
 	r.replacing[id] = true
 	r.log.Info("replacing a member", "member", id, "address", address)
 	n.goOp(func() {
-		removed, added, err := n.replaceMember(id, address, budget)
+		removed, added, err := n.replaceMember(id, 0, address, budget)
 		if err != nil {
 			r.log.Warn("replacing a member failed", "member", id, "err", err)
 		} else {
@@ -63,12 +66,15 @@ func (r *replicaActor) onReplaceMember(ctx actor.Context, msg *messages.ReplaceM
 	})
 }
 
-// replaceMember does the work of *messages.ReplaceMember: it replaces the
-// node replica id is a member as with id's node of the generation after the
-// highest it ever had (current or removed: dragonboat never takes a removed
-// node id back) at address, and returns the node deleted (0 if none was a
-// member) and the node added. It blocks until done or until budget has
-// passed, so it runs through goOp.
+// replaceMember does the work of *messages.ReplaceMember and
+// MemberReplaceRequest: it replaces the node replica id is a member as —
+// old, or whichever it is when old is 0 — with id's node of the generation
+// after the highest it ever had (current or removed: dragonboat never takes
+// a removed node id back) at address, and returns the node deleted (0 if
+// none was a member) and the node added. When old is no longer a member and
+// id already has a newer node at address, an earlier call did the
+// replacement: it returns that node. It blocks until done or until budget
+// has passed, so it runs through goOp.
 //
 // Each step starts from a linearizable read of the membership, and a step
 // whose outcome is unknown (a timeout, a request dropped in an election)
@@ -77,7 +83,7 @@ func (r *replicaActor) onReplaceMember(ctx actor.Context, msg *messages.ReplaceM
 // decided on (its config change id), so a change that raced it makes it
 // fail rather than act on a stale view; and dragonboat rejects a second
 // node at the same address, so a replica never ends up with two nodes.
-func (n *node) replaceMember(id uint32, address string, budget time.Duration) (removed, added uint64, err error) {
+func (n *node) replaceMember(id uint32, old uint64, address string, budget time.Duration) (removed, added uint64, err error) {
 	deadline := time.Now().Add(budget)
 	// One attempt: long enough for a round through an election, short
 	// enough to try again within the budget.
@@ -115,6 +121,13 @@ func (n *node) replaceMember(id uint32, address string, budget time.Duration) (r
 		current, next := replicaNodes(m, id)
 		if tried != 0 && slices.Contains(current, tried) {
 			return removed, tried, nil
+		}
+		if old != 0 && removed == 0 && !slices.Contains(current, old) {
+			if len(current) > 0 && current[0] > old && m.Nodes[current[0]] == address {
+				return 0, current[0], nil // replaced already (this is a retry)
+			}
+			return 0, 0, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,
+				"node %d is not a member: replica %d's nodes are %v (see the member list)", old, id, current)
 		}
 		if len(current) > 0 {
 			node := current[0]
@@ -236,4 +249,239 @@ func (n *node) memberNodeID(id uint32) (uint64, bool) {
 		}
 	}
 	return found, found != 0
+}
+
+// The membership operations of the KV API (MemberList, MemberAdd,
+// MemberRemove, MemberReplace, MoveLeader). Each runs on a goroutine the
+// node owns, within membershipBudget, and answers the requester directly.
+
+// membershipBudget bounds one membership operation: three Raft rounds at
+// least, through an election or two.
+func (r *replicaActor) membershipBudget() time.Duration { return 3 * r.cfg.Raft.ProposalTimeout }
+
+// onMembership answers req, a membership request, with the response do
+// builds on an owned goroutine.
+func (r *replicaActor) onMembership(ctx actor.Context, op *messages.Op, req proto.Message) {
+	if r.state != running {
+		ctx.Respond(op.Response(errNotRunning))
+		return
+	}
+	if err := validateMembership(req); err != nil {
+		ctx.Respond(op.Response(err))
+		return
+	}
+	n, reply, root, budget := r.node, ctx.Sender(), ctx.ActorSystem().Root, r.membershipBudget()
+	n.goOp(func() {
+		resp := n.membership(op, req, budget)
+		if err := resp.GetStatus().Err(); err != nil {
+			r.log.Warn("membership request failed", "op", op.Name, "err", err)
+		} else if op.Name != "member_list" {
+			r.log.Info("membership request done", "op", op.Name, "request", req)
+		}
+		if reply != nil {
+			root.Send(reply, resp)
+		}
+	})
+}
+
+// validateMembership checks a membership request's fields.
+func validateMembership(req proto.Message) error {
+	bad := func(format string, args ...any) error {
+		return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, format, args...)
+	}
+	id := func(id uint32) error {
+		if id >= MaxReplicas {
+			return bad("replica id %d is not below %d", id, MaxReplicas)
+		}
+		return nil
+	}
+	address := func(a string) error {
+		if len(a) > maxAddressLen || !(raftnet.Factory{}).Validate(a) {
+			return bad("raft address %q is not host:port (at most %d bytes)", a, maxAddressLen)
+		}
+		return nil
+	}
+	switch m := req.(type) {
+	case *messages.MemberAddRequest:
+		return errors.Join(id(m.GetReplicaId()), address(m.GetRaftAddress()))
+	case *messages.MemberRemoveRequest:
+		return id(m.GetReplicaId())
+	case *messages.MoveLeaderRequest:
+		return id(m.GetReplicaId())
+	case *messages.MemberReplaceRequest:
+		if err := errors.Join(id(m.GetReplicaId()), address(m.GetRaftAddress())); err != nil {
+			return err
+		}
+		if m.GetNodeId() == 0 || ReplicaID(m.GetNodeId()) != m.GetReplicaId() {
+			return bad("node %d is not a node of replica %d (see the member list)", m.GetNodeId(), m.GetReplicaId())
+		}
+	}
+	return nil
+}
+
+// maxAddressLen bounds a Raft address.
+const maxAddressLen = 256
+
+// membership does the work of a membership request and returns its
+// response.
+func (n *node) membership(op *messages.Op, req proto.Message, budget time.Duration) messages.Statused {
+	switch m := req.(type) {
+	case *messages.MemberListRequest:
+		ms, err := n.memberList(budget)
+		return &messages.MemberListResponse{Status: messages.StatusOf(err), Members: ms}
+	case *messages.MemberAddRequest:
+		member, err := n.addMember(m.GetReplicaId(), m.GetRaftAddress(), budget)
+		return &messages.MemberAddResponse{Status: messages.StatusOf(err), Member: member}
+	case *messages.MemberRemoveRequest:
+		return &messages.MemberRemoveResponse{Status: messages.StatusOf(n.removeMember(m.GetReplicaId(), budget))}
+	case *messages.MemberReplaceRequest:
+		_, added, err := n.replaceMember(m.GetReplicaId(), m.GetNodeId(), m.GetRaftAddress(), budget)
+		if err != nil {
+			return &messages.MemberReplaceResponse{Status: messages.StatusOf(err)}
+		}
+		return &messages.MemberReplaceResponse{Status: messages.StatusOf(nil),
+			Member: &messages.Member{ReplicaId: m.GetReplicaId(), NodeId: added, RaftAddress: m.GetRaftAddress()}}
+	case *messages.MoveLeaderRequest:
+		term, err := n.moveLeader(m.GetReplicaId(), budget)
+		return &messages.MoveLeaderResponse{Status: messages.StatusOf(err), Term: term}
+	}
+	return op.Response(messages.Errorf(messages.StatusCode_INTERNAL, "%s is no membership request", op.Name))
+}
+
+// retrying runs f until it succeeds, fails for good, or budget passes; a
+// transient failure is tried again after a heartbeat. Each attempt gets
+// at most a proposal timeout (or ten election timeouts, if shorter).
+func (n *node) retrying(what string, budget time.Duration, f func(ctx context.Context) (done bool, err error)) error {
+	deadline := time.Now().Add(budget)
+	attempt := min(n.cfg.Raft.ProposalTimeout, 10*n.cfg.Raft.ElectionTimeout())
+	var last error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), min(attempt, time.Until(deadline)))
+		done, err := f(ctx)
+		cancel()
+		switch {
+		case err == nil && done:
+			return nil
+		case err != nil && !transient(err):
+			return membershipError(what, err)
+		case err != nil:
+			last = membershipError(what, err)
+		}
+		if !n.sleep(min(n.cfg.Raft.HeartbeatInterval(), time.Until(deadline))) {
+			return messages.Errorf(messages.StatusCode_UNAVAILABLE, "%s: the replica stopped", what)
+		}
+	}
+	if last == nil {
+		last = messages.Errorf(messages.StatusCode_TIMEOUT, "%s: not done within %v", what, budget)
+	}
+	return last
+}
+
+// readMembership reads the membership linearizably, within budget.
+func (n *node) readMembership(budget time.Duration) (*dragonboat.Membership, error) {
+	var m *dragonboat.Membership
+	err := n.retrying("read the membership", budget, func(ctx context.Context) (bool, error) {
+		var err error
+		m, err = n.nh.SyncGetClusterMembership(ctx, n.cfg.ClusterID)
+		return err == nil, err
+	})
+	return m, err
+}
+
+// memberList returns the voting members, by replica id.
+func (n *node) memberList(budget time.Duration) ([]*messages.Member, error) {
+	m, err := n.readMembership(budget)
+	if err != nil {
+		return nil, err
+	}
+	leader, ok, _ := n.nh.GetLeaderID(n.cfg.ClusterID)
+	ms := make([]*messages.Member, 0, len(m.Nodes))
+	for node, addr := range m.Nodes {
+		ms = append(ms, &messages.Member{ReplicaId: ReplicaID(node), NodeId: node, RaftAddress: addr, Leader: ok && leader == node})
+	}
+	slices.SortFunc(ms, func(a, b *messages.Member) int { return cmp.Compare(a.GetReplicaId(), b.GetReplicaId()) })
+	return ms, nil
+}
+
+// addMember adds replica id at address, as the node of its next
+// generation; a replica that is a member at that address already is
+// answered as it is.
+func (n *node) addMember(id uint32, address string, budget time.Duration) (*messages.Member, error) {
+	var member *messages.Member
+	err := n.retrying(fmt.Sprintf("add replica %d at %s", id, address), budget, func(ctx context.Context) (bool, error) {
+		m, err := n.nh.SyncGetClusterMembership(ctx, n.cfg.ClusterID)
+		if err != nil {
+			return false, err
+		}
+		current, next := replicaNodes(m, id)
+		if len(current) > 0 {
+			if a := m.Nodes[current[0]]; a == address {
+				member = &messages.Member{ReplicaId: id, NodeId: current[0], RaftAddress: a}
+				return true, nil
+			}
+			return false, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,
+				"replica %d is a member already, as node %d at %s: replace it to give it another address", id, current[0], m.Nodes[current[0]])
+		}
+		for node, a := range m.Nodes {
+			if a == address {
+				return false, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "raft address %s is replica %d's (node %d)", address, ReplicaID(node), node)
+			}
+		}
+		if err := n.nh.SyncRequestAddNode(ctx, n.cfg.ClusterID, NodeID(id, next), address, m.ConfigChangeID); err != nil {
+			return false, err
+		}
+		member = &messages.Member{ReplicaId: id, NodeId: NodeID(id, next), RaftAddress: address}
+		return true, nil
+	})
+	return member, err
+}
+
+// removeMember removes replica id's node; nothing to do when it is no
+// member.
+func (n *node) removeMember(id uint32, budget time.Duration) error {
+	return n.retrying(fmt.Sprintf("remove replica %d", id), budget, func(ctx context.Context) (bool, error) {
+		m, err := n.nh.SyncGetClusterMembership(ctx, n.cfg.ClusterID)
+		if err != nil {
+			return false, err
+		}
+		current, _ := replicaNodes(m, id)
+		if len(current) == 0 {
+			return true, nil
+		}
+		if len(m.Nodes) == 1 {
+			return false, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "replica %d is the last member", id)
+		}
+		if err := n.nh.SyncRequestDeleteNode(ctx, n.cfg.ClusterID, current[0], m.ConfigChangeID); err != nil {
+			return false, err
+		}
+		return len(current) == 1, nil // read again if it had another node
+	})
+}
+
+// moveLeader asks Raft to hand leadership to replica id, again every two
+// election timeouts, until it leads; it returns the term it leads at.
+func (n *node) moveLeader(id uint32, budget time.Duration) (uint64, error) {
+	deadline := time.Now().Add(budget)
+	var asked time.Time
+	for {
+		if l := n.leaderInfo.Load(); l != nil && l.LeaderID != 0 && ReplicaID(l.LeaderID) == id {
+			return l.Term, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, messages.Errorf(messages.StatusCode_TIMEOUT, "replica %d did not take the lead within %v", id, budget)
+		}
+		if time.Since(asked) > 2*n.cfg.Raft.ElectionTimeout() {
+			target, ok := n.memberNodeID(id)
+			if !ok {
+				return 0, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "replica %d is not a member", id)
+			}
+			if err := n.nh.RequestLeaderTransfer(n.cfg.ClusterID, target); err != nil && !transient(err) {
+				return 0, raftError("leader transfer", err)
+			}
+			asked = time.Now()
+		}
+		if !n.sleep(n.cfg.Raft.HeartbeatInterval()) {
+			return 0, messages.Errorf(messages.StatusCode_UNAVAILABLE, "move leader: the replica stopped")
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/lni/dragonboat/v3"
@@ -32,6 +33,8 @@ type node struct {
 	rounds *fifoWaiter    // ReadIndex rounds, handed to reads when ready
 	reads  *workerPool    // executes reads
 	ops    sync.WaitGroup // blocking Raft operations (membership changes) in flight; close waits
+
+	leaderInfo *atomic.Pointer[raftio.LeaderInfo] // the latest leader this node saw (its listener's)
 }
 
 // listener bridges dragonboat's Raft events into actor messages to the
@@ -40,9 +43,11 @@ type listener struct {
 	root    *actor.RootContext
 	replica uint32
 	pid     *actor.PID
+	latest  *atomic.Pointer[raftio.LeaderInfo]
 }
 
 func (l *listener) LeaderUpdated(info raftio.LeaderInfo) {
+	l.latest.Store(&info)
 	l.root.Send(l.pid, &messages.LeaderChanged{
 		ReplicaId: l.replica,
 		LeaderId:  ReplicaID(max(info.LeaderID, 1)),
@@ -51,24 +56,60 @@ func (l *listener) LeaderUpdated(info raftio.LeaderInfo) {
 	})
 }
 
+// nodeUnloaded is the system listener's note that dragonboat unloaded the
+// replica's Raft node: the replica stopped it, or the node applied its own
+// removal from the membership.
+type nodeUnloaded struct{}
+
+// systemListener passes dragonboat's NodeUnloaded to the replica; it never
+// blocks dragonboat.
+type systemListener struct {
+	root      *actor.RootContext
+	pid       *actor.PID
+	clusterID uint64
+}
+
+func (l *systemListener) NodeUnloaded(info raftio.NodeInfo) {
+	if info.ClusterID == l.clusterID {
+		l.root.Send(l.pid, &nodeUnloaded{})
+	}
+}
+func (*systemListener) NodeHostShuttingDown()                       {}
+func (*systemListener) NodeReady(raftio.NodeInfo)                   {}
+func (*systemListener) MembershipChanged(raftio.NodeInfo)           {}
+func (*systemListener) ConnectionEstablished(raftio.ConnectionInfo) {}
+func (*systemListener) ConnectionFailed(raftio.ConnectionInfo)      {}
+func (*systemListener) SendSnapshotStarted(raftio.SnapshotInfo)     {}
+func (*systemListener) SendSnapshotCompleted(raftio.SnapshotInfo)   {}
+func (*systemListener) SendSnapshotAborted(raftio.SnapshotInfo)     {}
+func (*systemListener) SnapshotReceived(raftio.SnapshotInfo)        {}
+func (*systemListener) SnapshotRecovered(raftio.SnapshotInfo)       {}
+func (*systemListener) SnapshotCreated(raftio.SnapshotInfo)         {}
+func (*systemListener) SnapshotCompacted(raftio.SnapshotInfo)       {}
+func (*systemListener) LogCompacted(raftio.EntryInfo)               {}
+func (*systemListener) LogDBCompacted(raftio.EntryInfo)             {}
+
 // startNode creates the NodeHost and starts the replica's Raft node, as
-// node NodeID(cfg.ID, generation), with a state machine that hands entries
-// to executor. A replica of generation 0 is one of the group's initial
-// members; a later generation was added to the group by a membership change
-// and joins it (dragonboat takes the members from the leader). Either way a
-// node that already has Raft state restarts from it. It blocks (on disk I/O),
+// node NodeID(cfg.ID, d.generation), with a state machine that hands
+// entries to executor. An initial member starts a new group with
+// cfg.Members; a replica added by a membership change (d.join: a later
+// generation, or a member added to a cluster) joins the group, and
+// dragonboat takes the members from the leader. Either way a node that
+// already has Raft state restarts from it. It blocks (on disk I/O),
 // so the replica runs it on an owned goroutine.
-func startNode(cfg Config, generation uint32, engine *storage.Engine, root *actor.RootContext, self, executor *actor.PID) (*node, error) {
+func startNode(cfg Config, d disk, engine *storage.Engine, root *actor.RootContext, self, executor *actor.PID) (*node, error) {
 	installRaftLogger()
+	latest := new(atomic.Pointer[raftio.LeaderInfo])
 	logdb := config.GetTinyMemLogDBConfig()
 	logdb.Shards = 1                  // one Raft group per NodeHost
 	logdb.MaxSaveBufferSize = 4 << 20 // the encoding buffer it keeps between writes
 	nhc := config.NodeHostConfig{
-		NodeHostDir:       cfg.raftDir(),
-		WALDir:            cfg.raftDir(),
-		RTTMillisecond:    cfg.Raft.RTTMillisecond(),
-		RaftAddress:       cfg.Members[cfg.ID],
-		RaftEventListener: &listener{root: root, replica: cfg.ID, pid: self},
+		NodeHostDir:         cfg.raftDir(),
+		WALDir:              cfg.raftDir(),
+		RTTMillisecond:      cfg.Raft.RTTMillisecond(),
+		RaftAddress:         cfg.Members[cfg.ID],
+		RaftEventListener:   &listener{root: root, replica: cfg.ID, pid: self, latest: latest},
+		SystemEventListener: &systemListener{root: root, pid: self, clusterID: cfg.ClusterID},
 		Expert: config.ExpertConfig{
 			LogDB: logdb,
 			Engine: config.EngineConfig{
@@ -85,10 +126,10 @@ func startNode(cfg Config, generation uint32, engine *storage.Engine, root *acto
 	if err != nil {
 		return nil, fmt.Errorf("replica %d: start NodeHost in %s: %w%s", cfg.ID, cfg.raftDir(), err, nodeHostHint(err, nhc.RaftAddress))
 	}
-	n := &node{cfg: cfg, nodeID: NodeID(cfg.ID, generation), engine: engine, nh: nh, session: nh.GetNoOPSession(cfg.ClusterID)}
+	n := &node{cfg: cfg, nodeID: NodeID(cfg.ID, d.generation), engine: engine, nh: nh, session: nh.GetNoOPSession(cfg.ClusterID), leaderInfo: latest}
 	n.sm = newStateMachine(cfg.ID, engine, root, executor, self, cfg.ApplyTimeout)
 	members := map[uint64]dragonboat.Target{}
-	join := generation > 0
+	join := d.join
 	if !join {
 		for id, addr := range cfg.Members {
 			members[NodeID(id, 0)] = addr

@@ -38,6 +38,7 @@ type replicaActor struct {
 	leader    *messages.LeaderChanged // the latest this replica observed
 	start     *start                  // the start in progress or done; nil if none ran
 	failure   string                  // why the replica is failing, if it is
+	removed   bool                    // it stops because it was removed from the membership
 	replacing map[uint32]bool         // replicas a membership change of this replica is replacing now
 	batch     writeBatch              // writes gathered for the next entry (group commit)
 	seq       uint64                  // of the last request handed to a waiter
@@ -79,6 +80,8 @@ func (r *replicaActor) Receive(ctx actor.Context) {
 		r.onNodeStarted(ctx, msg)
 	case *applyFailed:
 		r.onApplyFailed(msg)
+	case *nodeUnloaded:
+		r.onNodeUnloaded(ctx)
 	case *memberReplaced:
 		delete(r.replacing, msg.id)
 	case *proposalDone:
@@ -97,7 +100,12 @@ func (r *replicaActor) Receive(ctx actor.Context) {
 	case *messages.LeaderChanged:
 		r.onLeaderChanged(ctx, msg)
 	case proto.Message:
-		if op := messages.OpOf(msg); op != nil && op.Kind != messages.Admin {
+		switch op := messages.OpOf(msg); {
+		case op == nil || op.Kind == messages.Admin:
+		case op.Kind == messages.Membership:
+			r.onMembership(ctx, op, msg)
+			return
+		default:
 			r.serve(ctx, op, msg)
 			return
 		}

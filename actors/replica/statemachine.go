@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -268,7 +269,13 @@ func (s *stateMachine) RecoverFromSnapshot(r io.Reader, stopc <-chan struct{}) e
 	if s.stopped() || s.halted() {
 		return sm.ErrSnapshotStopped
 	}
-	return snapshotError(s.engine.RecoverSnapshot(r, stopc))
+	start := time.Now()
+	if err := s.engine.RecoverSnapshot(r, stopc); err != nil {
+		return snapshotError(err)
+	}
+	slog.Info("snapshot installed", "replica", s.replica, "applied", s.engine.AppliedIndex(),
+		"took", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 func snapshotError(err error) error {

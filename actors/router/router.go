@@ -41,6 +41,9 @@ type Config struct {
 	Local uint32
 	// Validator checks requests.
 	Validator *kv.Validator
+	// FixedMembership refuses membership changes (a group whose replicas
+	// all run in this process).
+	FixedMembership bool
 	// Timeout bounds the replies the router gathers (status, fault injection).
 	Timeout time.Duration
 	// Logger receives the router's logs.
@@ -85,6 +88,8 @@ func (r *routerActor) Receive(ctx actor.Context) {
 		switch op := messages.OpOf(msg); {
 		case op == nil || op.Kind == messages.Admin:
 			r.log.Warn("router: unexpected message", "type", fmt.Sprintf("%T", msg))
+		case op.Kind == messages.Membership:
+			r.routeMembership(ctx, op, msg)
 		case op.Kind == messages.SnapshotRead:
 			r.routeSnapshot(ctx, msg)
 		default:
@@ -143,6 +148,25 @@ func (r *routerActor) route(ctx actor.Context, msg proto.Message, stale bool) {
 	pid := r.target(stale)
 	if pid == nil {
 		ctx.Respond(messages.ErrorResponse(msg, errNoReplica))
+		return
+	}
+	ctx.Forward(pid)
+}
+
+// routeMembership sends a membership request to the leader's replica if it
+// runs here, else to a running one (any member can read and change the
+// membership: dragonboat forwards a change to the leader). An in-process
+// group's membership is fixed: it is read and its leader moved, but no
+// member is added, removed or replaced (StartReplica rebuilds a replica).
+func (r *routerActor) routeMembership(ctx actor.Context, op *messages.Op, msg proto.Message) {
+	if r.cfg.FixedMembership && op.Name != "member_list" && op.Name != "move_leader" {
+		ctx.Respond(op.Response(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,
+			"the membership of a group whose replicas all run in one process is fixed; a cluster (one replica per process) changes its membership")))
+		return
+	}
+	pid := r.target(false)
+	if pid == nil {
+		ctx.Respond(op.Response(errNoReplica))
 		return
 	}
 	ctx.Forward(pid)

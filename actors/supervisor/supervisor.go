@@ -204,7 +204,9 @@ func (s *supervisorActor) onStarted(ctx actor.Context) {
 // be in the membership).
 func (s *supervisorActor) spawnReplica(ctx actor.Context, id uint32, rebuildAs uint32) {
 	cfg := s.cfg.Replicas[id]
-	cfg.WipeRaftLog, cfg.Generation = rebuildAs > 0, rebuildAs
+	if rebuildAs > 0 {
+		cfg.WipeRaftLog, cfg.Generation, cfg.Join = true, rebuildAs, false
+	}
 	s.m.spawned(id, ctx.Spawn(replica.Props(cfg, s.cfg.Owner)))
 	s.tell(ctx, &messages.ReplicaStarting{ReplicaId: id})
 }
@@ -248,9 +250,12 @@ func (s *supervisorActor) onReplicaDown(ctx actor.Context, msg *messages.Replica
 	if sl == nil {
 		return
 	}
-	if msg.GetFailStop() {
+	switch {
+	case msg.GetRemoved():
+		s.log.Warn("replica down: removed from the membership", "replica", msg.GetReplicaId())
+	case msg.GetFailStop():
 		s.log.Error("replica down (fail-stop)", "replica", msg.GetReplicaId(), "reason", msg.GetReason())
-	} else {
+	default:
 		s.log.Info("replica down", "replica", msg.GetReplicaId())
 	}
 	s.sendRoutes(ctx)

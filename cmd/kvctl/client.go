@@ -67,13 +67,9 @@ func do[T messages.Statused](g *globals, cmd *cobra.Command, req proto.Message) 
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 	defer cancel()
-	resp, err := kv.NewClient(kvclient.NewEndpoints(ts...), g.timeout).Do(ctx, req)
+	r, err := kv.Call[T](ctx, kv.NewClient(kvclient.NewEndpoints(ts...), g.timeout).Do, req)
 	if err != nil {
 		return zero, gaveUp(ctx, err)
-	}
-	r, ok := resp.(T)
-	if !ok {
-		return zero, messages.Errorf(messages.StatusCode_INTERNAL, "answered %T, want %T", resp, zero)
 	}
 	return r, nil
 }

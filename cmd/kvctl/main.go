@@ -1,7 +1,8 @@
 // Command kvctl is the command-line client of kvserver's gRPC API, modelled
 // on etcdctl: put, get (point, range, prefix, snapshot), del, atomic commit,
 // read-version, status, verify (replicas at the same applied index hold the
-// same data) and fault injection.
+// same data), fault injection, and a cluster's membership (member list, add,
+// remove, replace; move-leader).
 package main
 
 import (
@@ -142,6 +143,8 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newStatusCommand(g),
 		newVerifyCommand(g),
 		newFaultCommand(g),
+		newMemberCommand(g),
+		newMoveLeaderCommand(g),
 	)
 	return root
 }

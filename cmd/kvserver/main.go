@@ -6,15 +6,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/actorkv/actorkv/actors"
 	"github.com/actorkv/actorkv/actors/replica"
 	"github.com/actorkv/actorkv/server"
 )
@@ -31,10 +34,10 @@ func newCommand() *cobra.Command {
 	var (
 		configPath string
 		f          = struct {
-			listen, metrics, mode, basePath, logLevel, logFormat string
-			endpoints                                            []string
-			instanceID                                           uint32
-			inProcess, pprof                                     bool
+			listen, metrics, mode, basePath, logLevel, logFormat, raftAddress string
+			endpoints, join                                                   []string
+			instanceID                                                        uint32
+			inProcess, pprof                                                  bool
 		}{}
 	)
 	cmd := &cobra.Command{
@@ -50,13 +53,17 @@ override the file.
 
 A cluster runs one replica per process, Raft over TCP: give every process the
 same --endpoints (the replicas' Raft addresses) and its own --instance-id
-(its index in them), with --in-process=false; see docs/CLUSTER.md.
+(its index in them), with --in-process=false. A process whose replica was
+added to a running cluster (kvctl member add or replace) starts with
+--instance-id, its --raft-address and --join (gRPC endpoints of the
+cluster), and catches up from the leader. See docs/CLUSTER.md.
 
 SIGINT or SIGTERM shut it down gracefully: it stops accepting, finishes
 in-flight requests, stops Raft and closes every RocksDB. When a replica of
 the process cannot start (its Raft address in use, its directory locked by
 another process or holding another cluster's data, a changed address), it
-shuts down the same way and exits 1 with the cause on its last line.
+shuts down the same way and exits 1 with the cause on its last line; when
+its replica is removed from the membership, it shuts down and exits 0.
 
 Memory: the Go heap's soft limit is server.memory_limit_mib (GOMEMLIMIT wins
 when set), and glibc's malloc arenas are capped at two (MALLOC_ARENA_MAX wins
@@ -85,6 +92,8 @@ when set), which keeps RocksDB's fragmentation down.`,
 			set("base-path", func() { cfg.Database.BasePath = f.basePath })
 			set("endpoints", func() { cfg.Deployment.ReplicaEndpoints = f.endpoints })
 			set("instance-id", func() { cfg.Deployment.InstanceID = f.instanceID })
+			set("raft-address", func() { cfg.Deployment.RaftAddress = f.raftAddress })
+			set("join", func() { cfg.Deployment.Join = f.join })
 			set("in-process", func() { cfg.Deployment.InProcess = f.inProcess })
 			set("log-level", func() { cfg.Log.Level = f.logLevel })
 			set("log-format", func() { cfg.Log.Format = f.logFormat })
@@ -104,23 +113,63 @@ when set), which keeps RocksDB's fragmentation down.`,
 	fl.StringSliceVar(&f.endpoints, "endpoints", nil, "Raft addresses of the replicas, comma-separated (deployment.replica_endpoints)")
 	fl.Uint32Var(&f.instanceID, "instance-id", 0, "which endpoint is this process (deployment.instance_id)")
 	fl.BoolVar(&f.inProcess, "in-process", true, "run every replica in this process (deployment.in_process)")
+	fl.StringVar(&f.raftAddress, "raft-address", "", "this process's Raft address, when --endpoints does not list it (deployment.raft_address)")
+	fl.StringSliceVar(&f.join, "join", nil, "gRPC endpoints of a running cluster this process's replica was added to, comma-separated (deployment.join)")
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (log.level)")
 	fl.StringVar(&f.logFormat, "log-format", "", "text or json (log.format)")
 	return cmd
 }
 
-func newLogger(cfg server.Config) *slog.Logger {
+func newLogger(cfg server.Config, g *gate) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(gated{slog.NewJSONHandler(os.Stderr, opts), g})
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(gated{slog.NewTextHandler(os.Stderr, opts), g})
+}
+
+// gate lets the fatal path have the last word on stderr: once closed, no
+// log record is written, and none is half-way through being written.
+type gate struct {
+	mu     sync.RWMutex
+	closed bool
+}
+
+// last closes the gate for good, writes line and exits with code 1.
+func (g *gate) last(line string) {
+	g.mu.Lock() // never unlocked: the process ends here
+	g.closed = true
+	fmt.Fprintln(os.Stderr, line)
+	os.Exit(1)
+}
+
+type gated struct {
+	slog.Handler
+	g *gate
+}
+
+func (h gated) Handle(ctx context.Context, r slog.Record) error {
+	h.g.mu.RLock()
+	defer h.g.mu.RUnlock()
+	if h.g.closed {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h gated) WithAttrs(as []slog.Attr) slog.Handler {
+	return gated{h.Handler.WithAttrs(as), h.g}
+}
+
+func (h gated) WithGroup(name string) slog.Handler {
+	return gated{h.Handler.WithGroup(name), h.g}
 }
 
 func run(cfg server.Config) error {
-	log := newLogger(cfg)
+	g := new(gate)
+	log := newLogger(cfg, g)
 	slog.SetDefault(log)
 	if os.Getenv("GOMEMLIMIT") == "" && cfg.Server.MemoryLimitMiB > 0 {
 		debug.SetMemoryLimit(int64(cfg.Server.MemoryLimitMiB) << 20)
@@ -131,9 +180,8 @@ func run(cfg server.Config) error {
 	replica.OnRaftFatal(func(cause string) {
 		// Dragonboat cannot go on (it would panic on its own goroutine): the
 		// cause on one line, and out; RocksDB's and the Raft log's WALs
-		// keep what was written.
-		fmt.Fprintln(os.Stderr, "kvserver:", cause)
-		os.Exit(1)
+		// keep what was written. No log line may follow it.
+		g.last("kvserver: " + cause)
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -151,7 +199,13 @@ func run(cfg server.Config) error {
 		log.Info("signal received; shutting down")
 		s.Shutdown()
 		return nil
-	case err := <-s.StartFailed():
+	case err := <-s.Ended():
+		if errors.Is(err, actors.ErrRemoved) {
+			log.Warn("the replica was removed from the membership; shutting down", "err", err)
+			s.Shutdown()
+			fmt.Fprintln(os.Stderr, "kvserver:", err)
+			return nil
+		}
 		log.Error("a replica could not start; shutting down", "err", err)
 		s.Shutdown()
 		return err

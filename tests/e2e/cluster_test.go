@@ -29,6 +29,9 @@ type node struct {
 	dir        string // base_path: the replica lives in dir/replica-<id>
 	grpc, http string
 	fromTOML   bool      // started with --config <file> rather than flags
+	joins      []string  // gRPC endpoints it joins through (added to a running cluster)
+	raft       string    // its Raft address, when it joins
+	netns      string    // the network namespace it runs in ("": the test's)
 	proc       *kvserver // the current process
 	kv         messages.KVClient
 }
@@ -36,8 +39,9 @@ type node struct {
 // cluster is three kvserver processes, one replica each, Raft over TCP.
 type cluster struct {
 	t     *testing.T
-	raft  []string // Raft addresses, by replica id
+	raft  []string // Raft addresses of the initial members, by replica id
 	nodes []*node
+	extra string // TOML every process also reads (e.g. a [raft] section)
 }
 
 // startCluster starts three kvserver processes, one replica each, and waits
@@ -45,10 +49,14 @@ type cluster struct {
 // a TOML file, the others from flags. The ports are picked free just before;
 // if a process finds one taken, the whole cluster starts once more on new
 // ports and fresh directories.
-func startCluster(t *testing.T) *cluster {
+func startCluster(t *testing.T) *cluster { return startClusterWith(t, "") }
+
+// startClusterWith starts the cluster with extra TOML in every process's
+// configuration.
+func startClusterWith(t *testing.T, extra string) *cluster {
 	t.Helper()
 	for attempt := 0; ; attempt++ {
-		c := &cluster{t: t}
+		c := &cluster{t: t, extra: extra}
 		for id := range uint32(3) {
 			c.raft = append(c.raft, freePort(t))
 			c.nodes = append(c.nodes, &node{id: id, dir: filepath.Join(t.TempDir(), fmt.Sprintf("node-%d", id)),
@@ -86,7 +94,7 @@ func startCluster(t *testing.T) *cluster {
 func (c *cluster) launch(n *node) {
 	t := c.t
 	t.Helper()
-	s := &kvserver{t: t, GRPC: n.grpc, HTTP: n.http, log: &logBuffer{}, done: make(chan struct{})}
+	s := &kvserver{t: t, GRPC: n.grpc, HTTP: n.http, log: &logBuffer{}, netns: n.netns, done: make(chan struct{})}
 	if n.fromTOML {
 		conf := fmt.Sprintf(`[deployment]
 mode = "replicated"
@@ -101,7 +109,7 @@ base_path = %q
 listen = %q
 metrics = %q
 shutdown_timeout = "10s"
-`, quoteAll(c.raft), n.id, n.dir, n.grpc, n.http)
+%s`, quoteAll(c.raft), n.id, n.dir, n.grpc, n.http, c.extra)
 		path := filepath.Join(t.TempDir(), fmt.Sprintf("replica-%d.toml", n.id))
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
@@ -109,11 +117,23 @@ shutdown_timeout = "10s"
 		n.proc = spawn(t, s, "--config", path)
 		return
 	}
-	n.proc = spawn(t, s, c.flags(n)...)
+	args := c.flags(n)
+	if c.extra != "" {
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("extra-%d.toml", n.id))
+		if err := os.WriteFile(path, []byte(c.extra), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append([]string{"--config", path}, args...)
+	}
+	n.proc = spawn(t, s, args...)
 }
 
 // flags are the command-line flags that start n as the member it is.
 func (c *cluster) flags(n *node) []string {
+	if len(n.joins) > 0 {
+		return []string{"--mode", "replicated", "--in-process=false", "--instance-id", fmt.Sprint(n.id), "--raft-address", n.raft,
+			"--join", strings.Join(n.joins, ","), "--base-path", n.dir, "--listen", n.grpc, "--metrics", n.http}
+	}
 	return []string{"--mode", "replicated", "--in-process=false", "--endpoints", strings.Join(c.raft, ","),
 		"--instance-id", fmt.Sprint(n.id), "--base-path", n.dir, "--listen", n.grpc, "--metrics", n.http}
 }

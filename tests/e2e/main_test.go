@@ -143,6 +143,7 @@ type kvserver struct {
 	GRPC    string        // gRPC address
 	HTTP    string        // /metrics, /healthz, /readyz address
 	log     *logBuffer    // stdout and stderr
+	netns   string        // the network namespace it runs in ("": this one's)
 	done    chan struct{} // closed when the process has exited
 	waitErr error         // cmd.Wait's result, once done is closed
 }
@@ -200,6 +201,9 @@ func launch(t testing.TB, cfg serverConfig) *kvserver {
 func spawn(t testing.TB, s *kvserver, args ...string) *kvserver {
 	t.Helper()
 	s.cmd = exec.Command(filepath.Join(binDir, "kvserver"), args...)
+	if s.netns != "" { // ip netns exec runs kvserver itself: signals reach it
+		s.cmd = exec.Command("ip", append([]string{"netns", "exec", s.netns, s.cmd.Path}, args...)...)
+	}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

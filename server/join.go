@@ -1,0 +1,67 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/actorkv/actorkv/actors/replica"
+	"github.com/actorkv/actorkv/kv"
+	"github.com/actorkv/actorkv/kvclient"
+	"github.com/actorkv/actorkv/messages"
+)
+
+// joinTimeout bounds the membership lookup of a joining replica: the
+// cluster may be electing a leader.
+const joinTimeout = 30 * time.Second
+
+// joinNode asks a running cluster, through the gRPC endpoints of its
+// processes, which node its membership holds for replica id, and checks
+// that the member's Raft address is address: the node this process's
+// replica joins as.
+func joinNode(endpoints []string, id uint32, address string) (uint64, error) {
+	ts := make([]kv.Transport, 0, len(endpoints))
+	for _, ep := range endpoints {
+		cc, err := grpc.NewClient(ep, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return 0, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "deployment.join: %q: %v", ep, err)
+		}
+		defer cc.Close()
+		ts = append(ts, kvclient.NewUnary(cc))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
+	defer cancel()
+	resp, err := kv.Call[*messages.MemberListResponse](ctx, kv.NewClient(kvclient.NewEndpoints(ts...), 5*time.Second).Do, &messages.MemberListRequest{})
+	if err != nil {
+		return 0, fmt.Errorf("join: read the membership of the cluster at %s: %w", strings.Join(endpoints, ","), err)
+	}
+	var listed []string
+	for _, m := range resp.GetMembers() {
+		listed = append(listed, fmt.Sprintf("%d at %s", m.GetReplicaId(), m.GetRaftAddress()))
+		if m.GetReplicaId() != id {
+			continue
+		}
+		if m.GetRaftAddress() != address {
+			return 0, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,
+				"join: replica %d is a member at %s, and this process's Raft address is %s", id, m.GetRaftAddress(), address)
+		}
+		return m.GetNodeId(), nil
+	}
+	return 0, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,
+		"join: replica %d is not a member of the cluster (members: %s): add it first: kvctl --endpoints %s member add %d %s",
+		id, strings.Join(listed, ", "), strings.Join(endpoints, ","), id, address)
+}
+
+// joinedNode is the node a replica that joined before restarts as: its
+// stored generation's.
+func joinedNode(dir string, id uint32) (uint64, error) {
+	g, err := replica.ReadGeneration(dir)
+	if err != nil {
+		return 0, err
+	}
+	return replica.NodeID(id, g), nil
+}
