@@ -2,6 +2,9 @@
 # On a system without apt, install the equivalents and run with SYSTEM_DEPS=.
 
 SYSTEM_DEPS ?= librocksdb-dev
+# The partition tests (tests/e2e) give each process a network namespace of
+# its own with ip and tc; they skip where namespaces are not permitted.
+TEST_DEPS ?= iproute2
 PROTO_DEPS  ?= protobuf-compiler libprotobuf-dev
 
 # The tools that generated the committed messages/*.pb.go.
@@ -24,6 +27,7 @@ deps:
 	scripts/deps.sh $(SYSTEM_DEPS)
 
 test: deps
+	scripts/deps.sh $(TEST_DEPS)
 	go vet ./...
 	go test -race -count=1 -timeout 30m ./...
 

@@ -154,6 +154,9 @@ type Group struct {
 	// none, the transport answers ErrNoReplica at once; running counts those
 	// that are up (see ServingTransport).
 	serving, running atomic.Int32
+	// leaderless is since when (Unix nanoseconds) the group has known no
+	// leader, 0 while it knows one (see ServingTransport).
+	leaderless atomic.Int64
 	// ended receives the first end of a replica of this process that needs
 	// an operator: it could not start (before it ever served since Start),
 	// or it was removed from the membership (ErrRemoved).
@@ -171,6 +174,7 @@ func Start(cfg Config) (*Group, error) {
 	}
 	g := &Group{cfg: cfg, system: cfg.System, states: map[uint32]replicaState{}, wasUp: map[uint32]bool{},
 		changed: make(chan struct{}), ended: make(chan error, 1), addresses: map[uint32]string{}}
+	g.leaderless.Store(time.Now().UnixNano()) // none known yet
 	log := cfg.Logger
 	if g.system == nil {
 		g.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
@@ -320,6 +324,12 @@ func (g *Group) onEvent(msg proto.Message) {
 	switch m := msg.(type) {
 	case *messages.LeaderChanged:
 		g.leader = m
+		switch {
+		case m.GetHasLeader():
+			g.leaderless.Store(0)
+		case g.leaderless.Load() == 0:
+			g.leaderless.Store(time.Now().UnixNano())
+		}
 	case *messages.ReplicaStarting:
 		g.setState(m.GetReplicaId(), starting)
 	case *messages.ReplicaUp:
@@ -610,8 +620,16 @@ func (g *Group) Transport() kv.Transport {
 // instead of waiting here for a replica that may take a while. Transport
 // waits for starting replicas instead, as an embedding program expects
 // after Start.
+//
+// It also answers ErrNoLeader at once to the requests that need the leader
+// once the group has known no leader for two election timeouts — the
+// process is cut off from a majority, or a majority is down —, instead of
+// retrying them here until their deadline: a client moves on to a process
+// on the majority's side. Within two election timeouts an election
+// normally ends, and requests wait for it as before.
 func (g *Group) ServingTransport() kv.Transport {
-	return transport{root: g.system.Root, target: g.Router(), serving: &g.running}
+	return transport{root: g.system.Root, target: g.Router(), serving: &g.running,
+		leaderless: &g.leaderless, patience: 2 * g.cfg.Raft.ElectionTimeout()}
 }
 
 // Client returns a new client of the group (a kv.Database, with its own

@@ -20,6 +20,11 @@ type transport struct {
 	root    *actor.RootContext
 	target  *actor.PID
 	serving *atomic.Int32 // replicas of this process that can serve (starting or up, or only up)
+	// leaderless, when set, is since when (Unix nanoseconds; 0: a leader
+	// is known) the group has known no leader; after patience, requests
+	// that need the leader are answered ErrNoLeader at once.
+	leaderless *atomic.Int64
+	patience   time.Duration
 }
 
 var _ kv.Transport = transport{}
@@ -29,6 +34,12 @@ func (t transport) Send(req proto.Message, deadline time.Time, done func(message
 	if t.serving.Load() == 0 {
 		if op := messages.OpOf(req); op == nil || op.Kind != messages.Admin { // status and fault injection still answer
 			done(nil, kv.ErrNoReplica) // nothing to wait for here: another process may serve
+			return
+		}
+	}
+	if t.leaderless != nil {
+		if since := t.leaderless.Load(); since != 0 && time.Since(time.Unix(0, since)) > t.patience && needsLeader(req) {
+			done(nil, kv.ErrNoLeader) // cut off, or no majority: another process may serve
 			return
 		}
 	}
@@ -42,6 +53,25 @@ func (t transport) Send(req proto.Message, deadline time.Time, done func(message
 	a.pid = pid
 	a.timer.Store(time.AfterFunc(time.Until(deadline), a.timedOut))
 	t.root.RequestWithCustomSender(t.target, req, pid)
+}
+
+// needsLeader reports whether req is served only through the leader: a
+// write, a linearizable read, a membership operation. Stale and snapshot
+// reads of applied versions, status and fault injection are served by a
+// replica alone.
+func needsLeader(req proto.Message) bool {
+	op := messages.OpOf(req)
+	if op == nil {
+		return false
+	}
+	switch op.Kind {
+	case messages.Write, messages.Membership:
+		return true
+	case messages.Read:
+		return !op.Stale(req)
+	default:
+		return false
+	}
 }
 
 // futureError maps a protoactor request failure to a status error.

@@ -83,7 +83,7 @@ func Backoff(n int) time.Duration {
 // err: a retryable status (UNAVAILABLE, TIMEOUT) from a transport that can
 // still serve (not ErrClosed, not ErrNoReplica).
 func Retryable(err error) bool {
-	return messages.IsRetryable(err) && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNoReplica)
+	return messages.IsRetryable(err) && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNoReplica) && !errors.Is(err, ErrNoLeader)
 }
 
 var errClientClosed = messages.Errorf(messages.StatusCode_UNAVAILABLE, "client is closed")
@@ -99,6 +99,15 @@ var ErrClosed = &messages.Error{Code: messages.StatusCode_UNAVAILABLE, Message: 
 // retry it, since nothing here will serve until someone starts a replica;
 // a client of several processes moves on to the next.
 var ErrNoReplica = &messages.Error{Code: messages.StatusCode_UNAVAILABLE, Message: "unavailable: no replica of this process is running"}
+
+// ErrNoLeader is what a server in front of a group answers to a request
+// that needs the leader (a write, a linearizable read, a membership
+// operation) once its replicas have known no leader for a while (two
+// election timeouts): they are cut off from a majority, or a majority is
+// down. UNAVAILABLE at once, and a Client in that process does not retry
+// it; a client of several processes moves on to the next, which may be on
+// the majority's side.
+var ErrNoLeader = &messages.Error{Code: messages.StatusCode_UNAVAILABLE, Message: "unavailable: this process knows no leader (cut off from a majority, or a majority is down)"}
 
 // SessionID is the client id this client's writes carry now (0 until its
 // first write opened a session).

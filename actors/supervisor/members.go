@@ -104,9 +104,12 @@ func (m *members) down(id uint32, reason string) (sl *slot, wasStarting bool) {
 // it is newer than what the group knows (and is now the leader it knows):
 // a leader at a higher term is, and so is a leader at the same term where
 // none was known. A report of no leader counts only when it comes from the
-// known leader itself (it stepped down, or campaigns): a replica cut off
-// from the others campaigns at ever higher terms without ever winning, and
-// must not unseat the leader the majority elected at a lower term.
+// known leader itself (it stepped down, or campaigns), or from the only
+// replica of this process that is up: a replica cut off from the others
+// campaigns at ever higher terms without ever winning, and must not unseat
+// the leader the majority elected at a lower term while another replica
+// here still hears that leader; but when it is this process's only witness
+// (one replica per process), what it knows is all the process knows.
 func (m *members) observe(msg *messages.LeaderChanged) bool {
 	l := m.leader
 	var newer bool
@@ -116,12 +119,24 @@ func (m *members) observe(msg *messages.LeaderChanged) bool {
 	case msg.GetHasLeader():
 		newer = msg.GetTerm() > l.GetTerm() || (msg.GetTerm() == l.GetTerm() && !l.GetHasLeader())
 	default:
-		newer = l.GetHasLeader() && msg.GetReplicaId() == l.GetLeaderId() && msg.GetTerm() >= l.GetTerm()
+		newer = l.GetHasLeader() && msg.GetTerm() >= l.GetTerm() &&
+			(msg.GetReplicaId() == l.GetLeaderId() || m.onlyUp(msg.GetReplicaId()))
 	}
 	if newer {
 		m.leader = msg
 	}
 	return newer
+}
+
+// onlyUp reports whether replica id is the only replica of this process
+// that is up.
+func (m *members) onlyUp(id uint32) bool {
+	for other, sl := range m.slots {
+		if other != id && sl.state == up {
+			return false
+		}
+	}
+	return true
 }
 
 // handover decides, until the primary has led once, whether to ask the

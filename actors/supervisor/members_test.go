@@ -17,6 +17,9 @@ func TestMembersLeaderArbitration(t *testing.T) {
 		return &messages.LeaderChanged{ReplicaId: by, LeaderId: leader, Term: term, HasLeader: has}
 	}
 	m := newMembers(0, []uint32{0, 1, 2})
+	for _, sl := range m.slots {
+		sl.state = up
+	}
 	for i, c := range []struct {
 		msg   *messages.LeaderChanged
 		newer bool
@@ -35,6 +38,38 @@ func TestMembersLeaderArbitration(t *testing.T) {
 		if got != c.newer || (got && m.leader != c.msg) || (!got && m.leader != before) {
 			t.Fatalf("report %d (%v): newer %v, known leader %v; want newer %v", i, c.msg, got, m.leader, c.newer)
 		}
+	}
+}
+
+// TestMembersLeaderArbitrationOneWitness: a process whose only replica up
+// is cut off and campaigns knows no leader (one replica per process), while
+// in a process where another replica is up, it does not unseat the leader.
+func TestMembersLeaderArbitrationOneWitness(t *testing.T) {
+	lc := func(by, leader uint32, term uint64, has bool) *messages.LeaderChanged {
+		return &messages.LeaderChanged{ReplicaId: by, LeaderId: leader, Term: term, HasLeader: has}
+	}
+	one := newMembers(1, []uint32{1})
+	one.slots[1].state = up
+	three := newMembers(0, []uint32{0, 1, 2})
+	three.slots[1].state = up
+	three.slots[2].state = up
+	for _, m := range []*members{one, three} {
+		if !m.observe(lc(1, 0, 4, true)) {
+			t.Fatal("a first leader was refused")
+		}
+	}
+	if !one.observe(lc(1, 0, 5, false)) || one.leader.GetHasLeader() {
+		t.Fatalf("the only replica up campaigns: the process knows no leader; known %v", one.leader)
+	}
+	if three.observe(lc(1, 0, 5, false)) || !three.leader.GetHasLeader() {
+		t.Fatalf("a campaigning replica unseated the leader replica 2 still hears; known %v", three.leader)
+	}
+	three.slots[2].state = down
+	if !three.observe(lc(1, 0, 6, false)) {
+		t.Fatal("the only replica up left campaigns: its report was refused")
+	}
+	if one.observe(lc(1, 0, 3, false)) {
+		t.Fatal("a report of a lower term was accepted")
 	}
 }
 

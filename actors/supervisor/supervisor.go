@@ -274,6 +274,8 @@ func (s *supervisorActor) onLeaderChanged(ctx actor.Context, msg *messages.Leade
 	}
 	if msg.GetHasLeader() {
 		s.log.Info("leader elected", "leader", msg.GetLeaderId(), "term", msg.GetTerm())
+	} else {
+		s.log.Info("no leader known", "by", msg.GetReplicaId(), "term", msg.GetTerm())
 	}
 	ctx.Send(s.router, msg)
 	s.tell(ctx, msg)
