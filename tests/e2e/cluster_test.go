@@ -409,7 +409,8 @@ func (l *load) waitAcks(t *testing.T, n int64, d time.Duration) {
 	})
 }
 
-// stop stops the writers and returns every acknowledged write so far.
+// stop stops the writers and returns every write they have had
+// acknowledged so far, in this load and the earlier ones they ran in.
 func (l *load) stop(t *testing.T) []ack {
 	t.Helper()
 	l.cancel()

@@ -72,7 +72,12 @@ func (c *cluster) join(id uint32, endpoints string) *node {
 // and restarts every process: the membership survives, the replicas
 // converge to one digest, and no acknowledged write is lost.
 func TestMembership(t *testing.T) {
-	c := startClusterWith(t, "[raft]\nsnapshot_entries = 50\ncompaction_overhead = 10\n")
+	// A snapshot every 200 entries keeps 2,000 behind it: a new member that
+	// starts on an empty directory once the log has moved on needs a
+	// snapshot, and catches up from the log after it. (Keeping fewer entries
+	// than are written while a snapshot is sent and installed — 10, say —
+	// sends a lagging member one snapshot after another.)
+	c := startClusterWith(t, "[raft]\nsnapshot_entries = 200\ncompaction_overhead = 2000\n")
 	first := c.endpoints()
 	var writers []*writer
 	for i := range 4 {
@@ -90,8 +95,11 @@ func TestMembership(t *testing.T) {
 	if ids := memberIDs(ms); !slices.Equal(ids, []uint32{0, 1, 2, 3, 4}) {
 		t.Fatalf("members after growing: %v", ms)
 	}
+	acks := l.stop(t)
 	c.converged()
-	t.Logf("grew to five members; %d writes acknowledged", l.total.Load())
+	c.checkAcks(acks)
+	t.Logf("grew to five members; %d acknowledged writes on each replica", len(acks))
+	l = startLoad(writers, c.nodes...)
 
 	// The newest member takes the lead; then it and replica 3 leave.
 	if out := c.ctl(c.endpoints(), "move-leader", "4"); !strings.HasPrefix(out, "Leader moved to replica 4 (term ") {
@@ -119,7 +127,7 @@ func TestMembership(t *testing.T) {
 
 	// Replica 1 loses its data: it is replaced by a new node that starts on
 	// an empty directory at the same address and joins.
-	acks := l.stop(t)
+	acks = l.stop(t)
 	n1 := c.nodes[1]
 	n1.kill()
 	if err := os.RemoveAll(n1.dir); err != nil {
@@ -127,7 +135,14 @@ func TestMembership(t *testing.T) {
 	}
 	rest := []*node{c.nodes[0], c.nodes[2]}
 	l = startLoad(writers, rest...)
-	l.waitAcks(t, 200, waitTimeout) // the log moves on past its snapshots
+	// The log moves on past what the leader keeps.
+	from := c.applied(c.nodes[0])
+	eventually(t, waitTimeout, func() error {
+		if got := c.applied(c.nodes[0]); got < from+2500 {
+			return fmt.Errorf("applied index %d, want %d", got, from+2500)
+		}
+		return nil
+	})
 	out := c.ctl(first, "member", "replace", "1", c.raft[1])
 	if !strings.HasPrefix(out, "Member 1 replaced: node 2 -> node 65538 at "+c.raft[1]+"\n") {
 		t.Fatalf("kvctl member replace: %q", out)
@@ -135,7 +150,7 @@ func TestMembership(t *testing.T) {
 	n1.joins, n1.raft = []string{c.nodes[0].grpc, c.nodes[2].grpc}, c.raft[1]
 	c.restart(n1)
 	l.waitAcks(t, l.total.Load()+100, waitTimeout)
-	acks = append(acks, l.stop(t)...)
+	acks = l.stop(t)
 	c.converged()
 	c.checkAcks(acks)
 	if !strings.Contains(n1.proc.log.String(), `msg="snapshot installed" replica=1`) {
@@ -161,6 +176,16 @@ func TestMembership(t *testing.T) {
 	}
 	c.converged()
 	c.checkAcks(acks)
+}
+
+// applied is n's applied index.
+func (c *cluster) applied(n *node) uint64 {
+	c.t.Helper()
+	r, err := n.localStatus(false)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return r.GetAppliedIndex()
 }
 
 func memberIDs(ms []memberJSON) []uint32 {
