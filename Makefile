@@ -40,8 +40,9 @@ bench: deps
 
 # run serves the gRPC API on the embedded default: three replicas in this
 # process, data under ./data, gRPC on 127.0.0.1:7070, metrics on :9100.
+# ARGS are kvserver's flags: make run ARGS=--admin
 run: deps
-	go run ./cmd/kvserver
+	go run ./cmd/kvserver $(ARGS)
 
 # demo runs the supervisor-driven actor demo (data under ./data/demo).
 demo: deps

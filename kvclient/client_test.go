@@ -32,6 +32,7 @@ func serve(tb testing.TB, cfg server.Config) *server.Server {
 	cfg.Database.BasePath = tb.TempDir()
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Server.Metrics = ""
+	cfg.Server.Admin = true // the tests inject faults
 	s, err := server.Start(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatalf("start server: %v", err)

@@ -32,6 +32,10 @@ var (
 	// machine (never opened, or forgotten); it was not applied now, and an
 	// earlier attempt's outcome is unknown. Not retryable under that id.
 	ErrSessionExpired = errors.New("session expired")
+	// ErrPermissionDenied: an admin operation the server does not allow
+	// this caller, or a request id of another identity's session; nothing
+	// was done.
+	ErrPermissionDenied = errors.New("permission denied")
 )
 
 // sentinels is indexed by StatusCode; it is the single mapping between codes
@@ -48,6 +52,7 @@ var sentinels = [...]error{
 	StatusCode_INTERNAL:              ErrInternal,
 	StatusCode_CANCELLED:             ErrCancelled,
 	StatusCode_SESSION_EXPIRED:       ErrSessionExpired,
+	StatusCode_PERMISSION_DENIED:     ErrPermissionDenied,
 }
 
 // Sentinel returns the sentinel error of code (nil for OK). An unknown code

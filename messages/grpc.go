@@ -28,6 +28,7 @@ var grpcCodes = [...]codes.Code{
 	StatusCode_INTERNAL:              codes.Internal,
 	StatusCode_CANCELLED:             codes.Canceled,
 	StatusCode_SESSION_EXPIRED:       codes.OutOfRange,
+	StatusCode_PERMISSION_DENIED:     codes.PermissionDenied,
 }
 
 // GRPCCode returns the gRPC code of c.

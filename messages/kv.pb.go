@@ -62,6 +62,11 @@ const (
 	// attempt of it was applied is unknown. Never retry it under that id: open
 	// a new session.
 	StatusCode_SESSION_EXPIRED StatusCode = 10
+	// PERMISSION_DENIED: the caller may not do this: an admin operation (fault
+	// injection, membership changes, leader moves, status with digests) on a
+	// server without server.admin, or by an identity not among server.admins;
+	// or a request id of a session another identity opened. Nothing was done.
+	StatusCode_PERMISSION_DENIED StatusCode = 11
 )
 
 // Enum value maps for StatusCode.
@@ -78,6 +83,7 @@ var (
 		8:  "INTERNAL",
 		9:  "CANCELLED",
 		10: "SESSION_EXPIRED",
+		11: "PERMISSION_DENIED",
 	}
 	StatusCode_value = map[string]int32{
 		"OK":                    0,
@@ -91,6 +97,7 @@ var (
 		"INTERNAL":              8,
 		"CANCELLED":             9,
 		"SESSION_EXPIRED":       10,
+		"PERMISSION_DENIED":     11,
 	}
 )
 
@@ -3537,7 +3544,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x04term\x18\x04 \x01(\x04R\x04term\x12\x12\n" +
 	"\x04mode\x18\x05 \x01(\tR\x04mode\x12\x1d\n" +
 	"\n" +
-	"has_leader\x18\x06 \x01(\bR\thasLeader*\xcb\x01\n" +
+	"has_leader\x18\x06 \x01(\bR\thasLeader*\xe2\x01\n" +
 	"\n" +
 	"StatusCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\x14\n" +
@@ -3551,7 +3558,8 @@ const file_kv_proto_rawDesc = "" +
 	"\bINTERNAL\x10\b\x12\r\n" +
 	"\tCANCELLED\x10\t\x12\x13\n" +
 	"\x0fSESSION_EXPIRED\x10\n" +
-	"**\n" +
+	"\x12\x15\n" +
+	"\x11PERMISSION_DENIED\x10\v**\n" +
 	"\vConsistency\x12\x10\n" +
 	"\fLINEARIZABLE\x10\x00\x12\t\n" +
 	"\x05STALE\x10\x01*N\n" +

@@ -48,6 +48,18 @@ type Op struct {
 	command func(proto.Message, Stamp) isCommand_Op
 	// result builds a write's response from its commit version.
 	result func(version uint64) Statused
+	// privileged says which of its requests are admin operations (nil:
+	// none).
+	privileged func(proto.Message) bool
+}
+
+// always marks every request of a row privileged.
+func always(proto.Message) bool { return true }
+
+// admin marks the requests of o that privileged says are admin operations.
+func admin(o *Op, privileged func(proto.Message) bool) *Op {
+	o.privileged = privileged
+	return o
 }
 
 // write, read, snapshotRead and admin build rows of the table.
@@ -105,13 +117,14 @@ var ops = sync.OnceValue(func() []*Op {
 				return &Command_OpenSession{OpenSession: &OpenSession{Limits: s.SessionLimits}}
 			},
 			func(v uint64) *OpenSessionResponse { return &OpenSessionResponse{ClientId: v} }),
-		row[*SetFaultInjectionRequest, *SetFaultInjectionResponse](Admin, "set_fault_injection", "SetFaultInjection"),
-		row[*StatusRequest, *StatusResponse](Admin, "status", "Status"),
+		admin(row[*SetFaultInjectionRequest, *SetFaultInjectionResponse](Admin, "set_fault_injection", "SetFaultInjection"), always),
+		admin(row[*StatusRequest, *StatusResponse](Admin, "status", "Status"),
+			func(m proto.Message) bool { return m.(*StatusRequest).GetWithDigests() }), // a scan of all data
 		row[*MemberListRequest, *MemberListResponse](Membership, "member_list", "MemberList"),
-		row[*MemberAddRequest, *MemberAddResponse](Membership, "member_add", "MemberAdd"),
-		row[*MemberRemoveRequest, *MemberRemoveResponse](Membership, "member_remove", "MemberRemove"),
-		row[*MemberReplaceRequest, *MemberReplaceResponse](Membership, "member_replace", "MemberReplace"),
-		row[*MoveLeaderRequest, *MoveLeaderResponse](Membership, "move_leader", "MoveLeader"),
+		admin(row[*MemberAddRequest, *MemberAddResponse](Membership, "member_add", "MemberAdd"), always),
+		admin(row[*MemberRemoveRequest, *MemberRemoveResponse](Membership, "member_remove", "MemberRemove"), always),
+		admin(row[*MemberReplaceRequest, *MemberReplaceResponse](Membership, "member_replace", "MemberReplace"), always),
+		admin(row[*MoveLeaderRequest, *MoveLeaderResponse](Membership, "move_leader", "MoveLeader"), always),
 	}
 })
 
@@ -159,6 +172,14 @@ func (o *Op) Stale(req proto.Message) bool {
 	m := req.ProtoReflect()
 	fd := m.Descriptor().Fields().ByName("consistency")
 	return fd != nil && Consistency(m.Get(fd).Enum()) == Consistency_STALE
+}
+
+// Privileged reports whether req, a request of this operation, is an admin
+// operation: it breaks or reshapes the replicas (fault injection,
+// membership changes, leader moves) or scans all their data (status with
+// digests). A server serves those only to callers it allows (server.admin).
+func (o *Op) Privileged(req proto.Message) bool {
+	return o.privileged != nil && o.privileged(req)
 }
 
 // InBatch reports whether a Batch call carries the operation.

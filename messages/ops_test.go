@@ -92,3 +92,19 @@ func TestOpsWrites(t *testing.T) {
 		t.Fatal("Stale misreads the consistency")
 	}
 }
+
+// TestOpsPrivileged: the admin operations are exactly those that break or
+// reshape the replicas, or scan all their data.
+func TestOpsPrivileged(t *testing.T) {
+	want := map[string]bool{"set_fault_injection": true, "member_add": true, "member_remove": true,
+		"member_replace": true, "move_leader": true}
+	for _, op := range messages.Ops() {
+		if got := op.Privileged(op.NewRequest()); got != want[op.Name] {
+			t.Errorf("%s: privileged %t, want %t", op.Name, got, want[op.Name])
+		}
+	}
+	status := messages.OpOf(&messages.StatusRequest{})
+	if !status.Privileged(&messages.StatusRequest{WithDigests: true}) {
+		t.Error("status with digests (a scan of all data) is not privileged")
+	}
+}

@@ -47,7 +47,7 @@ endpoints=$(IFS=,; echo "${grpc[*]}")
 
 start() { # start I: node I on its data, in the background
   local i=$1
-  bin/kvserver ${KVSERVER_CONFIG:+--config "$KVSERVER_CONFIG"} --mode replicated --in-process=false --endpoints "$raft" --instance-id "$i" \
+  bin/kvserver ${KVSERVER_CONFIG:+--config "$KVSERVER_CONFIG"} --admin --mode replicated --in-process=false --endpoints "$raft" --instance-id "$i" \
     --base-path "$dir/node-$i" --listen "${grpc[$i]}" --metrics "${http[$i]}" --log-level warn >>"$dir/node-$i.log" 2>&1 &
   pids[$i]=$!
 }

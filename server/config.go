@@ -112,6 +112,16 @@ type Listen struct {
 	// takes precedence when set); 0 leaves Go's default. RocksDB's and the
 	// Raft log's memory comes on top (see database.*_mib).
 	MemoryLimitMiB int `toml:"memory_limit_mib"`
+	// Admin allows admin operations over the network: fault injection,
+	// membership changes, leader moves and status with digests (kvctl
+	// fault, member add/remove/replace, move-leader, status --digests,
+	// verify). Off by default: anyone who reaches the gRPC port could stop
+	// replicas. Everyone else gets PERMISSION_DENIED.
+	Admin bool `toml:"admin"`
+	// Admins, when set, are the only identities allowed admin operations
+	// (the subjects of their client certificates, as in
+	// "CN=alice,O=ops"): it needs TLS with client certificates.
+	Admins []string `toml:"admins"`
 }
 
 // Log configures logging.

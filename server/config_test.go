@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -44,7 +45,13 @@ func configsEqual(a, b Config) bool {
 		a.Database.BasePath == b.Database.BasePath && slices.Equal(a.Database.ColumnFamilies, b.Database.ColumnFamilies) &&
 		a.Database.RetentionWindow == b.Database.RetentionWindow && a.Database.SyncWrites == b.Database.SyncWrites &&
 		a.Database.BlockCacheMiB == b.Database.BlockCacheMiB && a.Database.WriteBufferMiB == b.Database.WriteBufferMiB && a.Database.MemtableMiB == b.Database.MemtableMiB &&
-		a.Server == b.Server && a.Raft == b.Raft && a.Limits == b.Limits && a.Log == b.Log
+		serverEqual(a.Server, b.Server) && a.Raft == b.Raft && a.Limits == b.Limits && a.Log == b.Log
+}
+
+func serverEqual(a, b Listen) bool {
+	admins := slices.Equal(a.Admins, b.Admins)
+	a.Admins, b.Admins = nil, nil
+	return reflect.DeepEqual(a, b) && admins
 }
 
 // designExample is the configuration of DESIGN.md, "Configuration (TOML)".
@@ -113,6 +120,7 @@ metrics = ""
 request_timeout = "250ms"
 shutdown_timeout = "1m"
 memory_limit_mib = 512
+admin = true
 
 [raft]
 rtt = "5ms"
@@ -149,7 +157,7 @@ raft_level = "warn"
 			ReplicaEndpoints: []string{"10.0.0.1:6001", "10.0.0.2:6001", "10.0.0.3:6001", "10.0.0.4:6001", "10.0.0.5:6001"}},
 		Database: Database{BasePath: "/var/lib/actorkv", ColumnFamilies: []string{"default", "meta", "index"},
 			RetentionWindow: Duration{90 * time.Second}, SyncWrites: false, BlockCacheMiB: 64, WriteBufferMiB: 8, MemtableMiB: 24},
-		Server: Listen{Listen: "0.0.0.0:7070", Metrics: "", RequestTimeout: Duration{250 * time.Millisecond}, ShutdownTimeout: Duration{time.Minute}, MemoryLimitMiB: 512},
+		Server: Listen{Listen: "0.0.0.0:7070", Metrics: "", RequestTimeout: Duration{250 * time.Millisecond}, ShutdownTimeout: Duration{time.Minute}, MemoryLimitMiB: 512, Admin: true},
 		Raft: replica.RaftConfig{RTT: 5 * time.Millisecond, ElectionRTT: 50, HeartbeatRTT: 5, SnapshotEntries: 1000,
 			CompactionOverhead: 100, ProposalTimeout: 2 * time.Second, MaxProposalsInFlight: 2, MaxEntryWrites: 64, MaxEntryBytes: 65536},
 		Limits: kv.Limits{MaxKeySize: 100, MaxValueSize: 4096, MaxCommitOps: 10, MaxCommitBytes: 65536, MaxRangeLimit: 50, MaxRangeBytes: 1 << 20,

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -35,12 +36,57 @@ type Core struct {
 	backend Submitter
 	timeout time.Duration
 	obs     Observer
+	access  Access
+}
+
+// Access is who may run admin operations (messages.Op.Privileged): fault
+// injection, membership changes, leader moves, status with digests.
+type Access struct {
+	// Admin allows admin operations at all (server.admin).
+	Admin bool
+	// Admins, when not empty, are the only identities allowed them (a
+	// client certificate's subject, server.admins); empty: every caller,
+	// when Admin is set.
+	Admins []string
+}
+
+// allows reports whether the caller identity may run admin operations.
+func (a Access) allows(identity string) bool {
+	if !a.Admin {
+		return false
+	}
+	if len(a.Admins) == 0 {
+		return true
+	}
+	return identity != "" && slices.Contains(a.Admins, identity)
+}
+
+// identityKey is the context key of the caller's identity.
+type identityKey struct{}
+
+// WithIdentity returns ctx carrying the caller's authenticated identity: the
+// subject of its verified client certificate (empty: anonymous).
+func WithIdentity(ctx context.Context, identity string) context.Context {
+	return context.WithValue(ctx, identityKey{}, identity)
+}
+
+// IdentityOf returns the caller identity ctx carries ("" when anonymous).
+func IdentityOf(ctx context.Context) string {
+	id, _ := ctx.Value(identityKey{}).(string)
+	return id
 }
 
 // NewCore returns the core over backend. timeout bounds requests without a
 // deadline; obs may be nil.
 func NewCore(backend Submitter, timeout time.Duration, obs Observer) *Core {
 	return &Core{backend: backend, timeout: timeout, obs: obs}
+}
+
+// WithAccess sets who may run admin operations (none by default) and
+// returns c.
+func (c *Core) WithAccess(a Access) *Core {
+	c.access = a
+	return c
 }
 
 var _ Submitter = (*kv.Client)(nil)
@@ -70,7 +116,26 @@ func (c *Core) submit(ctx context.Context, op *messages.Op, req proto.Message, t
 		finish(nil, messages.Errorf(messages.CodeOf(err), "%v", err))
 		return
 	}
+	if op.Privileged(req) && !c.access.allows(IdentityOf(ctx)) {
+		finish(nil, c.denied(op, IdentityOf(ctx)))
+		return
+	}
 	c.backend.Submit(req, deadline, ctx.Done(), finish)
+}
+
+// denied is the refusal of admin operation op to identity.
+func (c *Core) denied(op *messages.Op, identity string) error {
+	switch {
+	case !c.access.Admin:
+		return messages.Errorf(messages.StatusCode_PERMISSION_DENIED,
+			"%s is an admin operation, and this server does not allow them (server.admin = false)", op.Name)
+	case identity == "":
+		return messages.Errorf(messages.StatusCode_PERMISSION_DENIED,
+			"%s is an admin operation, allowed only to the identities in server.admins: connect with a client certificate", op.Name)
+	default:
+		return messages.Errorf(messages.StatusCode_PERMISSION_DENIED,
+			"%s is an admin operation, and %q is not in server.admins", op.Name, identity)
+	}
 }
 
 // Do serves one request of the KV API (any of messages.Ops) and returns its

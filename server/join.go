@@ -49,6 +49,15 @@ func joinNode(endpoints []string, id uint32, address string) (uint64, error) {
 			return 0, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,
 				"join: replica %d is a member at %s, and this process's Raft address is %s", id, m.GetRaftAddress(), address)
 		}
+		if replica.GenerationOf(m.GetNodeId()) == 0 {
+			// One of the nodes the cluster started with (added and replacing
+			// nodes are of generation 1 or later): it has run, and the
+			// others counted its log in their majorities. On an empty
+			// directory it must come back as a new node.
+			return 0, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,
+				"join: replica %d is a member as node %d, one of the nodes the cluster started with: a node that ran cannot join again on an empty directory; replace it first: kvctl --endpoints %s member replace %d %s",
+				id, m.GetNodeId(), strings.Join(endpoints, ","), id, address)
+		}
 		return m.GetNodeId(), nil
 	}
 	return 0, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,

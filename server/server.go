@@ -67,7 +67,8 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, backend: backend, grpcLis: grpcLis, httpLis: httpLis}
 	s.metrics = NewMetrics(backend.Status, log)
-	s.core = NewCore(backend.DB, cfg.Server.RequestTimeout.Duration, s.metrics)
+	s.core = NewCore(backend.DB, cfg.Server.RequestTimeout.Duration, s.metrics).
+		WithAccess(Access{Admin: cfg.Server.Admin, Admins: cfg.Server.Admins})
 	s.grpc = grpc.NewServer(ServerOptions()...)
 	s.drain = make(chan struct{})
 	RegisterKV(s.grpc, s.core, s.drain)

@@ -33,6 +33,7 @@ func TestGRPCConformance(t *testing.T) {
 		scfg.Limits.MaxSessions = cfg.MaxSessions
 		scfg.Server.Listen = "127.0.0.1:0"
 		scfg.Server.Metrics = ""
+		scfg.Server.Admin = true // the suite injects faults
 		s, err := server.Start(scfg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatalf("start kvserver: %v", err)

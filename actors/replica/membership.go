@@ -66,6 +66,17 @@ func (r *replicaActor) onReplaceMember(ctx actor.Context, msg *messages.ReplaceM
 	})
 }
 
+// membershipAttempt bounds one attempt of a membership step: a request
+// sent to a leader that just died is not answered (dragonboat does not drop
+// it when leadership moves), so an attempt lasts about two election
+// timeouts (at least a second, at most a proposal timeout) and the next one,
+// after the election, reaches the new leader. Every step starts from a read
+// of the membership, so a step that commits after its attempt gave up is
+// seen there and not repeated.
+func (n *node) membershipAttempt() time.Duration {
+	return min(n.cfg.Raft.ProposalTimeout, max(time.Second, 2*n.cfg.Raft.ElectionTimeout()))
+}
+
 // replaceMember does the work of *messages.ReplaceMember and
 // MemberReplaceRequest: it replaces the node replica id is a member as —
 // old, or whichever it is when old is 0 — with id's node of the generation
@@ -85,9 +96,7 @@ func (r *replicaActor) onReplaceMember(ctx actor.Context, msg *messages.ReplaceM
 // node at the same address, so a replica never ends up with two nodes.
 func (n *node) replaceMember(id uint32, old uint64, address string, budget time.Duration) (removed, added uint64, err error) {
 	deadline := time.Now().Add(budget)
-	// One attempt: long enough for a round through an election, short
-	// enough to try again within the budget.
-	attempt := min(n.cfg.Raft.ProposalTimeout, 10*n.cfg.Raft.ElectionTimeout())
+	attempt := n.membershipAttempt()
 	call := func(f func(ctx context.Context) error) error {
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -350,10 +359,10 @@ func (n *node) membership(op *messages.Op, req proto.Message, budget time.Durati
 
 // retrying runs f until it succeeds, fails for good, or budget passes; a
 // transient failure is tried again after a heartbeat. Each attempt gets
-// at most a proposal timeout (or ten election timeouts, if shorter).
+// at most membershipAttempt.
 func (n *node) retrying(what string, budget time.Duration, f func(ctx context.Context) (done bool, err error)) error {
 	deadline := time.Now().Add(budget)
-	attempt := min(n.cfg.Raft.ProposalTimeout, 10*n.cfg.Raft.ElectionTimeout())
+	attempt := n.membershipAttempt()
 	var last error
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), min(attempt, time.Until(deadline)))
@@ -427,10 +436,13 @@ func (n *node) addMember(id uint32, address string, budget time.Duration) (*mess
 				return false, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "raft address %s is replica %d's (node %d)", address, ReplicaID(node), node)
 			}
 		}
-		if err := n.nh.SyncRequestAddNode(ctx, n.cfg.ClusterID, NodeID(id, next), address, m.ConfigChangeID); err != nil {
+		// An added node is of generation 1 or later: generation 0 are the
+		// nodes the cluster started with, which never join (see JoinNode).
+		node := NodeID(id, max(next, 1))
+		if err := n.nh.SyncRequestAddNode(ctx, n.cfg.ClusterID, node, address, m.ConfigChangeID); err != nil {
 			return false, err
 		}
-		member = &messages.Member{ReplicaId: id, NodeId: NodeID(id, next), RaftAddress: address}
+		member = &messages.Member{ReplicaId: id, NodeId: node, RaftAddress: address}
 		return true, nil
 	})
 	return member, err

@@ -58,9 +58,11 @@ type statusJSON struct {
 }
 
 const statusLong = `Print every replica: id, the endpoint that reported it, whether it runs,
-the leader (*), its term, applied index and a digest of its contents (the
-first 6 bytes, in hex; the SHA-256 of every column family, computed at the
-applied index shown).
+the leader (*), its term and applied index; with --digests also a digest of
+its contents (the first 6 bytes, in hex; the SHA-256 of every column family,
+computed at the applied index shown). Digests scan all data: they are an
+admin operation, which the server refuses (PERMISSION_DENIED) unless it
+allows admin operations (server.admin, kvserver --admin).
 
 kvctl asks every endpoint of --endpoints at once and merges the replicas they
 report by id. An in-process server reports all its replicas; in a cluster
@@ -135,14 +137,16 @@ func newStatusCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&digests, "digests", true, "compute the replicas' content digests (scans all data)")
+	cmd.Flags().BoolVar(&digests, "digests", false, "compute the replicas' content digests (scans all data; an admin operation)")
 	return cmd
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 const verifyLong = `Check that the replicas hold identical data: replicas at the same applied
-index must have the same digest.
+index must have the same digest. Digests scan all data: they are an admin
+operation, which the server refuses (PERMISSION_DENIED) unless it allows
+admin operations (server.admin, kvserver --admin).
 
 kvctl asks for every replica's status with digests, from every endpoint of
 --endpoints at once, and merges the replicas by id (see "kvctl status --help":
@@ -352,7 +356,9 @@ func (g *globals) printVerify(rep verifyJSON) error {
 	return g.printf("%s", b.String())
 }
 
-const faultLong = `Configure injected storage faults (for tests):
+const faultLong = `Configure injected storage faults (for tests). It is an admin operation: the
+server refuses it (PERMISSION_DENIED) unless it allows admin operations
+(server.admin, kvserver --admin).
 
   kvctl fault --replicas 1,2 --error-rate 0.5 --fail-after 100 --latency 10ms
   kvctl fault --off

@@ -35,7 +35,10 @@ func newMemberCommand(g *globals) *cobra.Command {
 		Use:   "member",
 		Short: "List, add, remove and replace the members of a cluster",
 		Long: `The members of a cluster (one replica per kvserver process) are its Raft
-membership: each is a replica id with its node id and Raft address.
+membership: each is a replica id with its node id and Raft address. Adding,
+removing and replacing members and moving the leader are admin operations:
+the server refuses them (PERMISSION_DENIED) unless it allows admin
+operations (server.admin, kvserver --admin).
 
   kvctl member list
   kvctl member add ID RAFT_ADDRESS       then start the new process with --join
@@ -215,7 +218,8 @@ func newMoveLeaderCommand(g *globals) *cobra.Command {
 		Long: `Hand Raft leadership to replica ID and wait until it leads (within
 --timeout: TIMEOUT otherwise; a replica that has not caught up cannot take the
 lead). Writes in flight on the old leader end TIMEOUT, their outcome unknown,
-and are retried by their clients with the same request id.
+and are retried by their clients with the same request id. It is an admin
+operation (server.admin).
 
 Prints "Leader moved to replica ID (term T)". JSON (-w json):
 {"leader": ID, "term": T}.`,

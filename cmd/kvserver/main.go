@@ -37,7 +37,7 @@ func newCommand() *cobra.Command {
 			listen, metrics, mode, basePath, logLevel, logFormat, raftAddress string
 			endpoints, join                                                   []string
 			instanceID                                                        uint32
-			inProcess, pprof                                                  bool
+			inProcess, pprof, admin                                           bool
 		}{}
 	)
 	cmd := &cobra.Command{
@@ -88,6 +88,7 @@ when set), which keeps RocksDB's fragmentation down.`,
 			set("listen", func() { cfg.Server.Listen = f.listen })
 			set("metrics", func() { cfg.Server.Metrics = f.metrics })
 			set("pprof", func() { cfg.Server.Pprof = f.pprof })
+			set("admin", func() { cfg.Server.Admin = f.admin })
 			set("mode", func() { cfg.Deployment.Mode = f.mode })
 			set("base-path", func() { cfg.Database.BasePath = f.basePath })
 			set("endpoints", func() { cfg.Deployment.ReplicaEndpoints = f.endpoints })
@@ -108,6 +109,7 @@ when set), which keeps RocksDB's fragmentation down.`,
 	fl.StringVar(&f.listen, "listen", "", "gRPC listen address (server.listen)")
 	fl.StringVar(&f.metrics, "metrics", "", `HTTP address of /metrics, /healthz, /readyz; "" turns it off (server.metrics)`)
 	fl.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on the metrics address (server.pprof)")
+	fl.BoolVar(&f.admin, "admin", false, "allow admin operations over the network: fault injection, membership changes, leader moves, status with digests (server.admin)")
 	fl.StringVar(&f.mode, "mode", "", `"standalone" or "replicated" (deployment.mode)`)
 	fl.StringVar(&f.basePath, "base-path", "", "data directory (database.base_path)")
 	fl.StringSliceVar(&f.endpoints, "endpoints", nil, "Raft addresses of the replicas, comma-separated (deployment.replica_endpoints)")

@@ -109,6 +109,7 @@ base_path = %q
 listen = %q
 metrics = %q
 shutdown_timeout = "10s"
+admin = true
 %s`, quoteAll(c.raft), n.id, n.dir, n.grpc, n.http, c.extra)
 		path := filepath.Join(t.TempDir(), fmt.Sprintf("replica-%d.toml", n.id))
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
@@ -131,10 +132,10 @@ shutdown_timeout = "10s"
 // flags are the command-line flags that start n as the member it is.
 func (c *cluster) flags(n *node) []string {
 	if len(n.joins) > 0 {
-		return []string{"--mode", "replicated", "--in-process=false", "--instance-id", fmt.Sprint(n.id), "--raft-address", n.raft,
+		return []string{"--admin", "--mode", "replicated", "--in-process=false", "--instance-id", fmt.Sprint(n.id), "--raft-address", n.raft,
 			"--join", strings.Join(n.joins, ","), "--base-path", n.dir, "--listen", n.grpc, "--metrics", n.http}
 	}
-	return []string{"--mode", "replicated", "--in-process=false", "--endpoints", strings.Join(c.raft, ","),
+	return []string{"--admin", "--mode", "replicated", "--in-process=false", "--endpoints", strings.Join(c.raft, ","),
 		"--instance-id", fmt.Sprint(n.id), "--base-path", n.dir, "--listen", n.grpc, "--metrics", n.http}
 }
 

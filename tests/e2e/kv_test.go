@@ -207,7 +207,7 @@ func kvctlSuite(t *testing.T, s *kvserver, replicas int) {
 			Digest       string `json:"digest"`
 		} `json:"replicas"`
 	}
-	mustJSON(t, ctl("-w", "json", "status"), &sj)
+	mustJSON(t, ctl("-w", "json", "status", "--digests"), &sj)
 	if len(sj.Replicas) != replicas || len(sj.Replicas[0].Digest) != 64 || !sj.Replicas[0].Running {
 		t.Fatalf("status -w json: %+v", sj)
 	}

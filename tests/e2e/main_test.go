@@ -133,6 +133,9 @@ type serverConfig struct {
 	// lonely runs replica 0 of a three-replica TCP cluster whose other
 	// replicas never start: it never has a leader.
 	lonely bool
+	// noAdmin leaves admin operations off (server.admin), as by default;
+	// the tests' servers allow them otherwise.
+	noAdmin bool
 }
 
 // kvserver is a running kvserver process.
@@ -188,7 +191,7 @@ func launch(t testing.TB, cfg serverConfig) *kvserver {
 	}
 	// listen is overridden by the --listen flag below: flags win over the
 	// file, and port 1 is nothing a test could reach.
-	fmt.Fprintf(&b, "\n[server]\nlisten = \"127.0.0.1:1\"\nmetrics = %q\nshutdown_timeout = \"10s\"\n", s.HTTP)
+	fmt.Fprintf(&b, "\n[server]\nlisten = \"127.0.0.1:1\"\nmetrics = %q\nshutdown_timeout = \"10s\"\nadmin = %t\n", s.HTTP, !cfg.noAdmin)
 	path := filepath.Join(t.TempDir(), "kvserver.toml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)

@@ -50,7 +50,8 @@ func (c *cluster) join(id uint32, endpoints string) *node {
 	n := &node{id: id, dir: filepath.Join(c.t.TempDir(), fmt.Sprintf("node-%d", id)), grpc: freePort(c.t), http: freePort(c.t),
 		raft: freePort(c.t), joins: strings.Split(endpoints, ",")}
 	out := c.ctl(endpoints, "member", "add", fmt.Sprint(id), n.raft)
-	if !strings.HasPrefix(out, fmt.Sprintf("Member %d added as node %d at %s\n", id, id+1, n.raft)) {
+	// An added node is of generation 1: node id + 1 + 65536.
+	if !strings.HasPrefix(out, fmt.Sprintf("Member %d added as node %d at %s\n", id, id+1+65536, n.raft)) {
 		c.t.Fatalf("kvctl member add: %q", out)
 	}
 	c.launch(n)
@@ -143,11 +144,17 @@ func TestMembership(t *testing.T) {
 		}
 		return nil
 	})
+	// Its process, started on the empty directory to join before it was
+	// replaced, is refused: node 2 ran, and must not come back empty.
+	n1.joins, n1.raft = []string{c.nodes[0].grpc, c.nodes[2].grpc}, c.raft[1]
+	c.launch(n1)
+	if code := n1.proc.wait(waitTimeout); code != 1 || !strings.Contains(n1.proc.log.tail(600), "replace it first") {
+		t.Fatalf("a process joining as replica 1's old node on an empty directory: exit %d\n%s", code, n1.proc.log.tail(2000))
+	}
 	out := c.ctl(first, "member", "replace", "1", c.raft[1])
 	if !strings.HasPrefix(out, "Member 1 replaced: node 2 -> node 65538 at "+c.raft[1]+"\n") {
 		t.Fatalf("kvctl member replace: %q", out)
 	}
-	n1.joins, n1.raft = []string{c.nodes[0].grpc, c.nodes[2].grpc}, c.raft[1]
 	c.restart(n1)
 	l.waitAcks(t, l.total.Load()+100, waitTimeout)
 	acks = l.stop(t)
