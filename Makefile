@@ -21,7 +21,7 @@ BENCH ?= .
 PKG   ?= ./...
 
 .DEFAULT_GOAL := test
-.PHONY: deps test lint bench run demo build proto proto-check proto-tools
+.PHONY: deps test lint bench run demo build proto proto-check proto-tools certs
 
 deps:
 	scripts/deps.sh $(SYSTEM_DEPS)
@@ -40,6 +40,11 @@ bench: deps
 
 # run serves the gRPC API on the embedded default: three replicas in this
 # process, data under ./data, gRPC on 127.0.0.1:7070, metrics on :9100.
+# certs writes a CA and certificates for a local TLS cluster into ./certs
+# (see docs/CLUSTER.md, "TLS").
+certs:
+	go run ./scripts/certs -dir certs
+
 # ARGS are kvserver's flags: make run ARGS=--admin
 run: deps
 	go run ./cmd/kvserver $(ARGS)

@@ -54,6 +54,9 @@ type Config struct {
 	// Addresses (which may then be empty). A replica that started before
 	// restarts as it first started, and JoinNode is ignored.
 	JoinNode uint64
+	// TLS, when not InProcess and set, makes Raft between the processes
+	// mutual TLS.
+	TLS *replica.TLSFiles
 	// Storage configures each replica's engine (Dir is set per replica).
 	Storage storage.Config
 	// Raft tunes consensus (every replica's).
@@ -230,6 +233,7 @@ func Start(cfg Config) (*Group, error) {
 			Join:         cfg.JoinNode != 0,
 			Generation:   replica.GenerationOf(max(cfg.JoinNode, 1)),
 			Network:      g.network,
+			TLS:          cfg.TLS,
 			Storage:      cfg.Storage,
 			Raft:         cfg.Raft,
 			ApplyTimeout: cfg.ApplyTimeout,

@@ -41,6 +41,7 @@ type Client struct {
 
 	transport Transport
 	attempt   time.Duration // bound on one attempt
+	owner     string        // the identity its sessions belong to (RequestId.owner)
 	closed    atomic.Bool
 	retries   atomic.Uint64 // attempts after the first, over all calls
 
@@ -55,6 +56,15 @@ type Client struct {
 func NewClient(t Transport, attempt time.Duration) *Client {
 	c := &Client{transport: t, attempt: attempt}
 	c.Requests = c.Do
+	return c
+}
+
+// WithOwner sets the identity the client's sessions belong to
+// (RequestId.owner; "" by default) and returns c. Call it before the first
+// write. A server gives its own client an owner no caller can have, so no
+// caller can use the server's request ids.
+func (c *Client) WithOwner(owner string) *Client {
+	c.owner = owner
 	return c
 }
 
@@ -177,15 +187,16 @@ func (c *Client) Close() error {
 // clientSession is one session of a Client: its client id, and the seqs
 // handed out under it.
 type clientSession struct {
-	id   uint64
-	seqs seqTracker
+	id    uint64
+	owner string
+	seqs  seqTracker
 }
 
 // requestID returns the next request id of the session, with a function to
 // call once the request is answered.
 func (cs *clientSession) requestID() (*messages.RequestId, func()) {
 	seq, responded := cs.seqs.start()
-	return &messages.RequestId{ClientId: cs.id, Seq: seq, RespondedTo: responded}, func() { cs.seqs.finish(seq) }
+	return &messages.RequestId{ClientId: cs.id, Seq: seq, RespondedTo: responded, Owner: cs.owner}, func() { cs.seqs.finish(seq) }
 }
 
 // seqTracker hands out sequence numbers and knows the highest one below
@@ -236,7 +247,7 @@ func (c *Client) session(deadline time.Time, cancel <-chan struct{}, ready func(
 	}
 	c.opening = true
 	c.sessMu.Unlock()
-	c.Submit(&messages.OpenSessionRequest{}, deadline, cancel, c.opened)
+	c.Submit(&messages.OpenSessionRequest{Owner: c.owner}, deadline, cancel, c.opened)
 }
 
 // opened takes the answer to the client's OpenSession.
@@ -244,7 +255,7 @@ func (c *Client) opened(resp messages.Statused, err error) {
 	var cs *clientSession
 	if err == nil {
 		if id := resp.(*messages.OpenSessionResponse).GetClientId(); id != 0 {
-			cs = &clientSession{id: id}
+			cs = &clientSession{id: id, owner: c.owner}
 		} else {
 			err = messages.Errorf(messages.StatusCode_INTERNAL, "a session was opened with client id 0")
 		}

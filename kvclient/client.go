@@ -10,6 +10,7 @@ package kvclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"runtime"
@@ -18,7 +19,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/actorkv/actorkv/messages"
@@ -41,6 +41,8 @@ type Options struct {
 	// MaxCallsPerMessage bounds the calls gathered into one BatchRequest
 	// (default 512).
 	MaxCallsPerMessage int
+	// TLS, when set, connects with TLS (see TLSConfig); nil: plaintext.
+	TLS *tls.Config
 }
 
 // windowSize matches the server's HTTP/2 flow-control window (server.WindowSize).
@@ -67,7 +69,7 @@ func Dial(addr string, o Options) (*Client, error) {
 	c := &Client{}
 	for range o.Streams {
 		conn, err := grpc.NewClient(addr,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			Credentials(o.TLS),
 			grpc.WithInitialWindowSize(windowSize), grpc.WithInitialConnWindowSize(windowSize),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(messages.MaxResponseMessageBytes)))
 		if err != nil {

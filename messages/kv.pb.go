@@ -299,7 +299,12 @@ type RequestId struct {
 	Seq uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
 	// responded_to tells the state machine that every seq of this client up to
 	// and including it has been answered, so their outcomes can be forgotten.
-	RespondedTo   uint64 `protobuf:"varint,3,opt,name=responded_to,json=respondedTo,proto3" json:"responded_to,omitempty"`
+	RespondedTo uint64 `protobuf:"varint,3,opt,name=responded_to,json=respondedTo,proto3" json:"responded_to,omitempty"`
+	// owner is the identity of the caller, set by the server that received
+	// the request (the subject of its verified client certificate, "" when
+	// anonymous); whatever a client sends is replaced. A request id of a
+	// session another identity opened is refused with PERMISSION_DENIED.
+	Owner         string `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -353,6 +358,13 @@ func (x *RequestId) GetRespondedTo() uint64 {
 		return x.RespondedTo
 	}
 	return 0
+}
+
+func (x *RequestId) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
 }
 
 // KeyValue is one entry of a range result.
@@ -743,7 +755,9 @@ type OpenSession struct {
 	// The session limits of the proposer's configuration. The state machine
 	// keeps those of the latest session opened and applies them to every
 	// session, so replicas agree whatever their own configuration says.
-	Limits        *SessionLimits `protobuf:"bytes,1,opt,name=limits,proto3" json:"limits,omitempty"`
+	Limits *SessionLimits `protobuf:"bytes,1,opt,name=limits,proto3" json:"limits,omitempty"`
+	// owner is the identity the session belongs to (RequestId.owner).
+	Owner         string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -783,6 +797,13 @@ func (x *OpenSession) GetLimits() *SessionLimits {
 		return x.Limits
 	}
 	return nil
+}
+
+func (x *OpenSession) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
 }
 
 // SessionLimits bound the client sessions the state machine remembers.
@@ -1878,7 +1899,11 @@ func (x *AtomicCommitResponse) GetVersion() uint64 {
 
 // OpenSessionRequest opens a client session for exactly-once writes.
 type OpenSessionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// owner is the identity the session will belong to, set by the server
+	// that received the request (see RequestId.owner); whatever a client
+	// sends is replaced.
+	Owner         string `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1911,6 +1936,13 @@ func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use OpenSessionRequest.ProtoReflect.Descriptor instead.
 func (*OpenSessionRequest) Descriptor() ([]byte, []int) {
 	return file_kv_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *OpenSessionRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
 }
 
 type OpenSessionResponse struct {
@@ -3338,11 +3370,12 @@ const file_kv_proto_rawDesc = "" +
 	"actorkv.v1\x1a\x1egoogle/protobuf/duration.proto\"N\n" +
 	"\x06Status\x12*\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x16.actorkv.v1.StatusCodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"]\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"s\n" +
 	"\tRequestId\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\x04R\bclientId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12!\n" +
-	"\fresponded_to\x18\x03 \x01(\x04R\vrespondedTo\"2\n" +
+	"\fresponded_to\x18\x03 \x01(\x04R\vrespondedTo\x12\x14\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\"2\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"W\n" +
@@ -3366,9 +3399,10 @@ const file_kv_proto_rawDesc = "" +
 	"\x05batch\x18\x06 \x01(\v2\x18.actorkv.v1.CommandBatchH\x00R\x05batchB\x04\n" +
 	"\x02op\"?\n" +
 	"\fCommandBatch\x12/\n" +
-	"\bcommands\x18\x01 \x03(\v2\x13.actorkv.v1.CommandR\bcommands\"@\n" +
+	"\bcommands\x18\x01 \x03(\v2\x13.actorkv.v1.CommandR\bcommands\"V\n" +
 	"\vOpenSession\x121\n" +
-	"\x06limits\x18\x01 \x01(\v2\x19.actorkv.v1.SessionLimitsR\x06limits\"O\n" +
+	"\x06limits\x18\x01 \x01(\v2\x19.actorkv.v1.SessionLimitsR\x06limits\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\"O\n" +
 	"\rSessionLimits\x12!\n" +
 	"\fmax_sessions\x18\x01 \x01(\x04R\vmaxSessions\x12\x1b\n" +
 	"\tttl_nanos\x18\x02 \x01(\x03R\bttlNanos\"\xf7\x01\n" +
@@ -3446,8 +3480,9 @@ const file_kv_proto_rawDesc = "" +
 	"request_id\x18\x02 \x01(\v2\x15.actorkv.v1.RequestIdR\trequestId\"\\\n" +
 	"\x14AtomicCommitResponse\x12*\n" +
 	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\"\x14\n" +
-	"\x12OpenSessionRequest\"^\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"*\n" +
+	"\x12OpenSessionRequest\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\"^\n" +
 	"\x13OpenSessionResponse\x12*\n" +
 	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\x04R\bclientId\"\x17\n" +

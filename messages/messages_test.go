@@ -31,7 +31,7 @@ func sessionLimits() *messages.SessionLimits {
 }
 
 func requestID() *messages.RequestId {
-	return &messages.RequestId{ClientId: 7, Seq: 42, RespondedTo: 41}
+	return &messages.RequestId{ClientId: 7, Seq: 42, RespondedTo: 41, Owner: "CN=alice"}
 }
 
 func keyRange(begin, end string) *messages.KeyRange {
@@ -119,10 +119,10 @@ func baseCases() []proto.Message {
 		&messages.Command{
 			RequestId:          requestID(),
 			TimestampUnixNanos: 5,
-			Op:                 &messages.Command_OpenSession{OpenSession: &messages.OpenSession{Limits: sessionLimits()}},
+			Op:                 &messages.Command_OpenSession{OpenSession: &messages.OpenSession{Limits: sessionLimits(), Owner: "CN=alice"}},
 		},
 		sessionLimits(),
-		&messages.OpenSession{Limits: sessionLimits()},
+		&messages.OpenSession{Limits: sessionLimits(), Owner: "CN=alice"},
 		atomicCommit(),
 		&messages.CommandResult{Status: status(), Version: 17, Batch: []*messages.CommandResult{{Status: status(), Version: 17}}},
 		&messages.Command{RequestId: requestID(), TimestampUnixNanos: 2, Op: &messages.Command_Batch{Batch: &messages.CommandBatch{Commands: []*messages.Command{
@@ -146,7 +146,7 @@ func baseCases() []proto.Message {
 		&messages.GetRangeResponse{Status: status(), Kvs: []*messages.KeyValue{kv("a", "1"), kv("b", "2")}},
 		&messages.AtomicCommitRequest{Commit: atomicCommit(), RequestId: requestID()},
 		&messages.AtomicCommitResponse{Status: status(), Version: 6},
-		&messages.OpenSessionRequest{},
+		&messages.OpenSessionRequest{Owner: "CN=alice"},
 		&messages.OpenSessionResponse{Status: status(), ClientId: 71},
 		&messages.MemberListRequest{},
 		&messages.MemberListResponse{Status: status(), Members: []*messages.Member{
@@ -207,21 +207,21 @@ func baseCases() []proto.Message {
 		// storage.proto
 		&messages.EntryEffect{Index: 9, TimestampUnixNanos: 1_700_000_000_000_000_000,
 			Writes:        []*messages.KeyRange{{ColumnFamily: "users", Begin: []byte("a"), End: []byte("b")}},
-			RequestId:     &messages.RequestId{ClientId: 1, Seq: 2, RespondedTo: 1},
+			RequestId:     &messages.RequestId{ClientId: 1, Seq: 2, RespondedTo: 1, Owner: "CN=alice"},
 			Result:        &messages.CommandResult{Status: status(), Version: 9},
-			OpenedSession: &messages.OpenSession{Limits: sessionLimits()}},
+			OpenedSession: &messages.OpenSession{Limits: sessionLimits(), Owner: "CN=alice"}},
 		&messages.MachineDelta{Effects: []*messages.EntryEffect{{Index: 3, TimestampUnixNanos: 5,
 			Writes:        []*messages.KeyRange{{ColumnFamily: "c", Begin: []byte("k"), End: []byte("l")}},
-			RequestId:     &messages.RequestId{ClientId: 1, Seq: 2, RespondedTo: 1},
+			RequestId:     &messages.RequestId{ClientId: 1, Seq: 2, RespondedTo: 1, Owner: "CN=alice"},
 			Result:        &messages.CommandResult{Status: status(), Version: 3},
-			OpenedSession: &messages.OpenSession{Limits: sessionLimits()}}}},
+			OpenedSession: &messages.OpenSession{Limits: sessionLimits(), Owner: "CN=alice"}}}},
 		&messages.ConflictEntry{Version: 4, TimestampUnixNanos: 6, Writes: []*messages.KeyRange{{ColumnFamily: "c", Begin: []byte("x"), End: []byte("y")}}},
 		&messages.SessionResult{Seq: 5, Result: &messages.CommandResult{Status: status(), Version: 8}},
-		&messages.SessionState{ClientId: 1, RespondedTo: 2, LastActiveUnixNanos: 3, LastIndex: 4,
+		&messages.SessionState{ClientId: 1, Owner: "CN=alice", RespondedTo: 2, LastActiveUnixNanos: 3, LastIndex: 4,
 			Results: []*messages.SessionResult{{Seq: 3, Result: &messages.CommandResult{Status: status(), Version: 2}}}},
 		&messages.MachineCheckpoint{Index: 10, MaxTimestampUnixNanos: 11, Horizon: 3,
 			Conflicts: []*messages.ConflictEntry{{Version: 4, TimestampUnixNanos: 6, Writes: []*messages.KeyRange{{ColumnFamily: "c", Begin: []byte("x"), End: []byte("y")}}}},
-			Sessions: []*messages.SessionState{{ClientId: 1, RespondedTo: 2, LastActiveUnixNanos: 3, LastIndex: 4,
+			Sessions: []*messages.SessionState{{ClientId: 1, Owner: "CN=alice", RespondedTo: 2, LastActiveUnixNanos: 3, LastIndex: 4,
 				Results: []*messages.SessionResult{{Seq: 3, Result: &messages.CommandResult{Status: status(), Version: 2}}}}},
 			SessionLimits: sessionLimits()},
 		&messages.SnapshotHeader{AppliedIndex: 1234, ColumnFamilies: []string{"default", "users", "internal"}},

@@ -113,8 +113,8 @@ var ops = sync.OnceValue(func() []*Op {
 		row[*SnapshotReadRequest, *SnapshotReadResponse](SnapshotRead, "snapshot_read", "SnapshotRead"),
 		row[*SnapshotGetRangeRequest, *SnapshotGetRangeResponse](SnapshotRead, "snapshot_get_range", "SnapshotGetRange"),
 		write("open_session", "OpenSession",
-			func(_ *OpenSessionRequest, s Stamp) isCommand_Op {
-				return &Command_OpenSession{OpenSession: &OpenSession{Limits: s.SessionLimits}}
+			func(r *OpenSessionRequest, s Stamp) isCommand_Op {
+				return &Command_OpenSession{OpenSession: &OpenSession{Limits: s.SessionLimits, Owner: r.GetOwner()}}
 			},
 			func(v uint64) *OpenSessionResponse { return &OpenSessionResponse{ClientId: v} }),
 		admin(row[*SetFaultInjectionRequest, *SetFaultInjectionResponse](Admin, "set_fault_injection", "SetFaultInjection"), always),

@@ -289,7 +289,9 @@ type SessionState struct {
 	// last_index is the log index of the session's last use.
 	LastIndex uint64 `protobuf:"varint,4,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
 	// results are sorted by seq.
-	Results       []*SessionResult `protobuf:"bytes,5,rep,name=results,proto3" json:"results,omitempty"`
+	Results []*SessionResult `protobuf:"bytes,5,rep,name=results,proto3" json:"results,omitempty"`
+	// owner is the identity that opened the session.
+	Owner         string `protobuf:"bytes,6,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -357,6 +359,13 @@ func (x *SessionState) GetResults() []*SessionResult {
 		return x.Results
 	}
 	return nil
+}
+
+func (x *SessionState) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
 }
 
 // MachineCheckpoint is the whole machine state at one applied index.
@@ -526,14 +535,15 @@ const file_storage_proto_rawDesc = "" +
 	"\x06writes\x18\x03 \x03(\v2\x14.actorkv.v1.KeyRangeR\x06writes\"T\n" +
 	"\rSessionResult\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x121\n" +
-	"\x06result\x18\x02 \x01(\v2\x19.actorkv.v1.CommandResultR\x06result\"\xd7\x01\n" +
+	"\x06result\x18\x02 \x01(\v2\x19.actorkv.v1.CommandResultR\x06result\"\xed\x01\n" +
 	"\fSessionState\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\x04R\bclientId\x12!\n" +
 	"\fresponded_to\x18\x02 \x01(\x04R\vrespondedTo\x123\n" +
 	"\x16last_active_unix_nanos\x18\x03 \x01(\x03R\x13lastActiveUnixNanos\x12\x1d\n" +
 	"\n" +
 	"last_index\x18\x04 \x01(\x04R\tlastIndex\x123\n" +
-	"\aresults\x18\x05 \x03(\v2\x19.actorkv.v1.SessionResultR\aresults\"\xad\x02\n" +
+	"\aresults\x18\x05 \x03(\v2\x19.actorkv.v1.SessionResultR\aresults\x12\x14\n" +
+	"\x05owner\x18\x06 \x01(\tR\x05owner\"\xad\x02\n" +
 	"\x11MachineCheckpoint\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x127\n" +
 	"\x18max_timestamp_unix_nanos\x18\x02 \x01(\x03R\x15maxTimestampUnixNanos\x12\x18\n" +

@@ -33,6 +33,7 @@ type Config struct {
 	Raft       replica.RaftConfig `toml:"raft"`
 	Limits     kv.Limits          `toml:"limits"`
 	Log        Log                `toml:"log"`
+	TLS        TLS                `toml:"tls"`
 }
 
 // Deployment says how the database is deployed.
@@ -188,15 +189,33 @@ func DefaultConfig() Config {
 // LoadConfig reads a TOML file over the defaults. A key the file has but
 // Config does not is an error naming it.
 func LoadConfig(path string) (Config, error) {
+	cfg, err := ReadConfig(path)
+	if err != nil {
+		return Config{}, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// ReadConfig reads a TOML file over the defaults without validating the
+// result (kvserver applies its flags first, then validates).
+func ReadConfig(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	return ParseConfig(data)
+	return decodeConfig(data)
 }
 
 // ParseConfig parses TOML over the defaults and validates the result.
 func ParseConfig(data []byte) (Config, error) {
+	cfg, err := decodeConfig(data)
+	if err != nil {
+		return Config{}, err
+	}
+	return cfg, cfg.Validate()
+}
+
+func decodeConfig(data []byte) (Config, error) {
 	cfg := DefaultConfig()
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&cfg)
 	if err != nil {
@@ -209,7 +228,7 @@ func ParseConfig(data []byte) (Config, error) {
 		}
 		return Config{}, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "config: unknown field %s", strings.Join(keys, ", "))
 	}
-	return cfg, cfg.Validate()
+	return cfg, nil
 }
 
 // Validate names the first bad field by its TOML path.
@@ -312,6 +331,15 @@ func (c Config) Validate() error {
 	}
 	if c.Server.MemoryLimitMiB < 0 {
 		return bad("server.memory_limit_mib", "must not be negative")
+	}
+	if field, problem := c.TLS.check(); field != "" {
+		return bad(field, "%s", problem)
+	}
+	if len(c.Server.Admins) > 0 && !c.TLS.Enabled() {
+		return bad("server.admins", "identities are client certificates' subjects: they need [tls]")
+	}
+	if len(c.Server.Admins) > 0 && !c.Server.Admin {
+		return bad("server.admins", "lists admins, and server.admin is false: set it to true")
 	}
 	if err := c.Raft.Validate(); err != nil {
 		return err

@@ -45,7 +45,7 @@ func configsEqual(a, b Config) bool {
 		a.Database.BasePath == b.Database.BasePath && slices.Equal(a.Database.ColumnFamilies, b.Database.ColumnFamilies) &&
 		a.Database.RetentionWindow == b.Database.RetentionWindow && a.Database.SyncWrites == b.Database.SyncWrites &&
 		a.Database.BlockCacheMiB == b.Database.BlockCacheMiB && a.Database.WriteBufferMiB == b.Database.WriteBufferMiB && a.Database.MemtableMiB == b.Database.MemtableMiB &&
-		serverEqual(a.Server, b.Server) && a.Raft == b.Raft && a.Limits == b.Limits && a.Log == b.Log
+		serverEqual(a.Server, b.Server) && a.Raft == b.Raft && a.Limits == b.Limits && a.Log == b.Log && a.TLS == b.TLS
 }
 
 func serverEqual(a, b Listen) bool {
@@ -121,6 +121,7 @@ request_timeout = "250ms"
 shutdown_timeout = "1m"
 memory_limit_mib = 512
 admin = true
+admins = ["CN=admin", "CN=ops,O=example"]
 
 [raft]
 rtt = "5ms"
@@ -147,6 +148,12 @@ session_ttl = "90s"
 level = "debug"
 format = "json"
 raft_level = "warn"
+
+[tls]
+ca = "/etc/actorkv/ca.pem"
+cert = "/etc/actorkv/node-4.pem"
+key = "/etc/actorkv/node-4-key.pem"
+require_client_cert = true
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -157,12 +164,14 @@ raft_level = "warn"
 			ReplicaEndpoints: []string{"10.0.0.1:6001", "10.0.0.2:6001", "10.0.0.3:6001", "10.0.0.4:6001", "10.0.0.5:6001"}},
 		Database: Database{BasePath: "/var/lib/actorkv", ColumnFamilies: []string{"default", "meta", "index"},
 			RetentionWindow: Duration{90 * time.Second}, SyncWrites: false, BlockCacheMiB: 64, WriteBufferMiB: 8, MemtableMiB: 24},
-		Server: Listen{Listen: "0.0.0.0:7070", Metrics: "", RequestTimeout: Duration{250 * time.Millisecond}, ShutdownTimeout: Duration{time.Minute}, MemoryLimitMiB: 512, Admin: true},
+		Server: Listen{Listen: "0.0.0.0:7070", Metrics: "", RequestTimeout: Duration{250 * time.Millisecond}, ShutdownTimeout: Duration{time.Minute}, MemoryLimitMiB: 512,
+			Admin: true, Admins: []string{"CN=admin", "CN=ops,O=example"}},
 		Raft: replica.RaftConfig{RTT: 5 * time.Millisecond, ElectionRTT: 50, HeartbeatRTT: 5, SnapshotEntries: 1000,
 			CompactionOverhead: 100, ProposalTimeout: 2 * time.Second, MaxProposalsInFlight: 2, MaxEntryWrites: 64, MaxEntryBytes: 65536},
 		Limits: kv.Limits{MaxKeySize: 100, MaxValueSize: 4096, MaxCommitOps: 10, MaxCommitBytes: 65536, MaxRangeLimit: 50, MaxRangeBytes: 1 << 20,
 			MaxSessions: 5000, SessionTTL: 90 * time.Second},
 		Log: Log{Level: "debug", Format: "json", RaftLevel: "warn"},
+		TLS: TLS{CA: "/etc/actorkv/ca.pem", Cert: "/etc/actorkv/node-4.pem", Key: "/etc/actorkv/node-4-key.pem", RequireClientCert: true},
 	}
 	if !configsEqual(cfg, want) {
 		t.Errorf("ParseConfig =\n%+v\nwant\n%+v", cfg, want)
@@ -216,6 +225,13 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"server.request_timeout", func(c *Config) { c.Server.RequestTimeout = Duration{} }},
 		{"server.shutdown_timeout", func(c *Config) { c.Server.ShutdownTimeout = Duration{-time.Second} }},
 		{"server.memory_limit_mib", func(c *Config) { c.Server.MemoryLimitMiB = -1 }},
+		{"server.admins", func(c *Config) { c.Server.Admin, c.Server.Admins = true, []string{"CN=admin"} }}, // no [tls]
+		{"server.admins", func(c *Config) {
+			c.Server.Admins, c.TLS = []string{"CN=admin"}, TLS{CA: "ca.pem", Cert: "c.pem", Key: "k.pem"}
+		}}, // server.admin off
+		{"tls.cert", func(c *Config) { c.TLS = TLS{CA: "ca.pem", Key: "k.pem"} }},
+		{"tls.ca", func(c *Config) { c.TLS = TLS{Cert: "c.pem", Key: "k.pem"} }},
+		{"tls.cert", func(c *Config) { c.TLS.RequireClientCert = true }},
 		{"raft.rtt", func(c *Config) { c.Raft.RTT = time.Microsecond }},
 		{"raft.heartbeat_rtt", func(c *Config) { c.Raft.HeartbeatRTT = 0 }},
 		{"raft.election_rtt", func(c *Config) { c.Raft.ElectionRTT = 2 * c.Raft.HeartbeatRTT }},

@@ -116,9 +116,17 @@ func (c *Core) submit(ctx context.Context, op *messages.Op, req proto.Message, t
 		finish(nil, messages.Errorf(messages.CodeOf(err), "%v", err))
 		return
 	}
-	if op.Privileged(req) && !c.access.allows(IdentityOf(ctx)) {
-		finish(nil, c.denied(op, IdentityOf(ctx)))
+	identity := IdentityOf(ctx)
+	if op.Privileged(req) && !c.access.allows(identity) {
+		finish(nil, c.denied(op, identity))
 		return
+	}
+	// Sessions belong to the caller's identity: the server says whose
+	// request ids these are, never the caller.
+	if r, ok := req.(*messages.OpenSessionRequest); ok {
+		r.Owner = identity
+	} else if rid := op.RequestID(req); rid != nil {
+		rid.Owner = identity
 	}
 	c.backend.Submit(req, deadline, ctx.Done(), finish)
 }

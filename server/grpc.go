@@ -53,7 +53,7 @@ func RegisterKV(s *grpc.Server, core *Core, drain <-chan struct{}) {
 func (s *grpcService) unary(op *messages.Op) func(any, context.Context, func(any) error, grpc.UnaryServerInterceptor) (any, error) {
 	method := "/" + messages.KV_ServiceDesc.ServiceName + "/" + op.RPC
 	serve := func(ctx context.Context, req any) (any, error) {
-		resp, err := s.core.Do(ctx, req.(proto.Message))
+		resp, err := s.core.Do(WithIdentity(ctx, peerIdentity(ctx)), req.(proto.Message))
 		if err != nil {
 			return nil, messages.ToGRPC(err)
 		}
@@ -79,7 +79,7 @@ func (s *grpcService) unary(op *messages.Op) func(any, context.Context, func(any
 // client closes its side and every call has been answered. On shutdown the
 // server tells the client (BatchResponse.closing), which closes its side.
 func (s *grpcService) Batch(stream messages.KV_BatchServer) error {
-	ctx := stream.Context()
+	ctx := WithIdentity(stream.Context(), peerIdentity(stream.Context()))
 	// A call holds its slot until its reply is taken from replies, so
 	// replies never holds more than maxBatchInFlight and a call's done
 	// never blocks (it may run on a replica's goroutine).

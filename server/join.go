@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/actorkv/actorkv/actors/replica"
 	"github.com/actorkv/actorkv/kv"
@@ -23,10 +22,14 @@ const joinTimeout = 30 * time.Second
 // processes, which node its membership holds for replica id, and checks
 // that the member's Raft address is address: the node this process's
 // replica joins as.
-func joinNode(endpoints []string, id uint32, address string) (uint64, error) {
+func joinNode(endpoints []string, id uint32, address string, t TLS) (uint64, error) {
+	tc, err := t.clientConfig()
+	if err != nil {
+		return 0, err
+	}
 	ts := make([]kv.Transport, 0, len(endpoints))
 	for _, ep := range endpoints {
-		cc, err := grpc.NewClient(ep, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(ep, kvclient.Credentials(tc))
 		if err != nil {
 			return 0, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "deployment.join: %q: %v", ep, err)
 		}

@@ -29,6 +29,11 @@ type Backend struct {
 	mode       string
 }
 
+// ServerOwner is the identity of the server's own session, which stamps
+// writes that come without a request id: not a certificate subject (those
+// read "CN=..."), and not anonymous (""), so no caller can use its ids.
+const ServerOwner = "kvserver"
+
 // Open builds what cfg describes: a standalone service, or a replicated
 // group (all replicas in this process, or this process's replica of a
 // cluster). In replicated mode it returns at once; Ready tells when a
@@ -46,7 +51,7 @@ func Open(cfg Config, log *slog.Logger) (*Backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Backend{Transport: s, DB: kv.NewClient(s, attempt), Standalone: s, mode: ModeStandalone}, nil
+		return &Backend{Transport: s, DB: kv.NewClient(s, attempt).WithOwner(ServerOwner), Standalone: s, mode: ModeStandalone}, nil
 	}
 	gc := actors.DefaultConfig(cfg.Database.BasePath)
 	gc.ClusterID = cfg.Deployment.ClusterID
@@ -66,12 +71,15 @@ func Open(cfg Config, log *slog.Logger) (*Backend, error) {
 				gc.JoinNode, err = joinedNode(dir, gc.Local)
 			default:
 				log.Info("joining the cluster", "replica", gc.Local, "raft_address", gc.RaftAddress, "via", cfg.Deployment.Join)
-				gc.JoinNode, err = joinNode(cfg.Deployment.Join, gc.Local, gc.RaftAddress)
+				gc.JoinNode, err = joinNode(cfg.Deployment.Join, gc.Local, gc.RaftAddress, cfg.TLS)
 			}
 			if err != nil {
 				return nil, err
 			}
 		}
+	}
+	if !gc.InProcess {
+		gc.TLS = cfg.TLS.raftFiles()
 	}
 	gc.Storage = cfg.StorageConfig("")
 	gc.Raft = cfg.Raft
@@ -81,7 +89,7 @@ func Open(cfg Config, log *slog.Logger) (*Backend, error) {
 		return nil, err
 	}
 	t := g.ServingTransport()
-	return &Backend{Transport: t, DB: kv.NewClient(t, gc.RequestTimeout), Group: g, mode: ModeReplicated}, nil
+	return &Backend{Transport: t, DB: kv.NewClient(t, gc.RequestTimeout).WithOwner(ServerOwner), Group: g, mode: ModeReplicated}, nil
 }
 
 // Mode is "standalone" or "replicated".

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -46,6 +48,13 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	var serverTLS *tls.Config
+	if cfg.TLS.Enabled() {
+		var err error
+		if serverTLS, err = cfg.TLS.serverConfig(); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
 	grpcLis, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("server: listen %s: %w", cfg.Server.Listen, err)
@@ -69,7 +78,11 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 	s.metrics = NewMetrics(backend.Status, log)
 	s.core = NewCore(backend.DB, cfg.Server.RequestTimeout.Duration, s.metrics).
 		WithAccess(Access{Admin: cfg.Server.Admin, Admins: cfg.Server.Admins})
-	s.grpc = grpc.NewServer(ServerOptions()...)
+	opts := ServerOptions()
+	if serverTLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(serverTLS)))
+	}
+	s.grpc = grpc.NewServer(opts...)
 	s.drain = make(chan struct{})
 	RegisterKV(s.grpc, s.core, s.drain)
 	s.health = health.NewServer()

@@ -61,6 +61,10 @@ func (s *machineState) encodeCheckpoint(sizeHint int) ([]byte, error) {
 			}
 			sess = appendMessageField(sess, 5, res)
 		}
+		if st.owner != "" {
+			sess = protowire.AppendTag(sess, 6, protowire.BytesType)
+			sess = protowire.AppendString(sess, st.owner)
+		}
 		b = appendMessageField(b, 5, sess)
 	}
 	if l := s.limits; l != nil {

@@ -60,7 +60,7 @@ func (s *machineState) checkpoint() *messages.MachineCheckpoint {
 	}
 	for el := s.lru.Front(); el != nil; el = el.Next() {
 		sess := el.Value.(*session)
-		st := &messages.SessionState{ClientId: sess.client, RespondedTo: sess.respondedTo, LastActiveUnixNanos: sess.lastActive, LastIndex: sess.lastIndex}
+		st := &messages.SessionState{ClientId: sess.client, Owner: sess.owner, RespondedTo: sess.respondedTo, LastActiveUnixNanos: sess.lastActive, LastIndex: sess.lastIndex}
 		seqs := make([]uint64, 0, len(sess.results))
 		for seq := range sess.results {
 			seqs = append(seqs, seq)

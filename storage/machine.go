@@ -102,6 +102,7 @@ func rangeOf(cf string, begin, end []byte) keyRange {
 // that it has not yet confirmed as answered.
 type session struct {
 	client      uint64
+	owner       string // the identity that opened it
 	respondedTo uint64
 	lastActive  int64
 	lastIndex   uint64
@@ -156,7 +157,7 @@ func (s *machineState) finish(eff *messages.EntryEffect, writes []keyRange) {
 		s.conflicts.PushBack(conflictEntry{version: eff.GetIndex(), ts: s.maxTs, writes: packRanges(writes)})
 	}
 	if o := eff.GetOpenedSession(); o != nil {
-		s.openSession(eff.GetIndex(), o.GetLimits())
+		s.openSession(eff.GetIndex(), o.GetLimits(), o.GetOwner())
 	}
 	if rid := eff.GetRequestId(); rid.GetClientId() != 0 {
 		s.recordSession(rid, eff.GetIndex(), eff.GetResult())
@@ -167,12 +168,12 @@ func (s *machineState) finish(eff *messages.EntryEffect, writes []keyRange) {
 
 // openSession starts the session opened at index (its client id) and
 // adopts the limits it brought.
-func (s *machineState) openSession(index uint64, limits *messages.SessionLimits) {
+func (s *machineState) openSession(index uint64, limits *messages.SessionLimits, owner string) {
 	s.limits = limits
 	if old := s.sessions[index]; old != nil { // a session id from before sessions were opened through the log
 		s.lru.Remove(old.elem)
 	}
-	sess := &session{client: index, lastActive: s.maxTs, lastIndex: index, results: map[uint64]*messages.CommandResult{}}
+	sess := &session{client: index, owner: owner, lastActive: s.maxTs, lastIndex: index, results: map[uint64]*messages.CommandResult{}}
 	sess.elem = s.lru.PushBack(sess)
 	s.sessions[index] = sess
 }
@@ -245,7 +246,7 @@ func stateFromCheckpoint(c *messages.MachineCheckpoint) *machineState {
 		s.conflicts.PushBack(conflictEntry{version: ce.GetVersion(), ts: ce.GetTimestampUnixNanos(), writes: packRanges(rangesFromProto(ce.GetWrites()))})
 	}
 	for _, st := range c.GetSessions() {
-		sess := &session{client: st.GetClientId(), respondedTo: st.GetRespondedTo(), lastActive: st.GetLastActiveUnixNanos(),
+		sess := &session{client: st.GetClientId(), owner: st.GetOwner(), respondedTo: st.GetRespondedTo(), lastActive: st.GetLastActiveUnixNanos(),
 			lastIndex: st.GetLastIndex(), results: map[uint64]*messages.CommandResult{}}
 		for _, r := range st.GetResults() {
 			sess.results[r.GetSeq()] = r.GetResult()
@@ -295,7 +296,7 @@ func (s *machineState) decide(index uint64, cmd *messages.Command, v *kv.Validat
 		if err := v.OpenSession(cmd); err != nil {
 			return refuse(err)
 		}
-		eff.OpenedSession = &messages.OpenSession{Limits: op.OpenSession.GetLimits()}
+		eff.OpenedSession = &messages.OpenSession{Limits: op.OpenSession.GetLimits(), Owner: op.OpenSession.GetOwner()}
 		return outcome{res: &messages.CommandResult{Status: statusOK, Version: index}}
 	}
 	if client := rid.GetClientId(); client != 0 {
@@ -307,6 +308,12 @@ func (s *machineState) decide(index uint64, cmd *messages.Command, v *kv.Validat
 			return refuse(messages.Errorf(messages.StatusCode_SESSION_EXPIRED,
 				"client session %d is unknown: never opened, or forgotten (limits.max_sessions, limits.session_ttl); request %d was not applied — open a new session",
 				client, rid.GetSeq()))
+		}
+		if sess.owner != rid.GetOwner() {
+			// Someone else's request ids: neither its outcome nor its
+			// responded_to may touch the session.
+			return refuse(messages.Errorf(messages.StatusCode_PERMISSION_DENIED,
+				"client session %d belongs to another identity; request %d was not applied", client, rid.GetSeq()))
 		}
 		if rid.GetSeq() <= sess.respondedTo {
 			return refuse(messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "request %d of client %d was already answered", rid.GetSeq(), client))

@@ -226,6 +226,7 @@ type logGen struct {
 // genClient is one session of a generated client: its id is the index of
 // the entry that opened it.
 type genClient struct {
+	owner string
 	id, seq, respondedTo uint64
 	sent                 map[uint64]*messages.Command
 }
@@ -364,13 +365,20 @@ func (g *logGen) clientCommand(open bool) *messages.Command {
 			if c != nil {
 				g.retired = append(g.retired, c)
 			}
-			g.clients[slot] = &genClient{id: g.index, sent: map[uint64]*messages.Command{}}
+			// Sessions of even slots belong to an identity, the others to
+			// the anonymous one.
+			owner := ""
+			if slot%2 == 0 {
+				owner = fmt.Sprintf("CN=client-%d", slot)
+			}
+			g.clients[slot] = &genClient{id: g.index, owner: owner, sent: map[uint64]*messages.Command{}}
 			g.opened++
 			limits := detLimits[0]
 			if g.rng.IntN(6) == 0 {
 				limits = detLimits[1]
 			}
 			cmd = openCmd(limits)
+			cmd.GetOpenSession().Owner = owner
 		case len(g.retired) > 0 && g.rng.IntN(10) == 0:
 			cmd = g.retry(g.retired[g.rng.IntN(len(g.retired))])
 		case c.seq > 0 && g.rng.IntN(4) == 0:
@@ -381,7 +389,10 @@ func (g *logGen) clientCommand(open bool) *messages.Command {
 				c.respondedTo = c.seq - 1 - uint64(g.rng.IntN(int(c.seq-c.respondedTo)))
 			}
 			cmd = g.command()
-			cmd.RequestId = &messages.RequestId{ClientId: c.id, Seq: c.seq, RespondedTo: c.respondedTo}
+			cmd.RequestId = &messages.RequestId{ClientId: c.id, Seq: c.seq, RespondedTo: c.respondedTo, Owner: c.owner}
+			if c.seq%17 == 0 { // a stranger's use of the session: refused
+				cmd.RequestId.Owner = "CN=stranger"
+			}
 			c.sent[c.seq] = proto.Clone(cmd).(*messages.Command)
 		}
 	}

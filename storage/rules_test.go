@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
@@ -80,6 +82,63 @@ func TestRulesSessions(t *testing.T) {
 	}
 	if maxSessions, ttl := m.s.sessionLimits(); maxSessions != 2 || ttl != time.Second {
 		t.Fatalf("limits in force %d, %v; want those the sessions were opened with", maxSessions, ttl)
+	}
+}
+
+// TestRulesSessionOwners: a session belongs to the identity that opened it.
+// Another identity's request under it is refused PERMISSION_DENIED before
+// anything else — it neither learns the first outcome of a request, nor
+// writes, nor moves the session's responded_to — and the owner's own
+// requests go on as before, also after a checkpoint round trip.
+func TestRulesSessionOwners(t *testing.T) {
+	m := newRuleMachine(time.Minute)
+	code := func(o outcome) messages.StatusCode { return o.res.GetStatus().GetCode() }
+	owned := func(cmd *messages.Command, owner string) *messages.Command {
+		cmd.RequestId.Owner = owner
+		return cmd
+	}
+	open := openCmd(nil)
+	open.GetOpenSession().Owner = "CN=alice"
+	steps := []struct {
+		name    string
+		cmd     *messages.Command
+		code    messages.StatusCode
+		version uint64
+	}{
+		{"alice opens session 1", open, messages.StatusCode_OK, 1},
+		{"alice's seq 1", owned(withID(setCmd("", "k", "alice"), 1, 1, 0), "CN=alice"), messages.StatusCode_OK, 2},
+		{"mallory replays alice's seq 1: no first outcome for her", owned(withID(setCmd("", "k", "mallory"), 1, 1, 0), "CN=mallory"), messages.StatusCode_PERMISSION_DENIED, 0},
+		{"mallory takes alice's next seq first", owned(withID(setCmd("", "k", "mallory"), 1, 2, 1), "CN=mallory"), messages.StatusCode_PERMISSION_DENIED, 0},
+		{"an anonymous caller tries it with a huge responded_to", owned(withID(setCmd("", "k", "anon"), 1, 1<<40, 1<<40-1), ""), messages.StatusCode_PERMISSION_DENIED, 0},
+		{"alice's seq 2 is hers, and applied", owned(withID(setCmd("", "k", "alice2"), 1, 2, 1), "CN=alice"), messages.StatusCode_OK, 6},
+		{"alice's retry of seq 2: its first outcome", owned(withID(setCmd("", "k", "alice2"), 1, 2, 1), "CN=alice"), messages.StatusCode_OK, 6},
+	}
+	for i, st := range steps {
+		o := m.apply(uint64(i+1), 0, st.cmd)
+		if code(o) != st.code || (st.code == messages.StatusCode_OK && o.res.GetVersion() != st.version) {
+			t.Fatalf("%s: %v; want %v at version %d", st.name, o.res, st.code, st.version)
+		}
+		if st.code != messages.StatusCode_OK && len(o.writes) != 0 {
+			t.Fatalf("%s: refused, and wrote %d ranges", st.name, len(o.writes))
+		}
+	}
+	if sess := m.s.sessions[1]; sess.respondedTo != 1 || sess.owner != "CN=alice" {
+		t.Fatalf("alice's session after the strangers: responded_to %d, owner %q", sess.respondedTo, sess.owner)
+	}
+	b, err := m.s.encodeCheckpoint(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c messages.MachineCheckpoint
+	if err := proto.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	m.s = stateFromCheckpoint(&c)
+	if o := m.apply(8, 0, owned(withID(setCmd("", "k", "m"), 1, 3, 2), "CN=mallory")); code(o) != messages.StatusCode_PERMISSION_DENIED {
+		t.Fatalf("after a checkpoint round trip, mallory's request: %v", o.res)
+	}
+	if o := m.apply(9, 0, owned(withID(setCmd("", "k", "a3"), 1, 3, 2), "CN=alice")); code(o) != messages.StatusCode_OK {
+		t.Fatalf("after a checkpoint round trip, alice's request: %v", o.res)
 	}
 }
 

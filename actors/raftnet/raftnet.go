@@ -21,11 +21,18 @@
 // stream: the receiver answers with one byte once it has handed every chunk
 // over, so the sender knows they arrived before it reports the snapshot
 // sent.
+//
+// With NodeHostConfig.MutualTLS (dragonboat's CAFile, CertFile, KeyFile),
+// every connection is mutual TLS: each end presents a certificate signed by
+// the CA and checks the other's; the dialler checks the peer's certificate
+// against the host of its Raft address. A connection whose handshake fails
+// is refused, and the refusal logged (once per peer per half minute).
 package raftnet
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -108,8 +115,12 @@ func (f Factory) Create(nhc config.NodeHostConfig, messages raftio.MessageHandle
 		f.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Transport{f: f, addr: nhc.GetListenAddress(), messages: messages, chunks: chunks,
-		ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
+	t := &Transport{f: f, nhc: nhc, addr: nhc.GetListenAddress(), messages: messages, chunks: chunks,
+		ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, refusals: map[string]time.Time{}}
+	if nhc.MutualTLS {
+		t.serverTLS, t.tlsErr = nhc.GetServerTLSConfig()
+	}
+	return t
 }
 
 // Validate implements config.TransportFactory: a host:port address.
@@ -125,8 +136,11 @@ func (Factory) Validate(addr string) bool {
 // Transport is one NodeHost's end: its listener, the connections it
 // accepted and the goroutines that serve them.
 type Transport struct {
-	f        Factory
-	addr     string
+	f         Factory
+	nhc       config.NodeHostConfig
+	serverTLS *tls.Config // nil: plain TCP
+	tlsErr    error       // loading the TLS files failed: Start fails
+	addr      string
 	messages raftio.MessageHandler
 	chunks   raftio.ChunkHandler
 
@@ -135,9 +149,10 @@ type Transport struct {
 	ln     net.Listener
 	wg     sync.WaitGroup // the accept loop and the serving goroutines
 
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{} // accepted and open
-	stopped bool
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{} // accepted and open
+	stopped  bool
+	refusals map[string]time.Time // host -> when a refused handshake was last logged
 }
 
 var _ raftio.ITransport = (*Transport)(nil)
@@ -147,6 +162,9 @@ func (t *Transport) Name() string { return Name }
 
 // Start listens on the NodeHost's Raft address and serves what arrives.
 func (t *Transport) Start() error {
+	if t.tlsErr != nil {
+		return fmt.Errorf("raftnet: TLS certificates: %w", t.tlsErr)
+	}
 	ln, err := net.Listen("tcp", t.addr)
 	if err != nil {
 		return err
@@ -221,8 +239,16 @@ func (t *Transport) Stop() {
 
 // serve reads one accepted connection until it ends.
 func (t *Transport) serve(conn net.Conn) error {
-	r := bufio.NewReaderSize(conn, 64<<10)
 	_ = conn.SetReadDeadline(time.Now().Add(dialTimeout))
+	if t.serverTLS != nil {
+		tc := tls.Server(conn, t.serverTLS)
+		if err := tc.Handshake(); err != nil {
+			t.refused(conn.RemoteAddr().String(), "accepted", err)
+			return ErrBadFrame
+		}
+		conn = tc
+	}
+	r := bufio.NewReaderSize(conn, 64<<10)
 	var pre [preambleLen]byte
 	if _, err := io.ReadFull(r, pre[:]); err != nil {
 		return err
@@ -329,6 +355,13 @@ func (t *Transport) dial(ctx context.Context, target string, kind byte) (net.Con
 			if tc, ok := conn.(*net.TCPConn); ok {
 				_ = tc.SetNoDelay(true)
 			}
+			if t.nhc.MutualTLS {
+				// A failed handshake is a certificate that does not fit,
+				// not a peer that is down: no redial.
+				if conn, err = t.handshake(ctx, conn, target); err != nil {
+					return nil, err
+				}
+			}
 			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if _, err = conn.Write(preamble(kind)); err == nil {
 				return conn, nil
@@ -345,6 +378,40 @@ func (t *Transport) dial(ctx context.Context, target string, kind byte) (net.Con
 			return nil, err
 		case <-time.After(t.f.RedialEvery):
 		}
+	}
+}
+
+// handshake runs the client side of mutual TLS on conn to target.
+func (t *Transport) handshake(ctx context.Context, conn net.Conn, target string) (net.Conn, error) {
+	cfg, err := t.nhc.GetClientTLSConfig(target)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("raftnet: TLS certificates: %w", err)
+	}
+	tc := tls.Client(conn, cfg)
+	hctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		conn.Close()
+		t.refused(target, "dialled", err)
+		return nil, fmt.Errorf("raftnet: TLS handshake with %s: %w", target, err)
+	}
+	return tc, nil
+}
+
+// refused logs a connection refused for its TLS handshake, at most once per
+// peer host every half minute: a peer that redials does not flood the log.
+func (t *Transport) refused(peer, how string, err error) {
+	host, _, _ := net.SplitHostPort(peer)
+	t.mu.Lock()
+	last, seen := t.refusals[host]
+	log := !seen || time.Since(last) > 30*time.Second
+	if log {
+		t.refusals[host] = time.Now()
+	}
+	t.mu.Unlock()
+	if log {
+		t.f.Logger.Warn("raftnet: TLS handshake failed; connection refused", "peer", peer, "connection", how, "err", err)
 	}
 }
 

@@ -29,6 +29,9 @@ type Config struct {
 	// Network is the in-process transport; nil means dragonboat's TCP
 	// transport on the member addresses.
 	Network *Network
+	// TLS, when set, makes the Raft transport mutual TLS (not with
+	// Network).
+	TLS *TLSFiles
 	// Storage configures the engine; its Dir is set from Dir.
 	Storage storage.Config
 	// Raft tunes consensus.
@@ -94,6 +97,12 @@ func ReplicaID(node uint64) uint32 { return uint32((node - 1) % nodeIDStride) }
 
 // GenerationOf is the generation of dragonboat node id.
 func GenerationOf(node uint64) uint32 { return uint32((node - 1) / nodeIDStride) }
+
+// TLSFiles are the PEM files of mutual TLS: the CA that signs every
+// certificate, and this process's certificate and key.
+type TLSFiles struct {
+	CA, Cert, Key string
+}
 
 func (c Config) dataDir() string { return filepath.Join(c.Dir, "data") }
 func (c Config) raftDir() string { return filepath.Join(c.Dir, "raft") }

@@ -121,6 +121,9 @@ func startNode(cfg Config, d disk, engine *storage.Engine, root *actor.RootConte
 		nhc.Expert.TransportFactory = cfg.Network.Factory()
 	} else {
 		nhc.Expert.TransportFactory = raftnet.Factory{Logger: cfg.Logger}
+		if t := cfg.TLS; t != nil {
+			nhc.MutualTLS, nhc.CAFile, nhc.CertFile, nhc.KeyFile = true, t.CA, t.Cert, t.Key
+		}
 	}
 	nh, err := dragonboat.NewNodeHost(nhc)
 	if err != nil {

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/actorkv/actorkv/kvclient"
 
 	"github.com/actorkv/actorkv/messages"
 )
@@ -51,6 +54,18 @@ type options struct {
 	unary       bool
 	retry       bool
 	gaps        time.Duration
+	// TLS (target grpc), as kvctl's flags.
+	cacert, cert, key string
+	skipVerify        bool
+}
+
+// tlsConfig is the TLS of the gRPC connections: nil (plaintext) unless a
+// TLS flag was given.
+func (o options) tlsConfig() (*tls.Config, error) {
+	if o.cacert == "" && o.cert == "" && o.key == "" && !o.skipVerify {
+		return nil, nil
+	}
+	return kvclient.TLSConfig(o.cacert, o.cert, o.key, o.skipVerify)
 }
 
 func newCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -107,6 +122,10 @@ JSON with --json.`,
 	fl.StringVar(&o.target, "target", "grpc", "grpc, embedded or standalone")
 	fl.StringSliceVar(&o.endpoints, "endpoints", []string{"127.0.0.1:7070"}, "kvserver gRPC addresses (target grpc)")
 	fl.StringVar(&o.dir, "dir", "", "data directory (targets embedded and standalone; default: a temporary directory, removed after)")
+	fl.StringVar(&o.cacert, "cacert", "", "verify the servers' TLS certificates with this CA (PEM; target grpc); any TLS flag turns TLS on")
+	fl.StringVar(&o.cert, "cert", "", "the client's TLS certificate (PEM; target grpc)")
+	fl.StringVar(&o.key, "key", "", "the private key of --cert (PEM)")
+	fl.BoolVar(&o.skipVerify, "insecure-skip-tls-verify", false, "TLS without checking the servers' certificates (target grpc)")
 	fl.IntVar(&o.conns, "conns", 2, "gRPC connections per endpoint (target grpc)")
 	fl.BoolVar(&o.unary, "unary", false, "one unary RPC per operation instead of batched streams (target grpc)")
 	fl.BoolVar(&o.retry, "retry", false, "retry as kvctl does: writes carry request ids of one session, and a call answered UNAVAILABLE or TIMEOUT goes again, same id, to the next endpoint (target grpc)")

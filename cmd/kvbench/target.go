@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/actorkv/actorkv/actors"
 	"github.com/actorkv/actorkv/kv"
@@ -124,11 +123,15 @@ type grpcTarget struct {
 
 func dialGRPC(o options) (*grpcTarget, error) {
 	t := &grpcTarget{consistency: o.readConsistency()}
+	tc, err := o.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
 	for _, ep := range o.endpoints {
 		for range o.conns {
 			// Each connection is its own HTTP/2 transport.
 			conn, err := grpc.NewClient(ep,
-				grpc.WithTransportCredentials(insecure.NewCredentials()),
+				kvclient.Credentials(tc),
 				grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(messages.MaxResponseMessageBytes)),
 				grpc.WithDisableServiceConfig())
 			if err != nil {
@@ -181,8 +184,12 @@ type batchTarget struct {
 
 func dialBatch(o options) (*batchTarget, error) {
 	t := &batchTarget{consistency: o.readConsistency()}
+	tc, err := o.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
 	for _, ep := range o.endpoints {
-		c, err := kvclient.Dial(ep, kvclient.Options{Streams: o.conns})
+		c, err := kvclient.Dial(ep, kvclient.Options{Streams: o.conns, TLS: tc})
 		if err != nil {
 			t.close()
 			return nil, err

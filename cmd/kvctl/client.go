@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/actorkv/actorkv/kv"
@@ -20,11 +19,15 @@ import (
 // first use.
 type conns []*grpc.ClientConn
 
-func dial(endpoints []string) (conns, error) {
-	cs := make(conns, 0, len(endpoints))
-	for _, ep := range endpoints {
+func dial(g *globals) (conns, error) {
+	tc, err := g.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	cs := make(conns, 0, len(g.endpoints))
+	for _, ep := range g.endpoints {
 		cc, err := grpc.NewClient(ep,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			kvclient.Credentials(tc),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(messages.MaxResponseMessageBytes)),
 			// Reconnect quickly to a restarting server: kvctl lives for
 			// seconds, gRPC's default backoff starts at one.
@@ -56,7 +59,7 @@ func (cs conns) close() {
 // other endpoints. Everything ends within --timeout.
 func do[T messages.Statused](g *globals, cmd *cobra.Command, req proto.Message) (T, error) {
 	var zero T
-	cs, err := dial(g.endpoints)
+	cs, err := dial(g)
 	if err != nil {
 		return zero, err
 	}

@@ -40,7 +40,7 @@ type groupStatus struct {
 func (g *globals) status(cmd *cobra.Command, digests bool) (*groupStatus, error) {
 	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 	defer cancel()
-	cs, err := dial(g.endpoints)
+	cs, err := dial(g)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/actorkv/actorkv/kvclient"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -67,6 +69,24 @@ type globals struct {
 	writeOut  string        // "table" or "json"
 	hex       bool          // keys and values are hex
 	stdout    io.Writer     // command output; run prints the error line
+	// TLS (etcdctl's flags): the CA that signed the servers' certificates,
+	// this client's certificate and key (its identity), and whether to
+	// accept any server certificate.
+	cacert, cert, key string
+	skipVerify        bool
+}
+
+// tlsConfig is the TLS of the connections: nil (plaintext) unless a TLS
+// flag was given.
+func (g *globals) tlsConfig() (*tls.Config, error) {
+	if g.cacert == "" && g.cert == "" && g.key == "" && !g.skipVerify {
+		return nil, nil
+	}
+	tc, err := kvclient.TLSConfig(g.cacert, g.cert, g.key, g.skipVerify)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return tc, nil
 }
 
 const rootLong = `kvctl talks to kvserver over gRPC.
@@ -135,6 +155,10 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	pf.DurationVar(&g.timeout, "timeout", 5*time.Second, "time limit of each command, retries included")
 	pf.StringVarP(&g.writeOut, "write-out", "w", "table", "output format: table (plain text) or json")
 	pf.BoolVar(&g.hex, "hex", false, "keys and values are hex on input and output")
+	pf.StringVar(&g.cacert, "cacert", "", "verify the servers' TLS certificates with this CA (PEM); any TLS flag turns TLS on")
+	pf.StringVar(&g.cert, "cert", "", "this client's TLS certificate (PEM): its subject is the client's identity")
+	pf.StringVar(&g.key, "key", "", "the private key of --cert (PEM)")
+	pf.BoolVar(&g.skipVerify, "insecure-skip-tls-verify", false, "TLS without checking the servers' certificates (encrypted, to whoever answers)")
 	root.AddCommand(
 		newPutCommand(g),
 		newGetCommand(g),

@@ -35,9 +35,10 @@ func newCommand() *cobra.Command {
 		configPath string
 		f          = struct {
 			listen, metrics, mode, basePath, logLevel, logFormat, raftAddress string
+			tlsCA, tlsCert, tlsKey                                            string
 			endpoints, join                                                   []string
 			instanceID                                                        uint32
-			inProcess, pprof, admin                                           bool
+			inProcess, pprof, admin, requireClientCert                        bool
 		}{}
 	)
 	cmd := &cobra.Command{
@@ -58,6 +59,14 @@ added to a running cluster (kvctl member add or replace) starts with
 --instance-id, its --raft-address and --join (gRPC endpoints of the
 cluster), and catches up from the leader. See docs/CLUSTER.md.
 
+TLS ([tls] or --tls-ca, --tls-cert, --tls-key) encrypts the gRPC API and makes
+Raft between the processes mutual TLS; with --tls-require-client-cert every
+client must present a certificate signed by the CA, whose subject is its
+identity (sessions belong to it; server.admins lists the identities allowed
+admin operations). make certs writes a CA and certificates for a local
+cluster. Admin operations (fault injection, membership changes, leader moves,
+status with digests) are refused unless --admin (server.admin).
+
 SIGINT or SIGTERM shut it down gracefully: it stops accepting, finishes
 in-flight requests, stops Raft and closes every RocksDB. When a replica of
 the process cannot start (its Raft address in use, its directory locked by
@@ -75,7 +84,7 @@ when set), which keeps RocksDB's fragmentation down.`,
 			cfg := server.DefaultConfig()
 			if configPath != "" {
 				var err error
-				if cfg, err = server.LoadConfig(configPath); err != nil {
+				if cfg, err = server.ReadConfig(configPath); err != nil { // validated with the flags below
 					return err
 				}
 			}
@@ -89,6 +98,10 @@ when set), which keeps RocksDB's fragmentation down.`,
 			set("metrics", func() { cfg.Server.Metrics = f.metrics })
 			set("pprof", func() { cfg.Server.Pprof = f.pprof })
 			set("admin", func() { cfg.Server.Admin = f.admin })
+			set("tls-ca", func() { cfg.TLS.CA = f.tlsCA })
+			set("tls-cert", func() { cfg.TLS.Cert = f.tlsCert })
+			set("tls-key", func() { cfg.TLS.Key = f.tlsKey })
+			set("tls-require-client-cert", func() { cfg.TLS.RequireClientCert = f.requireClientCert })
 			set("mode", func() { cfg.Deployment.Mode = f.mode })
 			set("base-path", func() { cfg.Database.BasePath = f.basePath })
 			set("endpoints", func() { cfg.Deployment.ReplicaEndpoints = f.endpoints })
@@ -117,6 +130,10 @@ when set), which keeps RocksDB's fragmentation down.`,
 	fl.BoolVar(&f.inProcess, "in-process", true, "run every replica in this process (deployment.in_process)")
 	fl.StringVar(&f.raftAddress, "raft-address", "", "this process's Raft address, when --endpoints does not list it (deployment.raft_address)")
 	fl.StringSliceVar(&f.join, "join", nil, "gRPC endpoints of a running cluster this process's replica was added to, comma-separated (deployment.join)")
+	fl.StringVar(&f.tlsCA, "tls-ca", "", "CA certificate (PEM) of every process's and client's certificate (tls.ca)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "this process's certificate (PEM), for gRPC and mutual-TLS Raft; turns TLS on (tls.cert)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "this process's private key (PEM) (tls.key)")
+	fl.BoolVar(&f.requireClientCert, "tls-require-client-cert", false, "refuse gRPC clients without a certificate signed by the CA (tls.require_client_cert)")
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (log.level)")
 	fl.StringVar(&f.logFormat, "log-format", "", "text or json (log.format)")
 	return cmd

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
 
@@ -42,6 +43,11 @@ type cluster struct {
 	raft  []string // Raft addresses of the initial members, by replica id
 	nodes []*node
 	extra string // TOML every process also reads (e.g. a [raft] section)
+	// tlsDir, when set, holds ca.pem and node-N.pem / node-N-key.pem: the
+	// processes serve TLS, require client certificates and speak mutual
+	// TLS between them; creds is how the test reaches them.
+	tlsDir string
+	creds  grpc.DialOption
 }
 
 // startCluster starts three kvserver processes, one replica each, and waits
@@ -55,12 +61,19 @@ func startCluster(t *testing.T) *cluster { return startClusterWith(t, "") }
 // configuration.
 func startClusterWith(t *testing.T, extra string) *cluster {
 	t.Helper()
+	return startClusterOf(t, &cluster{extra: extra})
+}
+
+// startClusterOf starts the cluster proto describes (extra, TLS); with
+// TLS every process reads its deployment from flags.
+func startClusterOf(t *testing.T, proto *cluster) *cluster {
+	t.Helper()
 	for attempt := 0; ; attempt++ {
-		c := &cluster{t: t, extra: extra}
+		c := &cluster{t: t, extra: proto.extra, tlsDir: proto.tlsDir, creds: proto.creds}
 		for id := range uint32(3) {
 			c.raft = append(c.raft, freePort(t))
 			c.nodes = append(c.nodes, &node{id: id, dir: filepath.Join(t.TempDir(), fmt.Sprintf("node-%d", id)),
-				grpc: freePort(t), http: freePort(t), fromTOML: id == 2})
+				grpc: freePort(t), http: freePort(t), fromTOML: id == 2 && c.tlsDir == ""})
 		}
 		for _, n := range c.nodes {
 			c.launch(n)
@@ -68,7 +81,7 @@ func startClusterWith(t *testing.T, extra string) *cluster {
 		err := c.waitReady(c.nodes...)
 		if err == nil {
 			for _, n := range c.nodes {
-				n.kv = messages.NewKVClient(dial(t, n.grpc))
+				n.kv = messages.NewKVClient(c.dial(n.grpc))
 			}
 			return c
 		}
@@ -94,7 +107,7 @@ func startClusterWith(t *testing.T, extra string) *cluster {
 func (c *cluster) launch(n *node) {
 	t := c.t
 	t.Helper()
-	s := &kvserver{t: t, GRPC: n.grpc, HTTP: n.http, log: &logBuffer{}, netns: n.netns, done: make(chan struct{})}
+	s := &kvserver{t: t, GRPC: n.grpc, HTTP: n.http, log: &logBuffer{}, netns: n.netns, creds: c.creds, done: make(chan struct{})}
 	if n.fromTOML {
 		conf := fmt.Sprintf(`[deployment]
 mode = "replicated"
@@ -129,8 +142,26 @@ admin = true
 	n.proc = spawn(t, s, args...)
 }
 
+// dial connects to a process's gRPC server as the test's client.
+func (c *cluster) dial(addr string) *grpc.ClientConn {
+	if c.creds == nil {
+		return dial(c.t, addr)
+	}
+	return dialWith(c.t, addr, c.creds)
+}
+
 // flags are the command-line flags that start n as the member it is.
 func (c *cluster) flags(n *node) []string {
+	f := c.deploymentFlags(n)
+	if c.tlsDir != "" {
+		f = append(f, "--tls-ca", filepath.Join(c.tlsDir, "ca.pem"), "--tls-require-client-cert",
+			"--tls-cert", filepath.Join(c.tlsDir, fmt.Sprintf("node-%d.pem", n.id)),
+			"--tls-key", filepath.Join(c.tlsDir, fmt.Sprintf("node-%d-key.pem", n.id)))
+	}
+	return f
+}
+
+func (c *cluster) deploymentFlags(n *node) []string {
 	if len(n.joins) > 0 {
 		return []string{"--admin", "--mode", "replicated", "--in-process=false", "--instance-id", fmt.Sprint(n.id), "--raft-address", n.raft,
 			"--join", strings.Join(n.joins, ","), "--base-path", n.dir, "--listen", n.grpc, "--metrics", n.http}

@@ -143,12 +143,13 @@ type kvserver struct {
 	t       testing.TB
 	cfg     serverConfig
 	cmd     *exec.Cmd
-	GRPC    string        // gRPC address
-	HTTP    string        // /metrics, /healthz, /readyz address
-	log     *logBuffer    // stdout and stderr
-	netns   string        // the network namespace it runs in ("": this one's)
-	done    chan struct{} // closed when the process has exited
-	waitErr error         // cmd.Wait's result, once done is closed
+	GRPC    string          // gRPC address
+	HTTP    string          // /metrics, /healthz, /readyz address
+	log     *logBuffer      // stdout and stderr
+	netns   string          // the network namespace it runs in ("": this one's)
+	creds   grpc.DialOption // how to reach its gRPC server (nil: plaintext)
+	done    chan struct{}   // closed when the process has exited
+	waitErr error           // cmd.Wait's result, once done is closed
 }
 
 // startServer starts kvserver and waits until it serves: the gRPC health
@@ -255,7 +256,11 @@ func (s *kvserver) exited() bool {
 
 // waitServing waits until the server serves (or, lonely, answers /healthz).
 func (s *kvserver) waitServing() error {
-	conn, err := grpc.NewClient(s.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := s.creds
+	if creds == nil {
+		creds = grpc.WithTransportCredentials(insecure.NewCredentials())
+	}
+	conn, err := grpc.NewClient(s.GRPC, creds)
 	if err != nil {
 		return err
 	}
@@ -320,8 +325,13 @@ func (s *kvserver) wait(d time.Duration) int {
 // dial returns a gRPC connection to addr, closed when the test ends.
 func dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	return dialWith(t, addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// dialWith connects to addr with creds (TLS, say).
+func dialWith(t testing.TB, addr string, creds grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, creds, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
 		t.Fatal(err)
 	}

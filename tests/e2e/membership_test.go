@@ -58,7 +58,7 @@ func (c *cluster) join(id uint32, endpoints string) *node {
 	if err := c.waitReady(n); err != nil {
 		c.t.Fatalf("joining node %d: %v\n%s", id, err, n.proc.log.tail(6000))
 	}
-	n.kv = messages.NewKVClient(dial(c.t, n.grpc))
+	n.kv = messages.NewKVClient(c.dial(n.grpc))
 	c.nodes = append(c.nodes, n)
 	return n
 }
