@@ -226,7 +226,7 @@ type logGen struct {
 // genClient is one session of a generated client: its id is the index of
 // the entry that opened it.
 type genClient struct {
-	owner string
+	owner                string
 	id, seq, respondedTo uint64
 	sent                 map[uint64]*messages.Command
 }

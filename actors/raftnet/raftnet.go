@@ -141,8 +141,8 @@ type Transport struct {
 	serverTLS *tls.Config // nil: plain TCP
 	tlsErr    error       // loading the TLS files failed: Start fails
 	addr      string
-	messages raftio.MessageHandler
-	chunks   raftio.ChunkHandler
+	messages  raftio.MessageHandler
+	chunks    raftio.ChunkHandler
 
 	ctx    context.Context // cancelled by Stop: ends dialling
 	cancel context.CancelFunc
