@@ -36,6 +36,9 @@ var (
 	// this caller, or a request id of another identity's session; nothing
 	// was done.
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrResourceExhausted: the server had no room for the call within its
+	// deadline; nothing was done. Retryable after a pause.
+	ErrResourceExhausted = errors.New("resource exhausted")
 )
 
 // sentinels is indexed by StatusCode; it is the single mapping between codes
@@ -53,6 +56,7 @@ var sentinels = [...]error{
 	StatusCode_CANCELLED:             ErrCancelled,
 	StatusCode_SESSION_EXPIRED:       ErrSessionExpired,
 	StatusCode_PERMISSION_DENIED:     ErrPermissionDenied,
+	StatusCode_RESOURCE_EXHAUSTED:    ErrResourceExhausted,
 }
 
 // Sentinel returns the sentinel error of code (nil for OK). An unknown code
@@ -138,10 +142,10 @@ func (s *Status) Err() error {
 }
 
 // IsRetryable reports whether retrying err (with the same request id, for a
-// write) may succeed: UNAVAILABLE and TIMEOUT are.
+// write) may succeed: UNAVAILABLE, TIMEOUT and RESOURCE_EXHAUSTED are.
 func IsRetryable(err error) bool {
 	switch CodeOf(err) {
-	case StatusCode_UNAVAILABLE, StatusCode_TIMEOUT:
+	case StatusCode_UNAVAILABLE, StatusCode_TIMEOUT, StatusCode_RESOURCE_EXHAUSTED:
 		return true
 	}
 	return false

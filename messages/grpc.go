@@ -3,6 +3,7 @@ package messages
 import (
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 )
 
 // Message size limits of the gRPC API, for kvserver and its clients alike:
@@ -29,6 +30,7 @@ var grpcCodes = [...]codes.Code{
 	StatusCode_CANCELLED:             codes.Canceled,
 	StatusCode_SESSION_EXPIRED:       codes.OutOfRange,
 	StatusCode_PERMISSION_DENIED:     codes.PermissionDenied,
+	StatusCode_RESOURCE_EXHAUSTED:    codes.ResourceExhausted, // shared with TOO_LARGE: see ToGRPC
 }
 
 // GRPCCode returns the gRPC code of c.
@@ -39,8 +41,10 @@ func (c StatusCode) GRPCCode() codes.Code {
 	return codes.Internal
 }
 
-// StatusCodeFromGRPC is the inverse of GRPCCode; gRPC codes outside the
-// mapping become INTERNAL.
+// StatusCodeFromGRPC is the inverse of GRPCCode (for RESOURCE_EXHAUSTED,
+// which shares TOO_LARGE's gRPC code, it gives TOO_LARGE: FromGRPC reads the
+// exact code from the status details); gRPC codes outside the mapping become
+// INTERNAL.
 func StatusCodeFromGRPC(c codes.Code) StatusCode {
 	for sc, gc := range grpcCodes {
 		if gc == c {
@@ -55,7 +59,14 @@ func ToGRPC(err error) error {
 	if err == nil {
 		return nil
 	}
-	return grpcstatus.Error(CodeOf(err).GRPCCode(), err.Error())
+	code := CodeOf(err)
+	st := grpcstatus.New(code.GRPCCode(), err.Error())
+	if StatusCodeFromGRPC(code.GRPCCode()) != code { // a shared gRPC code: say which
+		if withCode, derr := st.WithDetails(protoadapt.MessageV1Of(&Status{Code: code})); derr == nil {
+			st = withCode
+		}
+	}
+	return st.Err()
 }
 
 // FromGRPC converts an error returned by a gRPC call into an actorkv error
@@ -68,5 +79,11 @@ func FromGRPC(err error) error {
 	if !ok {
 		return &Error{Code: CodeOf(err), Message: err.Error()}
 	}
-	return &Error{Code: StatusCodeFromGRPC(st.Code()), Message: st.Message()}
+	code := StatusCodeFromGRPC(st.Code())
+	for _, d := range st.Details() {
+		if s, ok := d.(*Status); ok && s.GetCode().GRPCCode() == st.Code() {
+			code = s.GetCode()
+		}
+	}
+	return &Error{Code: code, Message: st.Message()}
 }

@@ -67,6 +67,12 @@ const (
 	// server without server.admin, or by an identity not among server.admins;
 	// or a request id of a session another identity opened. Nothing was done.
 	StatusCode_PERMISSION_DENIED StatusCode = 11
+	// RESOURCE_EXHAUSTED: the server had no room for the call (the bytes of
+	// calls in flight, server.max_inflight_bytes, or the range reads in
+	// flight, server.max_range_reads) within its deadline; nothing was done.
+	// Retryable after a pause. Its gRPC code, RESOURCE_EXHAUSTED, is shared
+	// with TOO_LARGE: the gRPC status carries this code in its details.
+	StatusCode_RESOURCE_EXHAUSTED StatusCode = 12
 )
 
 // Enum value maps for StatusCode.
@@ -84,6 +90,7 @@ var (
 		9:  "CANCELLED",
 		10: "SESSION_EXPIRED",
 		11: "PERMISSION_DENIED",
+		12: "RESOURCE_EXHAUSTED",
 	}
 	StatusCode_value = map[string]int32{
 		"OK":                    0,
@@ -98,6 +105,7 @@ var (
 		"CANCELLED":             9,
 		"SESSION_EXPIRED":       10,
 		"PERMISSION_DENIED":     11,
+		"RESOURCE_EXHAUSTED":    12,
 	}
 )
 
@@ -3579,7 +3587,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x04term\x18\x04 \x01(\x04R\x04term\x12\x12\n" +
 	"\x04mode\x18\x05 \x01(\tR\x04mode\x12\x1d\n" +
 	"\n" +
-	"has_leader\x18\x06 \x01(\bR\thasLeader*\xe2\x01\n" +
+	"has_leader\x18\x06 \x01(\bR\thasLeader*\xfa\x01\n" +
 	"\n" +
 	"StatusCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\x14\n" +
@@ -3594,7 +3602,8 @@ const file_kv_proto_rawDesc = "" +
 	"\tCANCELLED\x10\t\x12\x13\n" +
 	"\x0fSESSION_EXPIRED\x10\n" +
 	"\x12\x15\n" +
-	"\x11PERMISSION_DENIED\x10\v**\n" +
+	"\x11PERMISSION_DENIED\x10\v\x12\x16\n" +
+	"\x12RESOURCE_EXHAUSTED\x10\f**\n" +
 	"\vConsistency\x12\x10\n" +
 	"\fLINEARIZABLE\x10\x00\x12\t\n" +
 	"\x05STALE\x10\x01*N\n" +

@@ -51,7 +51,20 @@ type Op struct {
 	// privileged says which of its requests are admin operations (nil:
 	// none).
 	privileged func(proto.Message) bool
+	// rangeRead: a read whose reply may hold many entries.
+	rangeRead bool
 }
+
+// ranged marks o a range read.
+func ranged(o *Op) *Op {
+	o.rangeRead = true
+	return o
+}
+
+// RangeRead reports whether the operation is a range read (get_range,
+// list_keys, snapshot_get_range): its reply may hold up to
+// limits.max_range_bytes.
+func (o *Op) RangeRead() bool { return o.rangeRead }
 
 // always marks every request of a row privileged.
 func always(proto.Message) bool { return true }
@@ -102,8 +115,8 @@ var ops = sync.OnceValue(func() []*Op {
 				return mutationOp(MutationType_CLEAR_RANGE, r.GetColumnFamily(), r.GetBegin(), nil, r.GetEnd())
 			},
 			func(v uint64) *ClearRangeResponse { return &ClearRangeResponse{Version: v} }),
-		row[*ListKeysRequest, *ListKeysResponse](Read, "list_keys", "ListKeys"),
-		row[*GetRangeRequest, *GetRangeResponse](Read, "get_range", "GetRange"),
+		ranged(row[*ListKeysRequest, *ListKeysResponse](Read, "list_keys", "ListKeys")),
+		ranged(row[*GetRangeRequest, *GetRangeResponse](Read, "get_range", "GetRange")),
 		write("atomic_commit", "AtomicCommit",
 			func(r *AtomicCommitRequest, _ Stamp) isCommand_Op {
 				return &Command_AtomicCommit{AtomicCommit: r.GetCommit()}
@@ -111,7 +124,7 @@ var ops = sync.OnceValue(func() []*Op {
 			func(v uint64) *AtomicCommitResponse { return &AtomicCommitResponse{Version: v} }),
 		row[*GetReadVersionRequest, *GetReadVersionResponse](Read, "get_read_version", "GetReadVersion"),
 		row[*SnapshotReadRequest, *SnapshotReadResponse](SnapshotRead, "snapshot_read", "SnapshotRead"),
-		row[*SnapshotGetRangeRequest, *SnapshotGetRangeResponse](SnapshotRead, "snapshot_get_range", "SnapshotGetRange"),
+		ranged(row[*SnapshotGetRangeRequest, *SnapshotGetRangeResponse](SnapshotRead, "snapshot_get_range", "SnapshotGetRange")),
 		write("open_session", "OpenSession",
 			func(r *OpenSessionRequest, s Stamp) isCommand_Op {
 				return &Command_OpenSession{OpenSession: &OpenSession{Limits: s.SessionLimits, Owner: r.GetOwner()}}

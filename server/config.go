@@ -123,6 +123,28 @@ type Listen struct {
 	// (the subjects of their client certificates, as in
 	// "CN=alice,O=ops"): it needs TLS with client certificates.
 	Admins []string `toml:"admins"`
+	// The bounds of what the server holds for its callers (see
+	// server.Limits): a caller over one is slowed first (a Batch stream
+	// stops reading, a unary call waits) and refused RESOURCE_EXHAUSTED
+	// when its deadline comes first. MaxInflightMiB bounds the request
+	// bytes of the calls in flight in the process; MaxRangeReads the range
+	// reads in flight (each may build a reply of up to
+	// limits.max_range_bytes); MaxStreamMiB and MaxStreamCalls one Batch
+	// stream's calls in flight; MaxStreams the Batch streams open at once
+	// (one more is refused); MaxConnectionStreams the streams of one
+	// connection (HTTP/2: more wait).
+	MaxInflightMiB       int `toml:"max_inflight_mib"`
+	MaxRangeReads        int `toml:"max_range_reads"`
+	MaxStreamMiB         int `toml:"max_stream_mib"`
+	MaxStreamCalls       int `toml:"max_stream_calls"`
+	MaxStreams           int `toml:"max_streams"`
+	MaxConnectionStreams int `toml:"max_connection_streams"`
+}
+
+// Limits are the server's bounds on what it holds for its callers.
+func (l Listen) Limits() Limits {
+	return Limits{InflightBytes: int64(l.MaxInflightMiB) << 20, RangeReads: int64(l.MaxRangeReads),
+		StreamBytes: int64(l.MaxStreamMiB) << 20, StreamCalls: l.MaxStreamCalls, Streams: l.MaxStreams}
 }
 
 // Log configures logging.
@@ -179,6 +201,13 @@ func DefaultConfig() Config {
 			RequestTimeout:  Duration{10 * time.Second},
 			ShutdownTimeout: Duration{15 * time.Second},
 			MemoryLimitMiB:  224,
+
+			MaxInflightMiB:       64,
+			MaxRangeReads:        4,
+			MaxStreamMiB:         16,
+			MaxStreamCalls:       4096,
+			MaxStreams:           1024,
+			MaxConnectionStreams: 256,
 		},
 		Raft:   replica.DefaultRaftConfig(),
 		Limits: kv.DefaultLimits(),
@@ -331,6 +360,19 @@ func (c Config) Validate() error {
 	}
 	if c.Server.MemoryLimitMiB < 0 {
 		return bad("server.memory_limit_mib", "must not be negative")
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"server.max_inflight_mib", c.Server.MaxInflightMiB}, {"server.max_range_reads", c.Server.MaxRangeReads},
+		{"server.max_stream_mib", c.Server.MaxStreamMiB}, {"server.max_stream_calls", c.Server.MaxStreamCalls},
+		{"server.max_streams", c.Server.MaxStreams}, {"server.max_connection_streams", c.Server.MaxConnectionStreams}} {
+		if f.v <= 0 {
+			return bad(f.name, "must be positive")
+		}
+	}
+	if c.Server.MaxInflightMiB<<20 < messages.MaxRequestMessageBytes {
+		return bad("server.max_inflight_mib", "%d MiB cannot hold one request of the largest size (%d bytes)", c.Server.MaxInflightMiB, messages.MaxRequestMessageBytes)
 	}
 	if field, problem := c.TLS.check(); field != "" {
 		return bad(field, "%s", problem)

@@ -122,6 +122,12 @@ shutdown_timeout = "1m"
 memory_limit_mib = 512
 admin = true
 admins = ["CN=admin", "CN=ops,O=example"]
+max_inflight_mib = 32
+max_range_reads = 2
+max_stream_mib = 8
+max_stream_calls = 100
+max_streams = 50
+max_connection_streams = 10
 
 [raft]
 rtt = "5ms"
@@ -165,7 +171,8 @@ require_client_cert = true
 		Database: Database{BasePath: "/var/lib/actorkv", ColumnFamilies: []string{"default", "meta", "index"},
 			RetentionWindow: Duration{90 * time.Second}, SyncWrites: false, BlockCacheMiB: 64, WriteBufferMiB: 8, MemtableMiB: 24},
 		Server: Listen{Listen: "0.0.0.0:7070", Metrics: "", RequestTimeout: Duration{250 * time.Millisecond}, ShutdownTimeout: Duration{time.Minute}, MemoryLimitMiB: 512,
-			Admin: true, Admins: []string{"CN=admin", "CN=ops,O=example"}},
+			Admin: true, Admins: []string{"CN=admin", "CN=ops,O=example"},
+			MaxInflightMiB: 32, MaxRangeReads: 2, MaxStreamMiB: 8, MaxStreamCalls: 100, MaxStreams: 50, MaxConnectionStreams: 10},
 		Raft: replica.RaftConfig{RTT: 5 * time.Millisecond, ElectionRTT: 50, HeartbeatRTT: 5, SnapshotEntries: 1000,
 			CompactionOverhead: 100, ProposalTimeout: 2 * time.Second, MaxProposalsInFlight: 2, MaxEntryWrites: 64, MaxEntryBytes: 65536},
 		Limits: kv.Limits{MaxKeySize: 100, MaxValueSize: 4096, MaxCommitOps: 10, MaxCommitBytes: 65536, MaxRangeLimit: 50, MaxRangeBytes: 1 << 20,
@@ -225,6 +232,12 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"server.request_timeout", func(c *Config) { c.Server.RequestTimeout = Duration{} }},
 		{"server.shutdown_timeout", func(c *Config) { c.Server.ShutdownTimeout = Duration{-time.Second} }},
 		{"server.memory_limit_mib", func(c *Config) { c.Server.MemoryLimitMiB = -1 }},
+		{"server.max_inflight_mib", func(c *Config) { c.Server.MaxInflightMiB = 4 }}, // under one request
+		{"server.max_range_reads", func(c *Config) { c.Server.MaxRangeReads = 0 }},
+		{"server.max_stream_mib", func(c *Config) { c.Server.MaxStreamMiB = -1 }},
+		{"server.max_stream_calls", func(c *Config) { c.Server.MaxStreamCalls = 0 }},
+		{"server.max_streams", func(c *Config) { c.Server.MaxStreams = 0 }},
+		{"server.max_connection_streams", func(c *Config) { c.Server.MaxConnectionStreams = 0 }},
 		{"server.admins", func(c *Config) { c.Server.Admin, c.Server.Admins = true, []string{"CN=admin"} }}, // no [tls]
 		{"server.admins", func(c *Config) {
 			c.Server.Admins, c.TLS = []string{"CN=admin"}, TLS{CA: "ca.pem", Cert: "c.pem", Key: "k.pem"}

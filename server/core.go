@@ -37,6 +37,7 @@ type Core struct {
 	timeout time.Duration
 	obs     Observer
 	access  Access
+	lim     *limiter // nil: no bounds
 }
 
 // Access is who may run admin operations (messages.Op.Privileged): fault
@@ -82,6 +83,47 @@ func NewCore(backend Submitter, timeout time.Duration, obs Observer) *Core {
 	return &Core{backend: backend, timeout: timeout, obs: obs}
 }
 
+// WithLimits sets the bounds of what the core holds for its callers (see
+// Limits; none by default) and returns c.
+func (c *Core) WithLimits(l Limits) *Core {
+	c.lim = newLimiter(l)
+	return c
+}
+
+// deadline is a call's deadline: its own timeout when it has one (never
+// past ctx's deadline), else ctx's deadline, else the core's default.
+func (c *Core) deadline(ctx context.Context, start time.Time, timeout time.Duration) time.Time {
+	deadline, ok := ctx.Deadline()
+	if timeout > 0 {
+		if d := start.Add(timeout); !ok || d.Before(deadline) {
+			deadline, ok = d, true
+		}
+	}
+	if !ok {
+		deadline = start.Add(c.timeout)
+	}
+	return deadline
+}
+
+// admit waits for room for req (see Limits) and returns what gives it back,
+// or the refusal (observed as the call's outcome).
+func (c *Core) admit(ctx context.Context, op *messages.Op, req proto.Message, timeout time.Duration) (func(), error) {
+	start := time.Now()
+	release, err := c.lim.admit(ctx, op, sizeOf(req), c.deadline(ctx, start, timeout))
+	if err != nil && c.obs != nil {
+		c.obs.Observe(op.Name, messages.CodeOf(err), time.Since(start))
+	}
+	return release, err
+}
+
+// limits are the core's bounds (zero: none).
+func (c *Core) limits() Limits {
+	if c.lim == nil {
+		return Limits{}
+	}
+	return c.lim.l
+}
+
 // WithAccess sets who may run admin operations (none by default) and
 // returns c.
 func (c *Core) WithAccess(a Access) *Core {
@@ -101,17 +143,7 @@ func (c *Core) submit(ctx context.Context, op *messages.Op, req proto.Message, t
 		}
 		done(resp, err)
 	}
-	// The call's own timeout when it has one (never past ctx's deadline),
-	// else ctx's deadline, else the core's default.
-	deadline, ok := ctx.Deadline()
-	if timeout > 0 {
-		if d := start.Add(timeout); !ok || d.Before(deadline) {
-			deadline, ok = d, true
-		}
-	}
-	if !ok {
-		deadline = start.Add(c.timeout)
-	}
+	deadline := c.deadline(ctx, start, timeout)
 	if err := ctx.Err(); err != nil {
 		finish(nil, messages.Errorf(messages.CodeOf(err), "%v", err))
 		return
@@ -157,6 +189,11 @@ func (c *Core) Do(ctx context.Context, req proto.Message) (messages.Statused, er
 		resp messages.Statused
 		err  error
 	}
+	release, err := c.admit(ctx, op, req, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	ch := make(chan answer, 1)
 	c.submit(ctx, op, req, 0, func(resp messages.Statused, err error) { ch <- answer{resp, err} })
 	a := <-ch
@@ -171,7 +208,8 @@ func (c *Core) Do(ctx context.Context, req proto.Message) (messages.Statused, er
 
 // Start serves one call of a Batch stream and hands its reply to done,
 // without a goroutine per call: done runs on the goroutine that delivered
-// the answer, so it must not block.
+// the answer, so it must not block. Before that it waits for room for the
+// call (see Limits): the caller, a stream's reader, stops reading meanwhile.
 func (c *Core) Start(ctx context.Context, call *messages.Call, done func(*messages.Reply)) {
 	name, req := call.Operation()
 	op := messages.OpOf(req)
@@ -180,7 +218,13 @@ func (c *Core) Start(ctx context.Context, call *messages.Call, done func(*messag
 		return
 	}
 	timeout := time.Duration(call.GetTimeoutMicros()) * time.Microsecond
+	release, err := c.admit(ctx, op, req, timeout)
+	if err != nil {
+		done(messages.NewReply(call.GetId(), op.Name, nil, err))
+		return
+	}
 	c.submit(ctx, op, req, timeout, func(resp messages.Statused, err error) {
+		release()
 		if err == nil && resp != nil {
 			err = resp.GetStatus().Err()
 		}

@@ -6,7 +6,9 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
@@ -22,8 +24,9 @@ import (
 // converted to a gRPC status with the one-to-one code mapping; Batch
 // streams go through Core.Start.
 type grpcService struct {
-	core  *Core
-	drain <-chan struct{} // closed when the server shuts down
+	core    *Core
+	drain   <-chan struct{} // closed when the server shuts down
+	streams atomic.Int64    // Batch streams open
 }
 
 // RegisterKV registers the KV service of core on s. Closing drain tells the
@@ -80,14 +83,29 @@ func (s *grpcService) unary(op *messages.Op) func(any, context.Context, func(any
 // server tells the client (BatchResponse.closing), which closes its side.
 func (s *grpcService) Batch(stream messages.KV_BatchServer) error {
 	ctx := WithIdentity(stream.Context(), peerIdentity(stream.Context()))
+	l := s.core.limits()
+	if n := s.streams.Add(1); l.Streams > 0 && n > int64(l.Streams) {
+		s.streams.Add(-1)
+		return messages.ToGRPC(messages.Errorf(messages.StatusCode_RESOURCE_EXHAUSTED,
+			"%d Batch streams are open, the most this server keeps (server.max_streams): retry after a pause", l.Streams))
+	}
+	defer s.streams.Add(-1)
+	calls, streamBytes := maxBatchInFlight, int64(0)
+	if l.StreamCalls > 0 {
+		calls = l.StreamCalls
+	}
+	var held *semaphore.Weighted // the stream's request bytes in flight
+	if l.StreamBytes > 0 {
+		streamBytes, held = l.StreamBytes, semaphore.NewWeighted(l.StreamBytes)
+	}
 	// A call holds its slot until its reply is taken from replies, so
-	// replies never holds more than maxBatchInFlight and a call's done
+	// replies never holds more than the stream's calls and a call's done
 	// never blocks (it may run on a replica's goroutine).
-	slots := make(chan struct{}, maxBatchInFlight)
-	replies := make(chan *messages.Reply, maxBatchInFlight)
+	slots := make(chan struct{}, calls)
+	replies := make(chan *messages.Reply, calls)
 	sent := make(chan error, 1)
 	go func() { sent <- sendReplies(stream, replies, slots, s.drain) }() // ends when replies is closed
-	var calls sync.WaitGroup
+	var inflight sync.WaitGroup
 	var recvErr error
 recv:
 	for {
@@ -105,14 +123,28 @@ recv:
 				recvErr = ctx.Err()
 				break recv
 			}
-			calls.Add(1)
+			// The stream stops reading while its calls in flight hold
+			// its bytes: flow control slows the client.
+			size := int64(0)
+			if held != nil {
+				size = min(streamBytes, max(1, int64(proto.Size(call))))
+				if err := held.Acquire(ctx, size); err != nil {
+					<-slots
+					recvErr = err
+					break recv
+				}
+			}
+			inflight.Add(1)
 			s.core.Start(ctx, call, func(r *messages.Reply) {
+				if held != nil {
+					held.Release(size)
+				}
 				replies <- r
-				calls.Done()
+				inflight.Done()
 			})
 		}
 	}
-	calls.Wait()
+	inflight.Wait()
 	close(replies)
 	if err := <-sent; err != nil {
 		return err

@@ -77,8 +77,9 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, backend: backend, grpcLis: grpcLis, httpLis: httpLis}
 	s.metrics = NewMetrics(backend.Status, log)
 	s.core = NewCore(backend.DB, cfg.Server.RequestTimeout.Duration, s.metrics).
-		WithAccess(Access{Admin: cfg.Server.Admin, Admins: cfg.Server.Admins})
-	opts := ServerOptions()
+		WithAccess(Access{Admin: cfg.Server.Admin, Admins: cfg.Server.Admins}).
+		WithLimits(cfg.Server.Limits())
+	opts := append(ServerOptions(), grpc.MaxConcurrentStreams(uint32(cfg.Server.MaxConnectionStreams)))
 	if serverTLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(serverTLS)))
 	}

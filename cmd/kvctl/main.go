@@ -112,7 +112,7 @@ server, a conflict, a verify mismatch), with exactly one line on stderr:
   kvctl: <CODE>: <message>
 where CODE is the actorkv status code (INVALID_ARGUMENT, TOO_LARGE,
 UNKNOWN_COLUMN_FAMILY, CONFLICT, TRANSACTION_TOO_OLD, UNAVAILABLE, TIMEOUT,
-INTERNAL, CANCELLED, SESSION_EXPIRED, PERMISSION_DENIED). Usage errors are
+INTERNAL, CANCELLED, SESSION_EXPIRED, PERMISSION_DENIED, RESOURCE_EXHAUSTED). Usage errors are
 INVALID_ARGUMENT.`
 
 // newRootCommand builds kvctl's command tree writing to stdout and stderr;
