@@ -185,14 +185,30 @@ func (e *Engine) RecoverSnapshot(r io.Reader, stop <-chan struct{}) error {
 	}()
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
-	if err := e.recoverSnapshot(r, stop); err != nil {
-		e.broken.Store(true)
+	if wiped, err := e.recoverSnapshot(r, stop); err != nil {
+		// Refused before anything was touched (a bad header, an unknown
+		// family), the old state stands; after the wipe began, the engine
+		// serves nothing until it is reopened, which wipes the partial
+		// state.
+		if wiped {
+			e.broken.Store(true)
+		}
 		return err
 	}
 	return nil
 }
 
-func (e *Engine) recoverSnapshot(r io.Reader, stop <-chan struct{}) error {
+// recoverSnapshot reads and installs the snapshot; wiped reports whether it
+// had begun to replace the state when it failed.
+func (e *Engine) recoverSnapshot(r io.Reader, stop <-chan struct{}) (bool, error) {
+	var wiped bool
+	err := e.install(r, stop, &wiped)
+	return wiped, err
+}
+
+// install checks the snapshot's header, then replaces the state with it,
+// setting *wiped once it begins to.
+func (e *Engine) install(r io.Reader, stop <-chan struct{}, wiped *bool) error {
 	raw := bufio.NewReaderSize(r, 1<<20)
 	// The checksum covers the bytes consumed, not those the buffer has read
 	// ahead (which include the checksum itself).
@@ -223,6 +239,7 @@ func (e *Engine) recoverSnapshot(r io.Reader, stop <-chan struct{}) error {
 	sync := grocksdb.NewDefaultWriteOptions()
 	defer sync.Destroy()
 	sync.SetSync(true)
+	*wiped = true // from here on the old state is going
 	if err := e.db.PutCF(sync, e.internal, keyRecovering, []byte{1}); err != nil {
 		return fmt.Errorf("storage: mark recovery: %w", err)
 	}

@@ -172,12 +172,23 @@ func TestSnapshotRecoverBadStreams(t *testing.T) {
 			if err == nil {
 				t.Fatal("RecoverSnapshot accepted a bad stream")
 			}
-			// Whatever the failure, the engine refuses service until reopened,
-			// and a reopen never serves a mix of old and new state.
-			if _, _, err := e.Get(context.Background(), []byte("mine")); !errors.Is(err, messages.ErrUnavailable) {
-				t.Fatalf("Get after a failed recovery: %v, want ErrUnavailable", err)
+			// A stream refused before anything was touched (its magic or
+			// header) leaves the old state serving; any later failure makes
+			// the engine refuse service until reopened, and a reopen never
+			// serves a mix of old and new state.
+			untouched := false
+			if v, ok, err := e.Get(context.Background(), []byte("mine")); err == nil {
+				if !ok || string(v) != "1" {
+					t.Fatalf("Get after a failed recovery that left the engine serving: %q, %v", v, ok)
+				}
+				untouched = true
+			} else if !errors.Is(err, messages.ErrUnavailable) {
+				t.Fatalf("Get after a failed recovery: %v, want the old value or ErrUnavailable", err)
 			}
 			e = reopen(t, e, cfg)
+			if untouched && mustDigest(t, e).AppliedIndex != 1 {
+				t.Fatal("a recovery that left the engine serving had touched its state")
+			}
 			d := mustDigest(t, e)
 			switch d.AppliedIndex {
 			case 1: // failed before touching anything

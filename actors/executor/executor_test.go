@@ -15,7 +15,7 @@ import (
 	"github.com/actorkv/actorkv/storage"
 )
 
-func openEngine(t *testing.T) *storage.Engine {
+func openEngine(t testing.TB) *storage.Engine {
 	t.Helper()
 	cfg := storage.DefaultConfig(t.TempDir())
 	cfg.SyncWrites = false
