@@ -43,8 +43,19 @@
 // synchronise; keep the package well under four minutes under -race on two
 // cores.
 //
+// Histories and chaos: a History records what clients asked and were
+// answered (Record wraps any kv.Database; writes of unknown outcome are kept
+// as such); CheckLinearizable checks it with porcupine, per key, after
+// FinalReads made lost writes visible (a timed-out check fails, and a
+// failing history is written as porcupine's HTML visualization); StartChaos
+// injects seeded faults — crash, rebuild, partition, slow network, slow or
+// failing disk, leader moves — one replica at a time (with a slow disk
+// overlapping now and then) until Stop; ChaosSeed takes ACTORKV_CHAOS_SEED
+// to replay a failure; Workload is a register workload for all this.
+//
 // One concept a file: cluster.go (the Cluster and its options), faults.go
 // (crash, restart, partition, slow links and storage, leadership),
 // converge.go (status, EnsureSame, Eventually), recorder.go (the
-// ApplyRecorder) and logs.go (the LogRecorder).
+// ApplyRecorder), logs.go (the LogRecorder), history.go (History),
+// linearizable.go (the checkers), chaos.go (Chaos) and workload.go.
 package actorkvtest
