@@ -198,7 +198,9 @@ func (ch *Chaos) run() {
 // inject starts fault f on victim and returns what undoes it.
 func (ch *Chaos) inject(f Fault, victim, other uint32) func() {
 	g := ch.c.Group()
-	ctx := func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), WaitTimeout) }
+	ctx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), WaitTimeout)
+	}
 	restart := func(wipe bool) func() {
 		return func() {
 			c, cancel := ctx()
@@ -222,10 +224,16 @@ func (ch *Chaos) inject(f Fault, victim, other uint32) func() {
 		return func() { ch.note("heal"); g.Network().Heal() }
 	case SlowNetwork:
 		g.Network().Delay(g.RaftAddress(victim), 5*time.Millisecond)
-		return func() { ch.note("network of replica %d back to normal", victim); g.Network().Delay(g.RaftAddress(victim), 0) }
+		return func() {
+			ch.note("network of replica %d back to normal", victim)
+			g.Network().Delay(g.RaftAddress(victim), 0)
+		}
 	case SlowDisk:
 		ch.fail(ch.faultsOf(victim, &messages.FaultInjection{AddedLatency: durationpb.New(3 * time.Millisecond)}))
-		return func() { ch.note("disk of replica %d back to normal", victim); ch.fail(ch.faultsOf(victim, &messages.FaultInjection{})) }
+		return func() {
+			ch.note("disk of replica %d back to normal", victim)
+			ch.fail(ch.faultsOf(victim, &messages.FaultInjection{}))
+		}
 	case FailingDisk:
 		ch.fail(ch.faultsOf(victim, &messages.FaultInjection{FailAfterWrites: 1}))
 		return func() {

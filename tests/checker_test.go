@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/actorkv/actorkv/actors"
 	"github.com/actorkv/actorkv/actorkvtest"
+	"github.com/actorkv/actorkv/actors"
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
