@@ -323,6 +323,13 @@ const (
 )
 
 func (g *Group) onEvent(msg proto.Message) {
+	g.follow(msg)
+	// Then for embedders, outside the lock (a subscriber may ask the group).
+	g.system.EventStream.Publish(msg)
+}
+
+// follow updates what the group knows from one of the supervisor's events.
+func (g *Group) follow(msg proto.Message) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	switch m := msg.(type) {

@@ -26,6 +26,61 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type SnapshotEvent_Kind int32
+
+const (
+	SnapshotEvent_CREATED      SnapshotEvent_Kind = 0
+	SnapshotEvent_SENT         SnapshotEvent_Kind = 1
+	SnapshotEvent_SEND_ABORTED SnapshotEvent_Kind = 2
+	SnapshotEvent_RECEIVED     SnapshotEvent_Kind = 3
+	SnapshotEvent_INSTALLED    SnapshotEvent_Kind = 4
+)
+
+// Enum value maps for SnapshotEvent_Kind.
+var (
+	SnapshotEvent_Kind_name = map[int32]string{
+		0: "CREATED",
+		1: "SENT",
+		2: "SEND_ABORTED",
+		3: "RECEIVED",
+		4: "INSTALLED",
+	}
+	SnapshotEvent_Kind_value = map[string]int32{
+		"CREATED":      0,
+		"SENT":         1,
+		"SEND_ABORTED": 2,
+		"RECEIVED":     3,
+		"INSTALLED":    4,
+	}
+)
+
+func (x SnapshotEvent_Kind) Enum() *SnapshotEvent_Kind {
+	p := new(SnapshotEvent_Kind)
+	*p = x
+	return p
+}
+
+func (x SnapshotEvent_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SnapshotEvent_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_actors_proto_enumTypes[0].Descriptor()
+}
+
+func (SnapshotEvent_Kind) Type() protoreflect.EnumType {
+	return &file_actors_proto_enumTypes[0]
+}
+
+func (x SnapshotEvent_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SnapshotEvent_Kind.Descriptor instead.
+func (SnapshotEvent_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_actors_proto_rawDescGZIP(), []int{7, 0}
+}
+
 // LogEntry is one committed Raft log entry handed to an executor.
 type LogEntry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -429,6 +484,89 @@ func (x *ReplicaDown) GetRemoved() bool {
 	return false
 }
 
+// SnapshotEvent is published on the actor system's event stream when a
+// replica's Raft snapshot is created, sent to a peer (or its sending
+// aborted), received from a peer, or installed (the replica's state
+// replaced by it).
+type SnapshotEvent struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ReplicaId uint32                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	Kind      SnapshotEvent_Kind     `protobuf:"varint,2,opt,name=kind,proto3,enum=actorkv.v1.SnapshotEvent_Kind" json:"kind,omitempty"`
+	// index is the log index the snapshot holds the state at.
+	Index uint64 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	// node_id and from are dragonboat's: for a snapshot sent, the node it
+	// went to and the sender; for one received, the receiver and the sender.
+	NodeId        uint64 `protobuf:"varint,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	From          uint64 `protobuf:"varint,5,opt,name=from,proto3" json:"from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotEvent) Reset() {
+	*x = SnapshotEvent{}
+	mi := &file_actors_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotEvent) ProtoMessage() {}
+
+func (x *SnapshotEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotEvent.ProtoReflect.Descriptor instead.
+func (*SnapshotEvent) Descriptor() ([]byte, []int) {
+	return file_actors_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SnapshotEvent) GetReplicaId() uint32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *SnapshotEvent) GetKind() SnapshotEvent_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return SnapshotEvent_CREATED
+}
+
+func (x *SnapshotEvent) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *SnapshotEvent) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *SnapshotEvent) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
 // StopReplica asks the supervisor to stop one replica (a crash, for tests
 // and operators). Its data stays on disk.
 type StopReplica struct {
@@ -440,7 +578,7 @@ type StopReplica struct {
 
 func (x *StopReplica) Reset() {
 	*x = StopReplica{}
-	mi := &file_actors_proto_msgTypes[7]
+	mi := &file_actors_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -452,7 +590,7 @@ func (x *StopReplica) String() string {
 func (*StopReplica) ProtoMessage() {}
 
 func (x *StopReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[7]
+	mi := &file_actors_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -465,7 +603,7 @@ func (x *StopReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopReplica.ProtoReflect.Descriptor instead.
 func (*StopReplica) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{7}
+	return file_actors_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StopReplica) GetReplicaId() uint32 {
@@ -494,7 +632,7 @@ type StartReplica struct {
 
 func (x *StartReplica) Reset() {
 	*x = StartReplica{}
-	mi := &file_actors_proto_msgTypes[8]
+	mi := &file_actors_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +644,7 @@ func (x *StartReplica) String() string {
 func (*StartReplica) ProtoMessage() {}
 
 func (x *StartReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[8]
+	mi := &file_actors_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +657,7 @@ func (x *StartReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartReplica.ProtoReflect.Descriptor instead.
 func (*StartReplica) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{8}
+	return file_actors_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StartReplica) GetReplicaId() uint32 {
@@ -547,7 +685,7 @@ type ReplicaCommandResponse struct {
 
 func (x *ReplicaCommandResponse) Reset() {
 	*x = ReplicaCommandResponse{}
-	mi := &file_actors_proto_msgTypes[9]
+	mi := &file_actors_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +697,7 @@ func (x *ReplicaCommandResponse) String() string {
 func (*ReplicaCommandResponse) ProtoMessage() {}
 
 func (x *ReplicaCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[9]
+	mi := &file_actors_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +710,7 @@ func (x *ReplicaCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaCommandResponse.ProtoReflect.Descriptor instead.
 func (*ReplicaCommandResponse) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{9}
+	return file_actors_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReplicaCommandResponse) GetStatus() *Status {
@@ -592,7 +730,7 @@ type ReplicaStatusRequest struct {
 
 func (x *ReplicaStatusRequest) Reset() {
 	*x = ReplicaStatusRequest{}
-	mi := &file_actors_proto_msgTypes[10]
+	mi := &file_actors_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +742,7 @@ func (x *ReplicaStatusRequest) String() string {
 func (*ReplicaStatusRequest) ProtoMessage() {}
 
 func (x *ReplicaStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[10]
+	mi := &file_actors_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +755,7 @@ func (x *ReplicaStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatusRequest.ProtoReflect.Descriptor instead.
 func (*ReplicaStatusRequest) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{10}
+	return file_actors_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReplicaStatusRequest) GetWithDigests() bool {
@@ -645,7 +783,7 @@ type TransferLeader struct {
 
 func (x *TransferLeader) Reset() {
 	*x = TransferLeader{}
-	mi := &file_actors_proto_msgTypes[11]
+	mi := &file_actors_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +795,7 @@ func (x *TransferLeader) String() string {
 func (*TransferLeader) ProtoMessage() {}
 
 func (x *TransferLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[11]
+	mi := &file_actors_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +808,7 @@ func (x *TransferLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeader.ProtoReflect.Descriptor instead.
 func (*TransferLeader) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{11}
+	return file_actors_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TransferLeader) GetTargetId() uint32 {
@@ -712,7 +850,7 @@ type ReplaceMember struct {
 
 func (x *ReplaceMember) Reset() {
 	*x = ReplaceMember{}
-	mi := &file_actors_proto_msgTypes[12]
+	mi := &file_actors_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +862,7 @@ func (x *ReplaceMember) String() string {
 func (*ReplaceMember) ProtoMessage() {}
 
 func (x *ReplaceMember) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[12]
+	mi := &file_actors_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +875,7 @@ func (x *ReplaceMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplaceMember.ProtoReflect.Descriptor instead.
 func (*ReplaceMember) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{12}
+	return file_actors_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReplaceMember) GetReplicaId() uint32 {
@@ -776,7 +914,7 @@ type ReplaceMemberResponse struct {
 
 func (x *ReplaceMemberResponse) Reset() {
 	*x = ReplaceMemberResponse{}
-	mi := &file_actors_proto_msgTypes[13]
+	mi := &file_actors_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -788,7 +926,7 @@ func (x *ReplaceMemberResponse) String() string {
 func (*ReplaceMemberResponse) ProtoMessage() {}
 
 func (x *ReplaceMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[13]
+	mi := &file_actors_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,7 +939,7 @@ func (x *ReplaceMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplaceMemberResponse.ProtoReflect.Descriptor instead.
 func (*ReplaceMemberResponse) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{13}
+	return file_actors_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReplaceMemberResponse) GetStatus() *Status {
@@ -838,7 +976,7 @@ type ReplicaRoute struct {
 
 func (x *ReplicaRoute) Reset() {
 	*x = ReplicaRoute{}
-	mi := &file_actors_proto_msgTypes[14]
+	mi := &file_actors_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +988,7 @@ func (x *ReplicaRoute) String() string {
 func (*ReplicaRoute) ProtoMessage() {}
 
 func (x *ReplicaRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[14]
+	mi := &file_actors_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +1001,7 @@ func (x *ReplicaRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaRoute.ProtoReflect.Descriptor instead.
 func (*ReplicaRoute) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{14}
+	return file_actors_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReplicaRoute) GetReplicaId() uint32 {
@@ -901,7 +1039,7 @@ type Routes struct {
 
 func (x *Routes) Reset() {
 	*x = Routes{}
-	mi := &file_actors_proto_msgTypes[15]
+	mi := &file_actors_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1051,7 @@ func (x *Routes) String() string {
 func (*Routes) ProtoMessage() {}
 
 func (x *Routes) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_proto_msgTypes[15]
+	mi := &file_actors_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1064,7 @@ func (x *Routes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Routes.ProtoReflect.Descriptor instead.
 func (*Routes) Descriptor() ([]byte, []int) {
-	return file_actors_proto_rawDescGZIP(), []int{15}
+	return file_actors_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Routes) GetReplicas() []*ReplicaRoute {
@@ -977,7 +1115,20 @@ const file_actors_proto_rawDesc = "" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x1b\n" +
 	"\tfail_stop\x18\x02 \x01(\bR\bfailStop\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x18\n" +
-	"\aremoved\x18\x04 \x01(\bR\aremoved\",\n" +
+	"\aremoved\x18\x04 \x01(\bR\aremoved\"\xf3\x01\n" +
+	"\rSnapshotEvent\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x01 \x01(\rR\treplicaId\x122\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x1e.actorkv.v1.SnapshotEvent.KindR\x04kind\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\x12\x17\n" +
+	"\anode_id\x18\x04 \x01(\x04R\x06nodeId\x12\x12\n" +
+	"\x04from\x18\x05 \x01(\x04R\x04from\"L\n" +
+	"\x04Kind\x12\v\n" +
+	"\aCREATED\x10\x00\x12\b\n" +
+	"\x04SENT\x10\x01\x12\x10\n" +
+	"\fSEND_ABORTED\x10\x02\x12\f\n" +
+	"\bRECEIVED\x10\x03\x12\r\n" +
+	"\tINSTALLED\x10\x04\",\n" +
 	"\vStopReplica\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\"Q\n" +
@@ -1022,42 +1173,46 @@ func file_actors_proto_rawDescGZIP() []byte {
 	return file_actors_proto_rawDescData
 }
 
-var file_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_actors_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_actors_proto_goTypes = []any{
-	(*LogEntry)(nil),               // 0: actorkv.v1.LogEntry
-	(*ApplyBatch)(nil),             // 1: actorkv.v1.ApplyBatch
-	(*ApplyBatchResult)(nil),       // 2: actorkv.v1.ApplyBatchResult
-	(*LeaderChanged)(nil),          // 3: actorkv.v1.LeaderChanged
-	(*ReplicaUp)(nil),              // 4: actorkv.v1.ReplicaUp
-	(*ReplicaStarting)(nil),        // 5: actorkv.v1.ReplicaStarting
-	(*ReplicaDown)(nil),            // 6: actorkv.v1.ReplicaDown
-	(*StopReplica)(nil),            // 7: actorkv.v1.StopReplica
-	(*StartReplica)(nil),           // 8: actorkv.v1.StartReplica
-	(*ReplicaCommandResponse)(nil), // 9: actorkv.v1.ReplicaCommandResponse
-	(*ReplicaStatusRequest)(nil),   // 10: actorkv.v1.ReplicaStatusRequest
-	(*TransferLeader)(nil),         // 11: actorkv.v1.TransferLeader
-	(*ReplaceMember)(nil),          // 12: actorkv.v1.ReplaceMember
-	(*ReplaceMemberResponse)(nil),  // 13: actorkv.v1.ReplaceMemberResponse
-	(*ReplicaRoute)(nil),           // 14: actorkv.v1.ReplicaRoute
-	(*Routes)(nil),                 // 15: actorkv.v1.Routes
-	(*Status)(nil),                 // 16: actorkv.v1.Status
-	(*CommandResult)(nil),          // 17: actorkv.v1.CommandResult
-	(*durationpb.Duration)(nil),    // 18: google.protobuf.Duration
+	(SnapshotEvent_Kind)(0),        // 0: actorkv.v1.SnapshotEvent.Kind
+	(*LogEntry)(nil),               // 1: actorkv.v1.LogEntry
+	(*ApplyBatch)(nil),             // 2: actorkv.v1.ApplyBatch
+	(*ApplyBatchResult)(nil),       // 3: actorkv.v1.ApplyBatchResult
+	(*LeaderChanged)(nil),          // 4: actorkv.v1.LeaderChanged
+	(*ReplicaUp)(nil),              // 5: actorkv.v1.ReplicaUp
+	(*ReplicaStarting)(nil),        // 6: actorkv.v1.ReplicaStarting
+	(*ReplicaDown)(nil),            // 7: actorkv.v1.ReplicaDown
+	(*SnapshotEvent)(nil),          // 8: actorkv.v1.SnapshotEvent
+	(*StopReplica)(nil),            // 9: actorkv.v1.StopReplica
+	(*StartReplica)(nil),           // 10: actorkv.v1.StartReplica
+	(*ReplicaCommandResponse)(nil), // 11: actorkv.v1.ReplicaCommandResponse
+	(*ReplicaStatusRequest)(nil),   // 12: actorkv.v1.ReplicaStatusRequest
+	(*TransferLeader)(nil),         // 13: actorkv.v1.TransferLeader
+	(*ReplaceMember)(nil),          // 14: actorkv.v1.ReplaceMember
+	(*ReplaceMemberResponse)(nil),  // 15: actorkv.v1.ReplaceMemberResponse
+	(*ReplicaRoute)(nil),           // 16: actorkv.v1.ReplicaRoute
+	(*Routes)(nil),                 // 17: actorkv.v1.Routes
+	(*Status)(nil),                 // 18: actorkv.v1.Status
+	(*CommandResult)(nil),          // 19: actorkv.v1.CommandResult
+	(*durationpb.Duration)(nil),    // 20: google.protobuf.Duration
 }
 var file_actors_proto_depIdxs = []int32{
-	0,  // 0: actorkv.v1.ApplyBatch.entries:type_name -> actorkv.v1.LogEntry
-	16, // 1: actorkv.v1.ApplyBatchResult.status:type_name -> actorkv.v1.Status
-	17, // 2: actorkv.v1.ApplyBatchResult.results:type_name -> actorkv.v1.CommandResult
-	16, // 3: actorkv.v1.ReplicaCommandResponse.status:type_name -> actorkv.v1.Status
-	18, // 4: actorkv.v1.ReplaceMember.timeout:type_name -> google.protobuf.Duration
-	16, // 5: actorkv.v1.ReplaceMemberResponse.status:type_name -> actorkv.v1.Status
-	14, // 6: actorkv.v1.Routes.replicas:type_name -> actorkv.v1.ReplicaRoute
-	6,  // 7: actorkv.v1.Routes.down:type_name -> actorkv.v1.ReplicaDown
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	1,  // 0: actorkv.v1.ApplyBatch.entries:type_name -> actorkv.v1.LogEntry
+	18, // 1: actorkv.v1.ApplyBatchResult.status:type_name -> actorkv.v1.Status
+	19, // 2: actorkv.v1.ApplyBatchResult.results:type_name -> actorkv.v1.CommandResult
+	0,  // 3: actorkv.v1.SnapshotEvent.kind:type_name -> actorkv.v1.SnapshotEvent.Kind
+	18, // 4: actorkv.v1.ReplicaCommandResponse.status:type_name -> actorkv.v1.Status
+	20, // 5: actorkv.v1.ReplaceMember.timeout:type_name -> google.protobuf.Duration
+	18, // 6: actorkv.v1.ReplaceMemberResponse.status:type_name -> actorkv.v1.Status
+	16, // 7: actorkv.v1.Routes.replicas:type_name -> actorkv.v1.ReplicaRoute
+	7,  // 8: actorkv.v1.Routes.down:type_name -> actorkv.v1.ReplicaDown
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_actors_proto_init() }
@@ -1071,13 +1226,14 @@ func file_actors_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_proto_rawDesc), len(file_actors_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   16,
+			NumEnums:      1,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_actors_proto_goTypes,
 		DependencyIndexes: file_actors_proto_depIdxs,
+		EnumInfos:         file_actors_proto_enumTypes,
 		MessageInfos:      file_actors_proto_msgTypes,
 	}.Build()
 	File_actors_proto = out.File

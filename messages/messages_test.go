@@ -196,6 +196,7 @@ func baseCases() []proto.Message {
 		&messages.LeaderChanged{ReplicaId: 1, LeaderId: 2, Term: 3, HasLeader: true},
 		&messages.ReplicaUp{ReplicaId: 1, NodeId: 65538},
 		&messages.ReplicaDown{ReplicaId: 1, FailStop: true, Reason: "apply failed", Removed: true},
+		&messages.SnapshotEvent{ReplicaId: 2, Kind: messages.SnapshotEvent_INSTALLED, Index: 99, NodeId: 65539, From: 1},
 		&messages.StopReplica{ReplicaId: 2},
 		&messages.StartReplica{ReplicaId: 2, WipeRaftLog: true},
 		&messages.ReplicaCommandResponse{Status: status()},

@@ -67,6 +67,16 @@ type systemListener struct {
 	root      *actor.RootContext
 	pid       *actor.PID
 	clusterID uint64
+	replica   uint32
+}
+
+// snapshot publishes a snapshot event of this replica's cluster on the
+// actor system's event stream.
+func (l *systemListener) snapshot(kind messages.SnapshotEvent_Kind, info raftio.SnapshotInfo) {
+	if info.ClusterID != l.clusterID {
+		return
+	}
+	l.root.ActorSystem().EventStream.Publish(&messages.SnapshotEvent{ReplicaId: l.replica, Kind: kind, Index: info.Index, NodeId: info.NodeID, From: info.From})
 }
 
 func (l *systemListener) NodeUnloaded(info raftio.NodeInfo) {
@@ -80,14 +90,24 @@ func (*systemListener) MembershipChanged(raftio.NodeInfo)           {}
 func (*systemListener) ConnectionEstablished(raftio.ConnectionInfo) {}
 func (*systemListener) ConnectionFailed(raftio.ConnectionInfo)      {}
 func (*systemListener) SendSnapshotStarted(raftio.SnapshotInfo)     {}
-func (*systemListener) SendSnapshotCompleted(raftio.SnapshotInfo)   {}
-func (*systemListener) SendSnapshotAborted(raftio.SnapshotInfo)     {}
-func (*systemListener) SnapshotReceived(raftio.SnapshotInfo)        {}
-func (*systemListener) SnapshotRecovered(raftio.SnapshotInfo)       {}
-func (*systemListener) SnapshotCreated(raftio.SnapshotInfo)         {}
-func (*systemListener) SnapshotCompacted(raftio.SnapshotInfo)       {}
-func (*systemListener) LogCompacted(raftio.EntryInfo)               {}
-func (*systemListener) LogDBCompacted(raftio.EntryInfo)             {}
+func (l *systemListener) SendSnapshotCompleted(i raftio.SnapshotInfo) {
+	l.snapshot(messages.SnapshotEvent_SENT, i)
+}
+func (l *systemListener) SendSnapshotAborted(i raftio.SnapshotInfo) {
+	l.snapshot(messages.SnapshotEvent_SEND_ABORTED, i)
+}
+func (l *systemListener) SnapshotReceived(i raftio.SnapshotInfo) {
+	l.snapshot(messages.SnapshotEvent_RECEIVED, i)
+}
+func (l *systemListener) SnapshotRecovered(i raftio.SnapshotInfo) {
+	l.snapshot(messages.SnapshotEvent_INSTALLED, i)
+}
+func (l *systemListener) SnapshotCreated(i raftio.SnapshotInfo) {
+	l.snapshot(messages.SnapshotEvent_CREATED, i)
+}
+func (*systemListener) SnapshotCompacted(raftio.SnapshotInfo) {}
+func (*systemListener) LogCompacted(raftio.EntryInfo)         {}
+func (*systemListener) LogDBCompacted(raftio.EntryInfo)       {}
 
 // startNode creates the NodeHost and starts the replica's Raft node, as
 // node NodeID(cfg.ID, d.generation), with a state machine that hands
@@ -109,7 +129,7 @@ func startNode(cfg Config, d disk, engine *storage.Engine, root *actor.RootConte
 		RTTMillisecond:      cfg.Raft.RTTMillisecond(),
 		RaftAddress:         cfg.Members[cfg.ID],
 		RaftEventListener:   &listener{root: root, replica: cfg.ID, pid: self, latest: latest},
-		SystemEventListener: &systemListener{root: root, pid: self, clusterID: cfg.ClusterID},
+		SystemEventListener: &systemListener{root: root, pid: self, clusterID: cfg.ClusterID, replica: cfg.ID},
 		Expert: config.ExpertConfig{
 			LogDB: logdb,
 			Engine: config.EngineConfig{
