@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 	"github.com/actorkv/actorkv/storage/conformance"
 )
@@ -85,6 +86,7 @@ func (c *Cluster) Converged(ctx context.Context) (*messages.ReplicaStatus, error
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	var last string
+	var lastSt *messages.StatusResponse
 	for {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		st, err := c.Group().Status(sctx, true)
@@ -94,14 +96,45 @@ func (c *Cluster) Converged(ctx context.Context) (*messages.ReplicaStatus, error
 		} else if same, diff := SameState(st, ids); same != nil {
 			return same, nil
 		} else {
-			last = diff
+			last, lastSt = diff, st
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("replicas %v did not converge: %w:\n%s", ids, ctx.Err(), last)
+			return nil, fmt.Errorf("replicas %v did not converge: %w:\n%s%s", ids, ctx.Err(), last, c.firstDifference(lastSt, ids))
 		case <-tick.C:
 		}
 	}
+}
+
+// firstDifference names the first key where two of the replicas ids that
+// are at one applied index differ, if any do in st ("" otherwise).
+func (c *Cluster) firstDifference(st *messages.StatusResponse, ids []uint32) string {
+	for i, a := range ids {
+		ra := ReplicaStatus(st, a)
+		for _, b := range ids[i+1:] {
+			rb := ReplicaStatus(st, b)
+			if ra.GetAppliedIndex() != rb.GetAppliedIndex() || len(ra.GetDigest()) == 0 || len(rb.GetDigest()) == 0 ||
+				string(ra.GetDigest()) == string(rb.GetDigest()) {
+				continue
+			}
+			diff, err := kv.FirstDifference(ra, rb, func(cf string, begin, end []byte) (*messages.RangeDigest, *messages.RangeDigest, error) {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				st, err := c.Group().StatusOf(ctx, &messages.StatusRequest{WithDigests: true,
+					DigestRange: &messages.KeyRange{ColumnFamily: cf, Begin: begin, End: end}})
+				if err != nil {
+					return nil, nil, err
+				}
+				x, y := kv.ReplicaPair(st, a, b)
+				return kv.PairDigests(x, y, ra.GetAppliedIndex())
+			})
+			if err != nil {
+				return fmt.Sprintf("replicas %d and %d differ at applied index %d; the first differing key was not found: %v\n", a, b, ra.GetAppliedIndex(), err)
+			}
+			return diff + "\n"
+		}
+	}
+	return ""
 }
 
 // SameState returns the common state of replicas ids, or nil and a table of

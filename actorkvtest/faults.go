@@ -3,8 +3,10 @@ package actorkvtest
 import (
 	"context"
 	"fmt"
+	"testing"
 	"time"
 
+	"github.com/linxGnu/grocksdb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/actorkv/actorkv/kv"
@@ -150,5 +152,45 @@ func (c *Cluster) InjectFaults(f *messages.FaultInjection, ids ...uint32) {
 	defer cancel()
 	if err := c.Client().SetFaultInjection(ctx, f, kv.WithReplicas(ids...)); err != nil {
 		c.t.Fatalf("cluster: inject faults %v into replicas %v: %v", f, ids, err)
+	}
+}
+
+// OverwriteOnDisk sets key to value in column family cf of the RocksDB at
+// path (a replica's base_path/replica-N/data, with its replica stopped), as
+// a disk fault or an operator's mistake would, behind Raft's back: the
+// replica then differs from the others at the same applied index, which
+// EnsureSame and kvctl verify report down to the key.
+func OverwriteOnDisk(t testing.TB, path, cf, key, value string) {
+	t.Helper()
+	opts := grocksdb.NewDefaultOptions()
+	defer opts.Destroy()
+	names, err := grocksdb.ListColumnFamilies(opts, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfOpts := make([]*grocksdb.Options, len(names))
+	for i := range names {
+		cfOpts[i] = opts
+	}
+	db, handles, err := grocksdb.OpenDbColumnFamilies(opts, path, names, cfOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	wo := grocksdb.NewDefaultWriteOptions()
+	defer wo.Destroy()
+	wo.SetSync(true)
+	found := false
+	for i, n := range names {
+		defer handles[i].Destroy()
+		if n == cf {
+			found = true
+			if err := db.PutCF(wo, handles[i], []byte(key), []byte(value)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no column family %q in %s (%v)", cf, path, names)
 	}
 }

@@ -520,7 +520,13 @@ func (g *Group) request(ctx context.Context, msg proto.Message) (any, error) {
 
 // Status asks every replica for its status (and content digest).
 func (g *Group) Status(ctx context.Context, withDigests bool) (*messages.StatusResponse, error) {
-	res, err := g.request(ctx, &messages.StatusRequest{WithDigests: withDigests})
+	return g.StatusOf(ctx, &messages.StatusRequest{WithDigests: withDigests})
+}
+
+// StatusOf asks every replica for its status as req says (with digests, of
+// one key range: see kv.FirstDifference).
+func (g *Group) StatusOf(ctx context.Context, req *messages.StatusRequest) (*messages.StatusResponse, error) {
+	res, err := g.request(ctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -724,6 +724,7 @@ func (x *ReplicaCommandResponse) GetStatus() *Status {
 type ReplicaStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	WithDigests   bool                   `protobuf:"varint,1,opt,name=with_digests,json=withDigests,proto3" json:"with_digests,omitempty"`
+	DigestRange   *KeyRange              `protobuf:"bytes,2,opt,name=digest_range,json=digestRange,proto3" json:"digest_range,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -763,6 +764,13 @@ func (x *ReplicaStatusRequest) GetWithDigests() bool {
 		return x.WithDigests
 	}
 	return false
+}
+
+func (x *ReplicaStatusRequest) GetDigestRange() *KeyRange {
+	if x != nil {
+		return x.DigestRange
+	}
+	return nil
 }
 
 // TransferLeader asks a replica to hand Raft leadership to target_id (a
@@ -1137,9 +1145,10 @@ const file_actors_proto_rawDesc = "" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\"\n" +
 	"\rwipe_raft_log\x18\x02 \x01(\bR\vwipeRaftLog\"D\n" +
 	"\x16ReplicaCommandResponse\x12*\n" +
-	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\"9\n" +
+	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\"r\n" +
 	"\x14ReplicaStatusRequest\x12!\n" +
-	"\fwith_digests\x18\x01 \x01(\bR\vwithDigests\"S\n" +
+	"\fwith_digests\x18\x01 \x01(\bR\vwithDigests\x127\n" +
+	"\fdigest_range\x18\x02 \x01(\v2\x14.actorkv.v1.KeyRangeR\vdigestRange\"S\n" +
 	"\x0eTransferLeader\x12\x1b\n" +
 	"\ttarget_id\x18\x01 \x01(\rR\btargetId\x12$\n" +
 	"\x0etarget_node_id\x18\x02 \x01(\x04R\ftargetNodeId\"}\n" +
@@ -1196,7 +1205,8 @@ var file_actors_proto_goTypes = []any{
 	(*Routes)(nil),                 // 17: actorkv.v1.Routes
 	(*Status)(nil),                 // 18: actorkv.v1.Status
 	(*CommandResult)(nil),          // 19: actorkv.v1.CommandResult
-	(*durationpb.Duration)(nil),    // 20: google.protobuf.Duration
+	(*KeyRange)(nil),               // 20: actorkv.v1.KeyRange
+	(*durationpb.Duration)(nil),    // 21: google.protobuf.Duration
 }
 var file_actors_proto_depIdxs = []int32{
 	1,  // 0: actorkv.v1.ApplyBatch.entries:type_name -> actorkv.v1.LogEntry
@@ -1204,15 +1214,16 @@ var file_actors_proto_depIdxs = []int32{
 	19, // 2: actorkv.v1.ApplyBatchResult.results:type_name -> actorkv.v1.CommandResult
 	0,  // 3: actorkv.v1.SnapshotEvent.kind:type_name -> actorkv.v1.SnapshotEvent.Kind
 	18, // 4: actorkv.v1.ReplicaCommandResponse.status:type_name -> actorkv.v1.Status
-	20, // 5: actorkv.v1.ReplaceMember.timeout:type_name -> google.protobuf.Duration
-	18, // 6: actorkv.v1.ReplaceMemberResponse.status:type_name -> actorkv.v1.Status
-	16, // 7: actorkv.v1.Routes.replicas:type_name -> actorkv.v1.ReplicaRoute
-	7,  // 8: actorkv.v1.Routes.down:type_name -> actorkv.v1.ReplicaDown
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	20, // 5: actorkv.v1.ReplicaStatusRequest.digest_range:type_name -> actorkv.v1.KeyRange
+	21, // 6: actorkv.v1.ReplaceMember.timeout:type_name -> google.protobuf.Duration
+	18, // 7: actorkv.v1.ReplaceMemberResponse.status:type_name -> actorkv.v1.Status
+	16, // 8: actorkv.v1.Routes.replicas:type_name -> actorkv.v1.ReplicaRoute
+	7,  // 9: actorkv.v1.Routes.down:type_name -> actorkv.v1.ReplicaDown
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_actors_proto_init() }

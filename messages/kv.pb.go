@@ -3113,7 +3113,9 @@ type ReplicaStatus struct {
 	// node_id is the replica's dragonboat node id in the Raft membership: it
 	// changes each time the replica is rebuilt from scratch (a new
 	// generation); 0 while it does not run.
-	NodeId        uint64 `protobuf:"varint,13,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	NodeId uint64 `protobuf:"varint,13,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// range_digest answers StatusRequest.digest_range.
+	RangeDigest   *RangeDigest `protobuf:"bytes,14,opt,name=range_digest,json=rangeDigest,proto3" json:"range_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3239,10 +3241,21 @@ func (x *ReplicaStatus) GetNodeId() uint64 {
 	return 0
 }
 
+func (x *ReplicaStatus) GetRangeDigest() *RangeDigest {
+	if x != nil {
+		return x.RangeDigest
+	}
+	return nil
+}
+
 type StatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// with_digests computes the (costly) content digests.
-	WithDigests   bool `protobuf:"varint,1,opt,name=with_digests,json=withDigests,proto3" json:"with_digests,omitempty"`
+	WithDigests bool `protobuf:"varint,1,opt,name=with_digests,json=withDigests,proto3" json:"with_digests,omitempty"`
+	// digest_range (with with_digests) narrows each replica's digest to one
+	// range of one column family, reported in ReplicaStatus.range_digest:
+	// kvctl verify bisects with it to the first key where replicas differ.
+	DigestRange   *KeyRange `protobuf:"bytes,2,opt,name=digest_range,json=digestRange,proto3" json:"digest_range,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3284,6 +3297,86 @@ func (x *StatusRequest) GetWithDigests() bool {
 	return false
 }
 
+func (x *StatusRequest) GetDigestRange() *KeyRange {
+	if x != nil {
+		return x.DigestRange
+	}
+	return nil
+}
+
+// RangeDigest is a replica's digest of one range of one column family, at
+// its applied index (ReplicaStatus.applied_index).
+type RangeDigest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Sha256 []byte                 `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Keys   uint64                 `protobuf:"varint,2,opt,name=keys,proto3" json:"keys,omitempty"`
+	// middle is the range's key at position keys/2 (from 0): [begin, middle)
+	// and [middle, end) hold about half of its keys each (empty when keys < 2).
+	Middle []byte `protobuf:"bytes,3,opt,name=middle,proto3" json:"middle,omitempty"`
+	// first is the range's first entry (absent when keys is 0).
+	First         *KeyValue `protobuf:"bytes,4,opt,name=first,proto3" json:"first,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RangeDigest) Reset() {
+	*x = RangeDigest{}
+	mi := &file_kv_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RangeDigest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RangeDigest) ProtoMessage() {}
+
+func (x *RangeDigest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RangeDigest.ProtoReflect.Descriptor instead.
+func (*RangeDigest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RangeDigest) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *RangeDigest) GetKeys() uint64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+func (x *RangeDigest) GetMiddle() []byte {
+	if x != nil {
+		return x.Middle
+	}
+	return nil
+}
+
+func (x *RangeDigest) GetFirst() *KeyValue {
+	if x != nil {
+		return x.First
+	}
+	return nil
+}
+
 type StatusResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Status   *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
@@ -3300,7 +3393,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3312,7 +3405,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3325,7 +3418,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{50}
+	return file_kv_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *StatusResponse) GetStatus() *Status {
@@ -3560,7 +3653,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x12ColumnFamilyDigest\x12#\n" +
 	"\rcolumn_family\x18\x01 \x01(\tR\fcolumnFamily\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\fR\x06sha256\x12\x12\n" +
-	"\x04keys\x18\x03 \x01(\x04R\x04keys\"\xbc\x03\n" +
+	"\x04keys\x18\x03 \x01(\x04R\x04keys\"\xf8\x03\n" +
 	"\rReplicaStatus\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x18\n" +
@@ -3577,9 +3670,16 @@ const file_kv_proto_rawDesc = "" +
 	" \x01(\bR\thasLeader\x12.\n" +
 	"\x13proposals_in_flight\x18\v \x01(\x04R\x11proposalsInFlight\x12/\n" +
 	"\x13installing_snapshot\x18\f \x01(\bR\x12installingSnapshot\x12\x17\n" +
-	"\anode_id\x18\r \x01(\x04R\x06nodeId\"2\n" +
+	"\anode_id\x18\r \x01(\x04R\x06nodeId\x12:\n" +
+	"\frange_digest\x18\x0e \x01(\v2\x17.actorkv.v1.RangeDigestR\vrangeDigest\"k\n" +
 	"\rStatusRequest\x12!\n" +
-	"\fwith_digests\x18\x01 \x01(\bR\vwithDigests\"\xd7\x01\n" +
+	"\fwith_digests\x18\x01 \x01(\bR\vwithDigests\x127\n" +
+	"\fdigest_range\x18\x02 \x01(\v2\x14.actorkv.v1.KeyRangeR\vdigestRange\"}\n" +
+	"\vRangeDigest\x12\x16\n" +
+	"\x06sha256\x18\x01 \x01(\fR\x06sha256\x12\x12\n" +
+	"\x04keys\x18\x02 \x01(\x04R\x04keys\x12\x16\n" +
+	"\x06middle\x18\x03 \x01(\fR\x06middle\x12*\n" +
+	"\x05first\x18\x04 \x01(\v2\x14.actorkv.v1.KeyValueR\x05first\"\xd7\x01\n" +
 	"\x0eStatusResponse\x12*\n" +
 	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x125\n" +
 	"\breplicas\x18\x02 \x03(\v2\x19.actorkv.v1.ReplicaStatusR\breplicas\x12\x1b\n" +
@@ -3627,7 +3727,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_kv_proto_goTypes = []any{
 	(StatusCode)(0),                   // 0: actorkv.v1.StatusCode
 	(Consistency)(0),                  // 1: actorkv.v1.Consistency
@@ -3682,8 +3782,9 @@ var file_kv_proto_goTypes = []any{
 	(*ColumnFamilyDigest)(nil),        // 50: actorkv.v1.ColumnFamilyDigest
 	(*ReplicaStatus)(nil),             // 51: actorkv.v1.ReplicaStatus
 	(*StatusRequest)(nil),             // 52: actorkv.v1.StatusRequest
-	(*StatusResponse)(nil),            // 53: actorkv.v1.StatusResponse
-	(*durationpb.Duration)(nil),       // 54: google.protobuf.Duration
+	(*RangeDigest)(nil),               // 53: actorkv.v1.RangeDigest
+	(*StatusResponse)(nil),            // 54: actorkv.v1.StatusResponse
+	(*durationpb.Duration)(nil),       // 55: google.protobuf.Duration
 }
 var file_kv_proto_depIdxs = []int32{
 	0,  // 0: actorkv.v1.Status.code:type_name -> actorkv.v1.StatusCode
@@ -3700,7 +3801,7 @@ var file_kv_proto_depIdxs = []int32{
 	6,  // 11: actorkv.v1.AtomicCommit.write_conflict_ranges:type_name -> actorkv.v1.KeyRange
 	3,  // 12: actorkv.v1.CommandResult.status:type_name -> actorkv.v1.Status
 	13, // 13: actorkv.v1.CommandResult.batch:type_name -> actorkv.v1.CommandResult
-	54, // 14: actorkv.v1.FaultInjection.added_latency:type_name -> google.protobuf.Duration
+	55, // 14: actorkv.v1.FaultInjection.added_latency:type_name -> google.protobuf.Duration
 	1,  // 15: actorkv.v1.GetRequest.consistency:type_name -> actorkv.v1.Consistency
 	3,  // 16: actorkv.v1.GetResponse.status:type_name -> actorkv.v1.Status
 	4,  // 17: actorkv.v1.PutRequest.request_id:type_name -> actorkv.v1.RequestId
@@ -3733,13 +3834,16 @@ var file_kv_proto_depIdxs = []int32{
 	39, // 44: actorkv.v1.MemberReplaceResponse.member:type_name -> actorkv.v1.Member
 	3,  // 45: actorkv.v1.MoveLeaderResponse.status:type_name -> actorkv.v1.Status
 	50, // 46: actorkv.v1.ReplicaStatus.digests:type_name -> actorkv.v1.ColumnFamilyDigest
-	3,  // 47: actorkv.v1.StatusResponse.status:type_name -> actorkv.v1.Status
-	51, // 48: actorkv.v1.StatusResponse.replicas:type_name -> actorkv.v1.ReplicaStatus
-	49, // [49:49] is the sub-list for method output_type
-	49, // [49:49] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	53, // 47: actorkv.v1.ReplicaStatus.range_digest:type_name -> actorkv.v1.RangeDigest
+	6,  // 48: actorkv.v1.StatusRequest.digest_range:type_name -> actorkv.v1.KeyRange
+	5,  // 49: actorkv.v1.RangeDigest.first:type_name -> actorkv.v1.KeyValue
+	3,  // 50: actorkv.v1.StatusResponse.status:type_name -> actorkv.v1.Status
+	51, // 51: actorkv.v1.StatusResponse.replicas:type_name -> actorkv.v1.ReplicaStatus
+	52, // [52:52] is the sub-list for method output_type
+	52, // [52:52] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -3759,7 +3863,7 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   51,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

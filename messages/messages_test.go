@@ -86,7 +86,12 @@ func replicaStatus(id uint32) *messages.ReplicaStatus {
 		ProposalsInFlight:  7,
 		InstallingSnapshot: true,
 		NodeId:             65539,
+		RangeDigest:        rangeDigest(),
 	}
+}
+
+func rangeDigest() *messages.RangeDigest {
+	return &messages.RangeDigest{Sha256: []byte{9}, Keys: 3, Middle: []byte("m"), First: &messages.KeyValue{Key: []byte("a"), Value: []byte("1")}}
 }
 
 // roundTripCases holds at least one populated instance of every message of
@@ -172,7 +177,8 @@ func baseCases() []proto.Message {
 		&messages.SetFaultInjectionResponse{Status: status()},
 		digest("default"),
 		replicaStatus(1),
-		&messages.StatusRequest{WithDigests: true},
+		&messages.StatusRequest{WithDigests: true, DigestRange: &messages.KeyRange{ColumnFamily: "users", Begin: []byte("a"), End: []byte("z")}},
+		rangeDigest(),
 		&messages.StatusResponse{
 			Status:    status(),
 			Replicas:  []*messages.ReplicaStatus{replicaStatus(1), replicaStatus(2)},
@@ -200,7 +206,7 @@ func baseCases() []proto.Message {
 		&messages.StopReplica{ReplicaId: 2},
 		&messages.StartReplica{ReplicaId: 2, WipeRaftLog: true},
 		&messages.ReplicaCommandResponse{Status: status()},
-		&messages.ReplicaStatusRequest{WithDigests: true},
+		&messages.ReplicaStatusRequest{WithDigests: true, DigestRange: &messages.KeyRange{ColumnFamily: "users", Begin: []byte("a"), End: []byte("b")}},
 		&messages.TransferLeader{TargetId: 3, TargetNodeId: 131076},
 		&messages.ReplaceMember{ReplicaId: 2, Address: "127.0.0.1:6003", Timeout: durationpb.New(20*time.Second + 500*time.Millisecond)},
 		&messages.ReplaceMemberResponse{Status: status(), RemovedNodeId: 3, NodeId: 65539},

@@ -6,6 +6,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -90,6 +91,22 @@ func (r *replicaActor) onStatus(ctx actor.Context, msg *messages.ReplicaStatusRe
 	st.NodeId = r.node.nodeID
 	if !msg.GetWithDigests() {
 		ctx.Respond(st)
+		return
+	}
+	if kr := msg.GetDigestRange(); kr != nil {
+		r.readWith(ctx, false, func() proto.Message {
+			cf := kr.GetColumnFamily()
+			if cf == "" {
+				cf = kv.DefaultColumnFamily
+			}
+			rd, applied, err := r.engine.RangeDigest(context.Background(), cf, kr.GetBegin(), kr.GetEnd())
+			if err != nil {
+				st.Error = err.Error()
+				return st
+			}
+			st.AppliedIndex, st.RangeDigest = applied, rd
+			return st
+		}, func(err error) proto.Message { st.Error = err.Error(); return st })
 		return
 	}
 	r.readWith(ctx, false, func() proto.Message {

@@ -161,7 +161,11 @@ it prints what it compared, for example
   OK
 
 and exits 0, or exits 1 when replicas at the same applied index have
-different digests ("kvctl: INTERNAL: verify: digest mismatch at applied
+different digests, after narrowing two of them down to the first key where
+they differ by bisecting range digests (each replica hashes half a range at a
+time; no data is copied; the replicas must not move on meanwhile): it prints
+"first difference: family F, key K: replica A has V1, replica B has V2" (or
+"does not have it") and fails ("kvctl: INTERNAL: verify: digest mismatch at applied
 index 42: replica 0 ..., replica 2 ..."). With --require-all it also exits 1
 (UNAVAILABLE) when some replica is not running or could not be compared, or
 some endpoint did not answer.
@@ -176,6 +180,9 @@ type verifyGroup struct {
 	Replicas     []uint32          `json:"replicas"`
 	Digests      map[string]string `json:"digests"`
 	Same         bool              `json:"same"`
+	// FirstDifference names the first key where two of the replicas
+	// differ (when they differ).
+	FirstDifference string `json:"first_difference,omitempty"`
 }
 
 type notRunning struct {
@@ -235,6 +242,21 @@ func verifyReport(st *groupStatus) verifyJSON {
 	return rep
 }
 
+// differing returns two replicas of grp whose digests differ.
+func differing(st *groupStatus, grp verifyGroup) (*messages.ReplicaStatus, *messages.ReplicaStatus) {
+	byID := map[uint32]*messages.ReplicaStatus{}
+	for _, r := range st.GetReplicas() {
+		byID[r.GetReplicaId()] = r
+	}
+	first := byID[grp.Replicas[0]]
+	for _, id := range grp.Replicas[1:] {
+		if r := byID[id]; !bytes.Equal(r.GetDigest(), first.GetDigest()) {
+			return first, r
+		}
+	}
+	return first, byID[grp.Replicas[1]]
+}
+
 // short is the first 12 characters of a hex digest.
 func short(h string) string { return h[:min(12, len(h))] }
 
@@ -259,8 +281,10 @@ func newVerifyCommand(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			deadline := time.Now().Add(wait)
 			var rep verifyJSON
+			var st *groupStatus
 			for {
-				st, err := g.status(cmd, true)
+				var err error
+				st, err = g.status(cmd, true)
 				if err != nil {
 					return err
 				}
@@ -274,6 +298,18 @@ func newVerifyCommand(g *globals) *cobra.Command {
 				case <-time.After(200 * time.Millisecond):
 				}
 			}
+			// Replicas that differ: narrow them to the first differing key.
+			for i, grp := range rep.Groups {
+				if grp.Same {
+					continue
+				}
+				a, b := differing(st, grp)
+				if diff, err := g.firstDifference(cmd, a, b); err != nil {
+					rep.Groups[i].FirstDifference = "not found: " + err.Error()
+				} else {
+					rep.Groups[i].FirstDifference = diff
+				}
+			}
 			if err := g.printVerify(rep); err != nil {
 				return err
 			}
@@ -283,7 +319,7 @@ func newVerifyCommand(g *globals) *cobra.Command {
 					for _, id := range grp.Replicas {
 						parts = append(parts, fmt.Sprintf("replica %d %s", id, short(grp.Digests[fmt.Sprint(id)])))
 					}
-					return messages.Errorf(messages.StatusCode_INTERNAL, "verify: digest mismatch at applied index %d: %s", grp.AppliedIndex, strings.Join(parts, ", "))
+					return messages.Errorf(messages.StatusCode_INTERNAL, "verify: digest mismatch at applied index %d: %s; %s", grp.AppliedIndex, strings.Join(parts, ", "), grp.FirstDifference)
 				}
 			}
 			if requireAll && (len(rep.NotRunning) > 0 || len(rep.NotCompared) > 0 || len(rep.Unreachable) > 0) {
@@ -340,6 +376,7 @@ func (g *globals) printVerify(rep verifyJSON) error {
 			for _, id := range grp.Replicas {
 				fmt.Fprintf(&b, "  replica %d: %s\n", id, grp.Digests[fmt.Sprint(id)])
 			}
+			fmt.Fprintf(&b, "  %s\n", grp.FirstDifference)
 		}
 	}
 	for _, r := range rep.NotRunning {

@@ -38,6 +38,11 @@ type groupStatus struct {
 // retry policy's pause (kv.Backoff) until --timeout, unless an endpoint
 // answered with an error the policy does not retry.
 func (g *globals) status(cmd *cobra.Command, digests bool) (*groupStatus, error) {
+	return g.statusOf(cmd, &messages.StatusRequest{WithDigests: digests})
+}
+
+// statusOf is status with the request req.
+func (g *globals) statusOf(cmd *cobra.Command, req *messages.StatusRequest) (*groupStatus, error) {
 	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 	defer cancel()
 	cs, err := dial(g)
@@ -52,7 +57,7 @@ func (g *globals) status(cmd *cobra.Command, digests bool) (*groupStatus, error)
 		var wg sync.WaitGroup
 		for i, cc := range cs {
 			wg.Add(1)
-			kvclient.NewUnary(cc).Send(&messages.StatusRequest{WithDigests: digests}, deadline, func(resp messages.Statused, err error) {
+			kvclient.NewUnary(cc).Send(req, deadline, func(resp messages.Statused, err error) {
 				defer wg.Done()
 				if err == nil {
 					err = resp.GetStatus().Err()
