@@ -51,11 +51,13 @@
 // injects seeded faults — crash, rebuild, partition, slow network, slow or
 // failing disk, leader moves — one replica at a time (with a slow disk
 // overlapping now and then) until Stop; ChaosSeed takes ACTORKV_CHAOS_SEED
-// to replay a failure; Workload is a register workload for all this.
+// to replay a failure; Workload is a register workload for all this. Bank
+// checks atomic commits: read-modify-write transfers between accounts,
+// audited at snapshot versions and at the end (a conserved total).
 //
 // One concept a file: cluster.go (the Cluster and its options), faults.go
 // (crash, restart, partition, slow links and storage, leadership),
 // converge.go (status, EnsureSame, Eventually), recorder.go (the
 // ApplyRecorder), logs.go (the LogRecorder), history.go (History),
-// linearizable.go (the checkers), chaos.go (Chaos) and workload.go.
+// linearizable.go (the checkers), chaos.go (Chaos), workload.go and bank.go.
 package actorkvtest

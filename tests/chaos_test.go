@@ -58,3 +58,32 @@ func TestChaosLinearizable(t *testing.T) {
 		})
 	}
 }
+
+// TestChaosBank: transfers between accounts through atomic commits (read
+// at a version, commit with both accounts as read conflict ranges) while
+// the chaos runs; every audit at a snapshot version and the final read
+// must find the money the accounts started with.
+func TestChaosBank(t *testing.T) {
+	seed := actorkvtest.ChaosSeed(4)
+	c := actorkvtest.NewCluster(t, actorkvtest.WithSnapshots(200, 50))
+	bank := actorkvtest.Bank{Accounts: 8, Initial: 100, Seed: seed}
+	if err := bank.Open(c.Context(time.Minute), c.Client()); err != nil {
+		t.Fatal(err)
+	}
+	chaos := c.StartChaos(t, seed)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := bank.Run(ctx, c.Group().Client(), c.Group().Client(), c.Group().Client())
+	chaos.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(chaos.Err(), bank.Final(c.Context(time.Minute), c.Client())); err != nil {
+		t.Fatal(err)
+	}
+	c.EnsureSame(t)
+	if res.Transfers == 0 || res.Audits == 0 {
+		t.Fatalf("the bank did nothing to check: %+v", res)
+	}
+	t.Logf("seed %d: %+v", seed, res)
+}
