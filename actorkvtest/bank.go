@@ -110,7 +110,9 @@ func (b Bank) transfer(ctx context.Context, db kv.Database, rng *rand.Rand, res 
 	if !ok1 || !ok2 || x < amount {
 		return
 	}
-	point := func(k []byte) *messages.KeyRange { return &messages.KeyRange{Begin: k, End: append(append([]byte{}, k...), 0)} }
+	point := func(k []byte) *messages.KeyRange {
+		return &messages.KeyRange{Begin: k, End: append(append([]byte{}, k...), 0)}
+	}
 	set := func(k []byte, n int) *messages.Mutation {
 		return &messages.Mutation{Type: messages.MutationType_SET, Key: k, Value: []byte(strconv.Itoa(n))}
 	}
