@@ -271,6 +271,12 @@ func (e *Engine) openDB() error {
 			e.internal = handles[i]
 		case slices.Contains(want, n):
 			e.cfs[n] = handles[i]
+		case e.holdsData(handles[i]):
+			// Serving without it would hide its data (reads answer
+			// UNKNOWN_COLUMN_FAMILY, digests leave it out): refuse.
+			e.closeDB()
+			return messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,
+				"storage: %s: column family %q holds data but is not configured (database.column_families): add it back; its data is kept", e.cfg.Dir, n)
 		}
 	}
 	for n := range e.cfs {
@@ -281,6 +287,16 @@ func (e *Engine) openDB() error {
 	e.wo = grocksdb.NewDefaultWriteOptions()
 	e.wo.SetSync(e.cfg.SyncWrites)
 	return nil
+}
+
+// holdsData reports whether column family h has any key.
+func (e *Engine) holdsData(h *grocksdb.ColumnFamilyHandle) bool {
+	ro := grocksdb.NewDefaultReadOptions()
+	defer ro.Destroy()
+	it := e.db.NewIteratorCF(ro, h)
+	defer it.Close()
+	it.SeekToFirst()
+	return it.Valid()
 }
 
 // Close stops the writer, releases every snapshot and closes RocksDB. It is

@@ -316,3 +316,26 @@ func TestCloseWhileWriting(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenRefusesToHideAFamily: a column family that holds data and was
+// removed from the configuration is not silently hidden: Open refuses,
+// naming it, and with the family configured again the data is there.
+func TestOpenRefusesToHideAFamily(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig(dir)
+	cfg.ColumnFamilies = []string{"meta", "empty"}
+	e := openEngine(t, cfg)
+	mustApply(t, e, []Entry{{Index: 1, Cmd: setCmd("meta", "k", "v")}})
+	if err := closeEngine(e); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ColumnFamilies = []string{"empty"}
+	if _, err := Open(cfg); messages.CodeOf(err) != messages.StatusCode_INVALID_ARGUMENT || (err == nil || !strings.Contains(err.Error(), `column family "meta" holds data`)) {
+		t.Fatalf("Open without a family that holds data: %v", err)
+	}
+	cfg.ColumnFamilies = []string{"meta"} // "empty" holds nothing: leaving it out is fine
+	e = openEngine(t, cfg)
+	if v, ok := mustGet(t, e, "k", kv.WithColumnFamily("meta")); !ok || v != "v" {
+		t.Fatalf("meta/k after configuring the family again: %q, %v", v, ok)
+	}
+}

@@ -168,7 +168,7 @@ time; no data is copied; the replicas must not move on meanwhile): it prints
 "does not have it") and fails ("kvctl: INTERNAL: verify: digest mismatch at applied
 index 42: replica 0 ..., replica 2 ..."). With --require-all it also exits 1
 (UNAVAILABLE) when some replica is not running or could not be compared, or
-some endpoint did not answer.
+some endpoint did not answer, and prints INCOMPLETE instead of OK.
 
 JSON (-w json): {"ok": bool, "mode": "...", "groups": [{"applied_index": 42,
 "replicas": [0, 1, 2], "digests": {"0": "<hex>", ...}, "same": true}],
@@ -197,6 +197,8 @@ type verifyJSON struct {
 	NotRunning  []notRunning  `json:"not_running"`
 	NotCompared []uint32      `json:"not_compared"`
 	Unreachable []unreachable `json:"unreachable"`
+	// Incomplete: --require-all, and some replica was not compared.
+	Incomplete bool `json:"incomplete,omitempty"`
 }
 
 // verifyReport groups the replicas of st by applied index.
@@ -298,6 +300,9 @@ func newVerifyCommand(g *globals) *cobra.Command {
 				case <-time.After(200 * time.Millisecond):
 				}
 			}
+			if requireAll && (len(rep.NotRunning) > 0 || len(rep.NotCompared) > 0 || len(rep.Unreachable) > 0) {
+				rep.OK, rep.Incomplete = false, true // not "OK": the command fails
+			}
 			// Replicas that differ: narrow them to the first differing key.
 			for i, grp := range rep.Groups {
 				if grp.Same {
@@ -385,9 +390,12 @@ func (g *globals) printVerify(rep verifyJSON) error {
 	for _, u := range rep.Unreachable {
 		fmt.Fprintf(&b, "endpoint %s: not compared (unreachable: %s)\n", u.Endpoint, u.Error)
 	}
-	if rep.OK {
+	switch {
+	case rep.OK:
 		b.WriteString("OK\n")
-	} else {
+	case rep.Incomplete && !slices.ContainsFunc(rep.Groups, func(g verifyGroup) bool { return !g.Same }):
+		b.WriteString("INCOMPLETE (--require-all: not every replica was compared)\n")
+	default:
 		b.WriteString("MISMATCH\n")
 	}
 	return g.printf("%s", b.String())

@@ -510,8 +510,11 @@ func TestVerifyAcrossEndpoints(t *testing.T) {
 		!strings.Contains(stdout, "endpoint "+dead+": not compared (unreachable: UNAVAILABLE: ") || !strings.HasSuffix(stdout, "\nOK\n") {
 		t.Fatalf("verify with an endpoint down: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	_, stderr, code = kvctlRun(t, "--endpoints", a0+","+dead+","+a1, "verify", "--require-all", "--wait", "100ms")
+	stdout, stderr, code = kvctlRun(t, "--endpoints", a0+","+dead+","+a1, "verify", "--require-all", "--wait", "100ms")
 	wantFailure(t, stderr, code, "UNAVAILABLE", "endpoint "+dead+" (unreachable) could not be compared")
+	if strings.HasSuffix(stdout, "OK\n") || !strings.HasSuffix(stdout, "INCOMPLETE (--require-all: not every replica was compared)\n") {
+		t.Fatalf("verify --require-all with an endpoint down printed %q; want INCOMPLETE, not OK", stdout)
+	}
 
 	// One process left: its replica is not compared, not "the only one".
 	stdout, _, code = kvctlRun(t, "--endpoints", a0+","+dead, "verify")
