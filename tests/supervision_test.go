@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/actorkv/actorkv/actorkvtest"
 	"github.com/actorkv/actorkv/actors/executor"
@@ -271,5 +272,27 @@ func TestSupervisionStrategy(t *testing.T) {
 				t.Fatalf("restarted %v, stopped %v: want %s stopped", s.restarted, s.stopped, tc.child)
 			}
 		})
+	}
+}
+
+// TestClearFaultsWithAReplicaDown: clearing every replica's faults with a
+// replica stopped clears those that run (a stopped one has none) and
+// answers at once, instead of waiting for the stopped one until the
+// deadline.
+func TestClearFaultsWithAReplicaDown(t *testing.T) {
+	c := actorkvtest.NewCluster(t)
+	c.SlowStorage(time.Millisecond, 0, 1)
+	c.Crash(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Client().SetFaultInjection(ctx, &messages.FaultInjection{}); err != nil {
+		t.Fatalf("clear every fault with replica 2 down: %v", err)
+	}
+	// Named, it is UNAVAILABLE (retried until the deadline: it may be
+	// starting).
+	short, cancelShort := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancelShort()
+	if err := c.Client().SetFaultInjection(short, &messages.FaultInjection{AddedLatency: durationpb.New(time.Millisecond)}, kv.WithReplicas(2)); messages.CodeOf(err) != messages.StatusCode_UNAVAILABLE {
+		t.Fatalf("faults for the stopped replica 2: %v, want UNAVAILABLE", err)
 	}
 }

@@ -265,7 +265,17 @@ func (r *routerActor) onSetFaultInjection(ctx actor.Context, msg *messages.SetFa
 	}
 	ids := msg.GetReplicas()
 	if len(ids) == 0 {
-		ids = r.cfg.Replicas
+		// Every replica that runs: a stopped one has no faults (they
+		// belong to one engine instance) and cannot take any.
+		for _, id := range r.cfg.Replicas {
+			if _, ok := r.routes[id]; ok {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) == 0 {
+			ctx.Respond(&messages.SetFaultInjectionResponse{Status: messages.StatusOf(errNoReplica)})
+			return
+		}
 	}
 	for _, id := range ids {
 		if !slices.Contains(r.cfg.Replicas, id) {

@@ -481,6 +481,12 @@ func newFaultCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
+// clearing reports whether req clears every fault (kvctl fault --off).
+func clearing(req *messages.SetFaultInjectionRequest) bool {
+	f := req.GetFaults()
+	return f.GetErrorRate() == 0 && f.GetFailAfterWrites() == 0 && f.GetAddedLatency().AsDuration() == 0
+}
+
 // faultEach sends req to each endpoint that runs a replica req names (every
 // replica the endpoints report, when it names none), naming only that
 // endpoint's replicas: in a cluster a process configures only its own.
@@ -504,13 +510,27 @@ func (g *globals) faultEach(cmd *cobra.Command, req *messages.SetFaultInjectionR
 				return messages.Errorf(messages.StatusCode_UNAVAILABLE, "endpoint %s did not answer (%s); no faults set: name the replicas to configure the others", u.Endpoint, u.Error)
 			}
 			for _, r := range st.GetReplicas() {
-				ids = append(ids, r.GetReplicaId())
+				// A stopped replica has no faults to clear (they belong to
+				// one engine instance), and none can be set on it.
+				if r.GetRunning() || !clearing(req) {
+					ids = append(ids, r.GetReplicaId())
+				}
 			}
+		}
+		running := map[uint32]bool{}
+		for _, r := range st.GetReplicas() {
+			running[r.GetReplicaId()] = r.GetRunning()
 		}
 		for _, id := range ids {
 			ep, ok := st.endpoint[id]
 			if !ok {
 				return messages.Errorf(messages.StatusCode_UNAVAILABLE, "no endpoint reports replica %d; no faults set", id)
+			}
+			if !running[id] {
+				if clearing(req) {
+					continue // nothing to clear
+				}
+				return messages.Errorf(messages.StatusCode_UNAVAILABLE, "replica %d is not running; no faults set", id)
 			}
 			byEndpoint[ep] = append(byEndpoint[ep], id)
 		}

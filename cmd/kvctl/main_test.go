@@ -575,6 +575,21 @@ func TestFaultAcrossEndpoints(t *testing.T) {
 		t.Fatalf("fault --replicas 0 with another endpoint down: exit %d", code)
 	}
 
+	// A stopped replica in an in-process group: --off skips it at once
+	// (it has no faults), setting faults on it is refused at once.
+	stopped := &messages.ReplicaStatus{ReplicaId: 2, Error: "not running: fail-stop"}
+	group := &fakeKV{statuses: []*messages.StatusResponse{statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), stopped)}}
+	gaddr := serveFake(t, group)
+	both := gaddr + "," + gaddr // two endpoints: kvctl asks for the status first
+	if stdout, stderr, code := kvctlRun(t, "--endpoints", both, "fault", "--off"); code != 0 || stdout != "OK\n" {
+		t.Fatalf("fault --off with replica 2 stopped: exit %d, %q, %q", code, stdout, stderr)
+	}
+	if got := group.faultsSent(); !reflect.DeepEqual(got, [][]uint32{{0, 1}}) {
+		t.Fatalf("fault --off with replica 2 stopped sent %v, want [[0 1]]", got)
+	}
+	_, stderr, code = kvctlRun(t, "--endpoints", both, "fault", "--replicas", "2", "--latency", "1ms")
+	wantFailure(t, stderr, code, "UNAVAILABLE", "replica 2 is not running; no faults set")
+
 	// Standalone servers: each its own engine, each gets the request.
 	solo := make([]*fakeKV, 2)
 	var soloAddrs []string
