@@ -47,7 +47,9 @@ certs:
 
 # ARGS are kvserver's flags: make run ARGS=--admin
 run: deps
-	go run ./cmd/kvserver $(ARGS)
+	@echo "building kvserver (the first build compiles the RocksDB bindings: a minute or two)..."
+	go build -o bin/kvserver ./cmd/kvserver
+	bin/kvserver $(ARGS)
 
 # demo runs the supervisor-driven actor demo (data under ./data/demo).
 demo: deps

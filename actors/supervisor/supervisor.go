@@ -36,6 +36,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -47,6 +48,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/actorkv/actorkv/actors/executor"
 	"github.com/actorkv/actorkv/actors/replica"
 	"github.com/actorkv/actorkv/actors/router"
 	"github.com/actorkv/actorkv/messages"
@@ -134,7 +136,12 @@ func (g *groupStrategy) HandleFailure(sys *actor.ActorSystem, s actor.Supervisor
 		g.restart.HandleFailure(sys, s, child, rs, reason, msg)
 		return
 	}
-	sys.Logger().Error("replica failed; stopping it", "replica", child.GetId(), "reason", fmt.Sprint(reason))
+	var fs *executor.FailStop
+	if err, ok := reason.(error); ok && errors.As(err, &fs) {
+		sys.Logger().Error("replica failed; stopping it", "replica", fs.Replica, "reason", fmt.Sprint(fs.Err))
+	} else {
+		sys.Logger().Error("replica failed; stopping it", "actor", child.GetId(), "reason", fmt.Sprint(reason))
+	}
 	s.StopChildren(child)
 }
 

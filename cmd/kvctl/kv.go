@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/hex"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -68,21 +69,33 @@ func (g *globals) printVersion(v uint64) error {
 
 const putLong = `Set KEY to VALUE and print its commit version:
   OK version N
+Without VALUE, the value is read from standard input, whole (for values past
+the shell's argument limit: kvctl put big < file).
 JSON (-w json): {"version": N}`
 
 func newPutCommand(g *globals) *cobra.Command {
 	var cf string
 	cmd := &cobra.Command{
-		Use:   "put KEY VALUE",
+		Use:   "put KEY [VALUE]",
 		Short: "Set a key's value",
 		Long:  putLong,
-		Args:  cobra.ExactArgs(2),
+		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := g.bytes("key", args[0])
 			if err != nil {
 				return err
 			}
-			value, err := g.bytes("value", args[1])
+			arg := ""
+			if len(args) == 2 {
+				arg = args[1]
+			} else {
+				in, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<30))
+				if err != nil {
+					return usageErr("read the value from standard input: %v", err)
+				}
+				arg = string(in)
+			}
+			value, err := g.bytes("value", arg)
 			if err != nil {
 				return err
 			}

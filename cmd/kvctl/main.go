@@ -134,6 +134,9 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 			if g.timeout <= 0 {
 				return usageErr("--timeout must be positive, got %v", g.timeout)
 			}
+			if env := os.Getenv("ACTORKV_ENDPOINTS"); env != "" && !cmd.Flags().Changed("endpoints") {
+				g.endpoints = strings.Split(env, ",") // as etcdctl's ETCDCTL_ENDPOINTS
+			}
 			var eps []string
 			for _, e := range g.endpoints {
 				if e = strings.TrimSpace(e); e != "" {
@@ -151,7 +154,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
 	pf := root.PersistentFlags()
-	pf.StringSliceVar(&g.endpoints, "endpoints", []string{"127.0.0.1:7070"}, "gRPC endpoints (host:port), comma-separated, tried in order on UNAVAILABLE (status and verify ask them all)")
+	pf.StringSliceVar(&g.endpoints, "endpoints", []string{"127.0.0.1:7070"}, "gRPC endpoints (host:port), comma-separated, tried in order on UNAVAILABLE (status and verify ask them all); default from $ACTORKV_ENDPOINTS when set")
 	pf.DurationVar(&g.timeout, "timeout", 5*time.Second, "time limit of each command, retries included")
 	pf.StringVarP(&g.writeOut, "write-out", "w", "table", "output format: table (plain text) or json")
 	pf.BoolVar(&g.hex, "hex", false, "keys and values are hex on input and output")
@@ -170,6 +173,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newFaultCommand(g),
 		newMemberCommand(g),
 		newMoveLeaderCommand(g),
+		newVersionCommand(g),
 	)
 	return root
 }

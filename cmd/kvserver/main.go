@@ -208,10 +208,12 @@ func run(cfg server.Config) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "kvserver: %s mode, data in %s\n", cfg.Deployment.Mode, cfg.Database.BasePath)
-	fmt.Fprintf(os.Stderr, "kvserver: gRPC on %s; try: go run ./cmd/kvctl --endpoints %s put hello world\n", s.GRPCAddr(), s.GRPCAddr())
-	if a := s.HTTPAddr(); a != "" {
-		fmt.Fprintf(os.Stderr, "kvserver: metrics on http://%s/metrics, health on /healthz and /readyz\n", a)
+	if cfg.Log.Format != "json" { // JSON logs stay pure JSON lines: the "serving" record says the same
+		fmt.Fprintf(os.Stderr, "kvserver: %s mode, data in %s\n", cfg.Deployment.Mode, cfg.Database.BasePath)
+		fmt.Fprintf(os.Stderr, "kvserver: gRPC on %s; try: go run ./cmd/kvctl --endpoints %s put hello world\n", s.GRPCAddr(), s.GRPCAddr())
+		if a := s.HTTPAddr(); a != "" {
+			fmt.Fprintf(os.Stderr, "kvserver: metrics on http://%s/metrics, health on /healthz and /readyz\n", a)
+		}
 	}
 	select {
 	case <-ctx.Done():

@@ -192,6 +192,15 @@ func kvctlSuite(t *testing.T, s *kvserver, replicas int) {
 	s.ctlFails(t, "CONFLICT", "commit", "--read-version", fmt.Sprint(rv), "--read-range", "kc/t:kc/u", "--set", "kc/t5=5")
 	equal(t, "after conflict", get("kc/t5"), "")
 
+	// A value from standard input, and the endpoints from the environment.
+	if r := kvctl(t, "from\nstdin", "--endpoints", s.GRPC, "put", "kc/stdin"); r.code != 0 || !strings.HasPrefix(r.stdout, "OK version ") {
+		t.Fatalf("kvctl put from stdin: %v", r)
+	}
+	t.Setenv("ACTORKV_ENDPOINTS", "127.0.0.1:1,"+s.GRPC)
+	if r := kvctl(t, "", "get", "kc/stdin"); r.code != 0 || r.stdout != "kc/stdin\nfrom\nstdin\n" {
+		t.Fatalf("kvctl get with $ACTORKV_ENDPOINTS: %v", r)
+	}
+
 	// status and verify.
 	st := ctl("status")
 	lines := strings.Split(strings.TrimSuffix(st, "\n"), "\n")

@@ -136,6 +136,8 @@ type serverConfig struct {
 	// noAdmin leaves admin operations off (server.admin), as by default;
 	// the tests' servers allow them otherwise.
 	noAdmin bool
+	// jsonLogs sets log.format = "json".
+	jsonLogs bool
 }
 
 // kvserver is a running kvserver process.
@@ -193,6 +195,9 @@ func launch(t testing.TB, cfg serverConfig) *kvserver {
 	// listen is overridden by the --listen flag below: flags win over the
 	// file, and port 1 is nothing a test could reach.
 	fmt.Fprintf(&b, "\n[server]\nlisten = \"127.0.0.1:1\"\nmetrics = %q\nshutdown_timeout = \"10s\"\nadmin = %t\n", s.HTTP, !cfg.noAdmin)
+	if cfg.jsonLogs {
+		b.WriteString("\n[log]\nformat = \"json\"\nlevel = \"debug\"\n")
+	}
 	path := filepath.Join(t.TempDir(), "kvserver.toml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
