@@ -385,3 +385,44 @@ func TestLoadConfig(t *testing.T) {
 		t.Errorf("LoadConfig(missing) = %v, want an error naming the file", err)
 	}
 }
+
+// TestConfigReference: docs/CONFIG.md's TOML block is the embedded default,
+// and it names every field of the configuration.
+func TestConfigReference(t *testing.T) {
+	doc, err := os.ReadFile("../docs/CONFIG.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(doc)
+	start := strings.Index(text, "```toml\n")
+	end := strings.Index(text[start+8:], "```")
+	if start < 0 || end < 0 {
+		t.Fatal("docs/CONFIG.md has no TOML block")
+	}
+	block := text[start+8 : start+8+end]
+	cfg, err := ParseConfig([]byte(block))
+	if err != nil {
+		t.Fatalf("docs/CONFIG.md: %v", err)
+	}
+	if !configsEqual(cfg, DefaultConfig()) {
+		t.Errorf("docs/CONFIG.md's TOML is not the embedded default:\n%+v\nwant\n%+v", cfg, DefaultConfig())
+	}
+	var walk func(typ reflect.Type, section string)
+	walk = func(typ reflect.Type, section string) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			tag := strings.Split(f.Tag.Get("toml"), ",")[0]
+			if tag == "" || tag == "-" {
+				continue
+			}
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Duration]() {
+				walk(f.Type, tag)
+				continue
+			}
+			if !strings.Contains(block, tag+" =") {
+				t.Errorf("docs/CONFIG.md does not document %s.%s", section, tag)
+			}
+		}
+	}
+	walk(reflect.TypeFor[Config](), "")
+}
