@@ -174,6 +174,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newMemberCommand(g),
 		newMoveLeaderCommand(g),
 		newVersionCommand(g),
+		newEndpointCommand(g),
 	)
 	return root
 }
