@@ -135,7 +135,8 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"get"}, "accepts between 1 and 2 arg(s)"},
-		{[]string{"put", "k"}, "accepts 2 arg(s)"},
+		{[]string{"put"}, "accepts between 1 and 2 arg(s)"},
+		{[]string{"put", "k", "v", "w"}, "accepts between 1 and 2 arg(s)"},
 		{[]string{"bogus"}, `unknown command "bogus"`},
 		{[]string{"get", "k", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"-w", "yaml", "get", "k"}, `--write-out "yaml"`},
