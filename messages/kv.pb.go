@@ -63,7 +63,7 @@ const (
 	// a new session.
 	StatusCode_SESSION_EXPIRED StatusCode = 10
 	// PERMISSION_DENIED: the caller may not do this: an admin operation (fault
-	// injection, membership changes, leader moves, status with digests) on a
+	// injection, membership changes, leader moves, status with a digest range) on a
 	// server without server.admin, or by an identity not among server.admins;
 	// or a request id of a session another identity opened. Nothing was done.
 	StatusCode_PERMISSION_DENIED StatusCode = 11
@@ -3250,7 +3250,8 @@ func (x *ReplicaStatus) GetRangeDigest() *RangeDigest {
 
 type StatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// with_digests computes the (costly) content digests.
+	// with_digests asks for the content digests (computed once per applied
+	// index and shared).
 	WithDigests bool `protobuf:"varint,1,opt,name=with_digests,json=withDigests,proto3" json:"with_digests,omitempty"`
 	// digest_range (with with_digests) narrows each replica's digest to one
 	// range of one column family, reported in ReplicaStatus.range_digest:

@@ -132,7 +132,9 @@ var ops = sync.OnceValue(func() []*Op {
 			func(v uint64) *OpenSessionResponse { return &OpenSessionResponse{ClientId: v} }),
 		admin(row[*SetFaultInjectionRequest, *SetFaultInjectionResponse](Admin, "set_fault_injection", "SetFaultInjection"), always),
 		admin(row[*StatusRequest, *StatusResponse](Admin, "status", "Status"),
-			func(m proto.Message) bool { return m.(*StatusRequest).GetWithDigests() }), // a scan of all data
+			// Whole digests are computed once per applied index and shared;
+			// range digests (verify's bisection) scan on every call.
+			func(m proto.Message) bool { return m.(*StatusRequest).GetDigestRange() != nil }),
 		row[*MemberListRequest, *MemberListResponse](Membership, "member_list", "MemberList"),
 		admin(row[*MemberAddRequest, *MemberAddResponse](Membership, "member_add", "MemberAdd"), always),
 		admin(row[*MemberRemoveRequest, *MemberRemoveResponse](Membership, "member_remove", "MemberRemove"), always),
@@ -189,8 +191,9 @@ func (o *Op) Stale(req proto.Message) bool {
 
 // Privileged reports whether req, a request of this operation, is an admin
 // operation: it breaks or reshapes the replicas (fault injection,
-// membership changes, leader moves) or scans all their data (status with
-// digests). A server serves those only to callers it allows (server.admin).
+// membership changes, leader moves) or scans their data on every call
+// (status with a digest range). A server serves those only to callers it
+// allows (server.admin).
 func (o *Op) Privileged(req proto.Message) bool {
 	return o.privileged != nil && o.privileged(req)
 }

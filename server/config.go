@@ -114,9 +114,9 @@ type Listen struct {
 	// Raft log's memory comes on top (see database.*_mib).
 	MemoryLimitMiB int `toml:"memory_limit_mib"`
 	// Admin allows admin operations over the network: fault injection,
-	// membership changes, leader moves and status with digests (kvctl
-	// fault, member add/remove/replace, move-leader, status --digests,
-	// verify). Off by default: anyone who reaches the gRPC port could stop
+	// membership changes, leader moves and status with a digest range
+	// (kvctl fault, member add/remove/replace, move-leader, verify's
+	// narrowing down). Off by default: anyone who reaches the gRPC port could stop
 	// replicas. Everyone else gets PERMISSION_DENIED.
 	Admin bool `toml:"admin"`
 	// Admins, when set, are the only identities allowed admin operations

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/linxGnu/grocksdb"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
@@ -149,8 +150,13 @@ var ErrInjectedFault = &messages.Error{Code: messages.StatusCode_INTERNAL, Messa
 // Writes are serialised (one writer at a time, through ApplyBatch); reads run
 // concurrently with writes and with each other.
 type Engine struct {
-	cfg       Config
-	validator *kv.Validator
+	// digestMu guards digestLast, the last whole digest; digestFlight
+	// shares one scan among concurrent Digest callers.
+	digestMu     sync.Mutex
+	digestLast   *Digest
+	digestFlight singleflight.Group
+	cfg          Config
+	validator    *kv.Validator
 
 	db       *grocksdb.DB
 	opts     *grocksdb.Options

@@ -397,8 +397,43 @@ type Digest struct {
 // Digest hashes the contents of every configured column family (SHA-256 over
 // length-prefixed keys and values) in one consistent view, with the applied
 // index of that view. Two replicas at the same applied index must have equal
-// digests.
+// digests. It scans all data once per applied index: callers at the same
+// applied index get the last digest, and concurrent callers share one scan
+// (so asking for digests costs nobody more than one scan per write).
 func (e *Engine) Digest(ctx context.Context) (*Digest, error) {
+	done, err := e.enterRead(ctx) // a closed, broken or installing engine answers as a read would
+	if err != nil {
+		return nil, err
+	}
+	done()
+	e.digestMu.Lock()
+	if d := e.digestLast; d != nil && d.AppliedIndex == e.AppliedIndex() {
+		e.digestMu.Unlock()
+		return d, nil
+	}
+	e.digestMu.Unlock()
+	ch := e.digestFlight.DoChan("digest", func() (any, error) {
+		d, err := e.digest(context.WithoutCancel(ctx))
+		if err == nil {
+			e.digestMu.Lock()
+			e.digestLast = d
+			e.digestMu.Unlock()
+		}
+		return d, err
+	})
+	select {
+	case <-ctx.Done():
+		return nil, contextError(ctx.Err())
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Digest), nil
+	}
+}
+
+// digest computes Digest.
+func (e *Engine) digest(ctx context.Context) (*Digest, error) {
 	done, err := e.enterRead(ctx)
 	if err != nil {
 		return nil, err

@@ -363,3 +363,18 @@ func TestRangeDigest(t *testing.T) {
 		t.Fatalf("unknown family: %v", err)
 	}
 }
+
+// TestDigestOncePerAppliedIndex: callers at one applied index share one
+// scan's digest; after a write the digest is computed again.
+func TestDigestOncePerAppliedIndex(t *testing.T) {
+	e := openEngine(t, detConfig(t.TempDir()))
+	mustApply(t, e, []Entry{{Index: 1, Cmd: setCmd("", "a", "1")}})
+	first, second := mustDigest(t, e), mustDigest(t, e)
+	if first != second {
+		t.Fatal("two digests at one applied index were computed twice")
+	}
+	mustApply(t, e, []Entry{{Index: 2, Cmd: setCmd("", "a", "2")}})
+	if third := mustDigest(t, e); third == first || third.AppliedIndex != 2 || bytes.Equal(third.Combined, first.Combined) {
+		t.Fatalf("the digest after a write: %+v (before: %+v)", third, first)
+	}
+}

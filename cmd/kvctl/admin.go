@@ -58,11 +58,9 @@ type statusJSON struct {
 }
 
 const statusLong = `Print every replica: id, the endpoint that reported it, whether it runs,
-the leader (*), its term and applied index; with --digests also a digest of
-its contents (the first 6 bytes, in hex; the SHA-256 of every column family,
-computed at the applied index shown). Digests scan all data: they are an
-admin operation, which the server refuses (PERMISSION_DENIED) unless it
-allows admin operations (server.admin, kvserver --admin).
+the leader (*), its term, applied index and a digest of its contents (the
+first 6 bytes, in hex; the SHA-256 of every column family, computed at the
+applied index shown, once per applied index: --digests=false skips them).
 
 kvctl asks every endpoint of --endpoints at once and merges the replicas they
 report by id. An in-process server reports all its replicas; in a cluster
@@ -137,16 +135,14 @@ func newStatusCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&digests, "digests", false, "compute the replicas' content digests (scans all data; an admin operation)")
+	cmd.Flags().BoolVar(&digests, "digests", true, "show the replicas' content digests (a scan of all data once per applied index)")
 	return cmd
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 const verifyLong = `Check that the replicas hold identical data: replicas at the same applied
-index must have the same digest. Digests scan all data: they are an admin
-operation, which the server refuses (PERMISSION_DENIED) unless it allows
-admin operations (server.admin, kvserver --admin).
+index must have the same digest.
 
 kvctl asks for every replica's status with digests, from every endpoint of
 --endpoints at once, and merges the replicas by id (see "kvctl status --help":
@@ -163,7 +159,8 @@ it prints what it compared, for example
 and exits 0, or exits 1 when replicas at the same applied index have
 different digests, after narrowing two of them down to the first key where
 they differ by bisecting range digests (each replica hashes half a range at a
-time; no data is copied; the replicas must not move on meanwhile): it prints
+time; no data is copied; the replicas must not move on meanwhile; range
+digests are an admin operation, server.admin): it prints
 "first difference: family F, key K: replica A has V1, replica B has V2" (or
 "does not have it") and fails ("kvctl: INTERNAL: verify: digest mismatch at applied
 index 42: replica 0 ..., replica 2 ..."). With --require-all it also exits 1

@@ -65,7 +65,7 @@ client must present a certificate signed by the CA, whose subject is its
 identity (sessions belong to it; server.admins lists the identities allowed
 admin operations). make certs writes a CA and certificates for a local
 cluster. Admin operations (fault injection, membership changes, leader moves,
-status with digests) are refused unless --admin (server.admin).
+range digests) are refused unless --admin (server.admin).
 
 SIGINT or SIGTERM shut it down gracefully: it stops accepting, finishes
 in-flight requests, stops Raft and closes every RocksDB. When a replica of
@@ -122,7 +122,7 @@ when set), which keeps RocksDB's fragmentation down.`,
 	fl.StringVar(&f.listen, "listen", "", "gRPC listen address (server.listen)")
 	fl.StringVar(&f.metrics, "metrics", "", `HTTP address of /metrics, /healthz, /readyz; "" turns it off (server.metrics)`)
 	fl.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on the metrics address (server.pprof)")
-	fl.BoolVar(&f.admin, "admin", false, "allow admin operations over the network: fault injection, membership changes, leader moves, status with digests (server.admin)")
+	fl.BoolVar(&f.admin, "admin", false, "allow admin operations over the network: fault injection, membership changes, leader moves, range digests (server.admin)")
 	fl.StringVar(&f.mode, "mode", "", `"standalone" or "replicated" (deployment.mode)`)
 	fl.StringVar(&f.basePath, "base-path", "", "data directory (database.base_path)")
 	fl.StringSliceVar(&f.endpoints, "endpoints", nil, "Raft addresses of the replicas, comma-separated (deployment.replica_endpoints)")
