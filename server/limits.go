@@ -54,15 +54,22 @@ func (l *limiter) admit(ctx context.Context, op *messages.Op, size int64, deadli
 		return func() {}, nil
 	}
 	size = max(1, min(size, l.l.InflightBytes))
-	wctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	if err := l.bytes.Acquire(wctx, size); err != nil {
+	// The common case takes no timer: room is there.
+	acquire := func(sem *semaphore.Weighted, n int64) error {
+		if sem.TryAcquire(n) {
+			return nil
+		}
+		wctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		return sem.Acquire(wctx, n)
+	}
+	if err := acquire(l.bytes, size); err != nil {
 		return nil, l.exhausted(ctx, op, "bytes of calls in flight (server.max_inflight_mib)")
 	}
 	if !op.RangeRead() {
 		return func() { l.bytes.Release(size) }, nil
 	}
-	if err := l.ranges.Acquire(wctx, 1); err != nil {
+	if err := acquire(l.ranges, 1); err != nil {
 		l.bytes.Release(size)
 		return nil, l.exhausted(ctx, op, "range reads in flight (server.max_range_reads)")
 	}
