@@ -439,18 +439,13 @@ func (e *Engine) digest(ctx context.Context) (*Digest, error) {
 		return nil, err
 	}
 	defer done()
-	snap := e.db.NewSnapshot()
-	defer e.db.ReleaseSnapshot(snap)
-	ro := grocksdb.NewDefaultReadOptions()
-	defer ro.Destroy()
-	ro.SetSnapshot(snap)
-	ro.SetFillCache(false)
-	applied, err := e.db.GetCF(ro, e.internal, keyApplied)
+	ro, release := e.scanView()
+	defer release()
+	index, err := e.appliedIn(ro)
 	if err != nil {
-		return nil, fmt.Errorf("storage: digest: %w", err)
+		return nil, err
 	}
-	d := &Digest{AppliedIndex: u64(applied.Data())}
-	applied.Free()
+	d := &Digest{AppliedIndex: index}
 	combined := sha256.New()
 	for _, cf := range e.cfNames {
 		h := sha256.New()
@@ -484,21 +479,15 @@ func (e *Engine) RangeDigest(ctx context.Context, cf string, begin, end []byte) 
 		return nil, 0, err
 	}
 	defer done()
-	snap := e.db.NewSnapshot()
-	defer e.db.ReleaseSnapshot(snap)
-	ro := grocksdb.NewDefaultReadOptions()
-	defer ro.Destroy()
-	ro.SetSnapshot(snap)
-	ro.SetFillCache(false)
+	ro, release := e.scanView()
+	defer release()
 	if len(end) > 0 {
 		ro.SetIterateUpperBound(end)
 	}
-	applied, err := e.db.GetCF(ro, e.internal, keyApplied)
+	index, err := e.appliedIn(ro)
 	if err != nil {
-		return nil, 0, fmt.Errorf("storage: range digest: %w", err)
+		return nil, 0, err
 	}
-	index := u64(applied.Data())
-	applied.Free()
 	scan := func(visit func(i uint64, k, v []byte) bool) error {
 		it := e.db.NewIteratorCF(ro, h)
 		defer it.Close()
@@ -523,15 +512,11 @@ func (e *Engine) RangeDigest(ctx context.Context, cf string, begin, end []byte) 
 	}
 	sum := sha256.New()
 	rd := &messages.RangeDigest{}
-	var lb [binary.MaxVarintLen64]byte
 	if err := scan(func(i uint64, k, v []byte) bool {
 		if i == 0 {
 			rd.First = &messages.KeyValue{Key: bytes.Clone(k), Value: bytes.Clone(v)}
 		}
-		sum.Write(lb[:binary.PutUvarint(lb[:], uint64(len(k)))])
-		sum.Write(k)
-		sum.Write(lb[:binary.PutUvarint(lb[:], uint64(len(v)))])
-		sum.Write(v)
+		hashEntry(sum, k, v)
 		rd.Keys++
 		return true
 	}); err != nil {
@@ -552,20 +537,49 @@ func (e *Engine) RangeDigest(ctx context.Context, cf string, begin, end []byte) 
 	return rd, index, nil
 }
 
+// scanView is a consistent view for a scan that should not fill the block
+// cache, and what releases it.
+func (e *Engine) scanView() (*grocksdb.ReadOptions, func()) {
+	snap := e.db.NewSnapshot()
+	ro := grocksdb.NewDefaultReadOptions()
+	ro.SetSnapshot(snap)
+	ro.SetFillCache(false)
+	return ro, func() {
+		ro.Destroy()
+		e.db.ReleaseSnapshot(snap)
+	}
+}
+
+// appliedIn reads the applied index in the view of ro.
+func (e *Engine) appliedIn(ro *grocksdb.ReadOptions) (uint64, error) {
+	applied, err := e.db.GetCF(ro, e.internal, keyApplied)
+	if err != nil {
+		return 0, fmt.Errorf("storage: read the applied index: %w", err)
+	}
+	defer applied.Free()
+	return u64(applied.Data()), nil
+}
+
+// hashEntry feeds one key and value to a digest: length-prefixed, so that
+// no two sequences of entries hash the same stream.
+func hashEntry(out hash.Hash, k, v []byte) {
+	var lb [binary.MaxVarintLen64]byte
+	out.Write(lb[:binary.PutUvarint(lb[:], uint64(len(k)))])
+	out.Write(k)
+	out.Write(lb[:binary.PutUvarint(lb[:], uint64(len(v)))])
+	out.Write(v)
+}
+
 func (e *Engine) hashFamily(ctx context.Context, ro *grocksdb.ReadOptions, h *grocksdb.ColumnFamilyHandle, out hash.Hash) (uint64, error) {
 	it := e.db.NewIteratorCF(ro, h)
 	defer it.Close()
 	var n uint64
-	var lb [binary.MaxVarintLen64]byte
 	for it.SeekToFirst(); it.Valid(); it.Next() {
 		if n++; n%4096 == 0 && ctx.Err() != nil {
 			return 0, contextError(ctx.Err())
 		}
 		k, v := it.Key(), it.Value()
-		out.Write(lb[:binary.PutUvarint(lb[:], uint64(k.Size()))])
-		out.Write(k.Data())
-		out.Write(lb[:binary.PutUvarint(lb[:], uint64(v.Size()))])
-		out.Write(v.Data())
+		hashEntry(out, k.Data(), v.Data())
 		k.Free()
 		v.Free()
 	}

@@ -56,6 +56,24 @@ func (g *globals) perEndpoint(cmd *cobra.Command, req proto.Message) ([]messages
 	return answers, errs, took, nil
 }
 
+// report prints out (JSON) or text (a table), then fails UNAVAILABLE
+// naming the bad endpoints, if any.
+func (g *globals) report(out any, text string, bad []string, what string) error {
+	var err error
+	if g.json() {
+		err = g.printJSON(out)
+	} else {
+		err = g.printf("%s", text)
+	}
+	if err != nil {
+		return err
+	}
+	if len(bad) > 0 {
+		return messages.Errorf(messages.StatusCode_UNAVAILABLE, "%s: %s", what, strings.Join(bad, ", "))
+	}
+	return nil
+}
+
 type endpointHealth struct {
 	Endpoint string  `json:"endpoint"`
 	Healthy  bool    `json:"healthy"`
@@ -95,18 +113,7 @@ Exit 1 (UNAVAILABLE) when some endpoint is unhealthy. JSON (-w json):
 				}
 				out[i] = h
 			}
-			if g.json() {
-				err = g.printJSON(out)
-			} else {
-				err = g.printf("%s", b.String())
-			}
-			if err != nil {
-				return err
-			}
-			if len(bad) > 0 {
-				return messages.Errorf(messages.StatusCode_UNAVAILABLE, "unhealthy: %s", strings.Join(bad, ", "))
-			}
-			return nil
+			return g.report(out, b.String(), bad, "unhealthy")
 		},
 	}
 }
@@ -161,18 +168,7 @@ Exit 1 (UNAVAILABLE) when some endpoint does not answer. JSON (-w json):
 				}
 				out[i] = es
 			}
-			if g.json() {
-				err = g.printJSON(out)
-			} else {
-				err = g.printf("%s", b.String())
-			}
-			if err != nil {
-				return err
-			}
-			if len(bad) > 0 {
-				return messages.Errorf(messages.StatusCode_UNAVAILABLE, "no answer from %s", strings.Join(bad, ", "))
-			}
-			return nil
+			return g.report(out, b.String(), bad, "no answer from")
 		},
 	}
 }
