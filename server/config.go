@@ -202,9 +202,9 @@ func DefaultConfig() Config {
 			ShutdownTimeout: Duration{15 * time.Second},
 			MemoryLimitMiB:  224,
 
-			MaxInflightMiB:       64,
-			MaxRangeReads:        4,
-			MaxStreamMiB:         16,
+			MaxInflightMiB:       16,
+			MaxRangeReads:        2,
+			MaxStreamMiB:         8,
 			MaxStreamCalls:       4096,
 			MaxStreams:           1024,
 			MaxConnectionStreams: 256,
