@@ -165,6 +165,7 @@ type Group struct {
 	// or it was removed from the membership (ErrRemoved).
 	ended chan error
 
+	events   *publisher // the events for embedders, off the supervisor's goroutine
 	stopOnce sync.Once
 }
 
@@ -243,6 +244,7 @@ func Start(cfg Config) (*Group, error) {
 			Logger:       log,
 		}
 	}
+	g.events = startPublisher(g.system.EventStream)
 	g.pid = g.system.Root.SpawnPrefix(supervisor.Props(scfg), "actorkv")
 	return g, nil
 }
@@ -324,8 +326,9 @@ const (
 
 func (g *Group) onEvent(msg proto.Message) {
 	g.follow(msg)
-	// Then for embedders, outside the lock (a subscriber may ask the group).
-	g.system.EventStream.Publish(msg)
+	// Then for embedders, from the publisher's goroutine: this runs in the
+	// supervisor's Receive, and a subscriber may be slow or ask the group.
+	g.events.publish(msg)
 }
 
 // follow updates what the group knows from one of the supervisor's events.
@@ -663,6 +666,7 @@ func (g *Group) Stop() {
 		_ = g.system.Root.StopFuture(g.pid).Wait()
 		g.owner.Wait()
 		g.system.ProcessRegistry.Remove(g.watcher)
+		g.events.close()
 		if g.ownSystem {
 			g.system.Shutdown()
 		}

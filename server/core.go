@@ -105,17 +105,6 @@ func (c *Core) deadline(ctx context.Context, start time.Time, timeout time.Durat
 	return deadline
 }
 
-// admit waits for room for req (see Limits) and returns what gives it back,
-// or the refusal (observed as the call's outcome).
-func (c *Core) admit(ctx context.Context, op *messages.Op, req proto.Message, timeout time.Duration) (func(), error) {
-	start := time.Now()
-	release, err := c.lim.admit(ctx, op, sizeOf(req), c.deadline(ctx, start, timeout))
-	if err != nil && c.obs != nil {
-		c.obs.Observe(op.Name, messages.CodeOf(err), time.Since(start))
-	}
-	return release, err
-}
-
 // limits are the core's bounds (zero: none).
 func (c *Core) limits() Limits {
 	if c.lim == nil {
@@ -134,7 +123,10 @@ func (c *Core) WithAccess(a Access) *Core {
 var _ Submitter = (*kv.Client)(nil)
 
 // submit serves req, an operation op, under ctx and the call's own timeout
-// (0: none), and calls done once; without a goroutine.
+// (0: none), and calls done once, without a goroutine of its own: it checks
+// the caller's rights, stamps its identity, waits (on the caller's
+// goroutine, until the deadline) for room for the call, and hands it to the
+// backend.
 func (c *Core) submit(ctx context.Context, op *messages.Op, req proto.Message, timeout time.Duration, done func(messages.Statused, error)) {
 	start := time.Now()
 	finish := func(resp messages.Statused, err error) {
@@ -160,7 +152,17 @@ func (c *Core) submit(ctx context.Context, op *messages.Op, req proto.Message, t
 	} else if rid := op.RequestID(req); rid != nil {
 		rid.Owner = identity
 	}
-	c.backend.Submit(req, deadline, ctx.Done(), finish)
+	// Room for the call (see Limits): the caller waits here, which for a
+	// Batch stream's reader means the stream stops reading.
+	release, err := c.lim.admit(ctx, op, sizeOf(req), deadline)
+	if err != nil {
+		finish(nil, err)
+		return
+	}
+	c.backend.Submit(req, deadline, ctx.Done(), func(resp messages.Statused, err error) {
+		release()
+		finish(resp, err)
+	})
 }
 
 // denied is the refusal of admin operation op to identity.
@@ -189,11 +191,6 @@ func (c *Core) Do(ctx context.Context, req proto.Message) (messages.Statused, er
 		resp messages.Statused
 		err  error
 	}
-	release, err := c.admit(ctx, op, req, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	ch := make(chan answer, 1)
 	c.submit(ctx, op, req, 0, func(resp messages.Statused, err error) { ch <- answer{resp, err} })
 	a := <-ch
@@ -218,13 +215,7 @@ func (c *Core) Start(ctx context.Context, call *messages.Call, done func(*messag
 		return
 	}
 	timeout := time.Duration(call.GetTimeoutMicros()) * time.Microsecond
-	release, err := c.admit(ctx, op, req, timeout)
-	if err != nil {
-		done(messages.NewReply(call.GetId(), op.Name, nil, err))
-		return
-	}
 	c.submit(ctx, op, req, timeout, func(resp messages.Statused, err error) {
-		release()
 		if err == nil && resp != nil {
 			err = resp.GetStatus().Err()
 		}

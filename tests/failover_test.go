@@ -33,10 +33,6 @@ func TestFailoverEndsCallsInFlight(t *testing.T) {
 	c.Heal()
 	keys := w.finish(t)
 	c.EnsureSame(t)
-	for id := range uint32(actorkvtest.Replicas) {
-		if d := c.Recorder().Duplicates(id); d != "" {
-			t.Fatalf("replica %d: %s", id, d)
-		}
-	}
+	checkNoDuplicates(t, c)
 	checkKeys(t, c, keys)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,6 +91,20 @@ func (w *writer) waitAcked(t testing.TB, n int64, what string) {
 }
 
 // checkKeys reads every key back, linearizably.
+// checkNoDuplicates fails t if a replica (every one but those of skip)
+// applied an entry or executed a request twice.
+func checkNoDuplicates(t testing.TB, c *actorkvtest.Cluster, skip ...uint32) {
+	t.Helper()
+	for id := range uint32(actorkvtest.Replicas) {
+		if slices.Contains(skip, id) {
+			continue
+		}
+		if d := c.Recorder().Duplicates(id); d != "" {
+			t.Fatalf("replica %d: %s", id, d)
+		}
+	}
+}
+
 func checkKeys(t testing.TB, c *actorkvtest.Cluster, keys []string) {
 	t.Helper()
 	ctx := c.Context(time.Minute)
@@ -153,11 +168,7 @@ func TestLeaderCrash(t *testing.T) {
 	w.waitAcked(t, 50, "after replica 0's restart")
 	keys := w.finish(t)
 	c.EnsureSame(t)
-	for id := range uint32(actorkvtest.Replicas) {
-		if d := c.Recorder().Duplicates(id); d != "" {
-			t.Fatalf("replica %d: %s", id, d)
-		}
-	}
+	checkNoDuplicates(t, c)
 	checkKeys(t, c, keys)
 }
 

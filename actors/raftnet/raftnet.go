@@ -116,7 +116,7 @@ func (f Factory) Create(nhc config.NodeHostConfig, messages raftio.MessageHandle
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{f: f, nhc: nhc, addr: nhc.GetListenAddress(), messages: messages, chunks: chunks,
-		ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, refusals: map[string]time.Time{}}
+		ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, refusals: map[string]time.Time{}, dialTLS: map[string]*tls.Config{}}
 	if nhc.MutualTLS {
 		t.serverTLS, t.tlsErr = nhc.GetServerTLSConfig()
 	}
@@ -152,7 +152,8 @@ type Transport struct {
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{} // accepted and open
 	stopped  bool
-	refusals map[string]time.Time // host -> when a refused handshake was last logged
+	refusals map[string]time.Time   // host -> when a refused handshake was last logged
+	dialTLS  map[string]*tls.Config // target -> its client TLS configuration, loaded once
 }
 
 var _ raftio.ITransport = (*Transport)(nil)
@@ -383,7 +384,7 @@ func (t *Transport) dial(ctx context.Context, target string, kind byte) (net.Con
 
 // handshake runs the client side of mutual TLS on conn to target.
 func (t *Transport) handshake(ctx context.Context, conn net.Conn, target string) (net.Conn, error) {
-	cfg, err := t.nhc.GetClientTLSConfig(target)
+	cfg, err := t.clientTLS(target)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("raftnet: TLS certificates: %w", err)
@@ -397,6 +398,25 @@ func (t *Transport) handshake(ctx context.Context, conn net.Conn, target string)
 		return nil, fmt.Errorf("raftnet: TLS handshake with %s: %w", target, err)
 	}
 	return tc, nil
+}
+
+// clientTLS is the client TLS configuration for target, read from the
+// certificate files on the first dial to it.
+func (t *Transport) clientTLS(target string) (*tls.Config, error) {
+	t.mu.Lock()
+	cfg, ok := t.dialTLS[target]
+	t.mu.Unlock()
+	if ok {
+		return cfg, nil
+	}
+	cfg, err := t.nhc.GetClientTLSConfig(target)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	t.dialTLS[target] = cfg
+	t.mu.Unlock()
+	return cfg, nil
 }
 
 // refused logs a connection refused for its TLS handshake, at most once per

@@ -70,13 +70,13 @@ type systemListener struct {
 	replica   uint32
 }
 
-// snapshot publishes a snapshot event of this replica's cluster on the
-// actor system's event stream.
+// snapshot tells the replica actor about a snapshot event of its cluster;
+// the supervisor tells its watchers (the group publishes it for embedders).
 func (l *systemListener) snapshot(kind messages.SnapshotEvent_Kind, info raftio.SnapshotInfo) {
 	if info.ClusterID != l.clusterID {
 		return
 	}
-	l.root.ActorSystem().EventStream.Publish(&messages.SnapshotEvent{ReplicaId: l.replica, Kind: kind, Index: info.Index, NodeId: info.NodeID, From: info.From})
+	l.root.Send(l.pid, &messages.SnapshotEvent{ReplicaId: l.replica, Kind: kind, Index: info.Index, NodeId: info.NodeID, From: info.From})
 }
 
 func (l *systemListener) NodeUnloaded(info raftio.NodeInfo) {

@@ -99,6 +99,10 @@ func (r *replicaActor) Receive(ctx actor.Context) {
 		r.onReplaceMember(ctx, msg)
 	case *messages.LeaderChanged:
 		r.onLeaderChanged(ctx, msg)
+	case *messages.SnapshotEvent: // from dragonboat's system events: for the supervisor's watchers
+		if p := ctx.Parent(); p != nil {
+			ctx.Send(p, msg)
+		}
 	case proto.Message:
 		switch op := messages.OpOf(msg); {
 		case op == nil || op.Kind == messages.Admin:

@@ -74,8 +74,9 @@ type Config struct {
 	// Owner waits for the goroutines replicas start and stop with.
 	Owner *sync.WaitGroup
 	// Watchers are told, by message, every ReplicaStarting, ReplicaUp,
-	// ReplicaDown and LeaderChanged the supervisor accepts: what it knows of the group is
-	// theirs to follow, not to keep beside it.
+	// ReplicaDown and LeaderChanged the supervisor accepts, and every
+	// replica's SnapshotEvent: what it knows of the group is theirs to
+	// follow, not to keep beside it.
 	Watchers []*actor.PID
 	// Logger receives the supervisor's logs.
 	Logger *slog.Logger
@@ -166,6 +167,8 @@ func (s *supervisorActor) Receive(ctx actor.Context) {
 		s.onReplicaDown(ctx, msg)
 	case *messages.LeaderChanged:
 		s.onLeaderChanged(ctx, msg)
+	case *messages.SnapshotEvent:
+		s.tell(ctx, msg)
 	case *messages.StopReplica:
 		s.onStopReplica(ctx, msg)
 	case *messages.StartReplica:

@@ -507,9 +507,10 @@ func (g *globals) faultEach(cmd *cobra.Command, req *messages.SetFaultInjectionR
 				return messages.Errorf(messages.StatusCode_UNAVAILABLE, "endpoint %s did not answer (%s); no faults set: name the replicas to configure the others", u.Endpoint, u.Error)
 			}
 			for _, r := range st.GetReplicas() {
-				// A stopped replica has no faults to clear (they belong to
-				// one engine instance), and none can be set on it.
-				if r.GetRunning() || !clearing(req) {
+				// Every running replica, as the group's router reads it: a
+				// stopped one has no faults (they belong to one engine
+				// instance), and none can be set on it.
+				if r.GetRunning() {
 					ids = append(ids, r.GetReplicaId())
 				}
 			}
@@ -523,7 +524,7 @@ func (g *globals) faultEach(cmd *cobra.Command, req *messages.SetFaultInjectionR
 			if !ok {
 				return messages.Errorf(messages.StatusCode_UNAVAILABLE, "no endpoint reports replica %d; no faults set", id)
 			}
-			if !running[id] {
+			if !running[id] { // named, and stopped
 				if clearing(req) {
 					continue // nothing to clear
 				}
