@@ -156,14 +156,14 @@ it prints what it compared, for example
   endpoint host2:7070: not compared (unreachable: UNAVAILABLE: ...)
   OK
 
-and exits 0, or exits 1 when replicas at the same applied index have
+and exits 0, or exits 6 when replicas at the same applied index have
 different digests, after narrowing two of them down to the first key where
 they differ by bisecting range digests (each replica hashes half a range at a
 time; no data is copied; the replicas must not move on meanwhile; range
 digests are an admin operation, server.admin): it prints
 "first difference: family F, key K: replica A has V1, replica B has V2" (or
 "does not have it") and fails ("kvctl: INTERNAL: verify: digest mismatch at applied
-index 42: replica 0 ..., replica 2 ..."). With --require-all it also exits 1
+index 42: replica 0 ..., replica 2 ..."). With --require-all it exits 3
 (UNAVAILABLE) when some replica is not running or could not be compared, or
 some endpoint did not answer, and prints INCOMPLETE instead of OK.
 
@@ -321,7 +321,7 @@ func newVerifyCommand(g *globals) *cobra.Command {
 					for _, id := range grp.Replicas {
 						parts = append(parts, fmt.Sprintf("replica %d %s", id, short(grp.Digests[fmt.Sprint(id)])))
 					}
-					return messages.Errorf(messages.StatusCode_INTERNAL, "verify: digest mismatch at applied index %d: %s; %s", grp.AppliedIndex, strings.Join(parts, ", "), grp.FirstDifference)
+					return mismatchError{messages.Errorf(messages.StatusCode_INTERNAL, "verify: digest mismatch at applied index %d: %s; %s", grp.AppliedIndex, strings.Join(parts, ", "), grp.FirstDifference)}
 				}
 			}
 			if requireAll && (len(rep.NotRunning) > 0 || len(rep.NotCompared) > 0 || len(rep.Unreachable) > 0) {

@@ -25,10 +25,27 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// Exit codes of kvctl.
+// Exit codes of kvctl: one per class of failure, so that a script can tell
+// what to do next (rootLong documents them).
 const (
-	exitOK    = 0
+	exitOK = 0
+	// exitError: any other failure (INTERNAL, CANCELLED, SESSION_EXPIRED).
 	exitError = 1
+	// exitUsage: the command itself is wrong and will fail again
+	// (INVALID_ARGUMENT, usage errors, TOO_LARGE, UNKNOWN_COLUMN_FAMILY).
+	exitUsage = 2
+	// exitUnavailable: no endpoint served the command in time (UNAVAILABLE,
+	// TIMEOUT); try again later. A write's outcome is unknown.
+	exitUnavailable = 3
+	// exitConflict: an atomic commit conflicted or its read version is too
+	// old (CONFLICT, TRANSACTION_TOO_OLD); retry from a new read version.
+	exitConflict = 4
+	// exitRefused: the server refused the caller (PERMISSION_DENIED,
+	// RESOURCE_EXHAUSTED).
+	exitRefused = 5
+	// exitMismatch: verify found replicas at one applied index with
+	// different data, or snapshot save/restore found a digest mismatch.
+	exitMismatch = 6
 )
 
 // run executes kvctl with args and returns its exit code; every failure is
@@ -38,9 +55,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd.SetArgs(args)
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, errorLine(err))
-		return exitError
+		return exitCode(err)
 	}
 	return exitOK
+}
+
+// mismatchError marks a failure whose cause is data that differs where it
+// must not (exit code exitMismatch); it wraps the error it reports.
+type mismatchError struct{ error }
+
+func (e mismatchError) Unwrap() error { return e.error }
+
+// exitCode is the exit code of a command that failed with err.
+func exitCode(err error) int {
+	if errors.As(err, new(mismatchError)) {
+		return exitMismatch
+	}
+	code := messages.StatusCode_INVALID_ARGUMENT // cobra's usage errors carry no status
+	if e := new(messages.Error); errors.As(err, &e) {
+		code = e.Code
+	}
+	switch code {
+	case messages.StatusCode_INVALID_ARGUMENT, messages.StatusCode_TOO_LARGE, messages.StatusCode_UNKNOWN_COLUMN_FAMILY:
+		return exitUsage
+	case messages.StatusCode_UNAVAILABLE, messages.StatusCode_TIMEOUT:
+		return exitUnavailable
+	case messages.StatusCode_CONFLICT, messages.StatusCode_TRANSACTION_TOO_OLD:
+		return exitConflict
+	case messages.StatusCode_PERMISSION_DENIED, messages.StatusCode_RESOURCE_EXHAUSTED:
+		return exitRefused
+	}
+	return exitError
 }
 
 // errorLine formats err as the one line kvctl prints on failure:
@@ -107,13 +152,23 @@ before the write's only attempt reached it, the write was not applied and
 goes again under a new session; after more attempts it fails SESSION_EXPIRED,
 its outcome unknown.
 
-Exit status: 0 on success; 1 on any failure (a usage error, an error from the
-server, a conflict, a verify mismatch), with exactly one line on stderr:
+A failure prints exactly one line on stderr:
   kvctl: <CODE>: <message>
 where CODE is the actorkv status code (INVALID_ARGUMENT, TOO_LARGE,
 UNKNOWN_COLUMN_FAMILY, CONFLICT, TRANSACTION_TOO_OLD, UNAVAILABLE, TIMEOUT,
-INTERNAL, CANCELLED, SESSION_EXPIRED, PERMISSION_DENIED, RESOURCE_EXHAUSTED). Usage errors are
-INVALID_ARGUMENT.`
+INTERNAL, CANCELLED, SESSION_EXPIRED, PERMISSION_DENIED, RESOURCE_EXHAUSTED);
+usage errors are INVALID_ARGUMENT. The exit status tells the class:
+  0  success
+  1  any other failure (INTERNAL, CANCELLED, SESSION_EXPIRED: a write's
+     outcome is unknown)
+  2  the command is wrong and will fail again (usage errors, INVALID_ARGUMENT,
+     TOO_LARGE, UNKNOWN_COLUMN_FAMILY)
+  3  no endpoint served it in time (UNAVAILABLE, TIMEOUT): try again later; a
+     write's outcome is unknown
+  4  CONFLICT or TRANSACTION_TOO_OLD: retry from a new read version
+  5  refused (PERMISSION_DENIED, RESOURCE_EXHAUSTED)
+  6  data differs where it must not: verify found replicas at one applied
+     index with different digests, or a snapshot file's digest is wrong`
 
 // newRootCommand builds kvctl's command tree writing to stdout and stderr;
 // it holds no global state, so tests run it in process.

@@ -239,7 +239,7 @@ func kvctlSuite(t *testing.T, s *kvserver, replicas int) {
 	equal(t, "fault", ctl("fault", "--replicas", "1,2", "--latency", "1ms"), "OK\n")
 	equal(t, "fault --off", ctl("fault", "--off"), "OK\n")
 
-	// errors: one line, the status code, exit 1.
+	// errors: one line, the status code, the exit code of its class.
 	s.ctlFails(t, "INVALID_ARGUMENT", "put", "", "v")
 	s.ctlFails(t, "INVALID_ARGUMENT", "get", "kc/", "--prefix", "--limit", "10001")
 	s.ctlFails(t, "INVALID_ARGUMENT", "get", "kc/b", "kc/a")
