@@ -3464,6 +3464,364 @@ func (x *StatusResponse) GetHasLeader() bool {
 	return false
 }
 
+// BackupRequest reads one page of a consistent copy of one replica's data
+// (kvctl snapshot save). The first request (backup_id 0) opens the backup:
+// after a linearizable read barrier the replica pins a view of its data at
+// its applied index (a RocksDB snapshot) and answers the backup's id with
+// the first page. Each later request names the backup, the replica that
+// holds it and the position to read from, which the previous answer gave.
+// The answer after the last entry carries the view's digests, and releases
+// the view; a view no request touched for a minute is released too. An admin
+// operation: it pins old data while it lasts and scans it all twice.
+type BackupRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	BackupId uint64                 `protobuf:"varint,1,opt,name=backup_id,json=backupId,proto3" json:"backup_id,omitempty"`
+	// replica_id is the replica holding the backup (ignored when opening).
+	ReplicaId uint32 `protobuf:"varint,2,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	// The page starts after key `after` of family `column_family` (at the
+	// family's first key when after is empty).
+	ColumnFamily string `protobuf:"bytes,3,opt,name=column_family,json=columnFamily,proto3" json:"column_family,omitempty"`
+	After        []byte `protobuf:"bytes,4,opt,name=after,proto3" json:"after,omitempty"`
+	// abandon releases the backup's view and reads nothing.
+	Abandon       bool `protobuf:"varint,5,opt,name=abandon,proto3" json:"abandon,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_kv_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *BackupRequest) GetBackupId() uint64 {
+	if x != nil {
+		return x.BackupId
+	}
+	return 0
+}
+
+func (x *BackupRequest) GetReplicaId() uint32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *BackupRequest) GetColumnFamily() string {
+	if x != nil {
+		return x.ColumnFamily
+	}
+	return ""
+}
+
+func (x *BackupRequest) GetAfter() []byte {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *BackupRequest) GetAbandon() bool {
+	if x != nil {
+		return x.Abandon
+	}
+	return false
+}
+
+type BackupResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Status    *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	BackupId  uint64                 `protobuf:"varint,2,opt,name=backup_id,json=backupId,proto3" json:"backup_id,omitempty"`
+	ReplicaId uint32                 `protobuf:"varint,3,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	// applied_index is the index of the view: the backup holds exactly the
+	// state after that log entry.
+	AppliedIndex uint64 `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// column_families are the families the backup holds, in its order.
+	ColumnFamilies []string `protobuf:"bytes,5,rep,name=column_families,json=columnFamilies,proto3" json:"column_families,omitempty"`
+	// entries are the page's entries, of family column_family, in key order.
+	ColumnFamily string      `protobuf:"bytes,6,opt,name=column_family,json=columnFamily,proto3" json:"column_family,omitempty"`
+	Entries      []*KeyValue `protobuf:"bytes,7,rep,name=entries,proto3" json:"entries,omitempty"`
+	// The next page starts after next_after in next_column_family; done
+	// marks the last page, which carries the view's digests.
+	NextColumnFamily string                `protobuf:"bytes,8,opt,name=next_column_family,json=nextColumnFamily,proto3" json:"next_column_family,omitempty"`
+	NextAfter        []byte                `protobuf:"bytes,9,opt,name=next_after,json=nextAfter,proto3" json:"next_after,omitempty"`
+	Done             bool                  `protobuf:"varint,10,opt,name=done,proto3" json:"done,omitempty"`
+	Digest           []byte                `protobuf:"bytes,11,opt,name=digest,proto3" json:"digest,omitempty"`
+	Digests          []*ColumnFamilyDigest `protobuf:"bytes,12,rep,name=digests,proto3" json:"digests,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *BackupResponse) Reset() {
+	*x = BackupResponse{}
+	mi := &file_kv_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupResponse) ProtoMessage() {}
+
+func (x *BackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
+func (*BackupResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *BackupResponse) GetStatus() *Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetBackupId() uint64 {
+	if x != nil {
+		return x.BackupId
+	}
+	return 0
+}
+
+func (x *BackupResponse) GetReplicaId() uint32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *BackupResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *BackupResponse) GetColumnFamilies() []string {
+	if x != nil {
+		return x.ColumnFamilies
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetColumnFamily() string {
+	if x != nil {
+		return x.ColumnFamily
+	}
+	return ""
+}
+
+func (x *BackupResponse) GetEntries() []*KeyValue {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetNextColumnFamily() string {
+	if x != nil {
+		return x.NextColumnFamily
+	}
+	return ""
+}
+
+func (x *BackupResponse) GetNextAfter() []byte {
+	if x != nil {
+		return x.NextAfter
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *BackupResponse) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetDigests() []*ColumnFamilyDigest {
+	if x != nil {
+		return x.Digests
+	}
+	return nil
+}
+
+// BackupHeader opens a backup file (kvctl snapshot save).
+type BackupHeader struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	AppliedIndex     uint64                 `protobuf:"varint,1,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	ColumnFamilies   []string               `protobuf:"bytes,2,rep,name=column_families,json=columnFamilies,proto3" json:"column_families,omitempty"`
+	ReplicaId        uint32                 `protobuf:"varint,3,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	CreatedUnixNanos int64                  `protobuf:"varint,4,opt,name=created_unix_nanos,json=createdUnixNanos,proto3" json:"created_unix_nanos,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *BackupHeader) Reset() {
+	*x = BackupHeader{}
+	mi := &file_kv_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupHeader) ProtoMessage() {}
+
+func (x *BackupHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupHeader.ProtoReflect.Descriptor instead.
+func (*BackupHeader) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *BackupHeader) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *BackupHeader) GetColumnFamilies() []string {
+	if x != nil {
+		return x.ColumnFamilies
+	}
+	return nil
+}
+
+func (x *BackupHeader) GetReplicaId() uint32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *BackupHeader) GetCreatedUnixNanos() int64 {
+	if x != nil {
+		return x.CreatedUnixNanos
+	}
+	return 0
+}
+
+// BackupTrailer closes a backup file: the digests of its entries, which
+// equal the digests of the replica's view it was read from.
+type BackupTrailer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Digest        []byte                 `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	Digests       []*ColumnFamilyDigest  `protobuf:"bytes,2,rep,name=digests,proto3" json:"digests,omitempty"`
+	Keys          uint64                 `protobuf:"varint,3,opt,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupTrailer) Reset() {
+	*x = BackupTrailer{}
+	mi := &file_kv_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupTrailer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupTrailer) ProtoMessage() {}
+
+func (x *BackupTrailer) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupTrailer.ProtoReflect.Descriptor instead.
+func (*BackupTrailer) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *BackupTrailer) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *BackupTrailer) GetDigests() []*ColumnFamilyDigest {
+	if x != nil {
+		return x.Digests
+	}
+	return nil
+}
+
+func (x *BackupTrailer) GetKeys() uint64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
 var File_kv_proto protoreflect.FileDescriptor
 
 const file_kv_proto_rawDesc = "" +
@@ -3688,7 +4046,40 @@ const file_kv_proto_rawDesc = "" +
 	"\x04term\x18\x04 \x01(\x04R\x04term\x12\x12\n" +
 	"\x04mode\x18\x05 \x01(\tR\x04mode\x12\x1d\n" +
 	"\n" +
-	"has_leader\x18\x06 \x01(\bR\thasLeader*\xfa\x01\n" +
+	"has_leader\x18\x06 \x01(\bR\thasLeader\"\xa0\x01\n" +
+	"\rBackupRequest\x12\x1b\n" +
+	"\tbackup_id\x18\x01 \x01(\x04R\bbackupId\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x02 \x01(\rR\treplicaId\x12#\n" +
+	"\rcolumn_family\x18\x03 \x01(\tR\fcolumnFamily\x12\x14\n" +
+	"\x05after\x18\x04 \x01(\fR\x05after\x12\x18\n" +
+	"\aabandon\x18\x05 \x01(\bR\aabandon\"\xce\x03\n" +
+	"\x0eBackupResponse\x12*\n" +
+	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x12\x1b\n" +
+	"\tbackup_id\x18\x02 \x01(\x04R\bbackupId\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x03 \x01(\rR\treplicaId\x12#\n" +
+	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x12'\n" +
+	"\x0fcolumn_families\x18\x05 \x03(\tR\x0ecolumnFamilies\x12#\n" +
+	"\rcolumn_family\x18\x06 \x01(\tR\fcolumnFamily\x12.\n" +
+	"\aentries\x18\a \x03(\v2\x14.actorkv.v1.KeyValueR\aentries\x12,\n" +
+	"\x12next_column_family\x18\b \x01(\tR\x10nextColumnFamily\x12\x1d\n" +
+	"\n" +
+	"next_after\x18\t \x01(\fR\tnextAfter\x12\x12\n" +
+	"\x04done\x18\n" +
+	" \x01(\bR\x04done\x12\x16\n" +
+	"\x06digest\x18\v \x01(\fR\x06digest\x128\n" +
+	"\adigests\x18\f \x03(\v2\x1e.actorkv.v1.ColumnFamilyDigestR\adigests\"\xa9\x01\n" +
+	"\fBackupHeader\x12#\n" +
+	"\rapplied_index\x18\x01 \x01(\x04R\fappliedIndex\x12'\n" +
+	"\x0fcolumn_families\x18\x02 \x03(\tR\x0ecolumnFamilies\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x03 \x01(\rR\treplicaId\x12,\n" +
+	"\x12created_unix_nanos\x18\x04 \x01(\x03R\x10createdUnixNanos\"u\n" +
+	"\rBackupTrailer\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\fR\x06digest\x128\n" +
+	"\adigests\x18\x02 \x03(\v2\x1e.actorkv.v1.ColumnFamilyDigestR\adigests\x12\x12\n" +
+	"\x04keys\x18\x03 \x01(\x04R\x04keys*\xfa\x01\n" +
 	"\n" +
 	"StatusCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\x14\n" +
@@ -3728,7 +4119,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_kv_proto_goTypes = []any{
 	(StatusCode)(0),                   // 0: actorkv.v1.StatusCode
 	(Consistency)(0),                  // 1: actorkv.v1.Consistency
@@ -3785,7 +4176,11 @@ var file_kv_proto_goTypes = []any{
 	(*StatusRequest)(nil),             // 52: actorkv.v1.StatusRequest
 	(*RangeDigest)(nil),               // 53: actorkv.v1.RangeDigest
 	(*StatusResponse)(nil),            // 54: actorkv.v1.StatusResponse
-	(*durationpb.Duration)(nil),       // 55: google.protobuf.Duration
+	(*BackupRequest)(nil),             // 55: actorkv.v1.BackupRequest
+	(*BackupResponse)(nil),            // 56: actorkv.v1.BackupResponse
+	(*BackupHeader)(nil),              // 57: actorkv.v1.BackupHeader
+	(*BackupTrailer)(nil),             // 58: actorkv.v1.BackupTrailer
+	(*durationpb.Duration)(nil),       // 59: google.protobuf.Duration
 }
 var file_kv_proto_depIdxs = []int32{
 	0,  // 0: actorkv.v1.Status.code:type_name -> actorkv.v1.StatusCode
@@ -3802,7 +4197,7 @@ var file_kv_proto_depIdxs = []int32{
 	6,  // 11: actorkv.v1.AtomicCommit.write_conflict_ranges:type_name -> actorkv.v1.KeyRange
 	3,  // 12: actorkv.v1.CommandResult.status:type_name -> actorkv.v1.Status
 	13, // 13: actorkv.v1.CommandResult.batch:type_name -> actorkv.v1.CommandResult
-	55, // 14: actorkv.v1.FaultInjection.added_latency:type_name -> google.protobuf.Duration
+	59, // 14: actorkv.v1.FaultInjection.added_latency:type_name -> google.protobuf.Duration
 	1,  // 15: actorkv.v1.GetRequest.consistency:type_name -> actorkv.v1.Consistency
 	3,  // 16: actorkv.v1.GetResponse.status:type_name -> actorkv.v1.Status
 	4,  // 17: actorkv.v1.PutRequest.request_id:type_name -> actorkv.v1.RequestId
@@ -3840,11 +4235,15 @@ var file_kv_proto_depIdxs = []int32{
 	5,  // 49: actorkv.v1.RangeDigest.first:type_name -> actorkv.v1.KeyValue
 	3,  // 50: actorkv.v1.StatusResponse.status:type_name -> actorkv.v1.Status
 	51, // 51: actorkv.v1.StatusResponse.replicas:type_name -> actorkv.v1.ReplicaStatus
-	52, // [52:52] is the sub-list for method output_type
-	52, // [52:52] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	3,  // 52: actorkv.v1.BackupResponse.status:type_name -> actorkv.v1.Status
+	5,  // 53: actorkv.v1.BackupResponse.entries:type_name -> actorkv.v1.KeyValue
+	50, // 54: actorkv.v1.BackupResponse.digests:type_name -> actorkv.v1.ColumnFamilyDigest
+	50, // 55: actorkv.v1.BackupTrailer.digests:type_name -> actorkv.v1.ColumnFamilyDigest
+	56, // [56:56] is the sub-list for method output_type
+	56, // [56:56] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -3864,7 +4263,7 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   52,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

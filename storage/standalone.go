@@ -132,6 +132,8 @@ func (s *Standalone) serve(ctx context.Context, op *messages.Op, req proto.Messa
 	switch r := req.(type) {
 	case *messages.SetFaultInjectionRequest:
 		return op.Response(s.engine.SetFaultInjection(ctx, r.GetFaults()))
+	case *messages.BackupRequest:
+		return s.engine.Backup(ctx, r)
 	case *messages.StatusRequest:
 		st, err := s.Status(ctx, r.GetWithDigests())
 		if err != nil {

@@ -73,6 +73,17 @@ func (r *replicaActor) onTransferLeader(ctx actor.Context, msg *messages.Transfe
 	respond(err)
 }
 
+// onBackup serves a backup's request on a read worker; one that opens a
+// backup first completes a ReadIndex round, so the backup holds every write
+// acknowledged before it began.
+func (r *replicaActor) onBackup(ctx actor.Context, msg *messages.BackupRequest) {
+	r.readWith(ctx, msg.GetBackupId() == 0, func() proto.Message {
+		resp := r.engine.Backup(context.Background(), msg)
+		resp.ReplicaId = r.cfg.ID
+		return resp
+	}, func(err error) proto.Message { return &messages.BackupResponse{Status: messages.StatusOf(err)} })
+}
+
 // onStatus answers *messages.ReplicaStatus; digests are computed on a read
 // worker.
 func (r *replicaActor) onStatus(ctx actor.Context, msg *messages.ReplicaStatusRequest) {

@@ -93,6 +93,8 @@ func (r *replicaActor) Receive(ctx actor.Context) {
 		r.onSetFaultInjection(ctx, msg)
 	case *messages.ReplicaStatusRequest:
 		r.onStatus(ctx, msg)
+	case *messages.BackupRequest:
+		r.onBackup(ctx, msg)
 	case *messages.TransferLeader:
 		r.onTransferLeader(ctx, msg)
 	case *messages.ReplaceMember:

@@ -2,7 +2,8 @@
 // on etcdctl: put, get (point, range, prefix, snapshot), del, atomic commit,
 // read-version, status, verify (replicas at the same applied index hold the
 // same data), fault injection, and a cluster's membership (member list, add,
-// remove, replace; move-leader).
+// remove, replace; move-leader), and backups (snapshot save, status,
+// restore).
 package main
 
 import (
@@ -230,6 +231,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newMoveLeaderCommand(g),
 		newVersionCommand(g),
 		newEndpointCommand(g),
+		newSnapshotCommand(g),
 	)
 	return root
 }
