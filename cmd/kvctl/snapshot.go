@@ -47,7 +47,7 @@ each page, not the whole backup. An admin operation (server.admin): it pins
 the replica's old data while it lasts and scans it twice.
 
 Prints, for example:
-  saved 1200 keys in 2 column families from replica 0 at applied index 4711: digest 1a2b3c4d5e6f
+  saved 200 keys in 1 column family from replica 0 at applied index 404: digest b94bca530044
 JSON (-w json): {"file": "...", "applied_index": N, "replica": R, "keys": N,
 "column_families": [...], "digest": "<hex>"}`
 
@@ -130,8 +130,16 @@ func (g *globals) printBackup(verb, file string, info *kvclient.BackupInfo) erro
 			ColumnFamilies: h.GetColumnFamilies(), Digest: hex.EncodeToString(tr.GetDigest()),
 			Created: time.Unix(0, h.GetCreatedUnixNanos()).UTC().Format(time.RFC3339)})
 	}
-	return g.printf("%s %d keys in %d column families from replica %d at applied index %d: digest %s\n",
-		verb, tr.GetKeys(), len(h.GetColumnFamilies()), h.GetReplicaId(), h.GetAppliedIndex(), shortHex(tr.GetDigest()))
+	return g.printf("%s %d keys in %s from replica %d at applied index %d: digest %s\n",
+		verb, tr.GetKeys(), families(len(h.GetColumnFamilies())), h.GetReplicaId(), h.GetAppliedIndex(), shortHex(tr.GetDigest()))
+}
+
+// families is "1 column family" or "N column families".
+func families(n int) string {
+	if n == 1 {
+		return "1 column family"
+	}
+	return fmt.Sprintf("%d column families", n)
 }
 
 func newSnapshotStatusCommand(g *globals) *cobra.Command {
@@ -140,7 +148,7 @@ func newSnapshotStatusCommand(g *globals) *cobra.Command {
 		Short: "Check a backup file and describe it",
 		Long: `Read FILE, check its checksum and that its entries hash to the digests it
 records, and describe it:
-  backup of 1200 keys in 2 column families from replica 0 at applied index 4711: digest 1a2b3c4d5e6f
+  backup of 200 keys in 1 column family from replica 0 at applied index 404: digest b94bca530044
 It contacts no server. A damaged file fails with INVALID_ARGUMENT (exit 2).
 JSON (-w json): as snapshot save's, with "created".`,
 		Args: cobra.ExactArgs(1),
@@ -179,7 +187,7 @@ digest must be the file's (the digests hash keys and values only, not
 versions). --timeout bounds each commit.
 
 Prints, for example:
-  restored 1200 keys in 2 column families at version 37: digest 1a2b3c4d5e6f, the same on replicas 0, 1, 2
+  restored 200 keys in 1 column family at version 7: digest b94bca530044, the same on replicas 0, 1, 2
 and fails with exit 6 when a replica's digests differ from the file's.
 JSON (-w json): as snapshot save's, with "version" and "replicas".`
 
@@ -280,8 +288,8 @@ func newSnapshotRestoreCommand(g *globals) *cobra.Command {
 			for i, id := range replicas {
 				ids[i] = fmt.Sprint(id)
 			}
-			return g.printf("restored %d keys in %d column families at version %d: digest %s, the same on replicas %s\n",
-				tr.GetKeys(), len(h.GetColumnFamilies()), version, shortHex(tr.GetDigest()), strings.Join(ids, ", "))
+			return g.printf("restored %d keys in %s at version %d: digest %s, the same on replicas %s\n",
+				tr.GetKeys(), families(len(h.GetColumnFamilies())), version, shortHex(tr.GetDigest()), strings.Join(ids, ", "))
 		},
 	}
 	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the replicas to apply the restore before comparing digests")
