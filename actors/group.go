@@ -182,7 +182,7 @@ func Start(cfg Config) (*Group, error) {
 	log := cfg.Logger
 	if g.system == nil {
 		g.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-			return quietLogger(log)
+			return quietLogger(log.With("component", "actor"))
 		}))
 		g.ownSystem = true
 	}
@@ -216,14 +216,14 @@ func Start(cfg Config) (*Group, error) {
 			Validator:       kv.NewValidator(cfg.Storage.Limits, cfg.Storage.ColumnFamilies),
 			FixedMembership: cfg.InProcess,
 			Timeout:         cfg.RequestTimeout,
-			Logger:          log,
+			Logger:          log.With("component", "router"),
 		},
 		Primary:           0,
 		HandoverRetry:     cfg.Raft.ElectionTimeout(),
 		MembershipTimeout: 3 * cfg.Raft.ProposalTimeout, // three rounds at least
 		Owner:             &g.owner,
 		Watchers:          []*actor.PID{g.watch()},
-		Logger:            log,
+		Logger:            log.With("component", "supervisor"),
 	}
 	for _, id := range local {
 		scfg.Replicas[id] = replica.Config{

@@ -67,6 +67,7 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 		}
 	}
 	backend, err := Open(cfg, log)
+	log = log.With("component", "server") // the server's own lines
 	if err != nil {
 		grpcLis.Close()
 		if httpLis != nil {

@@ -104,6 +104,14 @@ type TLSFiles struct {
 	CA, Cert, Key string
 }
 
+// logger is the replica's Logger, or slog's default.
+func (c Config) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.Default()
+	}
+	return c.Logger
+}
+
 func (c Config) dataDir() string { return filepath.Join(c.Dir, "data") }
 func (c Config) raftDir() string { return filepath.Join(c.Dir, "raft") }
 

@@ -140,7 +140,7 @@ func startNode(cfg Config, d disk, engine *storage.Engine, root *actor.RootConte
 	if cfg.Network != nil {
 		nhc.Expert.TransportFactory = cfg.Network.Factory()
 	} else {
-		nhc.Expert.TransportFactory = raftnet.Factory{Logger: cfg.Logger}
+		nhc.Expert.TransportFactory = raftnet.Factory{Logger: cfg.logger().With("component", "raftnet")}
 		if t := cfg.TLS; t != nil {
 			nhc.MutualTLS, nhc.CAFile, nhc.CertFile, nhc.KeyFile = true, t.CA, t.Cert, t.Key
 		}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -32,13 +33,15 @@ func main() {
 
 func newCommand() *cobra.Command {
 	var (
-		configPath string
-		f          = struct {
+		configPath  string
+		printConfig bool
+		f           = struct {
 			listen, metrics, mode, basePath, logLevel, logFormat, raftAddress string
 			tlsCA, tlsCert, tlsKey                                            string
 			endpoints, join                                                   []string
 			instanceID                                                        uint32
 			inProcess, pprof, admin, requireClientCert                        bool
+			logLevels                                                         map[string]string
 		}{}
 	)
 	cmd := &cobra.Command{
@@ -48,7 +51,8 @@ func newCommand() *cobra.Command {
 group, with Prometheus metrics, /healthz and /readyz on a second (HTTP) port
 (and Go's profiler under /debug/pprof/ there with --pprof).
 
-Without --config it runs the embedded default: three replicas in this process,
+Without --config it runs the embedded default (--print-config prints it, every
+field commented: a starting point for a file): three replicas in this process,
 data under ./data, gRPC on 127.0.0.1:7070, HTTP on 127.0.0.1:9100. Flags
 override the file.
 
@@ -81,6 +85,10 @@ when set), which keeps RocksDB's fragmentation down.`,
 		SilenceErrors: true, // main prints the one error line
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if printConfig {
+				_, err := fmt.Fprint(cmd.OutOrStdout(), server.DefaultTOML)
+				return err
+			}
 			cfg := server.DefaultConfig()
 			if configPath != "" {
 				var err error
@@ -111,6 +119,7 @@ when set), which keeps RocksDB's fragmentation down.`,
 			set("in-process", func() { cfg.Deployment.InProcess = f.inProcess })
 			set("log-level", func() { cfg.Log.Level = f.logLevel })
 			set("log-format", func() { cfg.Log.Format = f.logFormat })
+			set("log-levels", func() { cfg.Log.Levels = f.logLevels })
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -119,6 +128,7 @@ when set), which keeps RocksDB's fragmentation down.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&configPath, "config", "", "TOML configuration file (default: the embedded default)")
+	fl.BoolVar(&printConfig, "print-config", false, "print the embedded default configuration, every field commented, and exit")
 	fl.StringVar(&f.listen, "listen", "", "gRPC listen address (server.listen)")
 	fl.StringVar(&f.metrics, "metrics", "", `HTTP address of /metrics, /healthz, /readyz; "" turns it off (server.metrics)`)
 	fl.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on the metrics address (server.pprof)")
@@ -136,17 +146,24 @@ when set), which keeps RocksDB's fragmentation down.`,
 	fl.BoolVar(&f.requireClientCert, "tls-require-client-cert", false, "refuse gRPC clients without a certificate signed by the CA (tls.require_client_cert)")
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (log.level)")
 	fl.StringVar(&f.logFormat, "log-format", "", "text or json (log.format)")
+	fl.StringToStringVar(&f.logLevels, "log-levels", nil, "levels of components, e.g. replica=debug,actor=error ("+strings.Join(server.Components, ", ")+"; log.levels)")
 	return cmd
 }
 
 func newLogger(cfg server.Config, g *gate) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.Log.Format == "json" {
-		return slog.New(gated{slog.NewJSONHandler(os.Stderr, opts), g})
+	levels := cfg.Log.ComponentLevels()
+	least := level
+	for _, l := range levels {
+		least = min(least, l)
 	}
-	return slog.New(gated{slog.NewTextHandler(os.Stderr, opts), g})
+	opts := &slog.HandlerOptions{Level: least} // NewLogHandler applies each component's level
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
+	if cfg.Log.Format == "json" {
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	}
+	return slog.New(server.NewLogHandler(gated{h, g}, level, levels))
 }
 
 // gate lets the fatal path have the last word on stderr: once closed, no

@@ -138,6 +138,8 @@ type serverConfig struct {
 	noAdmin bool
 	// jsonLogs sets log.format = "json".
 	jsonLogs bool
+	// args are more kvserver flags.
+	args []string
 }
 
 // kvserver is a running kvserver process.
@@ -202,7 +204,7 @@ func launch(t testing.TB, cfg serverConfig) *kvserver {
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return spawn(t, s, "--config", path, "--listen", s.GRPC)
+	return spawn(t, s, append([]string{"--config", path, "--listen", s.GRPC}, cfg.args...)...)
 }
 
 // spawn starts s's kvserver process with args; the test's cleanup stops it
