@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -650,5 +651,39 @@ func TestFaultAcrossEndpoints(t *testing.T) {
 		if got := n.faultsSent(); len(got) != 1 || len(got[0]) != 0 || n.faults[0].GetFaults().GetErrorRate() != 0.5 {
 			t.Errorf("standalone server %d got %v", i, got)
 		}
+	}
+}
+
+// TestStatusWatch: status --watch prints the status every --interval, a
+// round whose endpoint is gone as its error line, until its context ends
+// (exit 0).
+func TestStatusWatch(t *testing.T) {
+	f := &fakeKV{statuses: []*messages.StatusResponse{
+		statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), replica(2, 9, "ab")),
+		statusOf(replica(0, 10, "cd"), replica(1, 10, "cd"), replica(2, 10, "cd")),
+	}}
+	addr := serveFake(t, f)
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"--endpoints", addr, "--timeout", "300ms", "status", "--watch", "--interval", "100ms"}, &out, &errb)
+	if code != 0 || errb.Len() != 0 {
+		t.Fatalf("status --watch: exit %d, stderr %q", code, errb.String())
+	}
+	tables := strings.Count(out.String(), "ID  ENDPOINT")
+	if tables < 3 {
+		t.Fatalf("status --watch printed %d tables in 1.5s at 100ms:\n%s", tables, out.String())
+	}
+	if !strings.Contains(out.String(), "  9  ") || !strings.Contains(out.String(), "  10  ") {
+		t.Fatalf("status --watch did not follow the applied index from 9 to 10:\n%s", out.String())
+	}
+	// A round that fails prints its error line and the watch goes on.
+	dead := deadEndpoint(t)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 800*time.Millisecond)
+	defer cancel2()
+	out.Reset()
+	code = run(ctx2, []string{"--endpoints", dead, "--timeout", "100ms", "status", "-W", "--interval", "50ms"}, &out, &errb)
+	if code != 0 || strings.Count(out.String(), "kvctl: UNAVAILABLE") < 2 {
+		t.Fatalf("status --watch of a dead endpoint: exit %d, stdout %q", code, out.String())
 	}
 }
