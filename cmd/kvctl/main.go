@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/actorkv/actorkv/kvclient"
 	"github.com/actorkv/actorkv/messages"
@@ -148,6 +149,11 @@ Keys and values are UTF-8 strings as typed; with --hex they are hex on input
 and printed as hex. Output is plain text ("-w table", the default) or one JSON
 object per command ("-w json", shapes in each command's help).
 
+Every global flag not given on the command line is read from the environment
+variable KVCTL_<FLAG> when it is set, as etcdctl reads ETCDCTL_*:
+KVCTL_ENDPOINTS, KVCTL_TIMEOUT, KVCTL_WRITE_OUT, KVCTL_HEX, KVCTL_CACERT,
+KVCTL_CERT, KVCTL_KEY, KVCTL_INSECURE_SKIP_TLS_VERIFY.
+
 Endpoints are tried in order: a call that gets UNAVAILABLE moves on to the
 next one. status and verify instead ask every endpoint and merge the replicas
 they report by id, so with the endpoints of every process of a cluster they
@@ -189,6 +195,9 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := flagsFromEnv(cmd.Root().PersistentFlags()); err != nil {
+				return err
+			}
 			switch g.writeOut {
 			case "table", "json":
 			default:
@@ -196,9 +205,6 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 			}
 			if g.timeout <= 0 {
 				return usageErr("--timeout must be positive, got %v", g.timeout)
-			}
-			if env := os.Getenv("ACTORKV_ENDPOINTS"); env != "" && !cmd.Flags().Changed("endpoints") {
-				g.endpoints = strings.Split(env, ",") // as etcdctl's ETCDCTL_ENDPOINTS
 			}
 			var eps []string
 			for _, e := range g.endpoints {
@@ -217,7 +223,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
 	pf := root.PersistentFlags()
-	pf.StringSliceVar(&g.endpoints, "endpoints", []string{"127.0.0.1:7070"}, "gRPC endpoints (host:port), comma-separated, tried in order on UNAVAILABLE (status and verify ask them all); default from $ACTORKV_ENDPOINTS when set")
+	pf.StringSliceVar(&g.endpoints, "endpoints", []string{"127.0.0.1:7070"}, "gRPC endpoints (host:port), comma-separated, tried in order on UNAVAILABLE (status and verify ask them all)")
 	pf.DurationVar(&g.timeout, "timeout", 5*time.Second, "time limit of each command, retries included")
 	pf.StringVarP(&g.writeOut, "write-out", "w", "table", "output format: table (plain text) or json")
 	pf.BoolVar(&g.hex, "hex", false, "keys and values are hex on input and output")
@@ -241,6 +247,30 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newSnapshotCommand(g),
 	)
 	return root
+}
+
+// flagsFromEnv sets each global flag not given on the command line from
+// the environment variable KVCTL_<FLAG> (upper case, "-" as "_"), as
+// etcdctl reads ETCDCTL_*: KVCTL_ENDPOINTS, KVCTL_TIMEOUT, KVCTL_CACERT...
+func flagsFromEnv(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed {
+			return
+		}
+		name := envName(f.Name)
+		if v, ok := os.LookupEnv(name); ok {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = usageErr("$%s: %v", name, serr)
+			}
+		}
+	})
+	return err
+}
+
+// envName is the environment variable of a global flag.
+func envName(flag string) string {
+	return "KVCTL_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 // usageErr is an INVALID_ARGUMENT error of kvctl's own checks.
