@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -37,7 +38,8 @@ type Core struct {
 	timeout time.Duration
 	obs     Observer
 	access  Access
-	lim     *limiter // nil: no bounds
+	lim     *limiter     // nil: no bounds
+	flight  atomic.Int64 // calls admitted and not yet answered
 }
 
 // Access is who may run admin operations (messages.Op.Privileged): fault
@@ -105,6 +107,10 @@ func (c *Core) deadline(ctx context.Context, start time.Time, timeout time.Durat
 	return deadline
 }
 
+// InFlight is the number of calls admitted (past the bounds of Limits) and
+// not yet answered.
+func (c *Core) InFlight() int64 { return c.flight.Load() }
+
 // limits are the core's bounds (zero: none).
 func (c *Core) limits() Limits {
 	if c.lim == nil {
@@ -159,7 +165,9 @@ func (c *Core) submit(ctx context.Context, op *messages.Op, req proto.Message, t
 		finish(nil, err)
 		return
 	}
+	c.flight.Add(1)
 	c.backend.Submit(req, deadline, ctx.Done(), func(resp messages.Statused, err error) {
+		c.flight.Add(-1)
 		release()
 		finish(resp, err)
 	})

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
@@ -89,12 +90,24 @@ func (r *replicaActor) onStatus(ctx actor.Context, msg *messages.ReplicaStatusRe
 	st.ProposalsInFlight = uint64(r.node.writes.len())
 	st.InstallingSnapshot = r.engine.Installing()
 	st.NodeId = r.node.nodeID
-	if !msg.GetWithDigests() {
+	st.Counters = r.node.counters.proto()
+	if !msg.GetWithDigests() && !msg.GetWithSizes() {
 		ctx.Respond(st)
 		return
 	}
-	if kr := msg.GetDigestRange(); kr != nil {
-		r.readWith(ctx, false, func() proto.Message {
+	// Digests scan, and sizes read the Raft directory: on a read worker.
+	raftDir := r.cfg.raftDir()
+	r.readWith(ctx, false, func() proto.Message {
+		if msg.GetWithSizes() {
+			if err := r.sizes(st, raftDir); err != nil {
+				st.Error = err.Error()
+				return st
+			}
+		}
+		if !msg.GetWithDigests() {
+			return st
+		}
+		if kr := msg.GetDigestRange(); kr != nil {
 			cf := kr.GetColumnFamily()
 			if cf == "" {
 				cf = kv.DefaultColumnFamily
@@ -106,10 +119,7 @@ func (r *replicaActor) onStatus(ctx actor.Context, msg *messages.ReplicaStatusRe
 			}
 			st.AppliedIndex, st.RangeDigest = applied, rd
 			return st
-		}, func(err error) proto.Message { st.Error = err.Error(); return st })
-		return
-	}
-	r.readWith(ctx, false, func() proto.Message {
+		}
 		d, err := r.engine.Digest(context.Background())
 		if err != nil {
 			st.Error = err.Error()
@@ -118,4 +128,19 @@ func (r *replicaActor) onStatus(ctx actor.Context, msg *messages.ReplicaStatusRe
 		st.AppliedIndex, st.Digests, st.Digest = d.AppliedIndex, d.Families, d.Combined
 		return st
 	}, func(err error) proto.Message { st.Error = err.Error(); return st })
+}
+
+// sizes fills in st's column family sizes and Raft log size; it runs on a
+// read worker.
+func (r *replicaActor) sizes(st *messages.ReplicaStatus, raftDir string) error {
+	sizes, err := r.engine.Sizes()
+	if err != nil {
+		return err
+	}
+	logBytes, err := dirBytes(raftDir)
+	if err != nil {
+		return fmt.Errorf("replica %d: size of the Raft log: %w", r.cfg.ID, err)
+	}
+	st.Sizes, st.RaftLogBytes = sizes, logBytes
+	return nil
 }
