@@ -273,6 +273,9 @@ func (p *statusPage) refreshDigests(ctx context.Context) {
 // onEvent records one of the group's events (called on the group's
 // publishing goroutine) and counts it in the metrics.
 func (p *statusPage) onEvent(evt any) {
+	if s, ok := evt.(*messages.SnapshotEvent); ok && s.GetIndex() == 0 && s.GetKind() != messages.SnapshotEvent_SENT && s.GetKind() != messages.SnapshotEvent_SEND_ABORTED {
+		return // dragonboat "recovering" a new node from no snapshot at start: no snapshot at all
+	}
 	p.metrics.event(evt)
 	kind, text := describeEvent(evt)
 	if kind == "" {
