@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -197,5 +200,20 @@ func TestOperationalMetrics(t *testing.T) {
 	}
 	if v, _ := value(fams, "actorkv_calls_in_flight"); v != 0 {
 		t.Errorf("actorkv_calls_in_flight = %v after the call ended, want 0", v)
+	}
+
+	// The Grafana dashboard in docs/ asks only for metrics that exist.
+	dash, err := os.ReadFile("../docs/dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`\b(actorkv|process)_[a-z_]+`).FindAllString(string(dash), -1)
+	if len(names) < 10 {
+		t.Fatalf("docs/dashboard.json names %d metrics", len(names))
+	}
+	for _, name := range names {
+		if fams[strings.TrimSuffix(name, "_bucket")] == nil {
+			t.Errorf("docs/dashboard.json uses %s, which /metrics does not export", name)
+		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/eventstream"
@@ -32,10 +31,9 @@ const (
 	// eventsLen bounds the recent events kept for the page.
 	eventsLen = 100
 	// digestEvery is how often, at most, the page's digests are refreshed,
-	// and only while someone looks (viewedFor after the last poll): a digest
-	// scans the data whenever it changed.
+	// and only while someone polls the page: a digest scans the data
+	// whenever it changed.
 	digestEvery = 10 * time.Second
-	viewedFor   = 30 * time.Second
 )
 
 // statusPage serves the status page ("/") and what it polls
@@ -48,7 +46,7 @@ type statusPage struct {
 	metrics *Metrics
 	core    *Core
 	log     *slog.Logger
-	viewed  atomic.Int64 // Unix nanoseconds of the last /status.json
+	wantDig chan struct{} // capacity 1: a poll asks for fresh digests
 
 	mu      sync.Mutex
 	samples []Sample // ring of the last historyLen samples, oldest at next
@@ -95,7 +93,8 @@ type totals struct {
 
 func newStatusPage(backend *Backend, metrics *Metrics, core *Core, log *slog.Logger) *statusPage {
 	p := &statusPage{backend: backend, metrics: metrics, core: core, log: log,
-		samples: make([]Sample, 0, historyLen), events: make([]Event, 0, eventsLen), digests: map[uint32]digestAt{}}
+		samples: make([]Sample, 0, historyLen), events: make([]Event, 0, eventsLen), digests: map[uint32]digestAt{},
+		wantDig: make(chan struct{}, 1)}
 	p.last = metrics.totals()
 	if g := backend.Group; g != nil {
 		p.sub = g.System().EventStream.Subscribe(p.onEvent)
@@ -103,8 +102,8 @@ func newStatusPage(backend *Backend, metrics *Metrics, core *Core, log *slog.Log
 	return p
 }
 
-// run samples the request metrics every second and, while the page is
-// viewed, refreshes the digests, until ctx ends.
+// run samples the request metrics every second and refreshes the digests
+// when a poll asks (at most every digestEvery), until ctx ends.
 func (p *statusPage) run(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Add(2)
 	go func() {
@@ -122,16 +121,19 @@ func (p *statusPage) run(ctx context.Context, wg *sync.WaitGroup) {
 	}()
 	go func() {
 		defer wg.Done()
-		tick := time.NewTicker(digestEvery)
-		defer tick.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-tick.C:
-				if time.Since(time.Unix(0, p.viewed.Load())) < viewedFor {
-					p.refreshDigests(ctx)
-				}
+			case <-p.wantDig:
+			}
+			p.refreshDigests(ctx)
+			pause := time.NewTimer(digestEvery)
+			select {
+			case <-ctx.Done():
+				pause.Stop()
+				return
+			case <-pause.C:
 			}
 		}
 	}()
@@ -386,7 +388,10 @@ func replicaState(r *messages.ReplicaStatus) string {
 }
 
 func (p *statusPage) status(ctx context.Context) pageStatus {
-	p.viewed.Store(time.Now().UnixNano())
+	select { // fresh digests, when the digest goroutine is ready for them
+	case p.wantDig <- struct{}{}:
+	default:
+	}
 	out := pageStatus{Time: time.Now().UnixMilli(), Mode: p.backend.Mode(), InFlight: p.core.InFlight()}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	st, err := p.backend.StatusOf(sctx, &messages.StatusRequest{WithSizes: true})

@@ -31,8 +31,8 @@ func get(t *testing.T, url string) (int, string) {
 
 // TestStatusJSON: the status page is served at / (and nothing else at
 // unknown paths), and /status.json reports the standalone service as one
-// leading replica with its sizes, and per-second samples of the requests
-// served.
+// leading replica with its sizes and digest, and per-second samples of the
+// requests served.
 func TestStatusJSON(t *testing.T) {
 	cfg := server.DefaultConfig()
 	cfg.Deployment.Mode = server.ModeStandalone
@@ -56,8 +56,12 @@ func TestStatusJSON(t *testing.T) {
 	type doc struct {
 		Mode     string `json:"mode"`
 		Replicas []struct {
-			ID    uint32 `json:"id"`
-			State string `json:"state"`
+			ID     uint32 `json:"id"`
+			State  string `json:"state"`
+			Digest *struct {
+				Digest  string `json:"digest"`
+				Applied uint64 `json:"applied"`
+			} `json:"digest"`
 			Sizes []struct {
 				ColumnFamily string `json:"column_family"`
 			} `json:"sizes"`
@@ -82,13 +86,16 @@ func TestStatusJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &d); err != nil {
 			t.Fatal(err)
 		}
+		if len(d.Replicas) != 1 || d.Replicas[0].Digest == nil || len(d.Replicas[0].Digest.Digest) != 64 {
+			return false // the first poll asks for the digests
+		}
 		for _, s := range d.Samples {
 			if s.Ops > 0 && s.P50 > 0 {
 				return true
 			}
 		}
 		return false
-	}, actorkvtest.WaitTimeout, "a sample of the puts with their latency")
+	}, actorkvtest.WaitTimeout, "a sample of the puts with their latency, and the digest")
 	if d.Mode != server.ModeStandalone || len(d.Replicas) != 1 || d.Replicas[0].State != "leader" || len(d.Replicas[0].Sizes) != 2 {
 		t.Fatalf("status.json: %+v", d)
 	}

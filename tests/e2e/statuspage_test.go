@@ -15,9 +15,10 @@ import (
 // pageView is what the status page shows, read from its DOM.
 type pageView struct {
 	Rows []struct {
-		ID    string `json:"id"`
-		State string `json:"state"`
-		Text  string `json:"text"`
+		ID     string `json:"id"`
+		State  string `json:"state"`
+		Digest string `json:"digest"`
+		Text   string `json:"text"`
 	} `json:"rows"`
 	Summary string   `json:"summary"`
 	Live    string   `json:"live"`
@@ -27,7 +28,7 @@ type pageView struct {
 
 // readPage is the expression that reads a pageView from the page.
 const readPage = `JSON.stringify({
-  rows: [...document.querySelectorAll('#replicas tbody tr[data-replica]')].map(r => ({id: r.dataset.replica, state: r.dataset.state, text: r.innerText})),
+  rows: [...document.querySelectorAll('#replicas tbody tr[data-replica]')].map(r => ({id: r.dataset.replica, state: r.dataset.state, digest: r.dataset.digest, text: r.innerText})),
   summary: document.getElementById('summary').textContent,
   live: document.getElementById('updated').textContent,
   events: [...document.querySelectorAll('#events li[data-kind]')].map(l => l.dataset.kind + ' ' + l.innerText),
@@ -35,8 +36,8 @@ const readPage = `JSON.stringify({
 })`
 
 // TestStatusPageInChromium loads the status page of a kvserver in headless
-// Chromium: it shows three replicas with a leader, the membership, and
-// live updates; once replica 2 fail-stops (an injected storage fault), the
+// Chromium: it shows three replicas with a leader and one digest, the
+// membership, and live updates; once replica 2 fail-stops (an injected storage fault), the
 // page shows it down, with the fail-stop among the recent events, without
 // a reload.
 func TestStatusPageInChromium(t *testing.T) {
@@ -81,6 +82,11 @@ func TestStatusPageInChromium(t *testing.T) {
 		}
 		if !strings.HasPrefix(v.Live, "live") || v.Members != 3 {
 			return fmt.Errorf("want live updates and three members: %+v", v)
+		}
+		for _, r := range v.Rows { // no writes meanwhile: one digest
+			if r.Digest == "" || r.Digest != v.Rows[0].Digest {
+				return fmt.Errorf("want the same digest on every replica: %+v", v)
+			}
 		}
 		return nil
 	})
