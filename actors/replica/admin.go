@@ -9,6 +9,7 @@ import (
 
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
+	"github.com/actorkv/actorkv/storage"
 )
 
 func (r *replicaActor) onSetFaultInjection(ctx actor.Context, msg *messages.SetFaultInjectionRequest) {
@@ -95,11 +96,12 @@ func (r *replicaActor) onStatus(ctx actor.Context, msg *messages.ReplicaStatusRe
 		ctx.Respond(st)
 		return
 	}
-	// Digests scan, and sizes read the Raft directory: on a read worker.
-	raftDir := r.cfg.raftDir()
+	// Digests scan, and sizes read the Raft directory: on a read worker,
+	// with what it needs taken here, on the actor's goroutine.
+	engine, id, raftDir := r.engine, r.cfg.ID, r.cfg.raftDir()
 	r.readWith(ctx, false, func() proto.Message {
 		if msg.GetWithSizes() {
-			if err := r.sizes(st, raftDir); err != nil {
+			if err := sizes(st, engine, id, raftDir); err != nil {
 				st.Error = err.Error()
 				return st
 			}
@@ -112,7 +114,7 @@ func (r *replicaActor) onStatus(ctx actor.Context, msg *messages.ReplicaStatusRe
 			if cf == "" {
 				cf = kv.DefaultColumnFamily
 			}
-			rd, applied, err := r.engine.RangeDigest(context.Background(), cf, kr.GetBegin(), kr.GetEnd())
+			rd, applied, err := engine.RangeDigest(context.Background(), cf, kr.GetBegin(), kr.GetEnd())
 			if err != nil {
 				st.Error = err.Error()
 				return st
@@ -120,7 +122,7 @@ func (r *replicaActor) onStatus(ctx actor.Context, msg *messages.ReplicaStatusRe
 			st.AppliedIndex, st.RangeDigest = applied, rd
 			return st
 		}
-		d, err := r.engine.Digest(context.Background())
+		d, err := engine.Digest(context.Background())
 		if err != nil {
 			st.Error = err.Error()
 			return st
@@ -130,16 +132,16 @@ func (r *replicaActor) onStatus(ctx actor.Context, msg *messages.ReplicaStatusRe
 	}, func(err error) proto.Message { st.Error = err.Error(); return st })
 }
 
-// sizes fills in st's column family sizes and Raft log size; it runs on a
-// read worker.
-func (r *replicaActor) sizes(st *messages.ReplicaStatus, raftDir string) error {
-	sizes, err := r.engine.Sizes()
+// sizes fills in st's column family sizes and the size of replica id's Raft
+// log in raftDir; it runs on a read worker.
+func sizes(st *messages.ReplicaStatus, engine *storage.Engine, id uint32, raftDir string) error {
+	sizes, err := engine.Sizes()
 	if err != nil {
 		return err
 	}
 	logBytes, err := dirBytes(raftDir)
 	if err != nil {
-		return fmt.Errorf("replica %d: size of the Raft log: %w", r.cfg.ID, err)
+		return fmt.Errorf("replica %d: size of the Raft log: %w", id, err)
 	}
 	st.Sizes, st.RaftLogBytes = sizes, logBytes
 	return nil
