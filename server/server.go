@@ -32,7 +32,7 @@ type Server struct {
 	backend  *Backend
 	core     *Core
 	metrics  *Metrics
-	page     *statusPage
+	page     *statusPage // nil without a metrics address
 	grpc     *grpc.Server
 	health   *health.Server
 	http     *http.Server
@@ -82,7 +82,9 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 		WithAccess(Access{Admin: cfg.Server.Admin, Admins: cfg.Server.Admins}).
 		WithLimits(cfg.Server.Limits())
 	s.metrics.watchCalls(s.core)
-	s.page = newStatusPage(backend, s.metrics, s.core, log)
+	if httpLis != nil { // the status page lives on the metrics address
+		s.page = newStatusPage(backend, s.metrics, s.core, log)
+	}
 	opts := append(ServerOptions(), grpc.MaxConcurrentStreams(uint32(cfg.Server.MaxConnectionStreams)))
 	if serverTLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(serverTLS)))
@@ -127,7 +129,9 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	s.page.run(ctx, &s.wg) // the status page's samples and digests, until stop
+	if s.page != nil {
+		s.page.run(ctx, &s.wg) // the status page's samples and digests, until stop
+	}
 	s.wg.Add(1)
 	go func() { // mark the health service serving once a leader is known
 		defer s.wg.Done()
@@ -224,7 +228,9 @@ func (s *Server) doShutdown() {
 		_ = s.http.Shutdown(ctx)
 		cancel()
 	}
-	s.page.close()
+	if s.page != nil {
+		s.page.close()
+	}
 	if err := s.backend.Close(); err != nil {
 		s.log.Error("shutdown: close storage", "err", err)
 	}
