@@ -4,7 +4,8 @@
 SYSTEM_DEPS ?= librocksdb-dev
 # The partition tests (tests/e2e) give each process a network namespace of
 # its own with ip and tc; they skip where namespaces are not permitted.
-TEST_DEPS ?= iproute2
+# The status page's test (tests/e2e) drives Debian's headless chromium.
+TEST_DEPS ?= iproute2 chromium
 PROTO_DEPS  ?= protobuf-compiler libprotobuf-dev
 
 # The tools that generated the committed messages/*.pb.go.

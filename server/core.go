@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -38,7 +39,8 @@ type Core struct {
 	timeout time.Duration
 	obs     Observer
 	access  Access
-	lim     *limiter // nil: no bounds
+	lim     *limiter     // nil: no bounds
+	flight  atomic.Int64 // calls admitted and not yet answered
 }
 
 // Access is who may run admin operations (messages.Op.Privileged): fault
@@ -106,6 +108,10 @@ func (c *Core) deadline(ctx context.Context, start time.Time, timeout time.Durat
 	return deadline
 }
 
+// InFlight is the number of calls admitted (past the bounds of Limits) and
+// not yet answered.
+func (c *Core) InFlight() int64 { return c.flight.Load() }
+
 // limits are the core's bounds (zero: none).
 func (c *Core) limits() Limits {
 	if c.lim == nil {
@@ -162,7 +168,9 @@ func (c *Core) submit(ctx context.Context, op *messages.Op, req proto.Message, t
 		finish(nil, err, noop)
 		return
 	}
+	c.flight.Add(1)
 	c.backend.Submit(req, deadline, ctx.Done(), func(resp messages.Statused, err error) {
+		c.flight.Add(-1)
 		if !op.RangeRead() {
 			release()
 			release = noop

@@ -11,8 +11,11 @@
 //     bounded by the caller's deadline or the core's default, and timed;
 //   - the gRPC adapter, registered from the operation table (no method per
 //     operation), with the health service, message size limits and
-//     malformed protobuf answered INVALID_ARGUMENT; Prometheus metrics; and
-//     Server, which runs them all with graceful shutdown.
+//     malformed protobuf answered INVALID_ARGUMENT; Prometheus metrics; the
+//     operator's status page (status.go: the replicas, membership,
+//     per-second samples of the request metrics, and the group's events it
+//     subscribes to); and Server, which runs them all with graceful
+//     shutdown.
 //
 // The package sends actor messages only through the group's transport.
 package server

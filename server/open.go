@@ -119,10 +119,15 @@ func (b *Backend) Ended() <-chan error {
 // Status describes the backend: every replica with its applied index (and
 // digests on request), or the standalone service as replica 0.
 func (b *Backend) Status(ctx context.Context, withDigests bool) (*messages.StatusResponse, error) {
+	return b.StatusOf(ctx, &messages.StatusRequest{WithDigests: withDigests})
+}
+
+// StatusOf describes the backend as req asks (digests, sizes).
+func (b *Backend) StatusOf(ctx context.Context, req *messages.StatusRequest) (*messages.StatusResponse, error) {
 	if b.Group != nil {
-		return b.Group.Status(ctx, withDigests)
+		return b.Group.StatusOf(ctx, req)
 	}
-	return b.Standalone.Status(ctx, withDigests)
+	return b.Standalone.StatusOf(ctx, req)
 }
 
 // Close shuts the backend down: the group stops every replica and closes

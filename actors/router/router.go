@@ -331,7 +331,7 @@ func (r *routerActor) onSetFaultInjection(ctx actor.Context, msg *messages.SetFa
 func (r *routerActor) onStatus(ctx actor.Context, msg *messages.StatusRequest) {
 	sender := ctx.Sender()
 	ids := r.cfg.Replicas
-	r.gather(ctx, ids, &messages.ReplicaStatusRequest{WithDigests: msg.GetWithDigests(), DigestRange: msg.GetDigestRange()}, func(replies []any) {
+	r.gather(ctx, ids, &messages.ReplicaStatusRequest{WithDigests: msg.GetWithDigests(), DigestRange: msg.GetDigestRange(), WithSizes: msg.GetWithSizes()}, func(replies []any) {
 		resp := &messages.StatusResponse{Status: messages.StatusOf(nil), Mode: "replicated"}
 		for i, rep := range replies {
 			st, ok := rep.(*messages.ReplicaStatus)

@@ -1,5 +1,5 @@
-// Command kvserver serves actorkv's gRPC API (and /metrics, /healthz,
-// /readyz over HTTP) on a standalone RocksDB or a replicated group. Without
+// Command kvserver serves actorkv's gRPC API (and a status page, /metrics,
+// /healthz, /readyz over HTTP) on a standalone RocksDB or a replicated group. Without
 // --config it runs the embedded default: three replicas in this process with
 // their data under ./data, on 127.0.0.1:7070.
 package main
@@ -48,8 +48,8 @@ func newCommand() *cobra.Command {
 		Use:   "kvserver",
 		Short: "Serve actorkv over gRPC",
 		Long: `kvserver serves actorkv's gRPC API on a standalone RocksDB or a replicated
-group, with Prometheus metrics, /healthz and /readyz on a second (HTTP) port
-(and Go's profiler under /debug/pprof/ there with --pprof).
+group, with a status page (/), Prometheus metrics, /healthz and /readyz on a
+second (HTTP) port (and Go's profiler under /debug/pprof/ there with --pprof).
 
 Without --config it runs the embedded default (--print-config prints it, every
 field commented: a starting point for a file): three replicas in this process,
@@ -130,7 +130,7 @@ when set), which keeps RocksDB's fragmentation down.`,
 	fl.StringVar(&configPath, "config", "", "TOML configuration file (default: the embedded default)")
 	fl.BoolVar(&printConfig, "print-config", false, "print the embedded default configuration, every field commented, and exit")
 	fl.StringVar(&f.listen, "listen", "", "gRPC listen address (server.listen)")
-	fl.StringVar(&f.metrics, "metrics", "", `HTTP address of /metrics, /healthz, /readyz; "" turns it off (server.metrics)`)
+	fl.StringVar(&f.metrics, "metrics", "", `HTTP address of the status page (/), /metrics, /healthz, /readyz; "" turns it off (server.metrics)`)
 	fl.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on the metrics address (server.pprof)")
 	fl.BoolVar(&f.admin, "admin", false, "allow admin operations over the network: fault injection, membership changes, leader moves, range digests (server.admin)")
 	fl.StringVar(&f.mode, "mode", "", `"standalone" or "replicated" (deployment.mode)`)
@@ -229,7 +229,7 @@ func run(cfg server.Config) error {
 		fmt.Fprintf(os.Stderr, "kvserver: %s mode, data in %s\n", cfg.Deployment.Mode, cfg.Database.BasePath)
 		fmt.Fprintf(os.Stderr, "kvserver: gRPC on %s; try: go run ./cmd/kvctl --endpoints %s put hello world\n", s.GRPCAddr(), s.GRPCAddr())
 		if a := s.HTTPAddr(); a != "" {
-			fmt.Fprintf(os.Stderr, "kvserver: metrics on http://%s/metrics, health on /healthz and /readyz\n", a)
+			fmt.Fprintf(os.Stderr, "kvserver: status page on http://%s/, metrics on /metrics, health on /healthz and /readyz\n", a)
 		}
 	}
 	select {

@@ -148,7 +148,7 @@ type kvserver struct {
 	cfg     serverConfig
 	cmd     *exec.Cmd
 	GRPC    string          // gRPC address
-	HTTP    string          // /metrics, /healthz, /readyz address
+	HTTP    string          // status page, /metrics, /healthz, /readyz address
 	log     *logBuffer      // stdout and stderr
 	netns   string          // the network namespace it runs in ("": this one's)
 	creds   grpc.DialOption // how to reach its gRPC server (nil: plaintext)
