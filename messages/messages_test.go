@@ -87,6 +87,10 @@ func replicaStatus(id uint32) *messages.ReplicaStatus {
 		InstallingSnapshot: true,
 		NodeId:             65539,
 		RangeDigest:        rangeDigest(),
+		Counters: &messages.ReplicaCounters{ProposalsDropped: 3, SnapshotsSent: 1, SnapshotBytesSent: 4096, SnapshotSendSeconds: 0.5,
+			SnapshotsReceived: 2, SnapshotBytesReceived: 8192, SnapshotReceiveSeconds: 1.25},
+		Sizes:        []*messages.ColumnFamilySize{{ColumnFamily: "users", SstBytes: 1 << 20, LiveDataBytes: 1 << 19, MemtableBytes: 4096}},
+		RaftLogBytes: 1 << 22,
 	}
 }
 
@@ -169,6 +173,9 @@ func baseCases() []proto.Message {
 		&messages.BackupResponse{Status: status(), BackupId: 7, ReplicaId: 1, AppliedIndex: 42, ColumnFamilies: []string{"default", "users"},
 			ColumnFamily: "users", Entries: []*messages.KeyValue{{Key: []byte("a"), Value: []byte("1")}}, NextColumnFamily: "users",
 			NextAfter: []byte("a"), Done: true, Digest: []byte{1, 2}, Digests: []*messages.ColumnFamilyDigest{{ColumnFamily: "users", Sha256: []byte{3}, Keys: 1}}},
+		&messages.ReplicaCounters{ProposalsDropped: 3, SnapshotsSent: 1, SnapshotBytesSent: 4096, SnapshotSendSeconds: 0.5,
+			SnapshotsReceived: 2, SnapshotBytesReceived: 8192, SnapshotReceiveSeconds: 1.25},
+		&messages.ColumnFamilySize{ColumnFamily: "users", SstBytes: 1 << 20, LiveDataBytes: 1 << 19, MemtableBytes: 4096},
 		&messages.BackupHeader{AppliedIndex: 42, ColumnFamilies: []string{"default"}, ReplicaId: 2, CreatedUnixNanos: -1},
 		&messages.BackupTrailer{Digest: []byte{9}, Digests: []*messages.ColumnFamilyDigest{{ColumnFamily: "default", Sha256: []byte{4}, Keys: 3}}, Keys: 3},
 		&messages.GetReadVersionRequest{},
@@ -183,7 +190,7 @@ func baseCases() []proto.Message {
 		&messages.SetFaultInjectionResponse{Status: status()},
 		digest("default"),
 		replicaStatus(1),
-		&messages.StatusRequest{WithDigests: true, DigestRange: &messages.KeyRange{ColumnFamily: "users", Begin: []byte("a"), End: []byte("z")}},
+		&messages.StatusRequest{WithDigests: true, DigestRange: &messages.KeyRange{ColumnFamily: "users", Begin: []byte("a"), End: []byte("z")}, WithSizes: true},
 		rangeDigest(),
 		&messages.StatusResponse{
 			Status:    status(),
@@ -212,7 +219,7 @@ func baseCases() []proto.Message {
 		&messages.StopReplica{ReplicaId: 2},
 		&messages.StartReplica{ReplicaId: 2, WipeRaftLog: true},
 		&messages.ReplicaCommandResponse{Status: status()},
-		&messages.ReplicaStatusRequest{WithDigests: true, DigestRange: &messages.KeyRange{ColumnFamily: "users", Begin: []byte("a"), End: []byte("b")}},
+		&messages.ReplicaStatusRequest{WithDigests: true, DigestRange: &messages.KeyRange{ColumnFamily: "users", Begin: []byte("a"), End: []byte("b")}, WithSizes: true},
 		&messages.TransferLeader{TargetId: 3, TargetNodeId: 131076},
 		&messages.ReplaceMember{ReplicaId: 2, Address: "127.0.0.1:6003", Timeout: durationpb.New(20*time.Second + 500*time.Millisecond)},
 		&messages.ReplaceMemberResponse{Status: status(), RemovedNodeId: 3, NodeId: 65539},
