@@ -21,7 +21,7 @@ BENCH ?= .
 PKG   ?= ./...
 
 .DEFAULT_GOAL := test
-.PHONY: deps test lint bench run demo build proto proto-check proto-tools certs
+.PHONY: deps test lint bench run demo build proto proto-check proto-tools certs image
 
 deps:
 	scripts/deps.sh $(SYSTEM_DEPS)
@@ -57,6 +57,14 @@ demo: deps
 
 build: deps
 	go build -o bin/ ./cmd/...
+
+# image builds the kvserver container image $(IMAGE) (kvserver and kvctl, the
+# libraries they load, FROM scratch) with nothing pulled; deploy/ runs it as
+# a three-replica cluster: cd deploy && docker compose up -d (docs/CLUSTER.md).
+IMAGE ?= actorkv:latest
+image: deps
+	go build -o bin/ ./cmd/kvserver ./cmd/kvctl
+	scripts/image.sh bin $(IMAGE)
 
 proto-tools:
 	scripts/deps.sh $(PROTO_DEPS)
