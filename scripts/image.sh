@@ -29,7 +29,7 @@ cp "$bin/kvserver" "$bin/kvctl" "$fs/usr/local/bin/"
 
 # Every library the binaries load, at the path the loader finds it (the
 # files themselves, not their symbolic links), and the loader.
-libs=$(ldd "$bin/kvserver" "$bin/kvctl" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
+libs=$(for b in kvserver kvctl; do ldd "$bin/$b"; done | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
 [[ -n $libs ]] || { echo "image.sh: ldd lists no library for $bin/kvserver" >&2; exit 1; }
 for lib in $libs; do
   mkdir -p "$fs$(dirname "$lib")"
