@@ -52,6 +52,7 @@ tar -C "$fs" --numeric-owner --owner=0 --group=0 -cf "$ctx/rootfs.tar" .
 tar -C "$ctx/own" --numeric-owner --owner=65532 --group=65532 -rf "$ctx/rootfs.tar" data
 cp "$root/deploy/Dockerfile" "$ctx/Dockerfile"
 
+old=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
 # The legacy builder needs nothing beyond the engine (BuildKit is a plugin
 # that may be absent); FROM scratch pulls nothing.
 # Its deprecation notice is shown only when the build fails.
@@ -59,6 +60,12 @@ if ! out=$(DOCKER_BUILDKIT=0 docker build --quiet --tag "$tag" "$ctx" 2>&1); the
   echo "$out" >&2
   echo "image.sh: docker build failed" >&2
   exit 1
+fi
+# The image the tag named before is removed unless a container still uses it
+# (then docker rmi refuses, and it stays).
+new=$(docker image inspect --format '{{.Id}}' "$tag")
+if [[ -n $old && $old != "$new" ]]; then
+  docker rmi "$old" >/dev/null 2>&1 || echo "image.sh: the previous $tag ($old) is still in use; kept" >&2
 fi
 size=$(docker image inspect --format '{{.Size}}' "$tag")
 echo "image.sh: built $tag ($((size / 1024 / 1024)) MiB)"

@@ -165,15 +165,24 @@ func upCompose(t *testing.T, tool []string) *composeCluster {
 		}
 		t.Fatal(err)
 	}
+	cc.containers()
 	for _, n := range cc.nodes {
-		id := cc.mustCompose("ps", "--quiet", fmt.Sprintf("kv%d", n.id))
-		if id == "" || strings.ContainsAny(id, " \n") {
-			t.Fatalf("compose ps kv%d: %q, want one container id", n.id, id)
-		}
-		cc.ids = append(cc.ids, id)
 		n.kv = messages.NewKVClient(dial(t, n.grpc))
 	}
 	return cc
+}
+
+// containers looks up the id of each node's container.
+func (cc *composeCluster) containers() {
+	cc.t.Helper()
+	cc.ids = cc.ids[:0]
+	for _, n := range cc.nodes {
+		id := cc.mustCompose("ps", "--quiet", fmt.Sprintf("kv%d", n.id))
+		if id == "" || strings.ContainsAny(id, " \n") {
+			cc.t.Fatalf("compose ps kv%d: %q, want one container id", n.id, id)
+		}
+		cc.ids = append(cc.ids, id)
+	}
 }
 
 func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
@@ -182,7 +191,8 @@ func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:]
 // by scripts/image.sh and, under a write load through the published ports,
 // kills the leader's container (docker kill), starts it again, disconnects
 // the new leader's container from the cluster's network and reconnects it,
-// and at last restarts every container: no acknowledged write is lost, the
+// and at last restarts every replica in a new container (compose down and up,
+// the volumes kept): no acknowledged write is lost, the
 // replicas converge to one digest, and Docker's health checks (kvserver
 // probe of /readyz) follow each node's readiness. kvctl on the host reaches
 // the containers. It skips where Docker or Compose is absent.
@@ -276,9 +286,13 @@ func TestComposeCluster(t *testing.T) {
 	cc.checkAcks(acks)
 	t.Logf("reconnected: %d nodes converged at applied index %d, all %d acknowledged writes on each", len(cc.nodes), index, len(acks))
 
-	// Restart every container (SIGTERM, then start on the same volumes).
+	// Restart every replica in a new container: compose down (SIGTERM;
+	// the volumes are kept) and up again. Each rejoins on its volume under
+	// the same host name and Raft address, whatever its new IP address.
 	restarted := time.Now()
-	cc.mustCompose("restart", "--timeout", "20")
+	cc.mustCompose("down", "--timeout", "20")
+	cc.mustCompose("up", "--detach")
+	cc.containers()
 	cc.waitHealth("healthy", cc.nodes...)
 	if got := cc.converged(); got < index {
 		t.Fatalf("after restarting every container the replicas are at applied index %d, before at %d", got, index)
@@ -288,5 +302,5 @@ func TestComposeCluster(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "replicas 0, 1, 2 at applied index") || !strings.HasSuffix(r.stdout, "OK\n") {
 		t.Fatalf("kvctl verify after the restart: %v", r)
 	}
-	t.Logf("all restarted and healthy in %v; every acknowledged write kept; %s", time.Since(restarted).Round(time.Millisecond), strings.TrimSpace(r.stdout))
+	t.Logf("all recreated on their volumes and healthy in %v; every acknowledged write kept; %s", time.Since(restarted).Round(time.Millisecond), strings.TrimSpace(r.stdout))
 }
