@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,7 +36,7 @@ type composeCluster struct {
 	*cluster
 	tool    []string
 	project string
-	file    string
+	files   []string // the compose files, in order
 	env     []string
 	ids     []string // container id of node i
 	network string   // the cluster's network
@@ -59,7 +60,11 @@ func docker(t testing.TB, args ...string) string {
 func (cc *composeCluster) compose(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	full := append(slices.Clone(cc.tool[1:]), append([]string{"-p", cc.project, "-f", cc.file}, args...)...)
+	full := append(slices.Clone(cc.tool[1:]), "-p", cc.project)
+	for _, f := range cc.files {
+		full = append(full, "-f", f)
+	}
+	full = append(full, args...)
 	cmd := exec.CommandContext(ctx, cc.tool[0], full...)
 	cmd.Env = cc.env
 	out, err := cmd.CombinedOutput()
@@ -98,33 +103,72 @@ func (cc *composeCluster) waitHealth(want string, nodes ...*node) {
 	})
 }
 
-// upCompose builds an image from the test's binaries and brings the
-// compose cluster up with its gRPC and HTTP ports published on loopback
-// ports picked free; it starts once more on new ports if one was taken.
-// Everything it made is removed when the test ends: the containers, the
-// network, the volumes and the image.
-func upCompose(t *testing.T, tool []string) *composeCluster {
+// composeImage is the image built from the test's binaries, once for all
+// the tests that need it; TestMain removes it at the end.
+var composeImage struct {
+	once sync.Once
+	tag  string
+	out  string
+	err  error
+}
+
+// buildComposeImage builds composeImage with scripts/image.sh, the first
+// time it is called, and returns its tag.
+func buildComposeImage(t *testing.T, root string) string {
+	t.Helper()
+	composeImage.once.Do(func() {
+		tag := "actorkv-e2e:" + randomHex()
+		out, err := exec.Command(filepath.Join(root, "scripts", "image.sh"), binDir, tag).CombinedOutput()
+		composeImage.out, composeImage.err = strings.TrimSpace(string(out)), err
+		if err == nil {
+			composeImage.tag = tag
+		}
+	})
+	if composeImage.err != nil {
+		t.Fatalf("scripts/image.sh: %v\n%s", composeImage.err, composeImage.out)
+	}
+	t.Logf("%s", composeImage.out)
+	return composeImage.tag
+}
+
+// removeComposeImage removes composeImage if it was built.
+func removeComposeImage() error {
+	if composeImage.tag == "" {
+		return nil
+	}
+	if out, err := exec.Command("docker", "rmi", "--force", composeImage.tag).CombinedOutput(); err != nil {
+		return fmt.Errorf("docker rmi %s: %w\n%s", composeImage.tag, err, out)
+	}
+	return nil
+}
+
+// randomHex is this process's id and 8 random hex digits: a name no other
+// run uses.
+func randomHex() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%d%s", os.Getpid(), hex.EncodeToString(b))
+}
+
+// upCompose brings the compose cluster up on composeImage — deploy/docker-compose.yml and the overrides in
+// deploy/ named by extra, with env added to the environment — with its
+// gRPC and HTTP ports published on loopback ports picked free; it starts
+// once more on new ports if one was taken. Everything it made is removed
+// when the test ends: the containers, the network and the volumes (and
+// the image when the tests end).
+func upCompose(t *testing.T, tool []string, extra []string, env ...string) *composeCluster {
 	t.Helper()
 	root, err := moduleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	project := fmt.Sprintf("actorkve2e%d%s", os.Getpid(), hex.EncodeToString(suffix)) // lower case and digits: any Compose accepts it
-	image := "actorkv-e2e:" + project
-	t.Cleanup(func() {
-		if out, err := exec.Command("docker", "rmi", "--force", image).CombinedOutput(); err != nil {
-			t.Errorf("docker rmi %s: %v\n%s", image, err, out)
-		}
-	})
-	out, err := exec.Command(filepath.Join(root, "scripts", "image.sh"), binDir, image).CombinedOutput()
-	if err != nil {
-		t.Fatalf("scripts/image.sh: %v\n%s", err, out)
-	}
-	t.Logf("%s", strings.TrimSpace(string(out)))
+	image := buildComposeImage(t, root)
+	project := "actorkve2e" + randomHex() // lower case and digits: any Compose accepts it
 
-	cc := &composeCluster{tool: tool, project: project, file: filepath.Join(root, "deploy", "docker-compose.yml")}
+	cc := &composeCluster{tool: tool, project: project, files: []string{filepath.Join(root, "deploy", "docker-compose.yml")}}
+	for _, f := range extra {
+		cc.files = append(cc.files, filepath.Join(root, "deploy", f))
+	}
 	t.Cleanup(func() {
 		if out, err := cc.compose("down", "--volumes", "--remove-orphans", "--timeout", "10"); err != nil {
 			t.Errorf("compose down: %v\n%s", err, out)
@@ -148,7 +192,7 @@ func upCompose(t *testing.T, tool []string) *composeCluster {
 	})
 	for attempt := 0; ; attempt++ {
 		cc.cluster = &cluster{t: t}
-		cc.env = append(os.Environ(), "ACTORKV_IMAGE="+image)
+		cc.env = append(append(os.Environ(), env...), "ACTORKV_IMAGE="+image)
 		for id := range uint32(3) {
 			n := &node{id: id, grpc: freePort(t), http: freePort(t)}
 			cc.nodes = append(cc.nodes, n)
@@ -185,6 +229,20 @@ func (cc *composeCluster) containers() {
 	}
 }
 
+// needCompose skips the test, saying why, where Docker or Compose is
+// absent, and returns the Compose command.
+func needCompose(t *testing.T) []string {
+	t.Helper()
+	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		t.Skipf("skipping: Docker is not available here (docker info: %v: %s); this test runs deploy/docker-compose.yml on a Docker Engine with Compose", err, strings.TrimSpace(string(out)))
+	}
+	tool := composeTool()
+	if tool == nil {
+		t.Skip("skipping: neither docker compose nor docker-compose answers; this test runs deploy/docker-compose.yml")
+	}
+	return tool
+}
+
 func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
 
 // TestComposeCluster brings deploy/docker-compose.yml up on an image built
@@ -197,15 +255,9 @@ func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:]
 // probe of /readyz) follow each node's readiness. kvctl on the host reaches
 // the containers. It skips where Docker or Compose is absent.
 func TestComposeCluster(t *testing.T) {
-	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-		t.Skipf("skipping: Docker is not available here (docker info: %v: %s); this test runs deploy/docker-compose.yml on a Docker Engine with Compose", err, strings.TrimSpace(string(out)))
-	}
-	tool := composeTool()
-	if tool == nil {
-		t.Skip("skipping: neither docker compose nor docker-compose answers; this test runs deploy/docker-compose.yml")
-	}
+	tool := needCompose(t)
 	start := time.Now()
-	cc := upCompose(t, tool)
+	cc := upCompose(t, tool, nil)
 	cc.waitHealth("healthy", cc.nodes...)
 	t.Logf("%s: image built and three containers healthy in %v", strings.Join(tool, " "), time.Since(start).Round(time.Millisecond))
 
@@ -303,4 +355,51 @@ func TestComposeCluster(t *testing.T) {
 		t.Fatalf("kvctl verify after the restart: %v", r)
 	}
 	t.Logf("all recreated on their volumes and healthy in %v; every acknowledged write kept; %s", time.Since(restarted).Round(time.Millisecond), strings.TrimSpace(r.stdout))
+}
+
+// TestComposeTLS brings the cluster up with deploy/docker-compose.tls.yml
+// on certificates made for the containers' names and the host's loopback:
+// the containers become healthy only if Raft between them works over
+// mutual TLS, kvctl with a client certificate of the CA is served, and
+// kvctl in plaintext or without a client certificate is refused.
+func TestComposeTLS(t *testing.T) {
+	tool := needCompose(t)
+	dir := t.TempDir()
+	tlsFilesFor(t, dir, []string{"kv0", "kv1", "kv2", "127.0.0.1", "localhost"}, "client")
+	// The containers run as uid 65532: let them into the directory and
+	// read the node keys (as make compose-certs does).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := os.Chmod(filepath.Join(dir, fmt.Sprintf("node-%d-key.pem", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	cc := upCompose(t, tool, []string{"docker-compose.tls.yml"}, "ACTORKV_CERTS="+dir)
+	cc.waitHealth("healthy", cc.nodes...)
+	t.Logf("three containers with TLS healthy in %v", time.Since(start).Round(time.Millisecond))
+	eps := cc.endpoints()
+	client := []string{"--endpoints", eps, "--timeout", "20s", "--cacert", filepath.Join(dir, "ca.pem"),
+		"--cert", filepath.Join(dir, "client-client.pem"), "--key", filepath.Join(dir, "client-client-key.pem")}
+	if r := kvctl(t, "", append(client, "put", "compose/tls", "yes")...); r.code != 0 {
+		t.Fatalf("kvctl put over TLS: %v", r)
+	}
+	r := kvctl(t, "", append(client, "verify", "--require-all", "--wait", "20s")...)
+	if r.code != 0 || !strings.Contains(r.stdout, "replicas 0, 1, 2 at applied index") || !strings.HasSuffix(r.stdout, "OK\n") {
+		t.Fatalf("kvctl verify over TLS: %v", r)
+	}
+	for name, args := range map[string][]string{
+		"plaintext":             {"--endpoints", eps, "--timeout", "1s"},
+		"no client certificate": {"--endpoints", eps, "--timeout", "1s", "--cacert", filepath.Join(dir, "ca.pem")},
+	} {
+		if r := kvctl(t, "", append(args, "put", "compose/tls", "no")...); r.code == 0 || !strings.HasPrefix(r.stderr, "kvctl: UNAVAILABLE: ") {
+			t.Errorf("%s: kvctl put answered %v, want UNAVAILABLE (refused)", name, r)
+		}
+	}
+	if r := kvctl(t, "", append(client, "get", "compose/tls")...); r.stdout != "compose/tls\nyes\n" {
+		t.Fatalf("compose/tls after the refused clients: %v", r)
+	}
+	t.Logf("served over TLS, refused without it, %v in all", time.Since(start).Round(time.Millisecond))
 }
