@@ -29,8 +29,9 @@ cp "$bin/kvserver" "$bin/kvctl" "$fs/usr/local/bin/"
 
 # Every library the binaries load, at the path the loader finds it (the
 # files themselves, not their symbolic links), and the loader.
-libs=$(for b in kvserver kvctl; do ldd "$bin/$b"; done | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
-[[ -n $libs ]] || { echo "image.sh: ldd lists no library for $bin/kvserver" >&2; exit 1; }
+# (A statically linked binary has none: ldd says so and fails.)
+libs=$(for b in kvserver kvctl; do ldd "$bin/$b" 2>/dev/null || true; done | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
+[[ -n $libs ]] || { echo "image.sh: ldd lists no library for $bin/kvserver (it links RocksDB dynamically)" >&2; exit 1; }
 for lib in $libs; do
   mkdir -p "$fs$(dirname "$lib")"
   cp -L "$lib" "$fs$lib"
@@ -61,11 +62,11 @@ if ! out=$(DOCKER_BUILDKIT=0 docker build --quiet --tag "$tag" "$ctx" 2>&1); the
   echo "image.sh: docker build failed" >&2
   exit 1
 fi
-# The image the tag named before is removed unless a container still uses it
-# (then docker rmi refuses, and it stays).
+# The image the tag named before is removed, unless a container uses it or
+# another tag names it (then docker rmi refuses, and it stays).
 new=$(docker image inspect --format '{{.Id}}' "$tag")
 if [[ -n $old && $old != "$new" ]]; then
-  docker rmi "$old" >/dev/null 2>&1 || echo "image.sh: the previous $tag ($old) is still in use; kept" >&2
+  docker rmi "$old" >/dev/null 2>&1 || echo "image.sh: the previous $tag ($old) is still used or tagged; kept" >&2
 fi
 size=$(docker image inspect --format '{{.Size}}' "$tag")
 echo "image.sh: built $tag ($((size / 1024 / 1024)) MiB)"
