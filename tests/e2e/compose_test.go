@@ -150,12 +150,13 @@ func randomHex() string {
 	return fmt.Sprintf("%d%s", os.Getpid(), hex.EncodeToString(b))
 }
 
-// upCompose brings the compose cluster up on composeImage — deploy/docker-compose.yml and the overrides in
-// deploy/ named by extra, with env added to the environment — with its
-// gRPC and HTTP ports published on loopback ports picked free; it starts
-// once more on new ports if one was taken. Everything it made is removed
-// when the test ends: the containers, the network and the volumes (and
-// the image when the tests end).
+// upCompose brings the compose cluster up on composeImage —
+// deploy/docker-compose.yml and the overrides in deploy/ named by extra,
+// with env added to the environment — with its gRPC and HTTP ports
+// published on loopback ports picked free; it starts once more on new
+// ports if one was taken. Everything it made is removed when the test
+// ends: the containers, the network and the volumes (and the image when
+// the tests end).
 func upCompose(t *testing.T, tool []string, extra []string, env ...string) *composeCluster {
 	t.Helper()
 	root, err := moduleRoot()
