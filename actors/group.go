@@ -48,6 +48,9 @@ type Config struct {
 	// RaftAddress is the Raft address of this process's replica when not
 	// InProcess; "" means Addresses[Local].
 	RaftAddress string
+	// RaftListen is where this process's replica's Raft transport listens
+	// when not InProcess; "" means its Raft address.
+	RaftListen string
 	// JoinNode, when not InProcess, starts this process's replica as node
 	// JoinNode of a running cluster, whose membership added it (kvctl
 	// member add or replace), rather than as one of the initial members in
@@ -231,6 +234,7 @@ func Start(cfg Config) (*Group, error) {
 			ClusterID:    cfg.ClusterID,
 			Dir:          filepath.Join(cfg.BasePath, fmt.Sprintf("replica-%d", id)),
 			Members:      g.addresses,
+			Listen:       cfg.RaftListen,
 			Join:         cfg.JoinNode != 0,
 			Generation:   replica.GenerationOf(max(cfg.JoinNode, 1)),
 			Network:      g.network,

@@ -56,6 +56,12 @@ type Deployment struct {
 	// cluster (with Join, it wins over replica_endpoints, which a joining
 	// replica does not need).
 	RaftAddress string `toml:"raft_address"`
+	// RaftListen is the host:port this process's Raft transport binds,
+	// when not its Raft address (one replica per process): "0.0.0.0:6001"
+	// in a container whose Raft address is a name the others resolve, so
+	// that it keeps listening when its network address changes. "" binds
+	// the Raft address.
+	RaftListen string `toml:"raft_listen"`
 	// Join lists gRPC endpoints of a running cluster's processes. This
 	// process's replica (instance_id), which was added to the cluster's
 	// membership first (kvctl member add or replace), joins it on its first
@@ -327,6 +333,14 @@ func (c Config) Validate() error {
 			}
 			if !joining && int(d.InstanceID) < len(d.ReplicaEndpoints) && d.ReplicaEndpoints[d.InstanceID] != d.RaftAddress {
 				return bad("deployment.raft_address", "%q is not replica_endpoints[%d] (%q)", d.RaftAddress, d.InstanceID, d.ReplicaEndpoints[d.InstanceID])
+			}
+		}
+		if d.RaftListen != "" {
+			if d.InProcess {
+				return bad("deployment.raft_listen", "is where this process's replica listens in a cluster (in_process = false)")
+			}
+			if _, _, err := net.SplitHostPort(d.RaftListen); err != nil {
+				return bad("deployment.raft_listen", "%q is not host:port", d.RaftListen)
 			}
 		}
 		switch {

@@ -41,7 +41,7 @@ func configsEqual(a, b Config) bool {
 	return a.Deployment.Mode == b.Deployment.Mode &&
 		slices.Equal(a.Deployment.ReplicaEndpoints, b.Deployment.ReplicaEndpoints) &&
 		a.Deployment.InstanceID == b.Deployment.InstanceID && a.Deployment.InProcess == b.Deployment.InProcess &&
-		a.Deployment.ClusterID == b.Deployment.ClusterID && a.Deployment.RaftAddress == b.Deployment.RaftAddress &&
+		a.Deployment.ClusterID == b.Deployment.ClusterID && a.Deployment.RaftAddress == b.Deployment.RaftAddress && a.Deployment.RaftListen == b.Deployment.RaftListen &&
 		slices.Equal(a.Deployment.Join, b.Deployment.Join) &&
 		a.Database.BasePath == b.Database.BasePath && slices.Equal(a.Database.ColumnFamilies, b.Database.ColumnFamilies) &&
 		a.Database.RetentionWindow == b.Database.RetentionWindow && a.Database.SyncWrites == b.Database.SyncWrites &&
@@ -216,6 +216,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"deployment.raft_address", func(c *Config) { c.Deployment.RaftAddress = "127.0.0.1:6004" }}, // in_process
 		{"deployment.raft_address", func(c *Config) { c.Deployment.InProcess, c.Deployment.RaftAddress = false, "127.0.0.1" }},
 		{"deployment.raft_address", func(c *Config) { c.Deployment.InProcess, c.Deployment.RaftAddress = false, "127.0.0.9:6001" }}, // not endpoints[0]
+		{"deployment.raft_listen", func(c *Config) { c.Deployment.RaftListen = "0.0.0.0:6001" }},                                    // in_process
+		{"deployment.raft_listen", func(c *Config) { c.Deployment.InProcess, c.Deployment.RaftListen = false, "6001" }},
 		{"deployment.instance_id", func(c *Config) {
 			c.Deployment.InProcess, c.Deployment.ReplicaEndpoints, c.Deployment.Join = false, nil, []string{"127.0.0.1:7070"} // no raft_address
 		}},

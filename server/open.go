@@ -61,6 +61,7 @@ func Open(cfg Config, log *slog.Logger) (*Backend, error) {
 	if !gc.InProcess {
 		gc.Addresses = cfg.Deployment.ReplicaEndpoints
 		gc.RaftAddress = cfg.Deployment.OwnRaftAddress()
+		gc.RaftListen = cfg.Deployment.RaftListen
 		if len(cfg.Deployment.Join) > 0 {
 			dir := filepath.Join(cfg.Database.BasePath, fmt.Sprintf("replica-%d", gc.Local))
 			started, err := replica.HasState(dir)

@@ -129,6 +129,7 @@ func startNode(cfg Config, d disk, engine *storage.Engine, root *actor.RootConte
 		WALDir:              cfg.raftDir(),
 		RTTMillisecond:      cfg.Raft.RTTMillisecond(),
 		RaftAddress:         cfg.Members[cfg.ID],
+		ListenAddress:       cfg.Listen,
 		RaftEventListener:   &listener{root: root, replica: cfg.ID, pid: self, latest: latest},
 		SystemEventListener: &systemListener{root: root, pid: self, clusterID: cfg.ClusterID, replica: cfg.ID},
 		Expert: config.ExpertConfig{

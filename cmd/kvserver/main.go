@@ -37,7 +37,7 @@ func newCommand() *cobra.Command {
 		printConfig bool
 		f           = struct {
 			listen, metrics, mode, basePath, logLevel, logFormat, raftAddress string
-			tlsCA, tlsCert, tlsKey                                            string
+			tlsCA, tlsCert, tlsKey, raftListen                                string
 			endpoints, join                                                   []string
 			instanceID                                                        uint32
 			inProcess, pprof, admin, requireClientCert                        bool
@@ -61,7 +61,12 @@ same --endpoints (the replicas' Raft addresses) and its own --instance-id
 (its index in them), with --in-process=false. A process whose replica was
 added to a running cluster (kvctl member add or replace) starts with
 --instance-id, its --raft-address and --join (gRPC endpoints of the
-cluster), and catches up from the leader. See docs/CLUSTER.md.
+cluster), and catches up from the leader. In a container, --raft-listen
+0.0.0.0:6001 binds every interface while the Raft address is the name the
+others resolve (deploy/docker-compose.yml). See docs/CLUSTER.md.
+
+kvserver probe URL asks a kvserver's HTTP address (say /readyz) and exits 0
+on a 2xx answer: a container's health check without curl.
 
 TLS ([tls] or --tls-ca, --tls-cert, --tls-key) encrypts the gRPC API and makes
 Raft between the processes mutual TLS; with --tls-require-client-cert every
@@ -115,6 +120,7 @@ when set), which keeps RocksDB's fragmentation down.`,
 			set("endpoints", func() { cfg.Deployment.ReplicaEndpoints = f.endpoints })
 			set("instance-id", func() { cfg.Deployment.InstanceID = f.instanceID })
 			set("raft-address", func() { cfg.Deployment.RaftAddress = f.raftAddress })
+			set("raft-listen", func() { cfg.Deployment.RaftListen = f.raftListen })
 			set("join", func() { cfg.Deployment.Join = f.join })
 			set("in-process", func() { cfg.Deployment.InProcess = f.inProcess })
 			set("log-level", func() { cfg.Log.Level = f.logLevel })
@@ -139,6 +145,7 @@ when set), which keeps RocksDB's fragmentation down.`,
 	fl.Uint32Var(&f.instanceID, "instance-id", 0, "which endpoint is this process (deployment.instance_id)")
 	fl.BoolVar(&f.inProcess, "in-process", true, "run every replica in this process (deployment.in_process)")
 	fl.StringVar(&f.raftAddress, "raft-address", "", "this process's Raft address, when --endpoints does not list it (deployment.raft_address)")
+	fl.StringVar(&f.raftListen, "raft-listen", "", `where this process's Raft transport binds, when not its Raft address: "0.0.0.0:6001" in a container (deployment.raft_listen)`)
 	fl.StringSliceVar(&f.join, "join", nil, "gRPC endpoints of a running cluster this process's replica was added to, comma-separated (deployment.join)")
 	fl.StringVar(&f.tlsCA, "tls-ca", "", "CA certificate (PEM) of every process's and client's certificate (tls.ca)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "this process's certificate (PEM), for gRPC and mutual-TLS Raft; turns TLS on (tls.cert)")
@@ -147,6 +154,7 @@ when set), which keeps RocksDB's fragmentation down.`,
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (log.level)")
 	fl.StringVar(&f.logFormat, "log-format", "", "text or json (log.format)")
 	fl.StringToStringVar(&f.logLevels, "log-levels", nil, "levels of components, e.g. replica=debug,actor=error ("+strings.Join(server.Components, ", ")+"; log.levels)")
+	cmd.AddCommand(newProbeCommand())
 	return cmd
 }
 

@@ -55,7 +55,12 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	binDir = dir
-	return m.Run()
+	code := m.Run()
+	if err := removeComposeImage(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	return code
 }
 
 func moduleRoot() (string, error) {
