@@ -11,6 +11,7 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -41,7 +42,8 @@ type ThriftOptions struct {
 
 // ThriftClient calls kvserver's Thrift front end (server.thrift_listen):
 // one call per connection at a time, connections kept for reuse. Its Do is
-// a kv.Requests: kv.Requests(c.Do) is a kv.Database over Thrift. Safe for
+// a kv.Requests (kv.Requests(c.Do) is a kv.Database over Thrift), and it is
+// a kv.Transport (kv.NewClient over it adds sessions and retries). Safe for
 // concurrent use.
 type ThriftClient struct {
 	addr string
@@ -60,22 +62,28 @@ type thriftConn struct {
 	client *thrift.TStandardClient
 }
 
-// DialThrift returns a client of the Thrift front end at addr, after
-// opening its first connection (so that a wrong address fails here).
-func DialThrift(addr string, o ThriftOptions) (*ThriftClient, error) {
+// NewThriftClient returns a client of the Thrift front end at addr. It
+// connects on first use.
+func NewThriftClient(addr string, o ThriftOptions) *ThriftClient {
 	if o.MaxIdle <= 0 {
 		o.MaxIdle = 8
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 5 * time.Second
 	}
-	c := &ThriftClient{addr: addr, o: o, cfg: ThriftConfiguration(messages.MaxResponseMessageBytes)}
-	tc, err := c.dial(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	c.idle = append(c.idle, tc)
-	return c, nil
+	return &ThriftClient{addr: addr, o: o, cfg: ThriftConfiguration(messages.MaxResponseMessageBytes)}
+}
+
+var _ kv.Transport = (*ThriftClient)(nil)
+
+// Send implements kv.Transport: one Thrift call, on a goroutine of its own
+// (the caller must not wait), bounded by deadline.
+func (c *ThriftClient) Send(req proto.Message, deadline time.Time, done func(messages.Statused, error)) {
+	go func() {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		done(c.Do(ctx, req))
+	}()
 }
 
 func (c *ThriftClient) dial(ctx context.Context) (*thriftConn, error) {

@@ -18,10 +18,7 @@ import (
 func TestThriftConformance(t *testing.T) {
 	conformance.Run(t, func(t testing.TB, cfg conformance.Config) kv.Database {
 		s := startConformanceServer(t, cfg, func(c *server.Config) { c.Server.ThriftListen = "127.0.0.1:0" })
-		tc, err := kvclient.DialThrift(s.ThriftAddr(), kvclient.ThriftOptions{})
-		if err != nil {
-			t.Fatalf("dial thrift: %v", err)
-		}
+		tc := kvclient.NewThriftClient(s.ThriftAddr(), kvclient.ThriftOptions{})
 		db := &remoteDatabase{Requests: tc.Do, admin: tc.Do, close: func() { tc.Close() }}
 		t.Cleanup(func() { db.Close() })
 		return db

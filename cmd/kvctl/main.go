@@ -64,7 +64,8 @@ func errorLine(err error) string {
 
 // globals are the flags every command shares, and where it writes.
 type globals struct {
-	endpoints []string      // gRPC addresses, tried in order
+	endpoints []string      // server addresses, tried in order
+	protocol  string        // protocolGRPC or protocolThrift
 	timeout   time.Duration // bounds each command, retries included
 	writeOut  string        // "table" or "json"
 	hex       bool          // keys and values are hex
@@ -75,6 +76,12 @@ type globals struct {
 	cacert, cert, key string
 	skipVerify        bool
 }
+
+// The protocols of --protocol.
+const (
+	protocolGRPC   = "grpc"
+	protocolThrift = "thrift"
+)
 
 // tlsConfig is the TLS of the connections: nil (plaintext) unless a TLS
 // flag was given.
@@ -89,7 +96,9 @@ func (g *globals) tlsConfig() (*tls.Config, error) {
 	return tc, nil
 }
 
-const rootLong = `kvctl talks to kvserver over gRPC.
+const rootLong = `kvctl talks to kvserver over gRPC, or with --protocol thrift over its Thrift
+front end (server.thrift_listen; --endpoints then name Thrift addresses).
+Every command works over either.
 
 Keys and values are UTF-8 strings as typed; with --hex they are hex on input
 and printed as hex. Output is plain text ("-w table", the default) or one JSON
@@ -131,6 +140,11 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 			default:
 				return usageErr("--write-out %q is not table or json", g.writeOut)
 			}
+			switch g.protocol {
+			case protocolGRPC, protocolThrift:
+			default:
+				return usageErr("--protocol %q is not grpc or thrift", g.protocol)
+			}
 			if g.timeout <= 0 {
 				return usageErr("--timeout must be positive, got %v", g.timeout)
 			}
@@ -154,7 +168,8 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
 	pf := root.PersistentFlags()
-	pf.StringSliceVar(&g.endpoints, "endpoints", []string{"127.0.0.1:7070"}, "gRPC endpoints (host:port), comma-separated, tried in order on UNAVAILABLE (status and verify ask them all); default from $ACTORKV_ENDPOINTS when set")
+	pf.StringSliceVar(&g.endpoints, "endpoints", []string{"127.0.0.1:7070"}, "server endpoints (host:port; gRPC, or Thrift with --protocol thrift), comma-separated, tried in order on UNAVAILABLE (status and verify ask them all); default from $ACTORKV_ENDPOINTS when set")
+	pf.StringVar(&g.protocol, "protocol", protocolGRPC, "how to reach the endpoints: grpc (server.listen) or thrift (server.thrift_listen)")
 	pf.DurationVar(&g.timeout, "timeout", 5*time.Second, "time limit of each command, retries included")
 	pf.StringVarP(&g.writeOut, "write-out", "w", "table", "output format: table (plain text) or json")
 	pf.BoolVar(&g.hex, "hex", false, "keys and values are hex on input and output")
