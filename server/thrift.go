@@ -110,7 +110,7 @@ func (t *thriftServer) serve(conn net.Conn) {
 		identity = identityOf(tc.ConnectionState())
 	}
 	ctx := WithIdentity(t.ctx, identity)
-	frames := thrift.NewTFramedTransportConf(thrift.NewStreamTransportRW(conn), t.cfg)
+	frames := &oneFrame{TFramedTransport: thrift.NewTFramedTransportConf(thrift.NewStreamTransportRW(conn), t.cfg)}
 	prot := &boundedProtocol{TProtocol: thrift.NewTBinaryProtocolConf(frames, t.cfg), frame: frames}
 	for {
 		t.mu.Lock()
@@ -168,13 +168,51 @@ func (t *thriftServer) stop(timeout time.Duration) {
 	t.cancel()
 }
 
-// boundedProtocol refuses a list, set or map whose element count its frame
-// cannot hold (each element takes at least minElementBytes), before the
-// generated code allocates room for that many: a 20-byte frame claiming 9
-// million struct pointers would otherwise cost 72 MiB.
+// oneFrame is the framed transport of a connection, holding each call to
+// one frame: a message that runs past the end of its frame is an error,
+// where the framed transport would read on into the next frames (and the
+// frame limit would bound nothing).
+type oneFrame struct {
+	*thrift.TFramedTransport
+	inMessage bool // a message is being read: no next frame
+}
+
+var errPastFrame = thrift.NewTTransportException(thrift.UNKNOWN_TRANSPORT_EXCEPTION, "a Thrift message runs past the end of its frame")
+
+func (f *oneFrame) Read(p []byte) (int, error) {
+	if f.inMessage && len(p) > 0 && f.RemainingBytes() == 0 {
+		return 0, errPastFrame
+	}
+	return f.TFramedTransport.Read(p)
+}
+
+func (f *oneFrame) ReadByte() (byte, error) {
+	if f.inMessage && f.RemainingBytes() == 0 {
+		return 0, errPastFrame
+	}
+	return f.TFramedTransport.ReadByte()
+}
+
+// boundedProtocol reads each message from one frame (oneFrame), and refuses
+// a list, set or map whose element count its frame cannot hold (each
+// element takes at least minElementBytes) before the generated code
+// allocates room for that many: a 20-byte frame claiming 9 million struct
+// pointers would otherwise cost 72 MiB.
 type boundedProtocol struct {
 	thrift.TProtocol
-	frame *thrift.TFramedTransport
+	frame *oneFrame
+}
+
+func (p *boundedProtocol) ReadMessageBegin(ctx context.Context) (string, thrift.TMessageType, int32, error) {
+	p.frame.inMessage = false // the message's first bytes read its frame
+	name, typ, seq, err := p.TProtocol.ReadMessageBegin(ctx)
+	p.frame.inMessage = true
+	return name, typ, seq, err
+}
+
+func (p *boundedProtocol) ReadMessageEnd(ctx context.Context) error {
+	p.frame.inMessage = false
+	return p.TProtocol.ReadMessageEnd(ctx)
 }
 
 // minElementBytes is the least a Thrift binary element of type t can take.
