@@ -207,6 +207,10 @@ func (c *ThriftClient) Do(ctx context.Context, req proto.Message) (messages.Stat
 		case interrupted || ctx.Err() != nil:
 			return nil, messages.Errorf(messages.CodeOf(ctx.Err()), "kvclient: thrift %s %s: %v (outcome unknown)", c.addr, op.RPC, ctx.Err())
 		}
+		var refused thrift.TApplicationException
+		if errors.As(err, &refused) && refused.TypeId() == thrift.PROTOCOL_ERROR {
+			return nil, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "kvclient: thrift %s %s: the server could not read the call: %v", c.addr, op.RPC, err)
+		}
 		var timeout net.Error
 		if errors.As(err, &timeout) && timeout.Timeout() {
 			return nil, messages.Errorf(messages.StatusCode_TIMEOUT, "kvclient: thrift %s %s: %v (outcome unknown)", c.addr, op.RPC, err)
