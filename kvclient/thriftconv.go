@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apache/thrift/lib/go/thrift"
 	"google.golang.org/protobuf/proto"
@@ -343,8 +344,8 @@ func setScalar(fd protoreflect.FieldDescriptor, dst, x reflect.Value) error {
 
 // FromThrift converts src, a generated Thrift struct (or a pointer to one;
 // nil is the empty message), into m, of the matching type. A value that
-// does not fit its protobuf field (an enum beyond 32 bits) is an
-// INVALID_ARGUMENT error.
+// does not fit its protobuf field (an enum beyond 32 bits, a string that is
+// not UTF-8) is an INVALID_ARGUMENT error.
 func FromThrift(src any, m proto.Message) error {
 	v := reflect.ValueOf(src)
 	if v.Kind() == reflect.Pointer {
@@ -433,6 +434,9 @@ func valueFromThrift(fd protoreflect.FieldDescriptor, f reflect.Value, newMessag
 	case protoreflect.BoolKind:
 		return protoreflect.ValueOfBool(f.Bool()), nil
 	case protoreflect.StringKind:
+		if !utf8.ValidString(f.String()) { // a Thrift string is any bytes; protobuf's is UTF-8
+			return protoreflect.Value{}, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "%s is not valid UTF-8", fd.Name())
+		}
 		return protoreflect.ValueOfString(f.String()), nil
 	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
 		return protoreflect.ValueOfInt32(int32(f.Int())), nil

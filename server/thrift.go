@@ -19,6 +19,9 @@ import (
 // thriftHandshakeTimeout bounds a Thrift client's TLS handshake.
 const thriftHandshakeTimeout = 10 * time.Second
 
+// acceptBackoff is the pause after a failed Accept.
+const acceptBackoff = 50 * time.Millisecond
+
 // thriftServer is the Thrift front end of the Core (server.thrift_listen,
 // messages/kv.thrift): framed transport, strict binary protocol, one call at
 // a time per connection. Each call's struct is converted to its protobuf
@@ -72,7 +75,11 @@ func (t *thriftServer) accept() {
 			if closing || errors.Is(err, net.ErrClosed) {
 				return
 			}
+			// Out of file descriptors, say: try again after a pause
+			// rather than spin (stop closes the listener, which ends
+			// the loop).
 			t.log.Warn("thrift: accept", "err", err)
+			time.Sleep(acceptBackoff)
 			continue
 		}
 		t.mu.Lock()

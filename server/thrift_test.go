@@ -69,6 +69,8 @@ func TestThriftBadInput(t *testing.T) {
 	wantCode(t, err, messages.StatusCode_TOO_LARGE, "put of a value over 1 MiB")
 	_, _, err = db.Get(ctx, []byte("k"), kv.WithColumnFamily("nope"))
 	wantCode(t, err, messages.StatusCode_UNKNOWN_COLUMN_FAMILY, "get from an unknown column family")
+	_, err = db.Put(ctx, []byte("k"), []byte("v"), kv.WithColumnFamily("\xff"))
+	wantCode(t, err, messages.StatusCode_INVALID_ARGUMENT, "a column family name that is not UTF-8")
 	_, err = db.ListKeys(ctx, nil, -1)
 	wantCode(t, err, messages.StatusCode_INVALID_ARGUMENT, "list with a negative limit")
 	_, err = db.GetRange(ctx, []byte("b"), []byte("a"), 0, false)
