@@ -11,8 +11,12 @@
 //     bounded by the caller's deadline or the core's default, and timed;
 //   - the gRPC adapter, registered from the operation table (no method per
 //     operation), with the health service, message size limits and
-//     malformed protobuf answered INVALID_ARGUMENT; Prometheus metrics; and
-//     Server, which runs them all with graceful shutdown.
+//     malformed protobuf answered INVALID_ARGUMENT;
+//   - the Thrift adapter (server.thrift_listen, messages/kv.thrift): each
+//     call's struct converted to its protobuf request around Core.Do, frames
+//     and collections bounded before anything is allocated for them;
+//   - Prometheus metrics; and Server, which runs them all with graceful
+//     shutdown.
 //
 // The package sends actor messages only through the group's transport.
 package server
