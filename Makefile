@@ -4,7 +4,8 @@
 SYSTEM_DEPS ?= librocksdb-dev
 # The partition tests (tests/e2e) give each process a network namespace of
 # its own with ip and tc; they skip where namespaces are not permitted.
-TEST_DEPS ?= iproute2
+# The status page's test (tests/e2e) drives Debian's headless chromium.
+TEST_DEPS ?= iproute2 chromium
 PROTO_DEPS  ?= protobuf-compiler libprotobuf-dev
 THRIFT_DEPS ?= thrift-compiler
 
@@ -30,7 +31,7 @@ BENCH ?= .
 PKG   ?= ./...
 
 .DEFAULT_GOAL := test
-.PHONY: deps test lint bench run demo build proto proto-check proto-tools certs thrift thrift-check thrift-tools
+.PHONY: deps test lint bench run demo build proto proto-check proto-tools certs image compose-certs thrift thrift-check thrift-tools
 
 deps:
 	scripts/deps.sh $(SYSTEM_DEPS)
@@ -66,6 +67,22 @@ demo: deps
 
 build: deps
 	go build -o bin/ ./cmd/...
+
+# image builds the kvserver container image $(IMAGE) (kvserver and kvctl, the
+# libraries they load, FROM scratch) with nothing pulled; deploy/ runs it as
+# a three-replica cluster: cd deploy && docker compose up -d (docs/CLUSTER.md).
+IMAGE ?= actorkv:latest
+image: deps
+	go build -o bin/ ./cmd/kvserver ./cmd/kvctl
+	scripts/image.sh bin $(IMAGE)
+
+# compose-certs writes certificates for deploy/docker-compose.tls.yml into
+# certs/compose, valid for the containers' names and the host's loopback. The
+# containers run as uid 65532, so the node keys are made readable to all:
+# throwaway keys of a local cluster (on real hosts, use your own PKI).
+compose-certs:
+	go run ./scripts/certs -dir certs/compose -hosts kv0,kv1,kv2,127.0.0.1,localhost
+	chmod 0644 certs/compose/node-*-key.pem
 
 proto-tools:
 	scripts/deps.sh $(PROTO_DEPS)

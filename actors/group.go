@@ -48,6 +48,9 @@ type Config struct {
 	// RaftAddress is the Raft address of this process's replica when not
 	// InProcess; "" means Addresses[Local].
 	RaftAddress string
+	// RaftListen is where this process's replica's Raft transport listens
+	// when not InProcess; "" means its Raft address.
+	RaftListen string
 	// JoinNode, when not InProcess, starts this process's replica as node
 	// JoinNode of a running cluster, whose membership added it (kvctl
 	// member add or replace), rather than as one of the initial members in
@@ -182,7 +185,7 @@ func Start(cfg Config) (*Group, error) {
 	log := cfg.Logger
 	if g.system == nil {
 		g.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-			return quietLogger(log)
+			return quietLogger(log.With("component", "actor"))
 		}))
 		g.ownSystem = true
 	}
@@ -216,14 +219,14 @@ func Start(cfg Config) (*Group, error) {
 			Validator:       kv.NewValidator(cfg.Storage.Limits, cfg.Storage.ColumnFamilies),
 			FixedMembership: cfg.InProcess,
 			Timeout:         cfg.RequestTimeout,
-			Logger:          log,
+			Logger:          log.With("component", "router"),
 		},
 		Primary:           0,
 		HandoverRetry:     cfg.Raft.ElectionTimeout(),
 		MembershipTimeout: 3 * cfg.Raft.ProposalTimeout, // three rounds at least
 		Owner:             &g.owner,
 		Watchers:          []*actor.PID{g.watch()},
-		Logger:            log,
+		Logger:            log.With("component", "supervisor"),
 	}
 	for _, id := range local {
 		scfg.Replicas[id] = replica.Config{
@@ -231,6 +234,7 @@ func Start(cfg Config) (*Group, error) {
 			ClusterID:    cfg.ClusterID,
 			Dir:          filepath.Join(cfg.BasePath, fmt.Sprintf("replica-%d", id)),
 			Members:      g.addresses,
+			Listen:       cfg.RaftListen,
 			Join:         cfg.JoinNode != 0,
 			Generation:   replica.GenerationOf(max(cfg.JoinNode, 1)),
 			Network:      g.network,

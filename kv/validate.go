@@ -306,6 +306,19 @@ func (v *Validator) Request(req proto.Message) error {
 		return v.RequestID(r.GetRequestId())
 	case *messages.SetFaultInjectionRequest:
 		return ValidateFaults(r.GetFaults())
+	case *messages.BackupRequest:
+		if r.GetBackupId() == 0 {
+			if r.GetAbandon() || r.GetColumnFamily() != "" || len(r.GetAfter()) > 0 {
+				return invalid("a backup's first request (backup_id 0) names no position and abandons nothing")
+			}
+			return nil
+		}
+		if err := v.ColumnFamily(r.GetColumnFamily()); err != nil {
+			return err
+		}
+		if len(r.GetAfter()) > v.limits.MaxKeySize {
+			return invalid("after is over the key limit of %d bytes", v.limits.MaxKeySize)
+		}
 	}
 	return nil
 }

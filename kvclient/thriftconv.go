@@ -92,6 +92,7 @@ var thriftMethodStructs = map[string][2]any{
 	"MemberRemove":      {thriftkv.KVMemberRemoveArgs{}, thriftkv.KVMemberRemoveResult{}},
 	"MemberReplace":     {thriftkv.KVMemberReplaceArgs{}, thriftkv.KVMemberReplaceResult{}},
 	"MoveLeader":        {thriftkv.KVMoveLeaderArgs{}, thriftkv.KVMoveLeaderResult{}},
+	"Backup":            {thriftkv.KVBackupArgs{}, thriftkv.KVBackupResult{}},
 }
 
 // thriftMethods is the Thrift method of every operation, by its name, and

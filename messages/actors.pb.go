@@ -725,6 +725,7 @@ type ReplicaStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	WithDigests   bool                   `protobuf:"varint,1,opt,name=with_digests,json=withDigests,proto3" json:"with_digests,omitempty"`
 	DigestRange   *KeyRange              `protobuf:"bytes,2,opt,name=digest_range,json=digestRange,proto3" json:"digest_range,omitempty"`
+	WithSizes     bool                   `protobuf:"varint,3,opt,name=with_sizes,json=withSizes,proto3" json:"with_sizes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -771,6 +772,13 @@ func (x *ReplicaStatusRequest) GetDigestRange() *KeyRange {
 		return x.DigestRange
 	}
 	return nil
+}
+
+func (x *ReplicaStatusRequest) GetWithSizes() bool {
+	if x != nil {
+		return x.WithSizes
+	}
+	return false
 }
 
 // TransferLeader asks a replica to hand Raft leadership to target_id (a
@@ -1145,10 +1153,12 @@ const file_actors_proto_rawDesc = "" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\"\n" +
 	"\rwipe_raft_log\x18\x02 \x01(\bR\vwipeRaftLog\"D\n" +
 	"\x16ReplicaCommandResponse\x12*\n" +
-	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\"r\n" +
+	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\"\x91\x01\n" +
 	"\x14ReplicaStatusRequest\x12!\n" +
 	"\fwith_digests\x18\x01 \x01(\bR\vwithDigests\x127\n" +
-	"\fdigest_range\x18\x02 \x01(\v2\x14.actorkv.v1.KeyRangeR\vdigestRange\"S\n" +
+	"\fdigest_range\x18\x02 \x01(\v2\x14.actorkv.v1.KeyRangeR\vdigestRange\x12\x1d\n" +
+	"\n" +
+	"with_sizes\x18\x03 \x01(\bR\twithSizes\"S\n" +
 	"\x0eTransferLeader\x12\x1b\n" +
 	"\ttarget_id\x18\x01 \x01(\rR\btargetId\x12$\n" +
 	"\x0etarget_node_id\x18\x02 \x01(\x04R\ftargetNodeId\"}\n" +

@@ -3115,7 +3115,15 @@ type ReplicaStatus struct {
 	// generation); 0 while it does not run.
 	NodeId uint64 `protobuf:"varint,13,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// range_digest answers StatusRequest.digest_range.
-	RangeDigest   *RangeDigest `protobuf:"bytes,14,opt,name=range_digest,json=rangeDigest,proto3" json:"range_digest,omitempty"`
+	RangeDigest *RangeDigest `protobuf:"bytes,14,opt,name=range_digest,json=rangeDigest,proto3" json:"range_digest,omitempty"`
+	// counters are the replica's running totals since it last started.
+	Counters *ReplicaCounters `protobuf:"bytes,15,opt,name=counters,proto3" json:"counters,omitempty"`
+	// sizes answers StatusRequest.with_sizes: the bytes of each column
+	// family's RocksDB data, by name.
+	Sizes []*ColumnFamilySize `protobuf:"bytes,16,rep,name=sizes,proto3" json:"sizes,omitempty"`
+	// raft_log_bytes answers StatusRequest.with_sizes: the bytes of the
+	// replica's Raft log (dragonboat's log database) on disk.
+	RaftLogBytes  uint64 `protobuf:"varint,17,opt,name=raft_log_bytes,json=raftLogBytes,proto3" json:"raft_log_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3248,6 +3256,206 @@ func (x *ReplicaStatus) GetRangeDigest() *RangeDigest {
 	return nil
 }
 
+func (x *ReplicaStatus) GetCounters() *ReplicaCounters {
+	if x != nil {
+		return x.Counters
+	}
+	return nil
+}
+
+func (x *ReplicaStatus) GetSizes() []*ColumnFamilySize {
+	if x != nil {
+		return x.Sizes
+	}
+	return nil
+}
+
+func (x *ReplicaStatus) GetRaftLogBytes() uint64 {
+	if x != nil {
+		return x.RaftLogBytes
+	}
+	return 0
+}
+
+// ReplicaCounters are a replica's totals since it last started (they start
+// at zero again after a restart, as Prometheus counters may).
+type ReplicaCounters struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// proposals_dropped counts the entries proposed to Raft that did not
+	// commit: refused at once (the replica's proposal queue full, Raft busy,
+	// no leader) or completed without committing (timed out, dropped, the
+	// node stopped).
+	ProposalsDropped uint64 `protobuf:"varint,1,opt,name=proposals_dropped,json=proposalsDropped,proto3" json:"proposals_dropped,omitempty"`
+	// snapshots_sent, snapshot_bytes_sent and snapshot_send_seconds cover
+	// the state machine snapshots the replica streamed to followers that
+	// needed one (a replica of an on-disk state machine writes its state out
+	// only for that: its own snapshots hold no data).
+	SnapshotsSent       uint64  `protobuf:"varint,2,opt,name=snapshots_sent,json=snapshotsSent,proto3" json:"snapshots_sent,omitempty"`
+	SnapshotBytesSent   uint64  `protobuf:"varint,3,opt,name=snapshot_bytes_sent,json=snapshotBytesSent,proto3" json:"snapshot_bytes_sent,omitempty"`
+	SnapshotSendSeconds float64 `protobuf:"fixed64,4,opt,name=snapshot_send_seconds,json=snapshotSendSeconds,proto3" json:"snapshot_send_seconds,omitempty"`
+	// snapshots_received, snapshot_bytes_received and
+	// snapshot_receive_seconds cover the snapshots the replica read from its
+	// leader and installed (its state replaced by them).
+	SnapshotsReceived      uint64  `protobuf:"varint,5,opt,name=snapshots_received,json=snapshotsReceived,proto3" json:"snapshots_received,omitempty"`
+	SnapshotBytesReceived  uint64  `protobuf:"varint,6,opt,name=snapshot_bytes_received,json=snapshotBytesReceived,proto3" json:"snapshot_bytes_received,omitempty"`
+	SnapshotReceiveSeconds float64 `protobuf:"fixed64,7,opt,name=snapshot_receive_seconds,json=snapshotReceiveSeconds,proto3" json:"snapshot_receive_seconds,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *ReplicaCounters) Reset() {
+	*x = ReplicaCounters{}
+	mi := &file_kv_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaCounters) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaCounters) ProtoMessage() {}
+
+func (x *ReplicaCounters) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaCounters.ProtoReflect.Descriptor instead.
+func (*ReplicaCounters) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ReplicaCounters) GetProposalsDropped() uint64 {
+	if x != nil {
+		return x.ProposalsDropped
+	}
+	return 0
+}
+
+func (x *ReplicaCounters) GetSnapshotsSent() uint64 {
+	if x != nil {
+		return x.SnapshotsSent
+	}
+	return 0
+}
+
+func (x *ReplicaCounters) GetSnapshotBytesSent() uint64 {
+	if x != nil {
+		return x.SnapshotBytesSent
+	}
+	return 0
+}
+
+func (x *ReplicaCounters) GetSnapshotSendSeconds() float64 {
+	if x != nil {
+		return x.SnapshotSendSeconds
+	}
+	return 0
+}
+
+func (x *ReplicaCounters) GetSnapshotsReceived() uint64 {
+	if x != nil {
+		return x.SnapshotsReceived
+	}
+	return 0
+}
+
+func (x *ReplicaCounters) GetSnapshotBytesReceived() uint64 {
+	if x != nil {
+		return x.SnapshotBytesReceived
+	}
+	return 0
+}
+
+func (x *ReplicaCounters) GetSnapshotReceiveSeconds() float64 {
+	if x != nil {
+		return x.SnapshotReceiveSeconds
+	}
+	return 0
+}
+
+// ColumnFamilySize is the size of one column family's RocksDB data, from
+// RocksDB's properties (cheap: no scan).
+type ColumnFamilySize struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ColumnFamily string                 `protobuf:"bytes,1,opt,name=column_family,json=columnFamily,proto3" json:"column_family,omitempty"`
+	// sst_bytes is rocksdb.total-sst-files-size: the family's files on disk.
+	SstBytes uint64 `protobuf:"varint,2,opt,name=sst_bytes,json=sstBytes,proto3" json:"sst_bytes,omitempty"`
+	// live_data_bytes is rocksdb.estimate-live-data-size.
+	LiveDataBytes uint64 `protobuf:"varint,3,opt,name=live_data_bytes,json=liveDataBytes,proto3" json:"live_data_bytes,omitempty"`
+	// memtable_bytes is rocksdb.cur-size-all-mem-tables: what is not yet
+	// flushed to files.
+	MemtableBytes uint64 `protobuf:"varint,4,opt,name=memtable_bytes,json=memtableBytes,proto3" json:"memtable_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ColumnFamilySize) Reset() {
+	*x = ColumnFamilySize{}
+	mi := &file_kv_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ColumnFamilySize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ColumnFamilySize) ProtoMessage() {}
+
+func (x *ColumnFamilySize) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ColumnFamilySize.ProtoReflect.Descriptor instead.
+func (*ColumnFamilySize) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ColumnFamilySize) GetColumnFamily() string {
+	if x != nil {
+		return x.ColumnFamily
+	}
+	return ""
+}
+
+func (x *ColumnFamilySize) GetSstBytes() uint64 {
+	if x != nil {
+		return x.SstBytes
+	}
+	return 0
+}
+
+func (x *ColumnFamilySize) GetLiveDataBytes() uint64 {
+	if x != nil {
+		return x.LiveDataBytes
+	}
+	return 0
+}
+
+func (x *ColumnFamilySize) GetMemtableBytes() uint64 {
+	if x != nil {
+		return x.MemtableBytes
+	}
+	return 0
+}
+
 type StatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// with_digests asks for the content digests (computed once per applied
@@ -3256,14 +3464,17 @@ type StatusRequest struct {
 	// digest_range (with with_digests) narrows each replica's digest to one
 	// range of one column family, reported in ReplicaStatus.range_digest:
 	// kvctl verify bisects with it to the first key where replicas differ.
-	DigestRange   *KeyRange `protobuf:"bytes,2,opt,name=digest_range,json=digestRange,proto3" json:"digest_range,omitempty"`
+	DigestRange *KeyRange `protobuf:"bytes,2,opt,name=digest_range,json=digestRange,proto3" json:"digest_range,omitempty"`
+	// with_sizes asks for each replica's column family sizes and Raft log
+	// size (ReplicaStatus.sizes, raft_log_bytes).
+	WithSizes     bool `protobuf:"varint,3,opt,name=with_sizes,json=withSizes,proto3" json:"with_sizes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_kv_proto_msgTypes[49]
+	mi := &file_kv_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3275,7 +3486,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[49]
+	mi := &file_kv_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3288,7 +3499,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{49}
+	return file_kv_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *StatusRequest) GetWithDigests() bool {
@@ -3303,6 +3514,13 @@ func (x *StatusRequest) GetDigestRange() *KeyRange {
 		return x.DigestRange
 	}
 	return nil
+}
+
+func (x *StatusRequest) GetWithSizes() bool {
+	if x != nil {
+		return x.WithSizes
+	}
+	return false
 }
 
 // RangeDigest is a replica's digest of one range of one column family, at
@@ -3322,7 +3540,7 @@ type RangeDigest struct {
 
 func (x *RangeDigest) Reset() {
 	*x = RangeDigest{}
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3334,7 +3552,7 @@ func (x *RangeDigest) String() string {
 func (*RangeDigest) ProtoMessage() {}
 
 func (x *RangeDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[50]
+	mi := &file_kv_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3347,7 +3565,7 @@ func (x *RangeDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeDigest.ProtoReflect.Descriptor instead.
 func (*RangeDigest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{50}
+	return file_kv_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RangeDigest) GetSha256() []byte {
@@ -3394,7 +3612,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_kv_proto_msgTypes[51]
+	mi := &file_kv_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3406,7 +3624,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[51]
+	mi := &file_kv_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3419,7 +3637,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{51}
+	return file_kv_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *StatusResponse) GetStatus() *Status {
@@ -3462,6 +3680,364 @@ func (x *StatusResponse) GetHasLeader() bool {
 		return x.HasLeader
 	}
 	return false
+}
+
+// BackupRequest reads one page of a consistent copy of one replica's data
+// (kvctl snapshot save). The first request (backup_id 0) opens the backup:
+// after a linearizable read barrier the replica pins a view of its data at
+// its applied index (a RocksDB snapshot) and answers the backup's id with
+// the first page. Each later request names the backup, the replica that
+// holds it and the position to read from, which the previous answer gave.
+// The answer after the last entry carries the view's digests, and releases
+// the view; a view no request touched for a minute is released too. An admin
+// operation: it pins old data while it lasts and scans it all twice.
+type BackupRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	BackupId uint64                 `protobuf:"varint,1,opt,name=backup_id,json=backupId,proto3" json:"backup_id,omitempty"`
+	// replica_id is the replica holding the backup (ignored when opening).
+	ReplicaId uint32 `protobuf:"varint,2,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	// The page starts after key `after` of family `column_family` (at the
+	// family's first key when after is empty).
+	ColumnFamily string `protobuf:"bytes,3,opt,name=column_family,json=columnFamily,proto3" json:"column_family,omitempty"`
+	After        []byte `protobuf:"bytes,4,opt,name=after,proto3" json:"after,omitempty"`
+	// abandon releases the backup's view and reads nothing.
+	Abandon       bool `protobuf:"varint,5,opt,name=abandon,proto3" json:"abandon,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_kv_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *BackupRequest) GetBackupId() uint64 {
+	if x != nil {
+		return x.BackupId
+	}
+	return 0
+}
+
+func (x *BackupRequest) GetReplicaId() uint32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *BackupRequest) GetColumnFamily() string {
+	if x != nil {
+		return x.ColumnFamily
+	}
+	return ""
+}
+
+func (x *BackupRequest) GetAfter() []byte {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *BackupRequest) GetAbandon() bool {
+	if x != nil {
+		return x.Abandon
+	}
+	return false
+}
+
+type BackupResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Status    *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	BackupId  uint64                 `protobuf:"varint,2,opt,name=backup_id,json=backupId,proto3" json:"backup_id,omitempty"`
+	ReplicaId uint32                 `protobuf:"varint,3,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	// applied_index is the index of the view: the backup holds exactly the
+	// state after that log entry.
+	AppliedIndex uint64 `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// column_families are the families the backup holds, in its order.
+	ColumnFamilies []string `protobuf:"bytes,5,rep,name=column_families,json=columnFamilies,proto3" json:"column_families,omitempty"`
+	// entries are the page's entries, of family column_family, in key order.
+	ColumnFamily string      `protobuf:"bytes,6,opt,name=column_family,json=columnFamily,proto3" json:"column_family,omitempty"`
+	Entries      []*KeyValue `protobuf:"bytes,7,rep,name=entries,proto3" json:"entries,omitempty"`
+	// The next page starts after next_after in next_column_family; done
+	// marks the last page, which carries the view's digests.
+	NextColumnFamily string                `protobuf:"bytes,8,opt,name=next_column_family,json=nextColumnFamily,proto3" json:"next_column_family,omitempty"`
+	NextAfter        []byte                `protobuf:"bytes,9,opt,name=next_after,json=nextAfter,proto3" json:"next_after,omitempty"`
+	Done             bool                  `protobuf:"varint,10,opt,name=done,proto3" json:"done,omitempty"`
+	Digest           []byte                `protobuf:"bytes,11,opt,name=digest,proto3" json:"digest,omitempty"`
+	Digests          []*ColumnFamilyDigest `protobuf:"bytes,12,rep,name=digests,proto3" json:"digests,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *BackupResponse) Reset() {
+	*x = BackupResponse{}
+	mi := &file_kv_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupResponse) ProtoMessage() {}
+
+func (x *BackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
+func (*BackupResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *BackupResponse) GetStatus() *Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetBackupId() uint64 {
+	if x != nil {
+		return x.BackupId
+	}
+	return 0
+}
+
+func (x *BackupResponse) GetReplicaId() uint32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *BackupResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *BackupResponse) GetColumnFamilies() []string {
+	if x != nil {
+		return x.ColumnFamilies
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetColumnFamily() string {
+	if x != nil {
+		return x.ColumnFamily
+	}
+	return ""
+}
+
+func (x *BackupResponse) GetEntries() []*KeyValue {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetNextColumnFamily() string {
+	if x != nil {
+		return x.NextColumnFamily
+	}
+	return ""
+}
+
+func (x *BackupResponse) GetNextAfter() []byte {
+	if x != nil {
+		return x.NextAfter
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *BackupResponse) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetDigests() []*ColumnFamilyDigest {
+	if x != nil {
+		return x.Digests
+	}
+	return nil
+}
+
+// BackupHeader opens a backup file (kvctl snapshot save).
+type BackupHeader struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	AppliedIndex     uint64                 `protobuf:"varint,1,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	ColumnFamilies   []string               `protobuf:"bytes,2,rep,name=column_families,json=columnFamilies,proto3" json:"column_families,omitempty"`
+	ReplicaId        uint32                 `protobuf:"varint,3,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	CreatedUnixNanos int64                  `protobuf:"varint,4,opt,name=created_unix_nanos,json=createdUnixNanos,proto3" json:"created_unix_nanos,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *BackupHeader) Reset() {
+	*x = BackupHeader{}
+	mi := &file_kv_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupHeader) ProtoMessage() {}
+
+func (x *BackupHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupHeader.ProtoReflect.Descriptor instead.
+func (*BackupHeader) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *BackupHeader) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *BackupHeader) GetColumnFamilies() []string {
+	if x != nil {
+		return x.ColumnFamilies
+	}
+	return nil
+}
+
+func (x *BackupHeader) GetReplicaId() uint32 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *BackupHeader) GetCreatedUnixNanos() int64 {
+	if x != nil {
+		return x.CreatedUnixNanos
+	}
+	return 0
+}
+
+// BackupTrailer closes a backup file: the digests of its entries, which
+// equal the digests of the replica's view it was read from.
+type BackupTrailer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Digest        []byte                 `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	Digests       []*ColumnFamilyDigest  `protobuf:"bytes,2,rep,name=digests,proto3" json:"digests,omitempty"`
+	Keys          uint64                 `protobuf:"varint,3,opt,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupTrailer) Reset() {
+	*x = BackupTrailer{}
+	mi := &file_kv_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupTrailer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupTrailer) ProtoMessage() {}
+
+func (x *BackupTrailer) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupTrailer.ProtoReflect.Descriptor instead.
+func (*BackupTrailer) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *BackupTrailer) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *BackupTrailer) GetDigests() []*ColumnFamilyDigest {
+	if x != nil {
+		return x.Digests
+	}
+	return nil
+}
+
+func (x *BackupTrailer) GetKeys() uint64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
 }
 
 var File_kv_proto protoreflect.FileDescriptor
@@ -3654,7 +4230,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x12ColumnFamilyDigest\x12#\n" +
 	"\rcolumn_family\x18\x01 \x01(\tR\fcolumnFamily\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\fR\x06sha256\x12\x12\n" +
-	"\x04keys\x18\x03 \x01(\x04R\x04keys\"\xf8\x03\n" +
+	"\x04keys\x18\x03 \x01(\x04R\x04keys\"\x8b\x05\n" +
 	"\rReplicaStatus\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\rR\treplicaId\x12\x18\n" +
@@ -3672,10 +4248,28 @@ const file_kv_proto_rawDesc = "" +
 	"\x13proposals_in_flight\x18\v \x01(\x04R\x11proposalsInFlight\x12/\n" +
 	"\x13installing_snapshot\x18\f \x01(\bR\x12installingSnapshot\x12\x17\n" +
 	"\anode_id\x18\r \x01(\x04R\x06nodeId\x12:\n" +
-	"\frange_digest\x18\x0e \x01(\v2\x17.actorkv.v1.RangeDigestR\vrangeDigest\"k\n" +
+	"\frange_digest\x18\x0e \x01(\v2\x17.actorkv.v1.RangeDigestR\vrangeDigest\x127\n" +
+	"\bcounters\x18\x0f \x01(\v2\x1b.actorkv.v1.ReplicaCountersR\bcounters\x122\n" +
+	"\x05sizes\x18\x10 \x03(\v2\x1c.actorkv.v1.ColumnFamilySizeR\x05sizes\x12$\n" +
+	"\x0eraft_log_bytes\x18\x11 \x01(\x04R\fraftLogBytes\"\xea\x02\n" +
+	"\x0fReplicaCounters\x12+\n" +
+	"\x11proposals_dropped\x18\x01 \x01(\x04R\x10proposalsDropped\x12%\n" +
+	"\x0esnapshots_sent\x18\x02 \x01(\x04R\rsnapshotsSent\x12.\n" +
+	"\x13snapshot_bytes_sent\x18\x03 \x01(\x04R\x11snapshotBytesSent\x122\n" +
+	"\x15snapshot_send_seconds\x18\x04 \x01(\x01R\x13snapshotSendSeconds\x12-\n" +
+	"\x12snapshots_received\x18\x05 \x01(\x04R\x11snapshotsReceived\x126\n" +
+	"\x17snapshot_bytes_received\x18\x06 \x01(\x04R\x15snapshotBytesReceived\x128\n" +
+	"\x18snapshot_receive_seconds\x18\a \x01(\x01R\x16snapshotReceiveSeconds\"\xa3\x01\n" +
+	"\x10ColumnFamilySize\x12#\n" +
+	"\rcolumn_family\x18\x01 \x01(\tR\fcolumnFamily\x12\x1b\n" +
+	"\tsst_bytes\x18\x02 \x01(\x04R\bsstBytes\x12&\n" +
+	"\x0flive_data_bytes\x18\x03 \x01(\x04R\rliveDataBytes\x12%\n" +
+	"\x0ememtable_bytes\x18\x04 \x01(\x04R\rmemtableBytes\"\x8a\x01\n" +
 	"\rStatusRequest\x12!\n" +
 	"\fwith_digests\x18\x01 \x01(\bR\vwithDigests\x127\n" +
-	"\fdigest_range\x18\x02 \x01(\v2\x14.actorkv.v1.KeyRangeR\vdigestRange\"}\n" +
+	"\fdigest_range\x18\x02 \x01(\v2\x14.actorkv.v1.KeyRangeR\vdigestRange\x12\x1d\n" +
+	"\n" +
+	"with_sizes\x18\x03 \x01(\bR\twithSizes\"}\n" +
 	"\vRangeDigest\x12\x16\n" +
 	"\x06sha256\x18\x01 \x01(\fR\x06sha256\x12\x12\n" +
 	"\x04keys\x18\x02 \x01(\x04R\x04keys\x12\x16\n" +
@@ -3688,7 +4282,40 @@ const file_kv_proto_rawDesc = "" +
 	"\x04term\x18\x04 \x01(\x04R\x04term\x12\x12\n" +
 	"\x04mode\x18\x05 \x01(\tR\x04mode\x12\x1d\n" +
 	"\n" +
-	"has_leader\x18\x06 \x01(\bR\thasLeader*\xfa\x01\n" +
+	"has_leader\x18\x06 \x01(\bR\thasLeader\"\xa0\x01\n" +
+	"\rBackupRequest\x12\x1b\n" +
+	"\tbackup_id\x18\x01 \x01(\x04R\bbackupId\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x02 \x01(\rR\treplicaId\x12#\n" +
+	"\rcolumn_family\x18\x03 \x01(\tR\fcolumnFamily\x12\x14\n" +
+	"\x05after\x18\x04 \x01(\fR\x05after\x12\x18\n" +
+	"\aabandon\x18\x05 \x01(\bR\aabandon\"\xce\x03\n" +
+	"\x0eBackupResponse\x12*\n" +
+	"\x06status\x18\x01 \x01(\v2\x12.actorkv.v1.StatusR\x06status\x12\x1b\n" +
+	"\tbackup_id\x18\x02 \x01(\x04R\bbackupId\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x03 \x01(\rR\treplicaId\x12#\n" +
+	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x12'\n" +
+	"\x0fcolumn_families\x18\x05 \x03(\tR\x0ecolumnFamilies\x12#\n" +
+	"\rcolumn_family\x18\x06 \x01(\tR\fcolumnFamily\x12.\n" +
+	"\aentries\x18\a \x03(\v2\x14.actorkv.v1.KeyValueR\aentries\x12,\n" +
+	"\x12next_column_family\x18\b \x01(\tR\x10nextColumnFamily\x12\x1d\n" +
+	"\n" +
+	"next_after\x18\t \x01(\fR\tnextAfter\x12\x12\n" +
+	"\x04done\x18\n" +
+	" \x01(\bR\x04done\x12\x16\n" +
+	"\x06digest\x18\v \x01(\fR\x06digest\x128\n" +
+	"\adigests\x18\f \x03(\v2\x1e.actorkv.v1.ColumnFamilyDigestR\adigests\"\xa9\x01\n" +
+	"\fBackupHeader\x12#\n" +
+	"\rapplied_index\x18\x01 \x01(\x04R\fappliedIndex\x12'\n" +
+	"\x0fcolumn_families\x18\x02 \x03(\tR\x0ecolumnFamilies\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x03 \x01(\rR\treplicaId\x12,\n" +
+	"\x12created_unix_nanos\x18\x04 \x01(\x03R\x10createdUnixNanos\"u\n" +
+	"\rBackupTrailer\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\fR\x06digest\x128\n" +
+	"\adigests\x18\x02 \x03(\v2\x1e.actorkv.v1.ColumnFamilyDigestR\adigests\x12\x12\n" +
+	"\x04keys\x18\x03 \x01(\x04R\x04keys*\xfa\x01\n" +
 	"\n" +
 	"StatusCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\x14\n" +
@@ -3728,7 +4355,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_kv_proto_goTypes = []any{
 	(StatusCode)(0),                   // 0: actorkv.v1.StatusCode
 	(Consistency)(0),                  // 1: actorkv.v1.Consistency
@@ -3782,10 +4409,16 @@ var file_kv_proto_goTypes = []any{
 	(*MoveLeaderResponse)(nil),        // 49: actorkv.v1.MoveLeaderResponse
 	(*ColumnFamilyDigest)(nil),        // 50: actorkv.v1.ColumnFamilyDigest
 	(*ReplicaStatus)(nil),             // 51: actorkv.v1.ReplicaStatus
-	(*StatusRequest)(nil),             // 52: actorkv.v1.StatusRequest
-	(*RangeDigest)(nil),               // 53: actorkv.v1.RangeDigest
-	(*StatusResponse)(nil),            // 54: actorkv.v1.StatusResponse
-	(*durationpb.Duration)(nil),       // 55: google.protobuf.Duration
+	(*ReplicaCounters)(nil),           // 52: actorkv.v1.ReplicaCounters
+	(*ColumnFamilySize)(nil),          // 53: actorkv.v1.ColumnFamilySize
+	(*StatusRequest)(nil),             // 54: actorkv.v1.StatusRequest
+	(*RangeDigest)(nil),               // 55: actorkv.v1.RangeDigest
+	(*StatusResponse)(nil),            // 56: actorkv.v1.StatusResponse
+	(*BackupRequest)(nil),             // 57: actorkv.v1.BackupRequest
+	(*BackupResponse)(nil),            // 58: actorkv.v1.BackupResponse
+	(*BackupHeader)(nil),              // 59: actorkv.v1.BackupHeader
+	(*BackupTrailer)(nil),             // 60: actorkv.v1.BackupTrailer
+	(*durationpb.Duration)(nil),       // 61: google.protobuf.Duration
 }
 var file_kv_proto_depIdxs = []int32{
 	0,  // 0: actorkv.v1.Status.code:type_name -> actorkv.v1.StatusCode
@@ -3802,7 +4435,7 @@ var file_kv_proto_depIdxs = []int32{
 	6,  // 11: actorkv.v1.AtomicCommit.write_conflict_ranges:type_name -> actorkv.v1.KeyRange
 	3,  // 12: actorkv.v1.CommandResult.status:type_name -> actorkv.v1.Status
 	13, // 13: actorkv.v1.CommandResult.batch:type_name -> actorkv.v1.CommandResult
-	55, // 14: actorkv.v1.FaultInjection.added_latency:type_name -> google.protobuf.Duration
+	61, // 14: actorkv.v1.FaultInjection.added_latency:type_name -> google.protobuf.Duration
 	1,  // 15: actorkv.v1.GetRequest.consistency:type_name -> actorkv.v1.Consistency
 	3,  // 16: actorkv.v1.GetResponse.status:type_name -> actorkv.v1.Status
 	4,  // 17: actorkv.v1.PutRequest.request_id:type_name -> actorkv.v1.RequestId
@@ -3835,16 +4468,22 @@ var file_kv_proto_depIdxs = []int32{
 	39, // 44: actorkv.v1.MemberReplaceResponse.member:type_name -> actorkv.v1.Member
 	3,  // 45: actorkv.v1.MoveLeaderResponse.status:type_name -> actorkv.v1.Status
 	50, // 46: actorkv.v1.ReplicaStatus.digests:type_name -> actorkv.v1.ColumnFamilyDigest
-	53, // 47: actorkv.v1.ReplicaStatus.range_digest:type_name -> actorkv.v1.RangeDigest
-	6,  // 48: actorkv.v1.StatusRequest.digest_range:type_name -> actorkv.v1.KeyRange
-	5,  // 49: actorkv.v1.RangeDigest.first:type_name -> actorkv.v1.KeyValue
-	3,  // 50: actorkv.v1.StatusResponse.status:type_name -> actorkv.v1.Status
-	51, // 51: actorkv.v1.StatusResponse.replicas:type_name -> actorkv.v1.ReplicaStatus
-	52, // [52:52] is the sub-list for method output_type
-	52, // [52:52] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	55, // 47: actorkv.v1.ReplicaStatus.range_digest:type_name -> actorkv.v1.RangeDigest
+	52, // 48: actorkv.v1.ReplicaStatus.counters:type_name -> actorkv.v1.ReplicaCounters
+	53, // 49: actorkv.v1.ReplicaStatus.sizes:type_name -> actorkv.v1.ColumnFamilySize
+	6,  // 50: actorkv.v1.StatusRequest.digest_range:type_name -> actorkv.v1.KeyRange
+	5,  // 51: actorkv.v1.RangeDigest.first:type_name -> actorkv.v1.KeyValue
+	3,  // 52: actorkv.v1.StatusResponse.status:type_name -> actorkv.v1.Status
+	51, // 53: actorkv.v1.StatusResponse.replicas:type_name -> actorkv.v1.ReplicaStatus
+	3,  // 54: actorkv.v1.BackupResponse.status:type_name -> actorkv.v1.Status
+	5,  // 55: actorkv.v1.BackupResponse.entries:type_name -> actorkv.v1.KeyValue
+	50, // 56: actorkv.v1.BackupResponse.digests:type_name -> actorkv.v1.ColumnFamilyDigest
+	50, // 57: actorkv.v1.BackupTrailer.digests:type_name -> actorkv.v1.ColumnFamilyDigest
+	58, // [58:58] is the sub-list for method output_type
+	58, // [58:58] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -3864,7 +4503,7 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   52,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

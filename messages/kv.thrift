@@ -309,11 +309,32 @@ struct ReplicaStatus {
   12: optional bool installing_snapshot,
   13: optional i64 node_id,
   14: optional RangeDigest range_digest,
+  15: optional ReplicaCounters counters,
+  16: optional list<ColumnFamilySize> sizes,
+  17: optional i64 raft_log_bytes,
+}
+
+struct ReplicaCounters {
+  1: optional i64 proposals_dropped,
+  2: optional i64 snapshots_sent,
+  3: optional i64 snapshot_bytes_sent,
+  4: optional double snapshot_send_seconds,
+  5: optional i64 snapshots_received,
+  6: optional i64 snapshot_bytes_received,
+  7: optional double snapshot_receive_seconds,
+}
+
+struct ColumnFamilySize {
+  1: optional string column_family,
+  2: optional i64 sst_bytes,
+  3: optional i64 live_data_bytes,
+  4: optional i64 memtable_bytes,
 }
 
 struct StatusRequest {
   1: optional bool with_digests,
   2: optional KeyRange digest_range,
+  3: optional bool with_sizes,
 }
 
 struct StatusResponse {
@@ -323,6 +344,29 @@ struct StatusResponse {
   4: optional i64 term,
   5: optional string mode,
   6: optional bool has_leader,
+}
+
+struct BackupRequest {
+  1: optional i64 backup_id,
+  2: optional i32 replica_id,
+  3: optional string column_family,
+  4: optional binary after,
+  5: optional bool abandon,
+}
+
+struct BackupResponse {
+  1: optional Status status,
+  2: optional i64 backup_id,
+  3: optional i32 replica_id,
+  4: optional i64 applied_index,
+  5: optional list<string> column_families,
+  6: optional string column_family,
+  7: optional list<KeyValue> entries,
+  8: optional string next_column_family,
+  9: optional binary next_after,
+  10: optional bool done,
+  11: optional binary digest,
+  12: optional list<ColumnFamilyDigest> digests,
 }
 
 // KV is the service of service.proto without its Batch stream: each call
@@ -347,4 +391,5 @@ service KV {
   MemberRemoveResponse MemberRemove(1: MemberRemoveRequest req),
   MemberReplaceResponse MemberReplace(1: MemberReplaceRequest req),
   MoveLeaderResponse MoveLeader(1: MoveLeaderRequest req),
+  BackupResponse Backup(1: BackupRequest req),
 }

@@ -140,6 +140,8 @@ var ops = sync.OnceValue(func() []*Op {
 		admin(row[*MemberRemoveRequest, *MemberRemoveResponse](Membership, "member_remove", "MemberRemove"), always),
 		admin(row[*MemberReplaceRequest, *MemberReplaceResponse](Membership, "member_replace", "MemberReplace"), always),
 		admin(row[*MoveLeaderRequest, *MoveLeaderResponse](Membership, "move_leader", "MoveLeader"), always),
+		// A backup pins a view of a replica's data and scans all of it.
+		ranged(admin(row[*BackupRequest, *BackupResponse](Admin, "backup", "Backup"), always)),
 	}
 })
 

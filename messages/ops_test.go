@@ -94,10 +94,11 @@ func TestOpsWrites(t *testing.T) {
 }
 
 // TestOpsPrivileged: the admin operations are exactly those that break or
-// reshape the replicas, or scan their data on every call.
+// reshape the replicas, or scan their data on every call (a backup scans
+// and pins all of it).
 func TestOpsPrivileged(t *testing.T) {
 	want := map[string]bool{"set_fault_injection": true, "member_add": true, "member_remove": true,
-		"member_replace": true, "move_leader": true}
+		"member_replace": true, "move_leader": true, "backup": true}
 	for _, op := range messages.Ops() {
 		if got := op.Privileged(op.NewRequest()); got != want[op.Name] {
 			t.Errorf("%s: privileged %t, want %t", op.Name, got, want[op.Name])

@@ -656,7 +656,7 @@ const file_service_proto_rawDesc = "" +
 	"\x05calls\x18\x01 \x03(\v2\x10.actorkv.v1.CallR\x05calls\"V\n" +
 	"\rBatchResponse\x12+\n" +
 	"\areplies\x18\x01 \x03(\v2\x11.actorkv.v1.ReplyR\areplies\x12\x18\n" +
-	"\aclosing\x18\x02 \x01(\bR\aclosing2\xb0\v\n" +
+	"\aclosing\x18\x02 \x01(\bR\aclosing2\xf1\v\n" +
 	"\x02KV\x126\n" +
 	"\x03Get\x12\x16.actorkv.v1.GetRequest\x1a\x17.actorkv.v1.GetResponse\x126\n" +
 	"\x03Put\x12\x16.actorkv.v1.PutRequest\x1a\x17.actorkv.v1.PutResponse\x12?\n" +
@@ -678,7 +678,8 @@ const file_service_proto_rawDesc = "" +
 	"\fMemberRemove\x12\x1f.actorkv.v1.MemberRemoveRequest\x1a .actorkv.v1.MemberRemoveResponse\x12T\n" +
 	"\rMemberReplace\x12 .actorkv.v1.MemberReplaceRequest\x1a!.actorkv.v1.MemberReplaceResponse\x12K\n" +
 	"\n" +
-	"MoveLeader\x12\x1d.actorkv.v1.MoveLeaderRequest\x1a\x1e.actorkv.v1.MoveLeaderResponse\x12@\n" +
+	"MoveLeader\x12\x1d.actorkv.v1.MoveLeaderRequest\x1a\x1e.actorkv.v1.MoveLeaderResponse\x12?\n" +
+	"\x06Backup\x12\x19.actorkv.v1.BackupRequest\x1a\x1a.actorkv.v1.BackupResponse\x12@\n" +
 	"\x05Batch\x12\x18.actorkv.v1.BatchRequest\x1a\x19.actorkv.v1.BatchResponse(\x010\x01B%Z#github.com/actorkv/actorkv/messagesb\x06proto3"
 
 var (
@@ -729,13 +730,15 @@ var file_service_proto_goTypes = []any{
 	(*MemberRemoveRequest)(nil),       // 31: actorkv.v1.MemberRemoveRequest
 	(*MemberReplaceRequest)(nil),      // 32: actorkv.v1.MemberReplaceRequest
 	(*MoveLeaderRequest)(nil),         // 33: actorkv.v1.MoveLeaderRequest
-	(*SetFaultInjectionResponse)(nil), // 34: actorkv.v1.SetFaultInjectionResponse
-	(*StatusResponse)(nil),            // 35: actorkv.v1.StatusResponse
-	(*MemberListResponse)(nil),        // 36: actorkv.v1.MemberListResponse
-	(*MemberAddResponse)(nil),         // 37: actorkv.v1.MemberAddResponse
-	(*MemberRemoveResponse)(nil),      // 38: actorkv.v1.MemberRemoveResponse
-	(*MemberReplaceResponse)(nil),     // 39: actorkv.v1.MemberReplaceResponse
-	(*MoveLeaderResponse)(nil),        // 40: actorkv.v1.MoveLeaderResponse
+	(*BackupRequest)(nil),             // 34: actorkv.v1.BackupRequest
+	(*SetFaultInjectionResponse)(nil), // 35: actorkv.v1.SetFaultInjectionResponse
+	(*StatusResponse)(nil),            // 36: actorkv.v1.StatusResponse
+	(*MemberListResponse)(nil),        // 37: actorkv.v1.MemberListResponse
+	(*MemberAddResponse)(nil),         // 38: actorkv.v1.MemberAddResponse
+	(*MemberRemoveResponse)(nil),      // 39: actorkv.v1.MemberRemoveResponse
+	(*MemberReplaceResponse)(nil),     // 40: actorkv.v1.MemberReplaceResponse
+	(*MoveLeaderResponse)(nil),        // 41: actorkv.v1.MoveLeaderResponse
+	(*BackupResponse)(nil),            // 42: actorkv.v1.BackupResponse
 }
 var file_service_proto_depIdxs = []int32{
 	4,  // 0: actorkv.v1.Call.get:type_name -> actorkv.v1.GetRequest
@@ -781,28 +784,30 @@ var file_service_proto_depIdxs = []int32{
 	31, // 40: actorkv.v1.KV.MemberRemove:input_type -> actorkv.v1.MemberRemoveRequest
 	32, // 41: actorkv.v1.KV.MemberReplace:input_type -> actorkv.v1.MemberReplaceRequest
 	33, // 42: actorkv.v1.KV.MoveLeader:input_type -> actorkv.v1.MoveLeaderRequest
-	2,  // 43: actorkv.v1.KV.Batch:input_type -> actorkv.v1.BatchRequest
-	16, // 44: actorkv.v1.KV.Get:output_type -> actorkv.v1.GetResponse
-	17, // 45: actorkv.v1.KV.Put:output_type -> actorkv.v1.PutResponse
-	18, // 46: actorkv.v1.KV.Delete:output_type -> actorkv.v1.DeleteResponse
-	19, // 47: actorkv.v1.KV.ClearRange:output_type -> actorkv.v1.ClearRangeResponse
-	20, // 48: actorkv.v1.KV.ListKeys:output_type -> actorkv.v1.ListKeysResponse
-	21, // 49: actorkv.v1.KV.GetRange:output_type -> actorkv.v1.GetRangeResponse
-	22, // 50: actorkv.v1.KV.AtomicCommit:output_type -> actorkv.v1.AtomicCommitResponse
-	23, // 51: actorkv.v1.KV.GetReadVersion:output_type -> actorkv.v1.GetReadVersionResponse
-	24, // 52: actorkv.v1.KV.SnapshotRead:output_type -> actorkv.v1.SnapshotReadResponse
-	25, // 53: actorkv.v1.KV.SnapshotGetRange:output_type -> actorkv.v1.SnapshotGetRangeResponse
-	34, // 54: actorkv.v1.KV.SetFaultInjection:output_type -> actorkv.v1.SetFaultInjectionResponse
-	35, // 55: actorkv.v1.KV.Status:output_type -> actorkv.v1.StatusResponse
-	26, // 56: actorkv.v1.KV.OpenSession:output_type -> actorkv.v1.OpenSessionResponse
-	36, // 57: actorkv.v1.KV.MemberList:output_type -> actorkv.v1.MemberListResponse
-	37, // 58: actorkv.v1.KV.MemberAdd:output_type -> actorkv.v1.MemberAddResponse
-	38, // 59: actorkv.v1.KV.MemberRemove:output_type -> actorkv.v1.MemberRemoveResponse
-	39, // 60: actorkv.v1.KV.MemberReplace:output_type -> actorkv.v1.MemberReplaceResponse
-	40, // 61: actorkv.v1.KV.MoveLeader:output_type -> actorkv.v1.MoveLeaderResponse
-	3,  // 62: actorkv.v1.KV.Batch:output_type -> actorkv.v1.BatchResponse
-	44, // [44:63] is the sub-list for method output_type
-	25, // [25:44] is the sub-list for method input_type
+	34, // 43: actorkv.v1.KV.Backup:input_type -> actorkv.v1.BackupRequest
+	2,  // 44: actorkv.v1.KV.Batch:input_type -> actorkv.v1.BatchRequest
+	16, // 45: actorkv.v1.KV.Get:output_type -> actorkv.v1.GetResponse
+	17, // 46: actorkv.v1.KV.Put:output_type -> actorkv.v1.PutResponse
+	18, // 47: actorkv.v1.KV.Delete:output_type -> actorkv.v1.DeleteResponse
+	19, // 48: actorkv.v1.KV.ClearRange:output_type -> actorkv.v1.ClearRangeResponse
+	20, // 49: actorkv.v1.KV.ListKeys:output_type -> actorkv.v1.ListKeysResponse
+	21, // 50: actorkv.v1.KV.GetRange:output_type -> actorkv.v1.GetRangeResponse
+	22, // 51: actorkv.v1.KV.AtomicCommit:output_type -> actorkv.v1.AtomicCommitResponse
+	23, // 52: actorkv.v1.KV.GetReadVersion:output_type -> actorkv.v1.GetReadVersionResponse
+	24, // 53: actorkv.v1.KV.SnapshotRead:output_type -> actorkv.v1.SnapshotReadResponse
+	25, // 54: actorkv.v1.KV.SnapshotGetRange:output_type -> actorkv.v1.SnapshotGetRangeResponse
+	35, // 55: actorkv.v1.KV.SetFaultInjection:output_type -> actorkv.v1.SetFaultInjectionResponse
+	36, // 56: actorkv.v1.KV.Status:output_type -> actorkv.v1.StatusResponse
+	26, // 57: actorkv.v1.KV.OpenSession:output_type -> actorkv.v1.OpenSessionResponse
+	37, // 58: actorkv.v1.KV.MemberList:output_type -> actorkv.v1.MemberListResponse
+	38, // 59: actorkv.v1.KV.MemberAdd:output_type -> actorkv.v1.MemberAddResponse
+	39, // 60: actorkv.v1.KV.MemberRemove:output_type -> actorkv.v1.MemberRemoveResponse
+	40, // 61: actorkv.v1.KV.MemberReplace:output_type -> actorkv.v1.MemberReplaceResponse
+	41, // 62: actorkv.v1.KV.MoveLeader:output_type -> actorkv.v1.MoveLeaderResponse
+	42, // 63: actorkv.v1.KV.Backup:output_type -> actorkv.v1.BackupResponse
+	3,  // 64: actorkv.v1.KV.Batch:output_type -> actorkv.v1.BatchResponse
+	45, // [45:65] is the sub-list for method output_type
+	25, // [25:45] is the sub-list for method input_type
 	25, // [25:25] is the sub-list for extension type_name
 	25, // [25:25] is the sub-list for extension extendee
 	0,  // [0:25] is the sub-list for field type_name

@@ -39,6 +39,7 @@ const (
 	KV_MemberRemove_FullMethodName      = "/actorkv.v1.KV/MemberRemove"
 	KV_MemberReplace_FullMethodName     = "/actorkv.v1.KV/MemberReplace"
 	KV_MoveLeader_FullMethodName        = "/actorkv.v1.KV/MoveLeader"
+	KV_Backup_FullMethodName            = "/actorkv.v1.KV/Backup"
 	KV_Batch_FullMethodName             = "/actorkv.v1.KV/Batch"
 )
 
@@ -68,6 +69,7 @@ type KVClient interface {
 	MemberRemove(ctx context.Context, in *MemberRemoveRequest, opts ...grpc.CallOption) (*MemberRemoveResponse, error)
 	MemberReplace(ctx context.Context, in *MemberReplaceRequest, opts ...grpc.CallOption) (*MemberReplaceResponse, error)
 	MoveLeader(ctx context.Context, in *MoveLeaderRequest, opts ...grpc.CallOption) (*MoveLeaderResponse, error)
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (*BackupResponse, error)
 	// Batch carries many calls over one stream: each BatchRequest holds calls
 	// the client had ready, each BatchResponse the replies the server had
 	// ready, in any order, matched by id. It serves the same operations as the
@@ -263,6 +265,16 @@ func (c *kVClient) MoveLeader(ctx context.Context, in *MoveLeaderRequest, opts .
 	return out, nil
 }
 
+func (c *kVClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (*BackupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BackupResponse)
+	err := c.cc.Invoke(ctx, KV_Backup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *kVClient) Batch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[BatchRequest, BatchResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[0], KV_Batch_FullMethodName, cOpts...)
@@ -302,6 +314,7 @@ type KVServer interface {
 	MemberRemove(context.Context, *MemberRemoveRequest) (*MemberRemoveResponse, error)
 	MemberReplace(context.Context, *MemberReplaceRequest) (*MemberReplaceResponse, error)
 	MoveLeader(context.Context, *MoveLeaderRequest) (*MoveLeaderResponse, error)
+	Backup(context.Context, *BackupRequest) (*BackupResponse, error)
 	// Batch carries many calls over one stream: each BatchRequest holds calls
 	// the client had ready, each BatchResponse the replies the server had
 	// ready, in any order, matched by id. It serves the same operations as the
@@ -370,6 +383,9 @@ func (UnimplementedKVServer) MemberReplace(context.Context, *MemberReplaceReques
 }
 func (UnimplementedKVServer) MoveLeader(context.Context, *MoveLeaderRequest) (*MoveLeaderResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MoveLeader not implemented")
+}
+func (UnimplementedKVServer) Backup(context.Context, *BackupRequest) (*BackupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Backup not implemented")
 }
 func (UnimplementedKVServer) Batch(grpc.BidiStreamingServer[BatchRequest, BatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method Batch not implemented")
@@ -719,6 +735,24 @@ func _KV_MoveLeader_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KV_Backup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BackupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KVServer).Backup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KV_Backup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KVServer).Backup(ctx, req.(*BackupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _KV_Batch_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(KVServer).Batch(&grpc.GenericServerStream[BatchRequest, BatchResponse]{ServerStream: stream})
 }
@@ -804,6 +838,10 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "MoveLeader",
 			Handler:    _KV_MoveLeader_Handler,
+		},
+		{
+			MethodName: "Backup",
+			Handler:    _KV_Backup_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -2,7 +2,9 @@ package server
 
 import (
 	"bytes"
+	_ "embed"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"slices"
@@ -54,6 +56,12 @@ type Deployment struct {
 	// cluster (with Join, it wins over replica_endpoints, which a joining
 	// replica does not need).
 	RaftAddress string `toml:"raft_address"`
+	// RaftListen is the host:port this process's Raft transport binds,
+	// when not its Raft address (one replica per process): "0.0.0.0:6001"
+	// in a container whose Raft address is a name the others resolve, so
+	// that it keeps listening when its network address changes. "" binds
+	// the Raft address.
+	RaftListen string `toml:"raft_listen"`
 	// Join lists gRPC endpoints of a running cluster's processes. This
 	// process's replica (instance_id), which was added to the cluster's
 	// membership first (kvctl member add or replace), joins it on its first
@@ -161,6 +169,23 @@ type Log struct {
 	// or error; default error: its Raft layer logs every election and
 	// every vote as a warning).
 	RaftLevel string `toml:"raft_level"`
+	// Levels sets the level of each component's lines (server,
+	// supervisor, router, replica, executor, raftnet, actor: the
+	// "component" attribute of its lines), above or below Level:
+	// levels = { replica = "debug", actor = "error" }. dragonboat's lines
+	// have RaftLevel.
+	Levels map[string]string `toml:"levels"`
+}
+
+// ComponentLevels are Levels as slog levels.
+func (l Log) ComponentLevels() map[string]slog.Level {
+	m := make(map[string]slog.Level, len(l.Levels))
+	for c, s := range l.Levels {
+		var lv slog.Level
+		_ = lv.UnmarshalText([]byte(s))
+		m[c] = lv
+	}
+	return m
 }
 
 // Duration is a time.Duration written in TOML as a string ("5s").
@@ -178,6 +203,13 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // MarshalText implements encoding.TextMarshaler.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// DefaultTOML is DefaultConfig as a TOML file with every field commented
+// (kvserver --print-config; docs/CONFIG.md holds it too, and a test holds
+// the three to each other).
+//
+//go:embed default.toml
+var DefaultTOML string
 
 // DefaultConfig is the embedded default: three replicas in one process with
 // their data under ./data, serving gRPC on 127.0.0.1:7070.
@@ -307,6 +339,14 @@ func (c Config) Validate() error {
 				return bad("deployment.raft_address", "%q is not replica_endpoints[%d] (%q)", d.RaftAddress, d.InstanceID, d.ReplicaEndpoints[d.InstanceID])
 			}
 		}
+		if d.RaftListen != "" {
+			if d.InProcess {
+				return bad("deployment.raft_listen", "is where this process's replica listens in a cluster (in_process = false)")
+			}
+			if _, _, err := net.SplitHostPort(d.RaftListen); err != nil {
+				return bad("deployment.raft_listen", "%q is not host:port", d.RaftListen)
+			}
+		}
 		switch {
 		case d.InstanceID >= replica.MaxReplicas:
 			return bad("deployment.instance_id", "%d is not below %d", d.InstanceID, replica.MaxReplicas)
@@ -402,6 +442,19 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return bad("log.raft_level", "%q is not debug, info, warn or error", c.Log.RaftLevel)
+	}
+	for comp, lv := range c.Log.Levels {
+		switch {
+		case comp == "dragonboat":
+			return bad("log.levels", "dragonboat's level is log.raft_level")
+		case !slices.Contains(Components, comp):
+			return bad("log.levels", "%q is no component (%s)", comp, strings.Join(Components, ", "))
+		}
+		switch lv {
+		case "debug", "info", "warn", "error":
+		default:
+			return bad("log.levels", "%s: %q is not debug, info, warn or error", comp, lv)
+		}
 	}
 	switch c.Log.Format {
 	case "text", "json":

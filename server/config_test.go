@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -40,12 +41,16 @@ func configsEqual(a, b Config) bool {
 	return a.Deployment.Mode == b.Deployment.Mode &&
 		slices.Equal(a.Deployment.ReplicaEndpoints, b.Deployment.ReplicaEndpoints) &&
 		a.Deployment.InstanceID == b.Deployment.InstanceID && a.Deployment.InProcess == b.Deployment.InProcess &&
-		a.Deployment.ClusterID == b.Deployment.ClusterID && a.Deployment.RaftAddress == b.Deployment.RaftAddress &&
+		a.Deployment.ClusterID == b.Deployment.ClusterID && a.Deployment.RaftAddress == b.Deployment.RaftAddress && a.Deployment.RaftListen == b.Deployment.RaftListen &&
 		slices.Equal(a.Deployment.Join, b.Deployment.Join) &&
 		a.Database.BasePath == b.Database.BasePath && slices.Equal(a.Database.ColumnFamilies, b.Database.ColumnFamilies) &&
 		a.Database.RetentionWindow == b.Database.RetentionWindow && a.Database.SyncWrites == b.Database.SyncWrites &&
 		a.Database.BlockCacheMiB == b.Database.BlockCacheMiB && a.Database.WriteBufferMiB == b.Database.WriteBufferMiB && a.Database.MemtableMiB == b.Database.MemtableMiB &&
-		serverEqual(a.Server, b.Server) && a.Raft == b.Raft && a.Limits == b.Limits && a.Log == b.Log && a.TLS == b.TLS
+		serverEqual(a.Server, b.Server) && a.Raft == b.Raft && a.Limits == b.Limits && logEqual(a.Log, b.Log) && a.TLS == b.TLS
+}
+
+func logEqual(a, b Log) bool {
+	return maps.Equal(a.Levels, b.Levels) && a.Level == b.Level && a.Format == b.Format && a.RaftLevel == b.RaftLevel
 }
 
 func serverEqual(a, b Listen) bool {
@@ -89,7 +94,7 @@ func TestParseConfigDesignExample(t *testing.T) {
 	}
 	// What the example leaves out keeps its default.
 	def := DefaultConfig()
-	if cfg.Raft != def.Raft || cfg.Limits != def.Limits || cfg.Server.RequestTimeout != def.Server.RequestTimeout || cfg.Log != def.Log {
+	if cfg.Raft != def.Raft || cfg.Limits != def.Limits || cfg.Server.RequestTimeout != def.Server.RequestTimeout || !logEqual(cfg.Log, def.Log) {
 		t.Errorf("fields the example leaves out lost their defaults: %+v", cfg)
 	}
 }
@@ -155,6 +160,7 @@ session_ttl = "90s"
 level = "debug"
 format = "json"
 raft_level = "warn"
+levels = { replica = "debug", actor = "error" }
 
 [tls]
 ca = "/etc/actorkv/ca.pem"
@@ -178,7 +184,7 @@ require_client_cert = true
 			CompactionOverhead: 100, ProposalTimeout: 2 * time.Second, MaxProposalsInFlight: 2, MaxEntryWrites: 64, MaxEntryBytes: 65536},
 		Limits: kv.Limits{MaxKeySize: 100, MaxValueSize: 4096, MaxCommitOps: 10, MaxCommitBytes: 65536, MaxRangeLimit: 50, MaxRangeBytes: 1 << 20,
 			MaxSessions: 5000, SessionTTL: 90 * time.Second},
-		Log: Log{Level: "debug", Format: "json", RaftLevel: "warn"},
+		Log: Log{Level: "debug", Format: "json", RaftLevel: "warn", Levels: map[string]string{"replica": "debug", "actor": "error"}},
 		TLS: TLS{CA: "/etc/actorkv/ca.pem", Cert: "/etc/actorkv/node-4.pem", Key: "/etc/actorkv/node-4-key.pem", RequireClientCert: true},
 	}
 	if !configsEqual(cfg, want) {
@@ -211,6 +217,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"deployment.raft_address", func(c *Config) { c.Deployment.RaftAddress = "127.0.0.1:6004" }}, // in_process
 		{"deployment.raft_address", func(c *Config) { c.Deployment.InProcess, c.Deployment.RaftAddress = false, "127.0.0.1" }},
 		{"deployment.raft_address", func(c *Config) { c.Deployment.InProcess, c.Deployment.RaftAddress = false, "127.0.0.9:6001" }}, // not endpoints[0]
+		{"deployment.raft_listen", func(c *Config) { c.Deployment.RaftListen = "0.0.0.0:6001" }},                                    // in_process
+		{"deployment.raft_listen", func(c *Config) { c.Deployment.InProcess, c.Deployment.RaftListen = false, "6001" }},
 		{"deployment.instance_id", func(c *Config) {
 			c.Deployment.InProcess, c.Deployment.ReplicaEndpoints, c.Deployment.Join = false, nil, []string{"127.0.0.1:7070"} // no raft_address
 		}},
@@ -218,6 +226,9 @@ func TestValidateNamesTheField(t *testing.T) {
 			c.Deployment.InProcess, c.Deployment.RaftAddress, c.Deployment.InstanceID = false, "127.0.0.1:6004", 1<<16
 		}},
 		{"log.raft_level", func(c *Config) { c.Log.RaftLevel = "chatty" }},
+		{"log.levels", func(c *Config) { c.Log.Levels = map[string]string{"replica": "chatty"} }},
+		{"log.levels", func(c *Config) { c.Log.Levels = map[string]string{"replicas": "debug"} }},
+		{"log.levels", func(c *Config) { c.Log.Levels = map[string]string{"dragonboat": "debug"} }},
 		{"database.base_path", func(c *Config) { c.Database.BasePath = "" }},
 		{"database.column_families[1]", func(c *Config) { c.Database.ColumnFamilies = []string{"default", ""} }},
 		{"database.column_families[0]", func(c *Config) { c.Database.ColumnFamilies = []string{"__internal"} }},
@@ -402,6 +413,9 @@ func TestConfigReference(t *testing.T) {
 		t.Fatal("docs/CONFIG.md has no TOML block")
 	}
 	block := text[start+8 : start+8+end]
+	if block != DefaultTOML {
+		t.Errorf("docs/CONFIG.md's TOML block is not server/default.toml (kvserver --print-config): copy it over")
+	}
 	cfg, err := ParseConfig([]byte(block))
 	if err != nil {
 		t.Fatalf("docs/CONFIG.md: %v", err)

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -37,7 +39,8 @@ type Core struct {
 	timeout time.Duration
 	obs     Observer
 	access  Access
-	lim     *limiter // nil: no bounds
+	lim     *limiter     // nil: no bounds
+	flight  atomic.Int64 // calls admitted and not yet answered
 }
 
 // Access is who may run admin operations (messages.Op.Privileged): fault
@@ -105,6 +108,10 @@ func (c *Core) deadline(ctx context.Context, start time.Time, timeout time.Durat
 	return deadline
 }
 
+// InFlight is the number of calls admitted (past the bounds of Limits) and
+// not yet answered.
+func (c *Core) InFlight() int64 { return c.flight.Load() }
+
 // limits are the core's bounds (zero: none).
 func (c *Core) limits() Limits {
 	if c.lim == nil {
@@ -126,23 +133,25 @@ var _ Submitter = (*kv.Client)(nil)
 // (0: none), and calls done once, without a goroutine of its own: it checks
 // the caller's rights, stamps its identity, waits (on the caller's
 // goroutine, until the deadline) for room for the call, and hands it to the
-// backend.
-func (c *Core) submit(ctx context.Context, op *messages.Op, req proto.Message, timeout time.Duration, done func(messages.Statused, error)) {
+// backend. done's sent must be called once the response has been sent (or
+// dropped): a range read's room (its reply may be tens of MiB) is given
+// back only then, so replies waiting for a slow reader count too.
+func (c *Core) submit(ctx context.Context, op *messages.Op, req proto.Message, timeout time.Duration, done func(resp messages.Statused, err error, sent func())) {
 	start := time.Now()
-	finish := func(resp messages.Statused, err error) {
+	finish := func(resp messages.Statused, err error, sent func()) {
 		if c.obs != nil {
 			c.obs.Observe(op.Name, messages.CodeOf(err), time.Since(start))
 		}
-		done(resp, err)
+		done(resp, err, sent)
 	}
 	deadline := c.deadline(ctx, start, timeout)
 	if err := ctx.Err(); err != nil {
-		finish(nil, messages.Errorf(messages.CodeOf(err), "%v", err))
+		finish(nil, messages.Errorf(messages.CodeOf(err), "%v", err), noop)
 		return
 	}
 	identity := IdentityOf(ctx)
 	if op.Privileged(req) && !c.access.allows(identity) {
-		finish(nil, c.denied(op, identity))
+		finish(nil, c.denied(op, identity), noop)
 		return
 	}
 	// Sessions belong to the caller's identity: the server says whose
@@ -156,13 +165,46 @@ func (c *Core) submit(ctx context.Context, op *messages.Op, req proto.Message, t
 	// Batch stream's reader means the stream stops reading.
 	release, err := c.lim.admit(ctx, op, sizeOf(req), deadline)
 	if err != nil {
-		finish(nil, err)
+		finish(nil, err, noop)
 		return
 	}
+	c.flight.Add(1)
 	c.backend.Submit(req, deadline, ctx.Done(), func(resp messages.Statused, err error) {
-		release()
-		finish(resp, err)
+		c.flight.Add(-1)
+		if !op.RangeRead() {
+			release()
+			release = noop
+		}
+		finish(resp, err, sync.OnceFunc(release))
 	})
+}
+
+func noop() {}
+
+// sentKey is the context key of a unary call's sentHolder.
+type sentKey struct{}
+
+// sentHolder keeps what a unary call gives back once gRPC has sent its
+// response (sentHandler's End).
+type sentHolder struct {
+	mu   sync.Mutex
+	sent []func()
+}
+
+func (h *sentHolder) hold(f func()) {
+	h.mu.Lock()
+	h.sent = append(h.sent, f)
+	h.mu.Unlock()
+}
+
+func (h *sentHolder) release() {
+	h.mu.Lock()
+	fs := h.sent
+	h.sent = nil
+	h.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
 }
 
 // denied is the refusal of admin operation op to identity.
@@ -192,7 +234,14 @@ func (c *Core) Do(ctx context.Context, req proto.Message) (messages.Statused, er
 		err  error
 	}
 	ch := make(chan answer, 1)
-	c.submit(ctx, op, req, 0, func(resp messages.Statused, err error) { ch <- answer{resp, err} })
+	c.submit(ctx, op, req, 0, func(resp messages.Statused, err error, sent func()) {
+		if h, ok := ctx.Value(sentKey{}).(*sentHolder); ok {
+			h.hold(sent) // a gRPC call: given back once the response is sent
+		} else {
+			sent()
+		}
+		ch <- answer{resp, err}
+	})
 	a := <-ch
 	if a.err == nil && a.resp != nil {
 		a.err = a.resp.GetStatus().Err()
@@ -207,18 +256,19 @@ func (c *Core) Do(ctx context.Context, req proto.Message) (messages.Statused, er
 // without a goroutine per call: done runs on the goroutine that delivered
 // the answer, so it must not block. Before that it waits for room for the
 // call (see Limits): the caller, a stream's reader, stops reading meanwhile.
-func (c *Core) Start(ctx context.Context, call *messages.Call, done func(*messages.Reply)) {
+// The caller calls done's sent once it has sent the reply (or dropped it).
+func (c *Core) Start(ctx context.Context, call *messages.Call, done func(r *messages.Reply, sent func())) {
 	name, req := call.Operation()
 	op := messages.OpOf(req)
 	if op == nil || !op.InBatch() {
-		done(messages.NewReply(call.GetId(), name, nil, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "call %d names no operation", call.GetId())))
+		done(messages.NewReply(call.GetId(), name, nil, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "call %d names no operation", call.GetId())), noop)
 		return
 	}
 	timeout := time.Duration(call.GetTimeoutMicros()) * time.Microsecond
-	c.submit(ctx, op, req, timeout, func(resp messages.Statused, err error) {
+	c.submit(ctx, op, req, timeout, func(resp messages.Statused, err error, sent func()) {
 		if err == nil && resp != nil {
 			err = resp.GetStatus().Err()
 		}
-		done(messages.NewReply(call.GetId(), op.Name, resp, err))
+		done(messages.NewReply(call.GetId(), op.Name, resp, err), sent)
 	})
 }

@@ -15,7 +15,10 @@
 //   - the Thrift adapter (server.thrift_listen, messages/kv.thrift): each
 //     call's struct converted to its protobuf request around Core.Do, frames
 //     and collections bounded before anything is allocated for them;
-//   - Prometheus metrics; and Server, which runs them all with graceful
+//   - Prometheus metrics; the operator's status page (status.go: the
+//     replicas, membership, per-second samples of the request metrics, and
+//     the group's events it subscribes to); and Server, which runs them all
+//     with graceful
 //     shutdown.
 //
 // The package sends actor messages only through the group's transport.

@@ -68,7 +68,7 @@ func FuzzBatchCall(f *testing.F) {
 		}
 		replies := 0
 		var got *messages.Reply
-		core.Start(context.Background(), &call, func(r *messages.Reply) { replies++; got = r })
+		core.Start(context.Background(), &call, func(r *messages.Reply, sent func()) { replies++; got = r; sent() })
 		if replies != 1 || got.GetId() != call.GetId() {
 			t.Fatalf("call %d answered %d times (last %v)", call.GetId(), replies, got)
 		}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/stats"
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -102,7 +103,7 @@ func (s *grpcService) Batch(stream messages.KV_BatchServer) error {
 	// replies never holds more than the stream's calls and a call's done
 	// never blocks (it may run on a replica's goroutine).
 	slots := make(chan struct{}, calls)
-	replies := make(chan *messages.Reply, calls)
+	replies := make(chan outgoing, calls)
 	sent := make(chan error, 1)
 	go func() { sent <- sendReplies(stream, replies, slots, s.drain) }() // ends when replies is closed
 	var inflight sync.WaitGroup
@@ -135,11 +136,11 @@ recv:
 				}
 			}
 			inflight.Add(1)
-			s.core.Start(ctx, call, func(r *messages.Reply) {
+			s.core.Start(ctx, call, func(r *messages.Reply, sent func()) {
 				if held != nil {
 					held.Release(size)
 				}
-				replies <- r
+				replies <- outgoing{r, sent}
 				inflight.Done()
 			})
 		}
@@ -167,21 +168,28 @@ const maxBatchInFlight = 4096
 // maxRepliesPerMessage bounds the replies gathered into one BatchResponse.
 const maxRepliesPerMessage = 512
 
+// outgoing is a reply waiting to be sent, with what to call once it was
+// sent (or dropped): a range read holds its room until then.
+type outgoing struct {
+	r    *messages.Reply
+	sent func()
+}
+
 // sendReplies sends replies as they come, gathering those already waiting
 // into one message (freeing their calls' slots), and tells the client once
 // when drain closes. After a send fails it keeps draining, so no call
 // blocks.
-func sendReplies(stream messages.KV_BatchServer, replies <-chan *messages.Reply, slots <-chan struct{}, drain <-chan struct{}) error {
+func sendReplies(stream messages.KV_BatchServer, replies <-chan outgoing, slots <-chan struct{}, drain <-chan struct{}) error {
 	var failed error
 	for {
-		var r *messages.Reply
+		var o outgoing
 		select {
-		case rr, ok := <-replies:
+		case oo, ok := <-replies:
 			if !ok {
 				return failed
 			}
 			<-slots
-			r = rr
+			o = oo
 		case <-drain:
 			drain = nil // once
 			if failed == nil {
@@ -190,41 +198,56 @@ func sendReplies(stream messages.KV_BatchServer, replies <-chan *messages.Reply,
 			continue
 		}
 		if failed != nil {
+			o.sent()
 			continue
 		}
 		// Replies come in bursts (a Raft batch answers many calls at
 		// once); let the goroutines already runnable add theirs first.
 		runtime.Gosched()
-		for r != nil && failed == nil {
-			r, failed = sendGathered(stream, r, replies, slots)
+		next := &o
+		for next != nil && failed == nil {
+			next, failed = sendGathered(stream, *next, replies, slots)
+		}
+		if next != nil { // taken, and not sent: the send failed
+			next.sent()
 		}
 	}
 }
 
 // sendGathered sends first with the replies already waiting, as many as
 // fit in one message, and returns the reply taken that did not fit (nil:
-// none).
-func sendGathered(stream messages.KV_BatchServer, first *messages.Reply, replies <-chan *messages.Reply, slots <-chan struct{}) (*messages.Reply, error) {
-	r, size := fit(first)
+// none). Every reply it sent (or failed to send) is marked sent.
+func sendGathered(stream messages.KV_BatchServer, first outgoing, replies <-chan outgoing, slots <-chan struct{}) (*outgoing, error) {
+	r, size := fit(first.r)
 	batch := []*messages.Reply{r}
+	sent := []func(){first.sent}
+	send := func() error {
+		err := stream.Send(&messages.BatchResponse{Replies: batch})
+		for _, f := range sent {
+			f()
+		}
+		return err
+	}
 	for len(batch) < maxRepliesPerMessage {
 		select {
-		case r, ok := <-replies:
+		case o, ok := <-replies:
 			if !ok {
-				return nil, stream.Send(&messages.BatchResponse{Replies: batch})
+				return nil, send()
 			}
 			<-slots
-			r, n := fit(r)
+			r, n := fit(o.r)
 			if size+n > messages.MaxResponseMessageBytes {
-				return r, stream.Send(&messages.BatchResponse{Replies: batch})
+				o.r = r
+				return &o, send()
 			}
 			batch = append(batch, r)
+			sent = append(sent, o.sent)
 			size += n
 		default:
-			return nil, stream.Send(&messages.BatchResponse{Replies: batch})
+			return nil, send()
 		}
 	}
-	return nil, stream.Send(&messages.BatchResponse{Replies: batch})
+	return nil, send()
 }
 
 // fit returns r and its size in a BatchResponse; in place of a reply over
@@ -295,6 +318,7 @@ func ServerOptions(interceptors ...grpc.UnaryServerInterceptor) []grpc.ServerOpt
 		return h(srv, &strictStream{ServerStream: ss, malformed: malformed})
 	}
 	return []grpc.ServerOption{
+		grpc.StatsHandler(sentHandler{}),
 		grpc.ForceServerCodecV2(strictCodec{inner: encoding.GetCodecV2("proto"), malformed: malformed}),
 		grpc.ChainStreamInterceptor(checkStream),
 		grpc.MaxRecvMsgSize(messages.MaxRequestMessageBytes),
@@ -304,3 +328,24 @@ func ServerOptions(interceptors ...grpc.UnaryServerInterceptor) []grpc.ServerOpt
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{check}, interceptors...)...),
 	}
 }
+
+// sentHandler gives a unary call's range-read room back once gRPC has sent
+// its response (the call's End), not when the handler returns it: replies
+// waiting for a slow reader count against server.max_range_reads too.
+type sentHandler struct{}
+
+func (sentHandler) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
+	return context.WithValue(ctx, sentKey{}, &sentHolder{})
+}
+
+func (sentHandler) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	if _, ok := s.(*stats.End); ok {
+		if h, ok := ctx.Value(sentKey{}).(*sentHolder); ok {
+			h.release()
+		}
+	}
+}
+
+func (sentHandler) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
+func (sentHandler) HandleConn(context.Context, stats.ConnStats) {}

@@ -101,3 +101,47 @@ func TestCoreLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRangeReadHeldUntilSent: a Batch call's range read holds its room
+// (server.max_range_reads) until its reply has been sent, not only until
+// the backend answered: replies waiting for a slow reader count.
+func TestRangeReadHeldUntilSent(t *testing.T) {
+	b := &holdingBackend{got: make(chan struct{}, 16)}
+	core := NewCore(b, time.Minute, nil).WithLimits(Limits{InflightBytes: 10 << 20, RangeReads: 1})
+	start := func(req proto.Message, timeout time.Duration) chan func() {
+		call, ok := messages.NewCall(1, req)
+		if !ok {
+			t.Fatalf("%T is no Batch call", req)
+		}
+		call.TimeoutMicros = timeout.Microseconds()
+		ch := make(chan func(), 1)
+		go core.Start(context.Background(), call, func(r *messages.Reply, sent func()) {
+			if err := r.GetStatus().Err(); err != nil {
+				t.Errorf("call: %v", err)
+			}
+			ch <- sent
+		})
+		return ch
+	}
+	rng := &messages.GetRangeRequest{Begin: []byte("a"), End: []byte("z")}
+	first := start(rng, time.Minute)
+	<-b.got
+	b.release()
+	sent := <-first // answered, not yet sent
+	second := start(rng, time.Minute)
+	select {
+	case <-b.got:
+		t.Fatal("a second range read reached the backend while the first's reply was not sent")
+	case <-time.After(150 * time.Millisecond):
+	}
+	sent()
+	sent() // once is enough: a second call gives nothing back twice
+	<-b.got
+	b.release()
+	(<-second)()
+	// A point read is not held by it.
+	get := start(&messages.GetRequest{Key: []byte("k")}, time.Minute)
+	<-b.got
+	b.release()
+	(<-get)()
+}

@@ -61,6 +61,7 @@ func Open(cfg Config, log *slog.Logger) (*Backend, error) {
 	if !gc.InProcess {
 		gc.Addresses = cfg.Deployment.ReplicaEndpoints
 		gc.RaftAddress = cfg.Deployment.OwnRaftAddress()
+		gc.RaftListen = cfg.Deployment.RaftListen
 		if len(cfg.Deployment.Join) > 0 {
 			dir := filepath.Join(cfg.Database.BasePath, fmt.Sprintf("replica-%d", gc.Local))
 			started, err := replica.HasState(dir)
@@ -119,10 +120,15 @@ func (b *Backend) Ended() <-chan error {
 // Status describes the backend: every replica with its applied index (and
 // digests on request), or the standalone service as replica 0.
 func (b *Backend) Status(ctx context.Context, withDigests bool) (*messages.StatusResponse, error) {
+	return b.StatusOf(ctx, &messages.StatusRequest{WithDigests: withDigests})
+}
+
+// StatusOf describes the backend as req asks (digests, sizes).
+func (b *Backend) StatusOf(ctx context.Context, req *messages.StatusRequest) (*messages.StatusResponse, error) {
 	if b.Group != nil {
-		return b.Group.Status(ctx, withDigests)
+		return b.Group.StatusOf(ctx, req)
 	}
-	return b.Standalone.Status(ctx, withDigests)
+	return b.Standalone.StatusOf(ctx, req)
 }
 
 // Close shuts the backend down: the group stops every replica and closes

@@ -24,14 +24,17 @@ import (
 )
 
 // Server is a running kvserver: the backend, the gRPC server (KV API and the
-// standard health service), the Thrift front end (server.thrift_listen) and the HTTP server of /metrics, /healthz,
-// /readyz and, with server.pprof, Go's profiler under /debug/pprof/.
+// standard health service), the Thrift front end (server.thrift_listen) and
+// the HTTP server of the status page (/ and /status.json), /metrics,
+// /healthz, /readyz and, with server.pprof, Go's profiler under
+// /debug/pprof/.
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	backend  *Backend
 	core     *Core
 	metrics  *Metrics
+	page     *statusPage // nil without a metrics address
 	grpc     *grpc.Server
 	health   *health.Server
 	http     *http.Server
@@ -87,15 +90,20 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 		}
 	}
 	backend, err := Open(cfg, log)
+	log = log.With("component", "server") // the server's own lines
 	if err != nil {
 		closeListeners()
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, backend: backend, grpcLis: grpcLis, httpLis: httpLis}
-	s.metrics = NewMetrics(backend.Status, log)
+	s.metrics = NewMetrics(backend.StatusOf, log)
 	s.core = NewCore(backend.DB, cfg.Server.RequestTimeout.Duration, s.metrics).
 		WithAccess(Access{Admin: cfg.Server.Admin, Admins: cfg.Server.Admins}).
 		WithLimits(cfg.Server.Limits())
+	s.metrics.watchCalls(s.core)
+	if httpLis != nil { // the status page lives on the metrics address
+		s.page = newStatusPage(backend, s.metrics, s.core, log)
+	}
 	opts := append(ServerOptions(), grpc.MaxConcurrentStreams(uint32(cfg.Server.MaxConnectionStreams)))
 	if serverTLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(serverTLS)))
@@ -123,6 +131,10 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 		mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", s.healthz)
 		mux.HandleFunc("/readyz", s.readyz)
+		mux.HandleFunc("/", s.page.serveHTML)
+		mux.HandleFunc("/status.json", func(w http.ResponseWriter, r *http.Request) {
+			s.page.serveJSON(w, r, s.draining.Load())
+		})
 		if s.cfg.Server.Pprof {
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -139,6 +151,9 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
+	if s.page != nil {
+		s.page.run(ctx, &s.wg) // the status page's samples and digests, until stop
+	}
 	s.wg.Add(1)
 	go func() { // mark the health service serving once a leader is known
 		defer s.wg.Done()
@@ -253,6 +268,9 @@ func (s *Server) doShutdown() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = s.http.Shutdown(ctx)
 		cancel()
+	}
+	if s.page != nil {
+		s.page.close()
 	}
 	if err := s.backend.Close(); err != nil {
 		s.log.Error("shutdown: close storage", "err", err)

@@ -374,3 +374,7 @@ func (h *thriftHandler) MemberReplace(ctx context.Context, req *thriftkv.MemberR
 func (h *thriftHandler) MoveLeader(ctx context.Context, req *thriftkv.MoveLeaderRequest) (*thriftkv.MoveLeaderResponse, error) {
 	return serveThrift[*thriftkv.MoveLeaderResponse](ctx, h, "MoveLeader", req)
 }
+
+func (h *thriftHandler) Backup(ctx context.Context, req *thriftkv.BackupRequest) (*thriftkv.BackupResponse, error) {
+	return serveThrift[*thriftkv.BackupResponse](ctx, h, "Backup", req)
+}

@@ -176,6 +176,7 @@ type Engine struct {
 	ckptBytes  int           // size of the last checkpoint; guarded by applyMu
 	applied    atomic.Uint64 // last applied index (= latest version)
 	mvcc       *mvcc         // versions kept for snapshot reads
+	backups    backups       // backups in progress (views pinned for kvctl snapshot save)
 
 	faults faultState
 
@@ -319,6 +320,7 @@ func (e *Engine) Close() error {
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
 	e.mvcc.releaseAll()
+	e.releaseBackups()
 	e.closeDB()
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/linxGnu/grocksdb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -445,22 +445,26 @@ func (e *Engine) digest(ctx context.Context) (*Digest, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Digest{AppliedIndex: index}
-	combined := sha256.New()
+	fams, err := e.familyDigests(ctx, ro)
+	if err != nil {
+		return nil, err
+	}
+	return &Digest{AppliedIndex: index, Families: fams, Combined: kv.CombinedDigest(fams)}, nil
+}
+
+// familyDigests hashes every configured family in the view of ro
+// (kv.HashEntry: the digest kvctl computes of a backup's entries too).
+func (e *Engine) familyDigests(ctx context.Context, ro *grocksdb.ReadOptions) ([]*messages.ColumnFamilyDigest, error) {
+	var fams []*messages.ColumnFamilyDigest
 	for _, cf := range e.cfNames {
-		h := sha256.New()
+		h := kv.NewFamilyHash()
 		n, err := e.hashFamily(ctx, ro, e.cfs[cf], h)
 		if err != nil {
 			return nil, err
 		}
-		sum := h.Sum(nil)
-		d.Families = append(d.Families, &messages.ColumnFamilyDigest{ColumnFamily: cf, Sha256: sum, Keys: n})
-		combined.Write([]byte(cf))
-		combined.Write([]byte{0})
-		combined.Write(sum)
+		fams = append(fams, &messages.ColumnFamilyDigest{ColumnFamily: cf, Sha256: h.Sum(nil), Keys: n})
 	}
-	d.Combined = combined.Sum(nil)
-	return d, nil
+	return fams, nil
 }
 
 // RangeDigest hashes the entries of [begin, end) of column family cf (empty
@@ -510,13 +514,13 @@ func (e *Engine) RangeDigest(ctx context.Context, cf string, begin, end []byte) 
 		}
 		return nil
 	}
-	sum := sha256.New()
+	sum := kv.NewFamilyHash()
 	rd := &messages.RangeDigest{}
 	if err := scan(func(i uint64, k, v []byte) bool {
 		if i == 0 {
 			rd.First = &messages.KeyValue{Key: bytes.Clone(k), Value: bytes.Clone(v)}
 		}
-		hashEntry(sum, k, v)
+		kv.HashEntry(sum, k, v)
 		rd.Keys++
 		return true
 	}); err != nil {
@@ -560,16 +564,6 @@ func (e *Engine) appliedIn(ro *grocksdb.ReadOptions) (uint64, error) {
 	return u64(applied.Data()), nil
 }
 
-// hashEntry feeds one key and value to a digest: length-prefixed, so that
-// no two sequences of entries hash the same stream.
-func hashEntry(out hash.Hash, k, v []byte) {
-	var lb [binary.MaxVarintLen64]byte
-	out.Write(lb[:binary.PutUvarint(lb[:], uint64(len(k)))])
-	out.Write(k)
-	out.Write(lb[:binary.PutUvarint(lb[:], uint64(len(v)))])
-	out.Write(v)
-}
-
 func (e *Engine) hashFamily(ctx context.Context, ro *grocksdb.ReadOptions, h *grocksdb.ColumnFamilyHandle, out hash.Hash) (uint64, error) {
 	it := e.db.NewIteratorCF(ro, h)
 	defer it.Close()
@@ -579,7 +573,7 @@ func (e *Engine) hashFamily(ctx context.Context, ro *grocksdb.ReadOptions, h *gr
 			return 0, contextError(ctx.Err())
 		}
 		k, v := it.Key(), it.Value()
-		hashEntry(out, k.Data(), v.Data())
+		kv.HashEntry(out, k.Data(), v.Data())
 		k.Free()
 		v.Free()
 	}

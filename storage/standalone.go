@@ -132,8 +132,10 @@ func (s *Standalone) serve(ctx context.Context, op *messages.Op, req proto.Messa
 	switch r := req.(type) {
 	case *messages.SetFaultInjectionRequest:
 		return op.Response(s.engine.SetFaultInjection(ctx, r.GetFaults()))
+	case *messages.BackupRequest:
+		return s.engine.Backup(ctx, r)
 	case *messages.StatusRequest:
-		st, err := s.Status(ctx, r.GetWithDigests())
+		st, err := s.StatusOf(ctx, r)
 		if err != nil {
 			return op.Response(err)
 		}
@@ -144,8 +146,21 @@ func (s *Standalone) serve(ctx context.Context, op *messages.Op, req proto.Messa
 
 // Status describes the service as a group of one replica, 0, which leads.
 func (s *Standalone) Status(ctx context.Context, withDigests bool) (*messages.StatusResponse, error) {
+	return s.StatusOf(ctx, &messages.StatusRequest{WithDigests: withDigests})
+}
+
+// StatusOf describes the service as req asks: with digests (of the whole
+// contents; the standalone service has no range digests) and sizes.
+func (s *Standalone) StatusOf(ctx context.Context, req *messages.StatusRequest) (*messages.StatusResponse, error) {
 	st := &messages.ReplicaStatus{ReplicaId: 0, Running: true, IsLeader: true, HasLeader: true, AppliedIndex: s.engine.AppliedIndex()}
-	if withDigests {
+	if req.GetWithSizes() {
+		sizes, err := s.engine.Sizes()
+		if err != nil {
+			return nil, err
+		}
+		st.Sizes = sizes
+	}
+	if req.GetWithDigests() {
 		d, err := s.engine.Digest(ctx)
 		if err != nil {
 			return nil, err

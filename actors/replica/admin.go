@@ -2,12 +2,14 @@ package replica
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/actorkv/actorkv/kv"
 	"github.com/actorkv/actorkv/messages"
+	"github.com/actorkv/actorkv/storage"
 )
 
 func (r *replicaActor) onSetFaultInjection(ctx actor.Context, msg *messages.SetFaultInjectionRequest) {
@@ -73,6 +75,17 @@ func (r *replicaActor) onTransferLeader(ctx actor.Context, msg *messages.Transfe
 	respond(err)
 }
 
+// onBackup serves a backup's request on a read worker; one that opens a
+// backup first completes a ReadIndex round, so the backup holds every write
+// acknowledged before it began.
+func (r *replicaActor) onBackup(ctx actor.Context, msg *messages.BackupRequest) {
+	r.readWith(ctx, msg.GetBackupId() == 0, func() proto.Message {
+		resp := r.engine.Backup(context.Background(), msg)
+		resp.ReplicaId = r.cfg.ID
+		return resp
+	}, func(err error) proto.Message { return &messages.BackupResponse{Status: messages.StatusOf(err)} })
+}
+
 // onStatus answers *messages.ReplicaStatus; digests are computed on a read
 // worker.
 func (r *replicaActor) onStatus(ctx actor.Context, msg *messages.ReplicaStatusRequest) {
@@ -89,28 +102,38 @@ func (r *replicaActor) onStatus(ctx actor.Context, msg *messages.ReplicaStatusRe
 	st.ProposalsInFlight = uint64(r.node.writes.len())
 	st.InstallingSnapshot = r.engine.Installing()
 	st.NodeId = r.node.nodeID
-	if !msg.GetWithDigests() {
+	st.Counters = r.node.counters.proto()
+	if !msg.GetWithDigests() && !msg.GetWithSizes() {
 		ctx.Respond(st)
 		return
 	}
-	if kr := msg.GetDigestRange(); kr != nil {
-		r.readWith(ctx, false, func() proto.Message {
+	// Digests scan, and sizes read the Raft directory: on a read worker,
+	// with what it needs taken here, on the actor's goroutine.
+	engine, id, raftDir := r.engine, r.cfg.ID, r.cfg.raftDir()
+	r.readWith(ctx, false, func() proto.Message {
+		if msg.GetWithSizes() {
+			if err := sizes(st, engine, id, raftDir); err != nil {
+				st.Error = err.Error()
+				return st
+			}
+		}
+		if !msg.GetWithDigests() {
+			return st
+		}
+		if kr := msg.GetDigestRange(); kr != nil {
 			cf := kr.GetColumnFamily()
 			if cf == "" {
 				cf = kv.DefaultColumnFamily
 			}
-			rd, applied, err := r.engine.RangeDigest(context.Background(), cf, kr.GetBegin(), kr.GetEnd())
+			rd, applied, err := engine.RangeDigest(context.Background(), cf, kr.GetBegin(), kr.GetEnd())
 			if err != nil {
 				st.Error = err.Error()
 				return st
 			}
 			st.AppliedIndex, st.RangeDigest = applied, rd
 			return st
-		}, func(err error) proto.Message { st.Error = err.Error(); return st })
-		return
-	}
-	r.readWith(ctx, false, func() proto.Message {
-		d, err := r.engine.Digest(context.Background())
+		}
+		d, err := engine.Digest(context.Background())
 		if err != nil {
 			st.Error = err.Error()
 			return st
@@ -118,4 +141,19 @@ func (r *replicaActor) onStatus(ctx actor.Context, msg *messages.ReplicaStatusRe
 		st.AppliedIndex, st.Digests, st.Digest = d.AppliedIndex, d.Families, d.Combined
 		return st
 	}, func(err error) proto.Message { st.Error = err.Error(); return st })
+}
+
+// sizes fills in st's column family sizes and the size of replica id's Raft
+// log in raftDir; it runs on a read worker.
+func sizes(st *messages.ReplicaStatus, engine *storage.Engine, id uint32, raftDir string) error {
+	sizes, err := engine.Sizes()
+	if err != nil {
+		return err
+	}
+	logBytes, err := dirBytes(raftDir)
+	if err != nil {
+		return fmt.Errorf("replica %d: size of the Raft log: %w", id, err)
+	}
+	st.Sizes, st.RaftLogBytes = sizes, logBytes
+	return nil
 }

@@ -26,6 +26,11 @@ type Config struct {
 	// members (generation-0 node ids); a replica of a later generation joins
 	// the group it was added to, and ignores them.
 	Members map[uint32]string
+	// Listen, when set, is the host:port the TCP transport binds instead
+	// of Members[ID] (dragonboat's ListenAddress): "0.0.0.0:6001" where the
+	// replica's Raft address is a name that resolves to an address which
+	// may change (a container on a network it leaves and rejoins).
+	Listen string
 	// Network is the in-process transport; nil means dragonboat's TCP
 	// transport on the member addresses.
 	Network *Network
@@ -102,6 +107,14 @@ func GenerationOf(node uint64) uint32 { return uint32((node - 1) / nodeIDStride)
 // certificate, and this process's certificate and key.
 type TLSFiles struct {
 	CA, Cert, Key string
+}
+
+// logger is the replica's Logger, or slog's default.
+func (c Config) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.Default()
+	}
+	return c.Logger
 }
 
 func (c Config) dataDir() string { return filepath.Join(c.Dir, "data") }

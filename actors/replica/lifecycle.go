@@ -109,7 +109,7 @@ func (r *replicaActor) onStorageOpened(ctx actor.Context, msg *storageOpened) {
 		return // stopping: the start goroutine sees cancelC
 	}
 	r.engine = msg.engine
-	r.executor = ctx.Spawn(executor.Props(r.cfg.ID, msg.engine, r.cfg.Observer, r.log))
+	r.executor = ctx.Spawn(executor.Props(r.cfg.ID, msg.engine, r.cfg.Observer, r.cfg.logger().With("component", "executor", "replica", r.cfg.ID)))
 	r.start.execC <- r.executor // capacity 1, sent once
 }
 

@@ -35,6 +35,7 @@ type node struct {
 	ops    sync.WaitGroup // blocking Raft operations (membership changes) in flight; close waits
 
 	leaderInfo *atomic.Pointer[raftio.LeaderInfo] // the latest leader this node saw (its listener's)
+	counters   counters                           // totals for ReplicaStatus.counters
 }
 
 // listener bridges dragonboat's Raft events into actor messages to the
@@ -128,6 +129,7 @@ func startNode(cfg Config, d disk, engine *storage.Engine, root *actor.RootConte
 		WALDir:              cfg.raftDir(),
 		RTTMillisecond:      cfg.Raft.RTTMillisecond(),
 		RaftAddress:         cfg.Members[cfg.ID],
+		ListenAddress:       cfg.Listen,
 		RaftEventListener:   &listener{root: root, replica: cfg.ID, pid: self, latest: latest},
 		SystemEventListener: &systemListener{root: root, pid: self, clusterID: cfg.ClusterID, replica: cfg.ID},
 		Expert: config.ExpertConfig{
@@ -140,7 +142,7 @@ func startNode(cfg Config, d disk, engine *storage.Engine, root *actor.RootConte
 	if cfg.Network != nil {
 		nhc.Expert.TransportFactory = cfg.Network.Factory()
 	} else {
-		nhc.Expert.TransportFactory = raftnet.Factory{Logger: cfg.Logger}
+		nhc.Expert.TransportFactory = raftnet.Factory{Logger: cfg.logger().With("component", "raftnet")}
 		if t := cfg.TLS; t != nil {
 			nhc.MutualTLS, nhc.CAFile, nhc.CertFile, nhc.KeyFile = true, t.CA, t.Cert, t.Key
 		}
@@ -150,7 +152,7 @@ func startNode(cfg Config, d disk, engine *storage.Engine, root *actor.RootConte
 		return nil, fmt.Errorf("replica %d: start NodeHost in %s: %w%s", cfg.ID, cfg.raftDir(), err, nodeHostHint(err, nhc.RaftAddress))
 	}
 	n := &node{cfg: cfg, nodeID: NodeID(cfg.ID, d.generation), engine: engine, nh: nh, session: nh.GetNoOPSession(cfg.ClusterID), leaderInfo: latest}
-	n.sm = newStateMachine(cfg.ID, engine, root, executor, self, cfg.ApplyTimeout)
+	n.sm = newStateMachine(cfg.ID, engine, root, executor, self, cfg.ApplyTimeout, &n.counters)
 	members := map[uint64]dragonboat.Target{}
 	join := d.join
 	if !join {

@@ -50,11 +50,8 @@ type replicaActor struct {
 // *messages.ReplicaDown to its parent; when it is serving, *messages.ReplicaUp.
 func Props(cfg Config, owner *sync.WaitGroup) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
-		log := cfg.Logger
-		if log == nil {
-			log = slog.Default()
-		}
-		return &replicaActor{cfg: cfg, owner: owner, log: log.With("replica", cfg.ID)}
+		log := cfg.logger()
+		return &replicaActor{cfg: cfg, owner: owner, log: log.With("component", "replica", "replica", cfg.ID)}
 	})
 }
 
@@ -93,6 +90,8 @@ func (r *replicaActor) Receive(ctx actor.Context) {
 		r.onSetFaultInjection(ctx, msg)
 	case *messages.ReplicaStatusRequest:
 		r.onStatus(ctx, msg)
+	case *messages.BackupRequest:
+		r.onBackup(ctx, msg)
 	case *messages.TransferLeader:
 		r.onTransferLeader(ctx, msg)
 	case *messages.ReplaceMember:

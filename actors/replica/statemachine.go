@@ -46,10 +46,13 @@ type stateMachine struct {
 
 	mu    sync.Mutex // guards faked
 	faked bool       // Update returned entries it did not apply
+
+	counters *counters // the node's: snapshots sent and received
 }
 
-func newStateMachine(replica uint32, engine *storage.Engine, root *actor.RootContext, executor, owner *actor.PID, applyTimeout time.Duration) *stateMachine {
+func newStateMachine(replica uint32, engine *storage.Engine, root *actor.RootContext, executor, owner *actor.PID, applyTimeout time.Duration, c *counters) *stateMachine {
 	return &stateMachine{
+		counters:     c,
 		replica:      replica,
 		engine:       engine,
 		root:         root,
@@ -259,7 +262,10 @@ func (s *stateMachine) SaveSnapshot(ctx any, w io.Writer, stopc <-chan struct{})
 		view.Release()
 		return sm.ErrSnapshotStopped
 	}
-	return snapshotError(s.engine.SaveSnapshot(view, w, stopc))
+	start, cw := time.Now(), &countingWriter{w: w}
+	err := s.engine.SaveSnapshot(view, cw, stopc)
+	s.counters.sent(cw.n, time.Since(start))
+	return snapshotError(err)
 }
 
 // RecoverFromSnapshot implements sm.IOnDiskStateMachine. Dragonboat never
@@ -269,8 +275,10 @@ func (s *stateMachine) RecoverFromSnapshot(r io.Reader, stopc <-chan struct{}) e
 	if s.stopped() || s.halted() {
 		return sm.ErrSnapshotStopped
 	}
-	start := time.Now()
-	if err := s.engine.RecoverSnapshot(r, stopc); err != nil {
+	start, cr := time.Now(), &countingReader{r: r}
+	err := s.engine.RecoverSnapshot(cr, stopc)
+	s.counters.received(cr.n, time.Since(start))
+	if err != nil {
 		return snapshotError(err)
 	}
 	slog.Info("snapshot installed", "replica", s.replica, "applied", s.engine.AppliedIndex(),

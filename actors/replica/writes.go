@@ -104,6 +104,7 @@ func (r *replicaActor) failWrites(ctx actor.Context, err error) {
 // several as a CommandBatch — and has the write waiter answer each.
 func (r *replicaActor) proposeEntry(ctx actor.Context, ws []queuedWrite) {
 	fail := func(err error) {
+		r.node.counters.proposalsDropped.Add(1)
 		for _, w := range ws {
 			if w.reply != nil {
 				ctx.Send(w.reply, w.op.Response(err))
@@ -134,9 +135,12 @@ func (r *replicaActor) proposeEntry(ctx actor.Context, ws []queuedWrite) {
 	}
 	r.batch.inFlight++
 	r.seq++
-	self, root, batched := ctx.Self(), ctx.ActorSystem().Root, len(ws) > 1
+	self, root, batched, counts := ctx.Self(), ctx.ActorSystem().Root, len(ws) > 1, &r.node.counters
 	// The actor is the waiter's only producer, so there is room.
 	r.node.writes.add(pending{rs: rs, seq: r.seq, deliver: func(res dragonboat.RequestResult) {
+		if !res.Completed() {
+			counts.proposalsDropped.Add(1)
+		}
 		answers := entryOutcomes(res, ws, batched)
 		for i, w := range ws {
 			if w.reply != nil {

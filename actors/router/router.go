@@ -84,6 +84,8 @@ func (r *routerActor) Receive(ctx actor.Context) {
 		r.onSetFaultInjection(ctx, msg)
 	case *messages.StatusRequest:
 		r.onStatus(ctx, msg)
+	case *messages.BackupRequest:
+		r.routeBackup(ctx, msg)
 	case proto.Message:
 		switch op := messages.OpOf(msg); {
 		case op == nil || op.Kind == messages.Admin:
@@ -112,6 +114,29 @@ func (r *routerActor) onRoutes(msg *messages.Routes) {
 }
 
 var errNoReplica = messages.Errorf(messages.StatusCode_UNAVAILABLE, "no replica is running")
+
+// routeBackup sends a backup's first request to the leader's replica (as a
+// linearizable read), and every later one to the replica that holds it.
+func (r *routerActor) routeBackup(ctx actor.Context, msg *messages.BackupRequest) {
+	if err := r.cfg.Validator.Request(msg); err != nil {
+		ctx.Respond(&messages.BackupResponse{Status: messages.StatusOf(err)})
+		return
+	}
+	pid := r.target(false)
+	if msg.GetBackupId() != 0 {
+		var ok bool
+		if pid, ok = r.routes[msg.GetReplicaId()]; !ok {
+			ctx.Respond(&messages.BackupResponse{Status: messages.StatusOf(messages.Errorf(messages.StatusCode_UNAVAILABLE,
+				"replica %d, which holds backup %d, is not running here; start a new backup", msg.GetReplicaId(), msg.GetBackupId()))})
+			return
+		}
+	}
+	if pid == nil {
+		ctx.Respond(&messages.BackupResponse{Status: messages.StatusOf(errNoReplica)})
+		return
+	}
+	ctx.Forward(pid)
+}
 
 // target picks the replica for a request.
 func (r *routerActor) target(stale bool) *actor.PID {
@@ -306,7 +331,7 @@ func (r *routerActor) onSetFaultInjection(ctx actor.Context, msg *messages.SetFa
 func (r *routerActor) onStatus(ctx actor.Context, msg *messages.StatusRequest) {
 	sender := ctx.Sender()
 	ids := r.cfg.Replicas
-	r.gather(ctx, ids, &messages.ReplicaStatusRequest{WithDigests: msg.GetWithDigests(), DigestRange: msg.GetDigestRange()}, func(replies []any) {
+	r.gather(ctx, ids, &messages.ReplicaStatusRequest{WithDigests: msg.GetWithDigests(), DigestRange: msg.GetDigestRange(), WithSizes: msg.GetWithSizes()}, func(replies []any) {
 		resp := &messages.StatusResponse{Status: messages.StatusOf(nil), Mode: "replicated"}
 		for i, rep := range replies {
 			st, ok := rep.(*messages.ReplicaStatus)

@@ -74,6 +74,11 @@ does not answer is listed below the table ("endpoint host2:7070: unreachable
 (UNAVAILABLE: ...)") and the command still succeeds; it fails only when no
 endpoint answers within --timeout.
 
+With --watch (-W) it prints the status again every --interval (each table
+after a line with the time; with -w json one object per line) until
+interrupted (exit 0); a round that fails prints its error line and the
+watch goes on.
+
 JSON (-w json): {"mode": "replicated", "has_leader": true, "leader_id": 0,
 "term": 2, "replicas": [{"id": 0, "running": true, "leader": true, "term": 2,
 "applied_index": 15, "digest": "<full hex>", "proposals_in_flight": 0,
@@ -81,62 +86,104 @@ JSON (-w json): {"mode": "replicated", "has_leader": true, "leader_id": 0,
 "...", "error": "..."}]}`
 
 func newStatusCommand(g *globals) *cobra.Command {
-	var digests bool
+	var (
+		digests  bool
+		watch    bool
+		interval time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Print the replicas' status",
 		Long:  statusLong,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := g.status(cmd, digests)
-			if err != nil {
-				return err
+			if !watch {
+				return g.printStatus(cmd, digests)
 			}
-			if g.json() {
-				out := statusJSON{Mode: st.GetMode(), HasLeader: st.GetHasLeader(), LeaderID: st.GetLeaderId(), Term: st.GetTerm(),
-					Replicas: []replicaJSON{}, Unreachable: append([]unreachable{}, st.unreachable...)}
-				for _, r := range st.GetReplicas() {
-					out.Replicas = append(out.Replicas, replicaJSON{
-						ID: r.GetReplicaId(), Running: r.GetRunning(), Leader: r.GetIsLeader(), Term: r.GetTerm(),
-						AppliedIndex: r.GetAppliedIndex(), Digest: hex.EncodeToString(r.GetDigest()),
-						ProposalsInFlight: r.GetProposalsInFlight(), Error: r.GetError(), Endpoint: st.endpoint[r.GetReplicaId()],
-					})
+			if interval <= 0 {
+				return usageErr("--interval must be positive, got %v", interval)
+			}
+			for {
+				if !g.json() {
+					if err := g.printf("%s\n", time.Now().Format(time.RFC3339)); err != nil {
+						return err
+					}
 				}
-				return g.printJSON(out)
-			}
-			leader := "none"
-			if st.GetHasLeader() {
-				leader = fmt.Sprint(st.GetLeaderId())
-			}
-			if err := g.printf("mode: %s, leader: %s, term: %d\n", st.GetMode(), leader, st.GetTerm()); err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tENDPOINT\tRUNNING\tLEADER\tTERM\tAPPLIED\tDIGEST\tERROR")
-			for _, r := range st.GetReplicas() {
-				lead := ""
-				if r.GetIsLeader() {
-					lead = "*"
+				if err := g.printStatus(cmd, digests); err != nil {
+					if cmd.Context().Err() != nil {
+						return nil // interrupted
+					}
+					if err := g.printf("%s\n", errorLine(err)); err != nil {
+						return err
+					}
 				}
-				d := shortHex(r.GetDigest())
-				if d == "" {
-					d = "-"
+				if !g.json() {
+					if err := g.printf("\n"); err != nil {
+						return err
+					}
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%t\t%s\t%d\t%d\t%s\t%s\n", r.GetReplicaId(), st.endpoint[r.GetReplicaId()], r.GetRunning(), lead, r.GetTerm(), r.GetAppliedIndex(), d, oneLine(r.GetError()))
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			for _, u := range st.unreachable {
-				if err := g.printf("endpoint %s: unreachable (%s)\n", u.Endpoint, u.Error); err != nil {
-					return err
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-time.After(interval):
 				}
 			}
-			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&digests, "digests", true, "show the replicas' content digests (a scan of all data once per applied index)")
+	f := cmd.Flags()
+	f.BoolVar(&digests, "digests", true, "show the replicas' content digests (a scan of all data once per applied index)")
+	f.BoolVarP(&watch, "watch", "W", false, "print the status again every --interval until interrupted (a failure is printed, not fatal)")
+	f.DurationVar(&interval, "interval", 2*time.Second, "how often --watch prints")
 	return cmd
+}
+
+// printStatus prints the status once (kvctl status).
+func (g *globals) printStatus(cmd *cobra.Command, digests bool) error {
+	st, err := g.status(cmd, digests)
+	if err != nil {
+		return err
+	}
+	if g.json() {
+		out := statusJSON{Mode: st.GetMode(), HasLeader: st.GetHasLeader(), LeaderID: st.GetLeaderId(), Term: st.GetTerm(),
+			Replicas: []replicaJSON{}, Unreachable: append([]unreachable{}, st.unreachable...)}
+		for _, r := range st.GetReplicas() {
+			out.Replicas = append(out.Replicas, replicaJSON{
+				ID: r.GetReplicaId(), Running: r.GetRunning(), Leader: r.GetIsLeader(), Term: r.GetTerm(),
+				AppliedIndex: r.GetAppliedIndex(), Digest: hex.EncodeToString(r.GetDigest()),
+				ProposalsInFlight: r.GetProposalsInFlight(), Error: r.GetError(), Endpoint: st.endpoint[r.GetReplicaId()],
+			})
+		}
+		return g.printJSON(out)
+	}
+	leader := "none"
+	if st.GetHasLeader() {
+		leader = fmt.Sprint(st.GetLeaderId())
+	}
+	if err := g.printf("mode: %s, leader: %s, term: %d\n", st.GetMode(), leader, st.GetTerm()); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tENDPOINT\tRUNNING\tLEADER\tTERM\tAPPLIED\tDIGEST\tERROR")
+	for _, r := range st.GetReplicas() {
+		lead := ""
+		if r.GetIsLeader() {
+			lead = "*"
+		}
+		d := shortHex(r.GetDigest())
+		if d == "" {
+			d = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%t\t%s\t%d\t%d\t%s\t%s\n", r.GetReplicaId(), st.endpoint[r.GetReplicaId()], r.GetRunning(), lead, r.GetTerm(), r.GetAppliedIndex(), d, oneLine(r.GetError()))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, u := range st.unreachable {
+		if err := g.printf("endpoint %s: unreachable (%s)\n", u.Endpoint, u.Error); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
@@ -156,14 +203,14 @@ it prints what it compared, for example
   endpoint host2:7070: not compared (unreachable: UNAVAILABLE: ...)
   OK
 
-and exits 0, or exits 1 when replicas at the same applied index have
+and exits 0, or exits 6 when replicas at the same applied index have
 different digests, after narrowing two of them down to the first key where
 they differ by bisecting range digests (each replica hashes half a range at a
 time; no data is copied; the replicas must not move on meanwhile; range
 digests are an admin operation, server.admin): it prints
 "first difference: family F, key K: replica A has V1, replica B has V2" (or
 "does not have it") and fails ("kvctl: INTERNAL: verify: digest mismatch at applied
-index 42: replica 0 ..., replica 2 ..."). With --require-all it also exits 1
+index 42: replica 0 ..., replica 2 ..."). With --require-all it exits 3
 (UNAVAILABLE) when some replica is not running or could not be compared, or
 some endpoint did not answer, and prints INCOMPLETE instead of OK.
 
@@ -321,7 +368,7 @@ func newVerifyCommand(g *globals) *cobra.Command {
 					for _, id := range grp.Replicas {
 						parts = append(parts, fmt.Sprintf("replica %d %s", id, short(grp.Digests[fmt.Sprint(id)])))
 					}
-					return messages.Errorf(messages.StatusCode_INTERNAL, "verify: digest mismatch at applied index %d: %s; %s", grp.AppliedIndex, strings.Join(parts, ", "), grp.FirstDifference)
+					return mismatchError{messages.Errorf(messages.StatusCode_INTERNAL, "verify: digest mismatch at applied index %d: %s; %s", grp.AppliedIndex, strings.Join(parts, ", "), grp.FirstDifference)}
 				}
 			}
 			if requireAll && (len(rep.NotRunning) > 0 || len(rep.NotCompared) > 0 || len(rep.Unreachable) > 0) {

@@ -16,7 +16,7 @@ import (
 const commitLong = `Commit a transaction atomically (FoundationDB semantics): every mutation or
 none. It commits only if no write that committed after its read version
 intersects one of its read conflict ranges; otherwise it fails with CONFLICT
-(exit 1) and changes nothing. Prints the commit version:
+(exit 4) and changes nothing. Prints the commit version:
   OK version N
 JSON (-w json): {"version": N}
 

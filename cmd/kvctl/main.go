@@ -2,7 +2,8 @@
 // on etcdctl: put, get (point, range, prefix, snapshot), del, atomic commit,
 // read-version, status, verify (replicas at the same applied index hold the
 // same data), fault injection, and a cluster's membership (member list, add,
-// remove, replace; move-leader).
+// remove, replace; move-leader), and backups (snapshot save, status,
+// restore).
 package main
 
 import (
@@ -12,23 +13,48 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/actorkv/actorkv/kvclient"
 	"github.com/actorkv/actorkv/messages"
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	// SIGINT and SIGTERM end a command's context: status --watch ends
+	// cleanly, a request in flight is cancelled.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-// Exit codes of kvctl.
+// Exit codes of kvctl: one per class of failure, so that a script can tell
+// what to do next (rootLong documents them).
 const (
-	exitOK    = 0
+	exitOK = 0
+	// exitError: any other failure (INTERNAL, CANCELLED, SESSION_EXPIRED).
 	exitError = 1
+	// exitUsage: the command itself is wrong and will fail again
+	// (INVALID_ARGUMENT, usage errors, TOO_LARGE, UNKNOWN_COLUMN_FAMILY).
+	exitUsage = 2
+	// exitUnavailable: no endpoint served the command in time (UNAVAILABLE,
+	// TIMEOUT); try again later. A write's outcome is unknown.
+	exitUnavailable = 3
+	// exitConflict: an atomic commit conflicted or its read version is too
+	// old (CONFLICT, TRANSACTION_TOO_OLD); retry from a new read version.
+	exitConflict = 4
+	// exitRefused: the server refused the caller (PERMISSION_DENIED,
+	// RESOURCE_EXHAUSTED).
+	exitRefused = 5
+	// exitMismatch: verify found replicas at one applied index with
+	// different data, or snapshot save/restore found a digest mismatch.
+	exitMismatch = 6
 )
 
 // run executes kvctl with args and returns its exit code; every failure is
@@ -38,9 +64,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd.SetArgs(args)
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, errorLine(err))
-		return exitError
+		return exitCode(err)
 	}
 	return exitOK
+}
+
+// mismatchError marks a failure whose cause is data that differs where it
+// must not (exit code exitMismatch); it wraps the error it reports.
+type mismatchError struct{ error }
+
+func (e mismatchError) Unwrap() error { return e.error }
+
+// exitCode is the exit code of a command that failed with err.
+func exitCode(err error) int {
+	if errors.As(err, new(mismatchError)) {
+		return exitMismatch
+	}
+	code := messages.StatusCode_INVALID_ARGUMENT // cobra's usage errors carry no status
+	if e := new(messages.Error); errors.As(err, &e) {
+		code = e.Code
+	}
+	switch code {
+	case messages.StatusCode_INVALID_ARGUMENT, messages.StatusCode_TOO_LARGE, messages.StatusCode_UNKNOWN_COLUMN_FAMILY:
+		return exitUsage
+	case messages.StatusCode_UNAVAILABLE, messages.StatusCode_TIMEOUT:
+		return exitUnavailable
+	case messages.StatusCode_CONFLICT, messages.StatusCode_TRANSACTION_TOO_OLD:
+		return exitConflict
+	case messages.StatusCode_PERMISSION_DENIED, messages.StatusCode_RESOURCE_EXHAUSTED:
+		return exitRefused
+	}
+	return exitError
 }
 
 // errorLine formats err as the one line kvctl prints on failure:
@@ -104,6 +158,11 @@ Keys and values are UTF-8 strings as typed; with --hex they are hex on input
 and printed as hex. Output is plain text ("-w table", the default) or one JSON
 object per command ("-w json", shapes in each command's help).
 
+Every global flag not given on the command line is read from the environment
+variable KVCTL_<FLAG> when it is set, as etcdctl reads ETCDCTL_*:
+KVCTL_ENDPOINTS, KVCTL_TIMEOUT, KVCTL_WRITE_OUT, KVCTL_HEX, KVCTL_CACERT,
+KVCTL_CERT, KVCTL_KEY, KVCTL_INSECURE_SKIP_TLS_VERIFY.
+
 Endpoints are tried in order: a call that gets UNAVAILABLE moves on to the
 next one. status and verify instead ask every endpoint and merge the replicas
 they report by id, so with the endpoints of every process of a cluster they
@@ -116,13 +175,23 @@ before the write's only attempt reached it, the write was not applied and
 goes again under a new session; after more attempts it fails SESSION_EXPIRED,
 its outcome unknown.
 
-Exit status: 0 on success; 1 on any failure (a usage error, an error from the
-server, a conflict, a verify mismatch), with exactly one line on stderr:
+A failure prints exactly one line on stderr:
   kvctl: <CODE>: <message>
 where CODE is the actorkv status code (INVALID_ARGUMENT, TOO_LARGE,
 UNKNOWN_COLUMN_FAMILY, CONFLICT, TRANSACTION_TOO_OLD, UNAVAILABLE, TIMEOUT,
-INTERNAL, CANCELLED, SESSION_EXPIRED, PERMISSION_DENIED, RESOURCE_EXHAUSTED). Usage errors are
-INVALID_ARGUMENT.`
+INTERNAL, CANCELLED, SESSION_EXPIRED, PERMISSION_DENIED, RESOURCE_EXHAUSTED);
+usage errors are INVALID_ARGUMENT. The exit status tells the class:
+  0  success
+  1  any other failure (INTERNAL, CANCELLED, SESSION_EXPIRED: a write's
+     outcome is unknown)
+  2  the command is wrong and will fail again (usage errors, INVALID_ARGUMENT,
+     TOO_LARGE, UNKNOWN_COLUMN_FAMILY)
+  3  no endpoint served it in time (UNAVAILABLE, TIMEOUT): try again later; a
+     write's outcome is unknown
+  4  CONFLICT or TRANSACTION_TOO_OLD: retry from a new read version
+  5  refused (PERMISSION_DENIED, RESOURCE_EXHAUSTED)
+  6  data differs where it must not: verify found replicas at one applied
+     index with different digests, or a snapshot file's digest is wrong`
 
 // newRootCommand builds kvctl's command tree writing to stdout and stderr;
 // it holds no global state, so tests run it in process.
@@ -135,6 +204,9 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := flagsFromEnv(cmd.Root().PersistentFlags()); err != nil {
+				return err
+			}
 			switch g.writeOut {
 			case "table", "json":
 			default:
@@ -147,9 +219,6 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 			}
 			if g.timeout <= 0 {
 				return usageErr("--timeout must be positive, got %v", g.timeout)
-			}
-			if env := os.Getenv("ACTORKV_ENDPOINTS"); env != "" && !cmd.Flags().Changed("endpoints") {
-				g.endpoints = strings.Split(env, ",") // as etcdctl's ETCDCTL_ENDPOINTS
 			}
 			var eps []string
 			for _, e := range g.endpoints {
@@ -168,7 +237,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
 	pf := root.PersistentFlags()
-	pf.StringSliceVar(&g.endpoints, "endpoints", []string{"127.0.0.1:7070"}, "server endpoints (host:port; gRPC, or Thrift with --protocol thrift), comma-separated, tried in order on UNAVAILABLE (status and verify ask them all); default from $ACTORKV_ENDPOINTS when set")
+	pf.StringSliceVar(&g.endpoints, "endpoints", []string{"127.0.0.1:7070"}, "server endpoints (host:port; gRPC, or Thrift with --protocol thrift), comma-separated, tried in order on UNAVAILABLE (status and verify ask them all)")
 	pf.StringVar(&g.protocol, "protocol", protocolGRPC, "how to reach the endpoints: grpc (server.listen) or thrift (server.thrift_listen)")
 	pf.DurationVar(&g.timeout, "timeout", 5*time.Second, "time limit of each command, retries included")
 	pf.StringVarP(&g.writeOut, "write-out", "w", "table", "output format: table (plain text) or json")
@@ -190,8 +259,33 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newMoveLeaderCommand(g),
 		newVersionCommand(g),
 		newEndpointCommand(g),
+		newSnapshotCommand(g),
 	)
 	return root
+}
+
+// flagsFromEnv sets each global flag not given on the command line from
+// the environment variable KVCTL_<FLAG> (upper case, "-" as "_"), as
+// etcdctl reads ETCDCTL_*: KVCTL_ENDPOINTS, KVCTL_TIMEOUT, KVCTL_CACERT...
+func flagsFromEnv(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed {
+			return
+		}
+		name := envName(f.Name)
+		if v, ok := os.LookupEnv(name); ok {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = usageErr("$%s: %v", name, serr)
+			}
+		}
+	})
+	return err
+}
+
+// envName is the environment variable of a global flag.
+func envName(flag string) string {
+	return "KVCTL_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 // usageErr is an INVALID_ARGUMENT error of kvctl's own checks.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -29,11 +30,54 @@ func kvctlRun(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errb.String(), code
 }
 
-// wantFailure checks exit 1 with one line "kvctl: <code>: ..." naming want.
+// documentedExit is the exit code kvctl's help gives for each status code.
+var documentedExit = map[string]int{
+	"INTERNAL": 1, "CANCELLED": 1, "SESSION_EXPIRED": 1,
+	"INVALID_ARGUMENT": 2, "TOO_LARGE": 2, "UNKNOWN_COLUMN_FAMILY": 2,
+	"UNAVAILABLE": 3, "TIMEOUT": 3,
+	"CONFLICT": 4, "TRANSACTION_TOO_OLD": 4,
+	"PERMISSION_DENIED": 5, "RESOURCE_EXHAUSTED": 5,
+}
+
+// wantFailure checks the documented exit code of status and one line
+// "kvctl: <status>: ..." naming want.
 func wantFailure(t *testing.T, stderr string, code int, status string, want string) {
 	t.Helper()
-	if code != exitError || !strings.HasPrefix(stderr, "kvctl: "+status+": ") || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, want) {
-		t.Fatalf("want exit 1 and one line \"kvctl: %s: ...%s...\"; got exit %d, %q", status, want, code, stderr)
+	wantFailureExit(t, stderr, code, documentedExit[status], status, want)
+}
+
+// wantFailureExit checks exit code exit and one line "kvctl: <status>: ..."
+// naming want.
+func wantFailureExit(t *testing.T, stderr string, code, exit int, status string, want string) {
+	t.Helper()
+	if code != exit || !strings.HasPrefix(stderr, "kvctl: "+status+": ") || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, want) {
+		t.Fatalf("want exit %d and one line \"kvctl: %s: ...%s...\"; got exit %d, %q", exit, status, want, code, stderr)
+	}
+}
+
+// TestExitCodes holds every status code to the exit code of its class.
+func TestExitCodes(t *testing.T) {
+	for name, v := range messages.StatusCode_value {
+		code := messages.StatusCode(v)
+		if code == messages.StatusCode_OK {
+			continue
+		}
+		want, ok := documentedExit[name]
+		if !ok {
+			t.Fatalf("status %s has no documented exit code", name)
+		}
+		if got := exitCode(messages.Errorf(code, "x")); got != want {
+			t.Errorf("%s: exit %d, want %d", name, got, want)
+		}
+		if !strings.Contains(rootLong, name) {
+			t.Errorf("kvctl --help does not name %s", name)
+		}
+	}
+	if got := exitCode(mismatchError{messages.Errorf(messages.StatusCode_INTERNAL, "x")}); got != exitMismatch {
+		t.Errorf("mismatch: exit %d, want %d", got, exitMismatch)
+	}
+	if got := exitCode(errors.New("unknown flag")); got != exitUsage {
+		t.Errorf("an error without status: exit %d, want %d (usage)", got, exitUsage)
 	}
 }
 
@@ -128,7 +172,7 @@ func TestParseCommitJSON(t *testing.T) {
 }
 
 // TestUsageErrors checks errors kvctl finds before it dials: one line,
-// INVALID_ARGUMENT, exit 1.
+// INVALID_ARGUMENT, exit 2.
 func TestUsageErrors(t *testing.T) {
 	cases := []struct {
 		args []string
@@ -364,7 +408,7 @@ func TestVerify(t *testing.T) {
 		name     string
 		args     []string
 		statuses []*messages.StatusResponse
-		code     int
+		code     int    // the exit code
 		status   string // the failure's code
 		want     string // in stdout, or in the failure's line
 		calls    int    // at least this many Status calls
@@ -372,7 +416,7 @@ func TestVerify(t *testing.T) {
 		{"all equal", nil, []*messages.StatusResponse{statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), replica(2, 9, "ab"))},
 			0, "", "replicas 0, 1, 2 at applied index 9: same digest abababababab\nOK\n", 1},
 		{"mismatch", nil, []*messages.StatusResponse{statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), replica(2, 9, "cd"))},
-			1, "INTERNAL", "digest mismatch at applied index 9: replica 0 abababababab, replica 1 abababababab, replica 2 cdcdcdcdcdcd", 1},
+			6, "INTERNAL", "digest mismatch at applied index 9: replica 0 abababababab, replica 1 abababababab, replica 2 cdcdcdcdcdcd", 1},
 		{"a follower catches up", nil, []*messages.StatusResponse{
 			statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), replica(2, 7, "cd")),
 			statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), replica(2, 8, "ef")),
@@ -383,11 +427,11 @@ func TestVerify(t *testing.T) {
 		}, 0, "", "replicas 0, 1 at applied index 9: same digest abababababab\nreplica 2 at applied index 7: not compared (no other replica there)\nOK\n", 2},
 		{"require all", []string{"--wait", "100ms", "--require-all"}, []*messages.StatusResponse{
 			statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), replica(2, 7, "cd")),
-		}, 1, "UNAVAILABLE", "replica 2 could not be compared", 1},
+		}, 3, "UNAVAILABLE", "replica 2 could not be compared", 1},
 		{"a stopped replica", nil, []*messages.StatusResponse{statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), stopped)},
 			0, "", "replica 2: not compared (not running: injected fault: replica stopped)\nOK\n", 1},
 		{"a stopped replica, require all", []string{"--require-all"}, []*messages.StatusResponse{statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), stopped)},
-			1, "UNAVAILABLE", "replica 2 could not be compared", 1},
+			3, "UNAVAILABLE", "replica 2 could not be compared", 1},
 		{"standalone", []string{"--require-all"}, []*messages.StatusResponse{{Mode: "standalone", Replicas: []*messages.ReplicaStatus{replica(0, 4, "12")}}},
 			0, "", "replica 0 at applied index 4: digest 121212121212 (the only replica, nothing to compare)\nOK\n", 1},
 	}
@@ -401,7 +445,7 @@ func TestVerify(t *testing.T) {
 					t.Fatalf("exit %d, stdout %q, stderr %q; want exit 0 and %q", code, stdout, stderr, c.want)
 				}
 			} else {
-				wantFailure(t, stderr, code, c.status, c.want)
+				wantFailureExit(t, stderr, code, c.code, c.status, c.want)
 			}
 			if f.statusN < c.calls {
 				t.Errorf("%d Status calls, want at least %d", f.statusN, c.calls)
@@ -505,7 +549,7 @@ func TestVerifyAcrossEndpoints(t *testing.T) {
 		t.Fatalf("verify: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	_, stderr, code = kvctlRun(t, "--endpoints", a0+","+a1+","+bad, "verify")
-	wantFailure(t, stderr, code, "INTERNAL", "digest mismatch at applied index 9: replica 0 abababababab, replica 1 abababababab, replica 2 efefefefefef")
+	wantFailureExit(t, stderr, code, exitMismatch, "INTERNAL", "digest mismatch at applied index 9: replica 0 abababababab, replica 1 abababababab, replica 2 efefefefefef")
 
 	stdout, stderr, code = kvctlRun(t, "--endpoints", a0+","+dead+","+a1, "verify")
 	if code != 0 || stderr != "" || !strings.Contains(stdout, "replicas 0, 1 at applied index 9: same digest") ||
@@ -608,5 +652,39 @@ func TestFaultAcrossEndpoints(t *testing.T) {
 		if got := n.faultsSent(); len(got) != 1 || len(got[0]) != 0 || n.faults[0].GetFaults().GetErrorRate() != 0.5 {
 			t.Errorf("standalone server %d got %v", i, got)
 		}
+	}
+}
+
+// TestStatusWatch: status --watch prints the status every --interval, a
+// round whose endpoint is gone as its error line, until its context ends
+// (exit 0).
+func TestStatusWatch(t *testing.T) {
+	f := &fakeKV{statuses: []*messages.StatusResponse{
+		statusOf(replica(0, 9, "ab"), replica(1, 9, "ab"), replica(2, 9, "ab")),
+		statusOf(replica(0, 10, "cd"), replica(1, 10, "cd"), replica(2, 10, "cd")),
+	}}
+	addr := serveFake(t, f)
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"--endpoints", addr, "--timeout", "300ms", "status", "--watch", "--interval", "100ms"}, &out, &errb)
+	if code != 0 || errb.Len() != 0 {
+		t.Fatalf("status --watch: exit %d, stderr %q", code, errb.String())
+	}
+	tables := strings.Count(out.String(), "ID  ENDPOINT")
+	if tables < 3 {
+		t.Fatalf("status --watch printed %d tables in 1.5s at 100ms:\n%s", tables, out.String())
+	}
+	if !strings.Contains(out.String(), "  9  ") || !strings.Contains(out.String(), "  10  ") {
+		t.Fatalf("status --watch did not follow the applied index from 9 to 10:\n%s", out.String())
+	}
+	// A round that fails prints its error line and the watch goes on.
+	dead := deadEndpoint(t)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 800*time.Millisecond)
+	defer cancel2()
+	out.Reset()
+	code = run(ctx2, []string{"--endpoints", dead, "--timeout", "100ms", "status", "-W", "--interval", "50ms"}, &out, &errb)
+	if code != 0 || strings.Count(out.String(), "kvctl: UNAVAILABLE") < 2 {
+		t.Fatalf("status --watch of a dead endpoint: exit %d, stdout %q", code, out.String())
 	}
 }

@@ -1,5 +1,5 @@
-// Command kvserver serves actorkv's gRPC API (and /metrics, /healthz,
-// /readyz over HTTP) on a standalone RocksDB or a replicated group. Without
+// Command kvserver serves actorkv's gRPC API (and a status page, /metrics,
+// /healthz, /readyz over HTTP) on a standalone RocksDB or a replicated group. Without
 // --config it runs the embedded default: three replicas in this process with
 // their data under ./data, on 127.0.0.1:7070.
 package main
@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -32,25 +33,29 @@ func main() {
 
 func newCommand() *cobra.Command {
 	var (
-		configPath string
-		f          = struct {
+		configPath  string
+		printConfig bool
+		f           = struct {
 			listen, metrics, thriftListen, mode, basePath, logLevel, logFormat, raftAddress string
-			tlsCA, tlsCert, tlsKey                                                          string
+			tlsCA, tlsCert, tlsKey, raftListen                                              string
 			endpoints, join                                                                 []string
 			instanceID                                                                      uint32
 			inProcess, pprof, admin, requireClientCert                                      bool
+			logLevels                                                                       map[string]string
 		}{}
 	)
 	cmd := &cobra.Command{
 		Use:   "kvserver",
 		Short: "Serve actorkv over gRPC",
 		Long: `kvserver serves actorkv's gRPC API on a standalone RocksDB or a replicated
-group, with Prometheus metrics, /healthz and /readyz on a second (HTTP) port
-(and Go's profiler under /debug/pprof/ there with --pprof).
+group, with a status page (/), Prometheus metrics, /healthz and /readyz on a
+second (HTTP) port (and Go's profiler under /debug/pprof/ there with --pprof).
 
 Without --config it reads the file $CONFIG_PATH names, when set; else it runs
-the embedded default: three replicas in this process, data under ./data, gRPC
-on 127.0.0.1:7070, HTTP on 127.0.0.1:9100. Flags override the file.
+the embedded default (--print-config prints it, every field commented: a
+starting point for a file): three replicas in this process, data under
+./data, gRPC on 127.0.0.1:7070, HTTP on 127.0.0.1:9100. Flags override the
+file.
 
 With server.thrift_listen (--thrift-listen) it also serves the same API over
 Thrift (messages/kv.thrift: framed transport, binary protocol; TLS with the
@@ -61,7 +66,12 @@ same --endpoints (the replicas' Raft addresses) and its own --instance-id
 (its index in them), with --in-process=false. A process whose replica was
 added to a running cluster (kvctl member add or replace) starts with
 --instance-id, its --raft-address and --join (gRPC endpoints of the
-cluster), and catches up from the leader. See docs/CLUSTER.md.
+cluster), and catches up from the leader. In a container, --raft-listen
+0.0.0.0:6001 binds every interface while the Raft address is the name the
+others resolve (deploy/docker-compose.yml). See docs/CLUSTER.md.
+
+kvserver probe URL asks a kvserver's HTTP address (say /readyz) and exits 0
+on a 2xx answer: a container's health check without curl.
 
 TLS ([tls] or --tls-ca, --tls-cert, --tls-key) encrypts the gRPC API and makes
 Raft between the processes mutual TLS; with --tls-require-client-cert every
@@ -85,6 +95,10 @@ when set), which keeps RocksDB's fragmentation down.`,
 		SilenceErrors: true, // main prints the one error line
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if printConfig {
+				_, err := fmt.Fprint(cmd.OutOrStdout(), server.DefaultTOML)
+				return err
+			}
 			cfg := server.DefaultConfig()
 			if configPath == "" {
 				configPath = os.Getenv("CONFIG_PATH")
@@ -115,10 +129,12 @@ when set), which keeps RocksDB's fragmentation down.`,
 			set("endpoints", func() { cfg.Deployment.ReplicaEndpoints = f.endpoints })
 			set("instance-id", func() { cfg.Deployment.InstanceID = f.instanceID })
 			set("raft-address", func() { cfg.Deployment.RaftAddress = f.raftAddress })
+			set("raft-listen", func() { cfg.Deployment.RaftListen = f.raftListen })
 			set("join", func() { cfg.Deployment.Join = f.join })
 			set("in-process", func() { cfg.Deployment.InProcess = f.inProcess })
 			set("log-level", func() { cfg.Log.Level = f.logLevel })
 			set("log-format", func() { cfg.Log.Format = f.logFormat })
+			set("log-levels", func() { cfg.Log.Levels = f.logLevels })
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -127,9 +143,10 @@ when set), which keeps RocksDB's fragmentation down.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&configPath, "config", "", "TOML configuration file (default: $CONFIG_PATH when set, else the embedded default)")
+	fl.BoolVar(&printConfig, "print-config", false, "print the embedded default configuration, every field commented, and exit")
 	fl.StringVar(&f.listen, "listen", "", "gRPC listen address (server.listen)")
 	fl.StringVar(&f.thriftListen, "thrift-listen", "", `Thrift listen address (messages/kv.thrift); "" turns it off (server.thrift_listen)`)
-	fl.StringVar(&f.metrics, "metrics", "", `HTTP address of /metrics, /healthz, /readyz; "" turns it off (server.metrics)`)
+	fl.StringVar(&f.metrics, "metrics", "", `HTTP address of the status page (/), /metrics, /healthz, /readyz; "" turns it off (server.metrics)`)
 	fl.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on the metrics address (server.pprof)")
 	fl.BoolVar(&f.admin, "admin", false, "allow admin operations over the network: fault injection, membership changes, leader moves, range digests (server.admin)")
 	fl.StringVar(&f.mode, "mode", "", `"standalone" or "replicated" (deployment.mode)`)
@@ -138,6 +155,7 @@ when set), which keeps RocksDB's fragmentation down.`,
 	fl.Uint32Var(&f.instanceID, "instance-id", 0, "which endpoint is this process (deployment.instance_id)")
 	fl.BoolVar(&f.inProcess, "in-process", true, "run every replica in this process (deployment.in_process)")
 	fl.StringVar(&f.raftAddress, "raft-address", "", "this process's Raft address, when --endpoints does not list it (deployment.raft_address)")
+	fl.StringVar(&f.raftListen, "raft-listen", "", `where this process's Raft transport binds, when not its Raft address: "0.0.0.0:6001" in a container (deployment.raft_listen)`)
 	fl.StringSliceVar(&f.join, "join", nil, "gRPC endpoints of a running cluster this process's replica was added to, comma-separated (deployment.join)")
 	fl.StringVar(&f.tlsCA, "tls-ca", "", "CA certificate (PEM) of every process's and client's certificate (tls.ca)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "this process's certificate (PEM), for gRPC and mutual-TLS Raft; turns TLS on (tls.cert)")
@@ -145,17 +163,25 @@ when set), which keeps RocksDB's fragmentation down.`,
 	fl.BoolVar(&f.requireClientCert, "tls-require-client-cert", false, "refuse gRPC clients without a certificate signed by the CA (tls.require_client_cert)")
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (log.level)")
 	fl.StringVar(&f.logFormat, "log-format", "", "text or json (log.format)")
+	fl.StringToStringVar(&f.logLevels, "log-levels", nil, "levels of components, e.g. replica=debug,actor=error ("+strings.Join(server.Components, ", ")+"; log.levels)")
+	cmd.AddCommand(newProbeCommand())
 	return cmd
 }
 
 func newLogger(cfg server.Config, g *gate) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.Log.Format == "json" {
-		return slog.New(gated{slog.NewJSONHandler(os.Stderr, opts), g})
+	levels := cfg.Log.ComponentLevels()
+	least := level
+	for _, l := range levels {
+		least = min(least, l)
 	}
-	return slog.New(gated{slog.NewTextHandler(os.Stderr, opts), g})
+	opts := &slog.HandlerOptions{Level: least} // NewLogHandler applies each component's level
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
+	if cfg.Log.Format == "json" {
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	}
+	return slog.New(server.NewLogHandler(gated{h, g}, level, levels))
 }
 
 // gate lets the fatal path have the last word on stderr: once closed, no
@@ -224,7 +250,7 @@ func run(cfg server.Config) error {
 			fmt.Fprintf(os.Stderr, "kvserver: Thrift on %s; try: go run ./cmd/kvctl --protocol thrift --endpoints %s get hello\n", a, a)
 		}
 		if a := s.HTTPAddr(); a != "" {
-			fmt.Fprintf(os.Stderr, "kvserver: metrics on http://%s/metrics, health on /healthz and /readyz\n", a)
+			fmt.Fprintf(os.Stderr, "kvserver: status page on http://%s/, metrics on /metrics, health on /healthz and /readyz\n", a)
 		}
 	}
 	select {

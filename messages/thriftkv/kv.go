@@ -9793,6 +9793,9 @@ func (p *RangeDigest) String() string {
 //   - InstallingSnapshot
 //   - NodeID
 //   - RangeDigest
+//   - Counters
+//   - Sizes
+//   - RaftLogBytes
 type ReplicaStatus struct {
 	ReplicaID          *int32                `thrift:"replica_id,1" db:"replica_id" json:"replica_id,omitempty"`
 	Running            *bool                 `thrift:"running,2" db:"running" json:"running,omitempty"`
@@ -9808,6 +9811,9 @@ type ReplicaStatus struct {
 	InstallingSnapshot *bool                 `thrift:"installing_snapshot,12" db:"installing_snapshot" json:"installing_snapshot,omitempty"`
 	NodeID             *int64                `thrift:"node_id,13" db:"node_id" json:"node_id,omitempty"`
 	RangeDigest        *RangeDigest          `thrift:"range_digest,14" db:"range_digest" json:"range_digest,omitempty"`
+	Counters           *ReplicaCounters      `thrift:"counters,15" db:"counters" json:"counters,omitempty"`
+	Sizes              []*ColumnFamilySize   `thrift:"sizes,16" db:"sizes" json:"sizes,omitempty"`
+	RaftLogBytes       *int64                `thrift:"raft_log_bytes,17" db:"raft_log_bytes" json:"raft_log_bytes,omitempty"`
 }
 
 func NewReplicaStatus() *ReplicaStatus {
@@ -9933,6 +9939,30 @@ func (p *ReplicaStatus) GetRangeDigest() *RangeDigest {
 	}
 	return p.RangeDigest
 }
+
+var ReplicaStatus_Counters_DEFAULT *ReplicaCounters
+
+func (p *ReplicaStatus) GetCounters() *ReplicaCounters {
+	if !p.IsSetCounters() {
+		return ReplicaStatus_Counters_DEFAULT
+	}
+	return p.Counters
+}
+
+var ReplicaStatus_Sizes_DEFAULT []*ColumnFamilySize
+
+func (p *ReplicaStatus) GetSizes() []*ColumnFamilySize {
+	return p.Sizes
+}
+
+var ReplicaStatus_RaftLogBytes_DEFAULT int64
+
+func (p *ReplicaStatus) GetRaftLogBytes() int64 {
+	if !p.IsSetRaftLogBytes() {
+		return ReplicaStatus_RaftLogBytes_DEFAULT
+	}
+	return *p.RaftLogBytes
+}
 func (p *ReplicaStatus) IsSetReplicaID() bool {
 	return p.ReplicaID != nil
 }
@@ -9987,6 +10017,18 @@ func (p *ReplicaStatus) IsSetNodeID() bool {
 
 func (p *ReplicaStatus) IsSetRangeDigest() bool {
 	return p.RangeDigest != nil
+}
+
+func (p *ReplicaStatus) IsSetCounters() bool {
+	return p.Counters != nil
+}
+
+func (p *ReplicaStatus) IsSetSizes() bool {
+	return p.Sizes != nil
+}
+
+func (p *ReplicaStatus) IsSetRaftLogBytes() bool {
+	return p.RaftLogBytes != nil
 }
 
 func (p *ReplicaStatus) Read(ctx context.Context, iprot thrift.TProtocol) error {
@@ -10136,6 +10178,36 @@ func (p *ReplicaStatus) Read(ctx context.Context, iprot thrift.TProtocol) error 
 		case 14:
 			if fieldTypeId == thrift.STRUCT {
 				if err := p.ReadField14(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 15:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField15(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 16:
+			if fieldTypeId == thrift.LIST {
+				if err := p.ReadField16(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 17:
+			if fieldTypeId == thrift.I64 {
+				if err := p.ReadField17(ctx, iprot); err != nil {
 					return err
 				}
 			} else {
@@ -10294,6 +10366,43 @@ func (p *ReplicaStatus) ReadField14(ctx context.Context, iprot thrift.TProtocol)
 	return nil
 }
 
+func (p *ReplicaStatus) ReadField15(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Counters = &ReplicaCounters{}
+	if err := p.Counters.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Counters), err)
+	}
+	return nil
+}
+
+func (p *ReplicaStatus) ReadField16(ctx context.Context, iprot thrift.TProtocol) error {
+	_, size, err := iprot.ReadListBegin(ctx)
+	if err != nil {
+		return thrift.PrependError("error reading list begin: ", err)
+	}
+	tSlice := make([]*ColumnFamilySize, 0, size)
+	p.Sizes = tSlice
+	for i := 0; i < size; i++ {
+		_elem17 := &ColumnFamilySize{}
+		if err := _elem17.Read(ctx, iprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem17), err)
+		}
+		p.Sizes = append(p.Sizes, _elem17)
+	}
+	if err := iprot.ReadListEnd(ctx); err != nil {
+		return thrift.PrependError("error reading list end: ", err)
+	}
+	return nil
+}
+
+func (p *ReplicaStatus) ReadField17(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI64(ctx); err != nil {
+		return thrift.PrependError("error reading field 17: ", err)
+	} else {
+		p.RaftLogBytes = &v
+	}
+	return nil
+}
+
 func (p *ReplicaStatus) Write(ctx context.Context, oprot thrift.TProtocol) error {
 	if err := oprot.WriteStructBegin(ctx, "ReplicaStatus"); err != nil {
 		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
@@ -10339,6 +10448,15 @@ func (p *ReplicaStatus) Write(ctx context.Context, oprot thrift.TProtocol) error
 			return err
 		}
 		if err := p.writeField14(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField15(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField16(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField17(ctx, oprot); err != nil {
 			return err
 		}
 	}
@@ -10569,6 +10687,59 @@ func (p *ReplicaStatus) writeField14(ctx context.Context, oprot thrift.TProtocol
 	return err
 }
 
+func (p *ReplicaStatus) writeField15(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetCounters() {
+		if err := oprot.WriteFieldBegin(ctx, "counters", thrift.STRUCT, 15); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 15:counters: ", p), err)
+		}
+		if err := p.Counters.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Counters), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 15:counters: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *ReplicaStatus) writeField16(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSizes() {
+		if err := oprot.WriteFieldBegin(ctx, "sizes", thrift.LIST, 16); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 16:sizes: ", p), err)
+		}
+		if err := oprot.WriteListBegin(ctx, thrift.STRUCT, len(p.Sizes)); err != nil {
+			return thrift.PrependError("error writing list begin: ", err)
+		}
+		for _, v := range p.Sizes {
+			if err := v.Write(ctx, oprot); err != nil {
+				return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", v), err)
+			}
+		}
+		if err := oprot.WriteListEnd(ctx); err != nil {
+			return thrift.PrependError("error writing list end: ", err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 16:sizes: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *ReplicaStatus) writeField17(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetRaftLogBytes() {
+		if err := oprot.WriteFieldBegin(ctx, "raft_log_bytes", thrift.I64, 17); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 17:raft_log_bytes: ", p), err)
+		}
+		if err := oprot.WriteI64(ctx, int64(*p.RaftLogBytes)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.raft_log_bytes (17) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 17:raft_log_bytes: ", p), err)
+		}
+	}
+	return err
+}
+
 func (p *ReplicaStatus) Equals(other *ReplicaStatus) bool {
 	if p == other {
 		return true
@@ -10627,8 +10798,8 @@ func (p *ReplicaStatus) Equals(other *ReplicaStatus) bool {
 		return false
 	}
 	for i, _tgt := range p.Digests {
-		_src17 := other.Digests[i]
-		if !_tgt.Equals(_src17) {
+		_src18 := other.Digests[i]
+		if !_tgt.Equals(_src18) {
 			return false
 		}
 	}
@@ -10678,6 +10849,26 @@ func (p *ReplicaStatus) Equals(other *ReplicaStatus) bool {
 	if !p.RangeDigest.Equals(other.RangeDigest) {
 		return false
 	}
+	if !p.Counters.Equals(other.Counters) {
+		return false
+	}
+	if len(p.Sizes) != len(other.Sizes) {
+		return false
+	}
+	for i, _tgt := range p.Sizes {
+		_src19 := other.Sizes[i]
+		if !_tgt.Equals(_src19) {
+			return false
+		}
+	}
+	if p.RaftLogBytes != other.RaftLogBytes {
+		if p.RaftLogBytes == nil || other.RaftLogBytes == nil {
+			return false
+		}
+		if (*p.RaftLogBytes) != (*other.RaftLogBytes) {
+			return false
+		}
+	}
 	return true
 }
 
@@ -10689,11 +10880,807 @@ func (p *ReplicaStatus) String() string {
 }
 
 // Attributes:
+//   - ProposalsDropped
+//   - SnapshotsSent
+//   - SnapshotBytesSent
+//   - SnapshotSendSeconds
+//   - SnapshotsReceived
+//   - SnapshotBytesReceived
+//   - SnapshotReceiveSeconds
+type ReplicaCounters struct {
+	ProposalsDropped       *int64   `thrift:"proposals_dropped,1" db:"proposals_dropped" json:"proposals_dropped,omitempty"`
+	SnapshotsSent          *int64   `thrift:"snapshots_sent,2" db:"snapshots_sent" json:"snapshots_sent,omitempty"`
+	SnapshotBytesSent      *int64   `thrift:"snapshot_bytes_sent,3" db:"snapshot_bytes_sent" json:"snapshot_bytes_sent,omitempty"`
+	SnapshotSendSeconds    *float64 `thrift:"snapshot_send_seconds,4" db:"snapshot_send_seconds" json:"snapshot_send_seconds,omitempty"`
+	SnapshotsReceived      *int64   `thrift:"snapshots_received,5" db:"snapshots_received" json:"snapshots_received,omitempty"`
+	SnapshotBytesReceived  *int64   `thrift:"snapshot_bytes_received,6" db:"snapshot_bytes_received" json:"snapshot_bytes_received,omitempty"`
+	SnapshotReceiveSeconds *float64 `thrift:"snapshot_receive_seconds,7" db:"snapshot_receive_seconds" json:"snapshot_receive_seconds,omitempty"`
+}
+
+func NewReplicaCounters() *ReplicaCounters {
+	return &ReplicaCounters{}
+}
+
+var ReplicaCounters_ProposalsDropped_DEFAULT int64
+
+func (p *ReplicaCounters) GetProposalsDropped() int64 {
+	if !p.IsSetProposalsDropped() {
+		return ReplicaCounters_ProposalsDropped_DEFAULT
+	}
+	return *p.ProposalsDropped
+}
+
+var ReplicaCounters_SnapshotsSent_DEFAULT int64
+
+func (p *ReplicaCounters) GetSnapshotsSent() int64 {
+	if !p.IsSetSnapshotsSent() {
+		return ReplicaCounters_SnapshotsSent_DEFAULT
+	}
+	return *p.SnapshotsSent
+}
+
+var ReplicaCounters_SnapshotBytesSent_DEFAULT int64
+
+func (p *ReplicaCounters) GetSnapshotBytesSent() int64 {
+	if !p.IsSetSnapshotBytesSent() {
+		return ReplicaCounters_SnapshotBytesSent_DEFAULT
+	}
+	return *p.SnapshotBytesSent
+}
+
+var ReplicaCounters_SnapshotSendSeconds_DEFAULT float64
+
+func (p *ReplicaCounters) GetSnapshotSendSeconds() float64 {
+	if !p.IsSetSnapshotSendSeconds() {
+		return ReplicaCounters_SnapshotSendSeconds_DEFAULT
+	}
+	return *p.SnapshotSendSeconds
+}
+
+var ReplicaCounters_SnapshotsReceived_DEFAULT int64
+
+func (p *ReplicaCounters) GetSnapshotsReceived() int64 {
+	if !p.IsSetSnapshotsReceived() {
+		return ReplicaCounters_SnapshotsReceived_DEFAULT
+	}
+	return *p.SnapshotsReceived
+}
+
+var ReplicaCounters_SnapshotBytesReceived_DEFAULT int64
+
+func (p *ReplicaCounters) GetSnapshotBytesReceived() int64 {
+	if !p.IsSetSnapshotBytesReceived() {
+		return ReplicaCounters_SnapshotBytesReceived_DEFAULT
+	}
+	return *p.SnapshotBytesReceived
+}
+
+var ReplicaCounters_SnapshotReceiveSeconds_DEFAULT float64
+
+func (p *ReplicaCounters) GetSnapshotReceiveSeconds() float64 {
+	if !p.IsSetSnapshotReceiveSeconds() {
+		return ReplicaCounters_SnapshotReceiveSeconds_DEFAULT
+	}
+	return *p.SnapshotReceiveSeconds
+}
+func (p *ReplicaCounters) IsSetProposalsDropped() bool {
+	return p.ProposalsDropped != nil
+}
+
+func (p *ReplicaCounters) IsSetSnapshotsSent() bool {
+	return p.SnapshotsSent != nil
+}
+
+func (p *ReplicaCounters) IsSetSnapshotBytesSent() bool {
+	return p.SnapshotBytesSent != nil
+}
+
+func (p *ReplicaCounters) IsSetSnapshotSendSeconds() bool {
+	return p.SnapshotSendSeconds != nil
+}
+
+func (p *ReplicaCounters) IsSetSnapshotsReceived() bool {
+	return p.SnapshotsReceived != nil
+}
+
+func (p *ReplicaCounters) IsSetSnapshotBytesReceived() bool {
+	return p.SnapshotBytesReceived != nil
+}
+
+func (p *ReplicaCounters) IsSetSnapshotReceiveSeconds() bool {
+	return p.SnapshotReceiveSeconds != nil
+}
+
+func (p *ReplicaCounters) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.I64 {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 2:
+			if fieldTypeId == thrift.I64 {
+				if err := p.ReadField2(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 3:
+			if fieldTypeId == thrift.I64 {
+				if err := p.ReadField3(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 4:
+			if fieldTypeId == thrift.DOUBLE {
+				if err := p.ReadField4(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 5:
+			if fieldTypeId == thrift.I64 {
+				if err := p.ReadField5(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 6:
+			if fieldTypeId == thrift.I64 {
+				if err := p.ReadField6(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 7:
+			if fieldTypeId == thrift.DOUBLE {
+				if err := p.ReadField7(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *ReplicaCounters) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI64(ctx); err != nil {
+		return thrift.PrependError("error reading field 1: ", err)
+	} else {
+		p.ProposalsDropped = &v
+	}
+	return nil
+}
+
+func (p *ReplicaCounters) ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI64(ctx); err != nil {
+		return thrift.PrependError("error reading field 2: ", err)
+	} else {
+		p.SnapshotsSent = &v
+	}
+	return nil
+}
+
+func (p *ReplicaCounters) ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI64(ctx); err != nil {
+		return thrift.PrependError("error reading field 3: ", err)
+	} else {
+		p.SnapshotBytesSent = &v
+	}
+	return nil
+}
+
+func (p *ReplicaCounters) ReadField4(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadDouble(ctx); err != nil {
+		return thrift.PrependError("error reading field 4: ", err)
+	} else {
+		p.SnapshotSendSeconds = &v
+	}
+	return nil
+}
+
+func (p *ReplicaCounters) ReadField5(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI64(ctx); err != nil {
+		return thrift.PrependError("error reading field 5: ", err)
+	} else {
+		p.SnapshotsReceived = &v
+	}
+	return nil
+}
+
+func (p *ReplicaCounters) ReadField6(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI64(ctx); err != nil {
+		return thrift.PrependError("error reading field 6: ", err)
+	} else {
+		p.SnapshotBytesReceived = &v
+	}
+	return nil
+}
+
+func (p *ReplicaCounters) ReadField7(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadDouble(ctx); err != nil {
+		return thrift.PrependError("error reading field 7: ", err)
+	} else {
+		p.SnapshotReceiveSeconds = &v
+	}
+	return nil
+}
+
+func (p *ReplicaCounters) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "ReplicaCounters"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField2(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField3(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField4(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField5(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField6(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField7(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *ReplicaCounters) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetProposalsDropped() {
+		if err := oprot.WriteFieldBegin(ctx, "proposals_dropped", thrift.I64, 1); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:proposals_dropped: ", p), err)
+		}
+		if err := oprot.WriteI64(ctx, int64(*p.ProposalsDropped)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.proposals_dropped (1) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 1:proposals_dropped: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *ReplicaCounters) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSnapshotsSent() {
+		if err := oprot.WriteFieldBegin(ctx, "snapshots_sent", thrift.I64, 2); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:snapshots_sent: ", p), err)
+		}
+		if err := oprot.WriteI64(ctx, int64(*p.SnapshotsSent)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.snapshots_sent (2) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 2:snapshots_sent: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *ReplicaCounters) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSnapshotBytesSent() {
+		if err := oprot.WriteFieldBegin(ctx, "snapshot_bytes_sent", thrift.I64, 3); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:snapshot_bytes_sent: ", p), err)
+		}
+		if err := oprot.WriteI64(ctx, int64(*p.SnapshotBytesSent)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.snapshot_bytes_sent (3) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 3:snapshot_bytes_sent: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *ReplicaCounters) writeField4(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSnapshotSendSeconds() {
+		if err := oprot.WriteFieldBegin(ctx, "snapshot_send_seconds", thrift.DOUBLE, 4); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 4:snapshot_send_seconds: ", p), err)
+		}
+		if err := oprot.WriteDouble(ctx, float64(*p.SnapshotSendSeconds)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.snapshot_send_seconds (4) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 4:snapshot_send_seconds: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *ReplicaCounters) writeField5(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSnapshotsReceived() {
+		if err := oprot.WriteFieldBegin(ctx, "snapshots_received", thrift.I64, 5); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 5:snapshots_received: ", p), err)
+		}
+		if err := oprot.WriteI64(ctx, int64(*p.SnapshotsReceived)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.snapshots_received (5) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 5:snapshots_received: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *ReplicaCounters) writeField6(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSnapshotBytesReceived() {
+		if err := oprot.WriteFieldBegin(ctx, "snapshot_bytes_received", thrift.I64, 6); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 6:snapshot_bytes_received: ", p), err)
+		}
+		if err := oprot.WriteI64(ctx, int64(*p.SnapshotBytesReceived)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.snapshot_bytes_received (6) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 6:snapshot_bytes_received: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *ReplicaCounters) writeField7(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSnapshotReceiveSeconds() {
+		if err := oprot.WriteFieldBegin(ctx, "snapshot_receive_seconds", thrift.DOUBLE, 7); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 7:snapshot_receive_seconds: ", p), err)
+		}
+		if err := oprot.WriteDouble(ctx, float64(*p.SnapshotReceiveSeconds)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.snapshot_receive_seconds (7) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 7:snapshot_receive_seconds: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *ReplicaCounters) Equals(other *ReplicaCounters) bool {
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	if p.ProposalsDropped != other.ProposalsDropped {
+		if p.ProposalsDropped == nil || other.ProposalsDropped == nil {
+			return false
+		}
+		if (*p.ProposalsDropped) != (*other.ProposalsDropped) {
+			return false
+		}
+	}
+	if p.SnapshotsSent != other.SnapshotsSent {
+		if p.SnapshotsSent == nil || other.SnapshotsSent == nil {
+			return false
+		}
+		if (*p.SnapshotsSent) != (*other.SnapshotsSent) {
+			return false
+		}
+	}
+	if p.SnapshotBytesSent != other.SnapshotBytesSent {
+		if p.SnapshotBytesSent == nil || other.SnapshotBytesSent == nil {
+			return false
+		}
+		if (*p.SnapshotBytesSent) != (*other.SnapshotBytesSent) {
+			return false
+		}
+	}
+	if p.SnapshotSendSeconds != other.SnapshotSendSeconds {
+		if p.SnapshotSendSeconds == nil || other.SnapshotSendSeconds == nil {
+			return false
+		}
+		if (*p.SnapshotSendSeconds) != (*other.SnapshotSendSeconds) {
+			return false
+		}
+	}
+	if p.SnapshotsReceived != other.SnapshotsReceived {
+		if p.SnapshotsReceived == nil || other.SnapshotsReceived == nil {
+			return false
+		}
+		if (*p.SnapshotsReceived) != (*other.SnapshotsReceived) {
+			return false
+		}
+	}
+	if p.SnapshotBytesReceived != other.SnapshotBytesReceived {
+		if p.SnapshotBytesReceived == nil || other.SnapshotBytesReceived == nil {
+			return false
+		}
+		if (*p.SnapshotBytesReceived) != (*other.SnapshotBytesReceived) {
+			return false
+		}
+	}
+	if p.SnapshotReceiveSeconds != other.SnapshotReceiveSeconds {
+		if p.SnapshotReceiveSeconds == nil || other.SnapshotReceiveSeconds == nil {
+			return false
+		}
+		if (*p.SnapshotReceiveSeconds) != (*other.SnapshotReceiveSeconds) {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *ReplicaCounters) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ReplicaCounters(%+v)", *p)
+}
+
+// Attributes:
+//   - ColumnFamily
+//   - SstBytes
+//   - LiveDataBytes
+//   - MemtableBytes
+type ColumnFamilySize struct {
+	ColumnFamily  *string `thrift:"column_family,1" db:"column_family" json:"column_family,omitempty"`
+	SstBytes      *int64  `thrift:"sst_bytes,2" db:"sst_bytes" json:"sst_bytes,omitempty"`
+	LiveDataBytes *int64  `thrift:"live_data_bytes,3" db:"live_data_bytes" json:"live_data_bytes,omitempty"`
+	MemtableBytes *int64  `thrift:"memtable_bytes,4" db:"memtable_bytes" json:"memtable_bytes,omitempty"`
+}
+
+func NewColumnFamilySize() *ColumnFamilySize {
+	return &ColumnFamilySize{}
+}
+
+var ColumnFamilySize_ColumnFamily_DEFAULT string
+
+func (p *ColumnFamilySize) GetColumnFamily() string {
+	if !p.IsSetColumnFamily() {
+		return ColumnFamilySize_ColumnFamily_DEFAULT
+	}
+	return *p.ColumnFamily
+}
+
+var ColumnFamilySize_SstBytes_DEFAULT int64
+
+func (p *ColumnFamilySize) GetSstBytes() int64 {
+	if !p.IsSetSstBytes() {
+		return ColumnFamilySize_SstBytes_DEFAULT
+	}
+	return *p.SstBytes
+}
+
+var ColumnFamilySize_LiveDataBytes_DEFAULT int64
+
+func (p *ColumnFamilySize) GetLiveDataBytes() int64 {
+	if !p.IsSetLiveDataBytes() {
+		return ColumnFamilySize_LiveDataBytes_DEFAULT
+	}
+	return *p.LiveDataBytes
+}
+
+var ColumnFamilySize_MemtableBytes_DEFAULT int64
+
+func (p *ColumnFamilySize) GetMemtableBytes() int64 {
+	if !p.IsSetMemtableBytes() {
+		return ColumnFamilySize_MemtableBytes_DEFAULT
+	}
+	return *p.MemtableBytes
+}
+func (p *ColumnFamilySize) IsSetColumnFamily() bool {
+	return p.ColumnFamily != nil
+}
+
+func (p *ColumnFamilySize) IsSetSstBytes() bool {
+	return p.SstBytes != nil
+}
+
+func (p *ColumnFamilySize) IsSetLiveDataBytes() bool {
+	return p.LiveDataBytes != nil
+}
+
+func (p *ColumnFamilySize) IsSetMemtableBytes() bool {
+	return p.MemtableBytes != nil
+}
+
+func (p *ColumnFamilySize) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 2:
+			if fieldTypeId == thrift.I64 {
+				if err := p.ReadField2(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 3:
+			if fieldTypeId == thrift.I64 {
+				if err := p.ReadField3(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 4:
+			if fieldTypeId == thrift.I64 {
+				if err := p.ReadField4(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *ColumnFamilySize) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 1: ", err)
+	} else {
+		p.ColumnFamily = &v
+	}
+	return nil
+}
+
+func (p *ColumnFamilySize) ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI64(ctx); err != nil {
+		return thrift.PrependError("error reading field 2: ", err)
+	} else {
+		p.SstBytes = &v
+	}
+	return nil
+}
+
+func (p *ColumnFamilySize) ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI64(ctx); err != nil {
+		return thrift.PrependError("error reading field 3: ", err)
+	} else {
+		p.LiveDataBytes = &v
+	}
+	return nil
+}
+
+func (p *ColumnFamilySize) ReadField4(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI64(ctx); err != nil {
+		return thrift.PrependError("error reading field 4: ", err)
+	} else {
+		p.MemtableBytes = &v
+	}
+	return nil
+}
+
+func (p *ColumnFamilySize) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "ColumnFamilySize"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField2(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField3(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField4(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *ColumnFamilySize) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetColumnFamily() {
+		if err := oprot.WriteFieldBegin(ctx, "column_family", thrift.STRING, 1); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:column_family: ", p), err)
+		}
+		if err := oprot.WriteString(ctx, string(*p.ColumnFamily)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.column_family (1) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 1:column_family: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *ColumnFamilySize) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSstBytes() {
+		if err := oprot.WriteFieldBegin(ctx, "sst_bytes", thrift.I64, 2); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:sst_bytes: ", p), err)
+		}
+		if err := oprot.WriteI64(ctx, int64(*p.SstBytes)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.sst_bytes (2) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 2:sst_bytes: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *ColumnFamilySize) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetLiveDataBytes() {
+		if err := oprot.WriteFieldBegin(ctx, "live_data_bytes", thrift.I64, 3); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:live_data_bytes: ", p), err)
+		}
+		if err := oprot.WriteI64(ctx, int64(*p.LiveDataBytes)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.live_data_bytes (3) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 3:live_data_bytes: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *ColumnFamilySize) writeField4(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetMemtableBytes() {
+		if err := oprot.WriteFieldBegin(ctx, "memtable_bytes", thrift.I64, 4); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 4:memtable_bytes: ", p), err)
+		}
+		if err := oprot.WriteI64(ctx, int64(*p.MemtableBytes)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.memtable_bytes (4) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 4:memtable_bytes: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *ColumnFamilySize) Equals(other *ColumnFamilySize) bool {
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	if p.ColumnFamily != other.ColumnFamily {
+		if p.ColumnFamily == nil || other.ColumnFamily == nil {
+			return false
+		}
+		if (*p.ColumnFamily) != (*other.ColumnFamily) {
+			return false
+		}
+	}
+	if p.SstBytes != other.SstBytes {
+		if p.SstBytes == nil || other.SstBytes == nil {
+			return false
+		}
+		if (*p.SstBytes) != (*other.SstBytes) {
+			return false
+		}
+	}
+	if p.LiveDataBytes != other.LiveDataBytes {
+		if p.LiveDataBytes == nil || other.LiveDataBytes == nil {
+			return false
+		}
+		if (*p.LiveDataBytes) != (*other.LiveDataBytes) {
+			return false
+		}
+	}
+	if p.MemtableBytes != other.MemtableBytes {
+		if p.MemtableBytes == nil || other.MemtableBytes == nil {
+			return false
+		}
+		if (*p.MemtableBytes) != (*other.MemtableBytes) {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *ColumnFamilySize) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ColumnFamilySize(%+v)", *p)
+}
+
+// Attributes:
 //   - WithDigests
 //   - DigestRange
+//   - WithSizes
 type StatusRequest struct {
 	WithDigests *bool     `thrift:"with_digests,1" db:"with_digests" json:"with_digests,omitempty"`
 	DigestRange *KeyRange `thrift:"digest_range,2" db:"digest_range" json:"digest_range,omitempty"`
+	WithSizes   *bool     `thrift:"with_sizes,3" db:"with_sizes" json:"with_sizes,omitempty"`
 }
 
 func NewStatusRequest() *StatusRequest {
@@ -10717,12 +11704,25 @@ func (p *StatusRequest) GetDigestRange() *KeyRange {
 	}
 	return p.DigestRange
 }
+
+var StatusRequest_WithSizes_DEFAULT bool
+
+func (p *StatusRequest) GetWithSizes() bool {
+	if !p.IsSetWithSizes() {
+		return StatusRequest_WithSizes_DEFAULT
+	}
+	return *p.WithSizes
+}
 func (p *StatusRequest) IsSetWithDigests() bool {
 	return p.WithDigests != nil
 }
 
 func (p *StatusRequest) IsSetDigestRange() bool {
 	return p.DigestRange != nil
+}
+
+func (p *StatusRequest) IsSetWithSizes() bool {
+	return p.WithSizes != nil
 }
 
 func (p *StatusRequest) Read(ctx context.Context, iprot thrift.TProtocol) error {
@@ -10752,6 +11752,16 @@ func (p *StatusRequest) Read(ctx context.Context, iprot thrift.TProtocol) error 
 		case 2:
 			if fieldTypeId == thrift.STRUCT {
 				if err := p.ReadField2(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 3:
+			if fieldTypeId == thrift.BOOL {
+				if err := p.ReadField3(ctx, iprot); err != nil {
 					return err
 				}
 			} else {
@@ -10791,6 +11801,15 @@ func (p *StatusRequest) ReadField2(ctx context.Context, iprot thrift.TProtocol) 
 	return nil
 }
 
+func (p *StatusRequest) ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadBool(ctx); err != nil {
+		return thrift.PrependError("error reading field 3: ", err)
+	} else {
+		p.WithSizes = &v
+	}
+	return nil
+}
+
 func (p *StatusRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
 	if err := oprot.WriteStructBegin(ctx, "StatusRequest"); err != nil {
 		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
@@ -10800,6 +11819,9 @@ func (p *StatusRequest) Write(ctx context.Context, oprot thrift.TProtocol) error
 			return err
 		}
 		if err := p.writeField2(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField3(ctx, oprot); err != nil {
 			return err
 		}
 	}
@@ -10842,6 +11864,21 @@ func (p *StatusRequest) writeField2(ctx context.Context, oprot thrift.TProtocol)
 	return err
 }
 
+func (p *StatusRequest) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetWithSizes() {
+		if err := oprot.WriteFieldBegin(ctx, "with_sizes", thrift.BOOL, 3); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:with_sizes: ", p), err)
+		}
+		if err := oprot.WriteBool(ctx, bool(*p.WithSizes)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.with_sizes (3) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 3:with_sizes: ", p), err)
+		}
+	}
+	return err
+}
+
 func (p *StatusRequest) Equals(other *StatusRequest) bool {
 	if p == other {
 		return true
@@ -10858,6 +11895,14 @@ func (p *StatusRequest) Equals(other *StatusRequest) bool {
 	}
 	if !p.DigestRange.Equals(other.DigestRange) {
 		return false
+	}
+	if p.WithSizes != other.WithSizes {
+		if p.WithSizes == nil || other.WithSizes == nil {
+			return false
+		}
+		if (*p.WithSizes) != (*other.WithSizes) {
+			return false
+		}
 	}
 	return true
 }
@@ -11068,11 +12113,11 @@ func (p *StatusResponse) ReadField2(ctx context.Context, iprot thrift.TProtocol)
 	tSlice := make([]*ReplicaStatus, 0, size)
 	p.Replicas = tSlice
 	for i := 0; i < size; i++ {
-		_elem18 := &ReplicaStatus{}
-		if err := _elem18.Read(ctx, iprot); err != nil {
-			return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem18), err)
+		_elem20 := &ReplicaStatus{}
+		if err := _elem20.Read(ctx, iprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem20), err)
 		}
-		p.Replicas = append(p.Replicas, _elem18)
+		p.Replicas = append(p.Replicas, _elem20)
 	}
 	if err := iprot.ReadListEnd(ctx); err != nil {
 		return thrift.PrependError("error reading list end: ", err)
@@ -11260,8 +12305,8 @@ func (p *StatusResponse) Equals(other *StatusResponse) bool {
 		return false
 	}
 	for i, _tgt := range p.Replicas {
-		_src19 := other.Replicas[i]
-		if !_tgt.Equals(_src19) {
+		_src21 := other.Replicas[i]
+		if !_tgt.Equals(_src21) {
 			return false
 		}
 	}
@@ -11305,6 +12350,1183 @@ func (p *StatusResponse) String() string {
 		return "<nil>"
 	}
 	return fmt.Sprintf("StatusResponse(%+v)", *p)
+}
+
+// Attributes:
+//   - BackupID
+//   - ReplicaID
+//   - ColumnFamily
+//   - After
+//   - Abandon
+type BackupRequest struct {
+	BackupID     *int64  `thrift:"backup_id,1" db:"backup_id" json:"backup_id,omitempty"`
+	ReplicaID    *int32  `thrift:"replica_id,2" db:"replica_id" json:"replica_id,omitempty"`
+	ColumnFamily *string `thrift:"column_family,3" db:"column_family" json:"column_family,omitempty"`
+	After        []byte  `thrift:"after,4" db:"after" json:"after,omitempty"`
+	Abandon      *bool   `thrift:"abandon,5" db:"abandon" json:"abandon,omitempty"`
+}
+
+func NewBackupRequest() *BackupRequest {
+	return &BackupRequest{}
+}
+
+var BackupRequest_BackupID_DEFAULT int64
+
+func (p *BackupRequest) GetBackupID() int64 {
+	if !p.IsSetBackupID() {
+		return BackupRequest_BackupID_DEFAULT
+	}
+	return *p.BackupID
+}
+
+var BackupRequest_ReplicaID_DEFAULT int32
+
+func (p *BackupRequest) GetReplicaID() int32 {
+	if !p.IsSetReplicaID() {
+		return BackupRequest_ReplicaID_DEFAULT
+	}
+	return *p.ReplicaID
+}
+
+var BackupRequest_ColumnFamily_DEFAULT string
+
+func (p *BackupRequest) GetColumnFamily() string {
+	if !p.IsSetColumnFamily() {
+		return BackupRequest_ColumnFamily_DEFAULT
+	}
+	return *p.ColumnFamily
+}
+
+var BackupRequest_After_DEFAULT []byte
+
+func (p *BackupRequest) GetAfter() []byte {
+	return p.After
+}
+
+var BackupRequest_Abandon_DEFAULT bool
+
+func (p *BackupRequest) GetAbandon() bool {
+	if !p.IsSetAbandon() {
+		return BackupRequest_Abandon_DEFAULT
+	}
+	return *p.Abandon
+}
+func (p *BackupRequest) IsSetBackupID() bool {
+	return p.BackupID != nil
+}
+
+func (p *BackupRequest) IsSetReplicaID() bool {
+	return p.ReplicaID != nil
+}
+
+func (p *BackupRequest) IsSetColumnFamily() bool {
+	return p.ColumnFamily != nil
+}
+
+func (p *BackupRequest) IsSetAfter() bool {
+	return p.After != nil
+}
+
+func (p *BackupRequest) IsSetAbandon() bool {
+	return p.Abandon != nil
+}
+
+func (p *BackupRequest) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.I64 {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 2:
+			if fieldTypeId == thrift.I32 {
+				if err := p.ReadField2(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 3:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField3(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 4:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField4(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 5:
+			if fieldTypeId == thrift.BOOL {
+				if err := p.ReadField5(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *BackupRequest) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI64(ctx); err != nil {
+		return thrift.PrependError("error reading field 1: ", err)
+	} else {
+		p.BackupID = &v
+	}
+	return nil
+}
+
+func (p *BackupRequest) ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI32(ctx); err != nil {
+		return thrift.PrependError("error reading field 2: ", err)
+	} else {
+		p.ReplicaID = &v
+	}
+	return nil
+}
+
+func (p *BackupRequest) ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 3: ", err)
+	} else {
+		p.ColumnFamily = &v
+	}
+	return nil
+}
+
+func (p *BackupRequest) ReadField4(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadBinary(ctx); err != nil {
+		return thrift.PrependError("error reading field 4: ", err)
+	} else {
+		p.After = v
+	}
+	return nil
+}
+
+func (p *BackupRequest) ReadField5(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadBool(ctx); err != nil {
+		return thrift.PrependError("error reading field 5: ", err)
+	} else {
+		p.Abandon = &v
+	}
+	return nil
+}
+
+func (p *BackupRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "BackupRequest"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField2(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField3(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField4(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField5(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *BackupRequest) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetBackupID() {
+		if err := oprot.WriteFieldBegin(ctx, "backup_id", thrift.I64, 1); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:backup_id: ", p), err)
+		}
+		if err := oprot.WriteI64(ctx, int64(*p.BackupID)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.backup_id (1) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 1:backup_id: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupRequest) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetReplicaID() {
+		if err := oprot.WriteFieldBegin(ctx, "replica_id", thrift.I32, 2); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:replica_id: ", p), err)
+		}
+		if err := oprot.WriteI32(ctx, int32(*p.ReplicaID)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.replica_id (2) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 2:replica_id: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupRequest) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetColumnFamily() {
+		if err := oprot.WriteFieldBegin(ctx, "column_family", thrift.STRING, 3); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:column_family: ", p), err)
+		}
+		if err := oprot.WriteString(ctx, string(*p.ColumnFamily)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.column_family (3) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 3:column_family: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupRequest) writeField4(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetAfter() {
+		if err := oprot.WriteFieldBegin(ctx, "after", thrift.STRING, 4); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 4:after: ", p), err)
+		}
+		if err := oprot.WriteBinary(ctx, p.After); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.after (4) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 4:after: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupRequest) writeField5(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetAbandon() {
+		if err := oprot.WriteFieldBegin(ctx, "abandon", thrift.BOOL, 5); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 5:abandon: ", p), err)
+		}
+		if err := oprot.WriteBool(ctx, bool(*p.Abandon)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.abandon (5) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 5:abandon: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupRequest) Equals(other *BackupRequest) bool {
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	if p.BackupID != other.BackupID {
+		if p.BackupID == nil || other.BackupID == nil {
+			return false
+		}
+		if (*p.BackupID) != (*other.BackupID) {
+			return false
+		}
+	}
+	if p.ReplicaID != other.ReplicaID {
+		if p.ReplicaID == nil || other.ReplicaID == nil {
+			return false
+		}
+		if (*p.ReplicaID) != (*other.ReplicaID) {
+			return false
+		}
+	}
+	if p.ColumnFamily != other.ColumnFamily {
+		if p.ColumnFamily == nil || other.ColumnFamily == nil {
+			return false
+		}
+		if (*p.ColumnFamily) != (*other.ColumnFamily) {
+			return false
+		}
+	}
+	if bytes.Compare(p.After, other.After) != 0 {
+		return false
+	}
+	if p.Abandon != other.Abandon {
+		if p.Abandon == nil || other.Abandon == nil {
+			return false
+		}
+		if (*p.Abandon) != (*other.Abandon) {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *BackupRequest) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("BackupRequest(%+v)", *p)
+}
+
+// Attributes:
+//   - Status
+//   - BackupID
+//   - ReplicaID
+//   - AppliedIndex
+//   - ColumnFamilies
+//   - ColumnFamily
+//   - Entries
+//   - NextColumnFamily
+//   - NextAfter
+//   - Done
+//   - Digest
+//   - Digests
+type BackupResponse struct {
+	Status           *Status               `thrift:"status,1" db:"status" json:"status,omitempty"`
+	BackupID         *int64                `thrift:"backup_id,2" db:"backup_id" json:"backup_id,omitempty"`
+	ReplicaID        *int32                `thrift:"replica_id,3" db:"replica_id" json:"replica_id,omitempty"`
+	AppliedIndex     *int64                `thrift:"applied_index,4" db:"applied_index" json:"applied_index,omitempty"`
+	ColumnFamilies   []string              `thrift:"column_families,5" db:"column_families" json:"column_families,omitempty"`
+	ColumnFamily     *string               `thrift:"column_family,6" db:"column_family" json:"column_family,omitempty"`
+	Entries          []*KeyValue           `thrift:"entries,7" db:"entries" json:"entries,omitempty"`
+	NextColumnFamily *string               `thrift:"next_column_family,8" db:"next_column_family" json:"next_column_family,omitempty"`
+	NextAfter        []byte                `thrift:"next_after,9" db:"next_after" json:"next_after,omitempty"`
+	Done             *bool                 `thrift:"done,10" db:"done" json:"done,omitempty"`
+	Digest           []byte                `thrift:"digest,11" db:"digest" json:"digest,omitempty"`
+	Digests          []*ColumnFamilyDigest `thrift:"digests,12" db:"digests" json:"digests,omitempty"`
+}
+
+func NewBackupResponse() *BackupResponse {
+	return &BackupResponse{}
+}
+
+var BackupResponse_Status_DEFAULT *Status
+
+func (p *BackupResponse) GetStatus() *Status {
+	if !p.IsSetStatus() {
+		return BackupResponse_Status_DEFAULT
+	}
+	return p.Status
+}
+
+var BackupResponse_BackupID_DEFAULT int64
+
+func (p *BackupResponse) GetBackupID() int64 {
+	if !p.IsSetBackupID() {
+		return BackupResponse_BackupID_DEFAULT
+	}
+	return *p.BackupID
+}
+
+var BackupResponse_ReplicaID_DEFAULT int32
+
+func (p *BackupResponse) GetReplicaID() int32 {
+	if !p.IsSetReplicaID() {
+		return BackupResponse_ReplicaID_DEFAULT
+	}
+	return *p.ReplicaID
+}
+
+var BackupResponse_AppliedIndex_DEFAULT int64
+
+func (p *BackupResponse) GetAppliedIndex() int64 {
+	if !p.IsSetAppliedIndex() {
+		return BackupResponse_AppliedIndex_DEFAULT
+	}
+	return *p.AppliedIndex
+}
+
+var BackupResponse_ColumnFamilies_DEFAULT []string
+
+func (p *BackupResponse) GetColumnFamilies() []string {
+	return p.ColumnFamilies
+}
+
+var BackupResponse_ColumnFamily_DEFAULT string
+
+func (p *BackupResponse) GetColumnFamily() string {
+	if !p.IsSetColumnFamily() {
+		return BackupResponse_ColumnFamily_DEFAULT
+	}
+	return *p.ColumnFamily
+}
+
+var BackupResponse_Entries_DEFAULT []*KeyValue
+
+func (p *BackupResponse) GetEntries() []*KeyValue {
+	return p.Entries
+}
+
+var BackupResponse_NextColumnFamily_DEFAULT string
+
+func (p *BackupResponse) GetNextColumnFamily() string {
+	if !p.IsSetNextColumnFamily() {
+		return BackupResponse_NextColumnFamily_DEFAULT
+	}
+	return *p.NextColumnFamily
+}
+
+var BackupResponse_NextAfter_DEFAULT []byte
+
+func (p *BackupResponse) GetNextAfter() []byte {
+	return p.NextAfter
+}
+
+var BackupResponse_Done_DEFAULT bool
+
+func (p *BackupResponse) GetDone() bool {
+	if !p.IsSetDone() {
+		return BackupResponse_Done_DEFAULT
+	}
+	return *p.Done
+}
+
+var BackupResponse_Digest_DEFAULT []byte
+
+func (p *BackupResponse) GetDigest() []byte {
+	return p.Digest
+}
+
+var BackupResponse_Digests_DEFAULT []*ColumnFamilyDigest
+
+func (p *BackupResponse) GetDigests() []*ColumnFamilyDigest {
+	return p.Digests
+}
+func (p *BackupResponse) IsSetStatus() bool {
+	return p.Status != nil
+}
+
+func (p *BackupResponse) IsSetBackupID() bool {
+	return p.BackupID != nil
+}
+
+func (p *BackupResponse) IsSetReplicaID() bool {
+	return p.ReplicaID != nil
+}
+
+func (p *BackupResponse) IsSetAppliedIndex() bool {
+	return p.AppliedIndex != nil
+}
+
+func (p *BackupResponse) IsSetColumnFamilies() bool {
+	return p.ColumnFamilies != nil
+}
+
+func (p *BackupResponse) IsSetColumnFamily() bool {
+	return p.ColumnFamily != nil
+}
+
+func (p *BackupResponse) IsSetEntries() bool {
+	return p.Entries != nil
+}
+
+func (p *BackupResponse) IsSetNextColumnFamily() bool {
+	return p.NextColumnFamily != nil
+}
+
+func (p *BackupResponse) IsSetNextAfter() bool {
+	return p.NextAfter != nil
+}
+
+func (p *BackupResponse) IsSetDone() bool {
+	return p.Done != nil
+}
+
+func (p *BackupResponse) IsSetDigest() bool {
+	return p.Digest != nil
+}
+
+func (p *BackupResponse) IsSetDigests() bool {
+	return p.Digests != nil
+}
+
+func (p *BackupResponse) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 2:
+			if fieldTypeId == thrift.I64 {
+				if err := p.ReadField2(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 3:
+			if fieldTypeId == thrift.I32 {
+				if err := p.ReadField3(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 4:
+			if fieldTypeId == thrift.I64 {
+				if err := p.ReadField4(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 5:
+			if fieldTypeId == thrift.LIST {
+				if err := p.ReadField5(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 6:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField6(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 7:
+			if fieldTypeId == thrift.LIST {
+				if err := p.ReadField7(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 8:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField8(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 9:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField9(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 10:
+			if fieldTypeId == thrift.BOOL {
+				if err := p.ReadField10(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 11:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField11(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 12:
+			if fieldTypeId == thrift.LIST {
+				if err := p.ReadField12(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *BackupResponse) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Status = &Status{}
+	if err := p.Status.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Status), err)
+	}
+	return nil
+}
+
+func (p *BackupResponse) ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI64(ctx); err != nil {
+		return thrift.PrependError("error reading field 2: ", err)
+	} else {
+		p.BackupID = &v
+	}
+	return nil
+}
+
+func (p *BackupResponse) ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI32(ctx); err != nil {
+		return thrift.PrependError("error reading field 3: ", err)
+	} else {
+		p.ReplicaID = &v
+	}
+	return nil
+}
+
+func (p *BackupResponse) ReadField4(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI64(ctx); err != nil {
+		return thrift.PrependError("error reading field 4: ", err)
+	} else {
+		p.AppliedIndex = &v
+	}
+	return nil
+}
+
+func (p *BackupResponse) ReadField5(ctx context.Context, iprot thrift.TProtocol) error {
+	_, size, err := iprot.ReadListBegin(ctx)
+	if err != nil {
+		return thrift.PrependError("error reading list begin: ", err)
+	}
+	tSlice := make([]string, 0, size)
+	p.ColumnFamilies = tSlice
+	for i := 0; i < size; i++ {
+		var _elem22 string
+		if v, err := iprot.ReadString(ctx); err != nil {
+			return thrift.PrependError("error reading field 0: ", err)
+		} else {
+			_elem22 = v
+		}
+		p.ColumnFamilies = append(p.ColumnFamilies, _elem22)
+	}
+	if err := iprot.ReadListEnd(ctx); err != nil {
+		return thrift.PrependError("error reading list end: ", err)
+	}
+	return nil
+}
+
+func (p *BackupResponse) ReadField6(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 6: ", err)
+	} else {
+		p.ColumnFamily = &v
+	}
+	return nil
+}
+
+func (p *BackupResponse) ReadField7(ctx context.Context, iprot thrift.TProtocol) error {
+	_, size, err := iprot.ReadListBegin(ctx)
+	if err != nil {
+		return thrift.PrependError("error reading list begin: ", err)
+	}
+	tSlice := make([]*KeyValue, 0, size)
+	p.Entries = tSlice
+	for i := 0; i < size; i++ {
+		_elem23 := &KeyValue{}
+		if err := _elem23.Read(ctx, iprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem23), err)
+		}
+		p.Entries = append(p.Entries, _elem23)
+	}
+	if err := iprot.ReadListEnd(ctx); err != nil {
+		return thrift.PrependError("error reading list end: ", err)
+	}
+	return nil
+}
+
+func (p *BackupResponse) ReadField8(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 8: ", err)
+	} else {
+		p.NextColumnFamily = &v
+	}
+	return nil
+}
+
+func (p *BackupResponse) ReadField9(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadBinary(ctx); err != nil {
+		return thrift.PrependError("error reading field 9: ", err)
+	} else {
+		p.NextAfter = v
+	}
+	return nil
+}
+
+func (p *BackupResponse) ReadField10(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadBool(ctx); err != nil {
+		return thrift.PrependError("error reading field 10: ", err)
+	} else {
+		p.Done = &v
+	}
+	return nil
+}
+
+func (p *BackupResponse) ReadField11(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadBinary(ctx); err != nil {
+		return thrift.PrependError("error reading field 11: ", err)
+	} else {
+		p.Digest = v
+	}
+	return nil
+}
+
+func (p *BackupResponse) ReadField12(ctx context.Context, iprot thrift.TProtocol) error {
+	_, size, err := iprot.ReadListBegin(ctx)
+	if err != nil {
+		return thrift.PrependError("error reading list begin: ", err)
+	}
+	tSlice := make([]*ColumnFamilyDigest, 0, size)
+	p.Digests = tSlice
+	for i := 0; i < size; i++ {
+		_elem24 := &ColumnFamilyDigest{}
+		if err := _elem24.Read(ctx, iprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem24), err)
+		}
+		p.Digests = append(p.Digests, _elem24)
+	}
+	if err := iprot.ReadListEnd(ctx); err != nil {
+		return thrift.PrependError("error reading list end: ", err)
+	}
+	return nil
+}
+
+func (p *BackupResponse) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "BackupResponse"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField2(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField3(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField4(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField5(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField6(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField7(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField8(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField9(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField10(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField11(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField12(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *BackupResponse) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetStatus() {
+		if err := oprot.WriteFieldBegin(ctx, "status", thrift.STRUCT, 1); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:status: ", p), err)
+		}
+		if err := p.Status.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Status), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 1:status: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupResponse) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetBackupID() {
+		if err := oprot.WriteFieldBegin(ctx, "backup_id", thrift.I64, 2); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:backup_id: ", p), err)
+		}
+		if err := oprot.WriteI64(ctx, int64(*p.BackupID)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.backup_id (2) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 2:backup_id: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupResponse) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetReplicaID() {
+		if err := oprot.WriteFieldBegin(ctx, "replica_id", thrift.I32, 3); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:replica_id: ", p), err)
+		}
+		if err := oprot.WriteI32(ctx, int32(*p.ReplicaID)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.replica_id (3) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 3:replica_id: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupResponse) writeField4(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetAppliedIndex() {
+		if err := oprot.WriteFieldBegin(ctx, "applied_index", thrift.I64, 4); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 4:applied_index: ", p), err)
+		}
+		if err := oprot.WriteI64(ctx, int64(*p.AppliedIndex)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.applied_index (4) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 4:applied_index: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupResponse) writeField5(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetColumnFamilies() {
+		if err := oprot.WriteFieldBegin(ctx, "column_families", thrift.LIST, 5); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 5:column_families: ", p), err)
+		}
+		if err := oprot.WriteListBegin(ctx, thrift.STRING, len(p.ColumnFamilies)); err != nil {
+			return thrift.PrependError("error writing list begin: ", err)
+		}
+		for _, v := range p.ColumnFamilies {
+			if err := oprot.WriteString(ctx, string(v)); err != nil {
+				return thrift.PrependError(fmt.Sprintf("%T. (0) field write error: ", p), err)
+			}
+		}
+		if err := oprot.WriteListEnd(ctx); err != nil {
+			return thrift.PrependError("error writing list end: ", err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 5:column_families: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupResponse) writeField6(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetColumnFamily() {
+		if err := oprot.WriteFieldBegin(ctx, "column_family", thrift.STRING, 6); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 6:column_family: ", p), err)
+		}
+		if err := oprot.WriteString(ctx, string(*p.ColumnFamily)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.column_family (6) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 6:column_family: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupResponse) writeField7(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetEntries() {
+		if err := oprot.WriteFieldBegin(ctx, "entries", thrift.LIST, 7); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 7:entries: ", p), err)
+		}
+		if err := oprot.WriteListBegin(ctx, thrift.STRUCT, len(p.Entries)); err != nil {
+			return thrift.PrependError("error writing list begin: ", err)
+		}
+		for _, v := range p.Entries {
+			if err := v.Write(ctx, oprot); err != nil {
+				return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", v), err)
+			}
+		}
+		if err := oprot.WriteListEnd(ctx); err != nil {
+			return thrift.PrependError("error writing list end: ", err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 7:entries: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupResponse) writeField8(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetNextColumnFamily() {
+		if err := oprot.WriteFieldBegin(ctx, "next_column_family", thrift.STRING, 8); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 8:next_column_family: ", p), err)
+		}
+		if err := oprot.WriteString(ctx, string(*p.NextColumnFamily)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.next_column_family (8) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 8:next_column_family: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupResponse) writeField9(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetNextAfter() {
+		if err := oprot.WriteFieldBegin(ctx, "next_after", thrift.STRING, 9); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 9:next_after: ", p), err)
+		}
+		if err := oprot.WriteBinary(ctx, p.NextAfter); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.next_after (9) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 9:next_after: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupResponse) writeField10(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetDone() {
+		if err := oprot.WriteFieldBegin(ctx, "done", thrift.BOOL, 10); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 10:done: ", p), err)
+		}
+		if err := oprot.WriteBool(ctx, bool(*p.Done)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.done (10) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 10:done: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupResponse) writeField11(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetDigest() {
+		if err := oprot.WriteFieldBegin(ctx, "digest", thrift.STRING, 11); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 11:digest: ", p), err)
+		}
+		if err := oprot.WriteBinary(ctx, p.Digest); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.digest (11) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 11:digest: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupResponse) writeField12(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetDigests() {
+		if err := oprot.WriteFieldBegin(ctx, "digests", thrift.LIST, 12); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 12:digests: ", p), err)
+		}
+		if err := oprot.WriteListBegin(ctx, thrift.STRUCT, len(p.Digests)); err != nil {
+			return thrift.PrependError("error writing list begin: ", err)
+		}
+		for _, v := range p.Digests {
+			if err := v.Write(ctx, oprot); err != nil {
+				return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", v), err)
+			}
+		}
+		if err := oprot.WriteListEnd(ctx); err != nil {
+			return thrift.PrependError("error writing list end: ", err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 12:digests: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *BackupResponse) Equals(other *BackupResponse) bool {
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	if !p.Status.Equals(other.Status) {
+		return false
+	}
+	if p.BackupID != other.BackupID {
+		if p.BackupID == nil || other.BackupID == nil {
+			return false
+		}
+		if (*p.BackupID) != (*other.BackupID) {
+			return false
+		}
+	}
+	if p.ReplicaID != other.ReplicaID {
+		if p.ReplicaID == nil || other.ReplicaID == nil {
+			return false
+		}
+		if (*p.ReplicaID) != (*other.ReplicaID) {
+			return false
+		}
+	}
+	if p.AppliedIndex != other.AppliedIndex {
+		if p.AppliedIndex == nil || other.AppliedIndex == nil {
+			return false
+		}
+		if (*p.AppliedIndex) != (*other.AppliedIndex) {
+			return false
+		}
+	}
+	if len(p.ColumnFamilies) != len(other.ColumnFamilies) {
+		return false
+	}
+	for i, _tgt := range p.ColumnFamilies {
+		_src25 := other.ColumnFamilies[i]
+		if _tgt != _src25 {
+			return false
+		}
+	}
+	if p.ColumnFamily != other.ColumnFamily {
+		if p.ColumnFamily == nil || other.ColumnFamily == nil {
+			return false
+		}
+		if (*p.ColumnFamily) != (*other.ColumnFamily) {
+			return false
+		}
+	}
+	if len(p.Entries) != len(other.Entries) {
+		return false
+	}
+	for i, _tgt := range p.Entries {
+		_src26 := other.Entries[i]
+		if !_tgt.Equals(_src26) {
+			return false
+		}
+	}
+	if p.NextColumnFamily != other.NextColumnFamily {
+		if p.NextColumnFamily == nil || other.NextColumnFamily == nil {
+			return false
+		}
+		if (*p.NextColumnFamily) != (*other.NextColumnFamily) {
+			return false
+		}
+	}
+	if bytes.Compare(p.NextAfter, other.NextAfter) != 0 {
+		return false
+	}
+	if p.Done != other.Done {
+		if p.Done == nil || other.Done == nil {
+			return false
+		}
+		if (*p.Done) != (*other.Done) {
+			return false
+		}
+	}
+	if bytes.Compare(p.Digest, other.Digest) != 0 {
+		return false
+	}
+	if len(p.Digests) != len(other.Digests) {
+		return false
+	}
+	for i, _tgt := range p.Digests {
+		_src27 := other.Digests[i]
+		if !_tgt.Equals(_src27) {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *BackupResponse) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("BackupResponse(%+v)", *p)
 }
 
 type KV interface {
@@ -11362,6 +13584,9 @@ type KV interface {
 	// Parameters:
 	//  - Req
 	MoveLeader(ctx context.Context, req *MoveLeaderRequest) (_r *MoveLeaderResponse, _err error)
+	// Parameters:
+	//  - Req
+	Backup(ctx context.Context, req *BackupRequest) (_r *BackupResponse, _err error)
 }
 
 type KVClient struct {
@@ -11402,47 +13627,11 @@ func (p *KVClient) SetLastResponseMeta_(meta thrift.ResponseMeta) {
 // Parameters:
 //   - Req
 func (p *KVClient) Get(ctx context.Context, req *GetRequest) (_r *GetResponse, _err error) {
-	var _args20 KVGetArgs
-	_args20.Req = req
-	var _result22 KVGetResult
-	var _meta21 thrift.ResponseMeta
-	_meta21, _err = p.Client_().Call(ctx, "Get", &_args20, &_result22)
-	p.SetLastResponseMeta_(_meta21)
-	if _err != nil {
-		return
-	}
-	if _ret23 := _result22.GetSuccess(); _ret23 != nil {
-		return _ret23, nil
-	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Get failed: unknown result")
-}
-
-// Parameters:
-//   - Req
-func (p *KVClient) Put(ctx context.Context, req *PutRequest) (_r *PutResponse, _err error) {
-	var _args24 KVPutArgs
-	_args24.Req = req
-	var _result26 KVPutResult
-	var _meta25 thrift.ResponseMeta
-	_meta25, _err = p.Client_().Call(ctx, "Put", &_args24, &_result26)
-	p.SetLastResponseMeta_(_meta25)
-	if _err != nil {
-		return
-	}
-	if _ret27 := _result26.GetSuccess(); _ret27 != nil {
-		return _ret27, nil
-	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Put failed: unknown result")
-}
-
-// Parameters:
-//   - Req
-func (p *KVClient) Delete(ctx context.Context, req *DeleteRequest) (_r *DeleteResponse, _err error) {
-	var _args28 KVDeleteArgs
+	var _args28 KVGetArgs
 	_args28.Req = req
-	var _result30 KVDeleteResult
+	var _result30 KVGetResult
 	var _meta29 thrift.ResponseMeta
-	_meta29, _err = p.Client_().Call(ctx, "Delete", &_args28, &_result30)
+	_meta29, _err = p.Client_().Call(ctx, "Get", &_args28, &_result30)
 	p.SetLastResponseMeta_(_meta29)
 	if _err != nil {
 		return
@@ -11450,17 +13639,17 @@ func (p *KVClient) Delete(ctx context.Context, req *DeleteRequest) (_r *DeleteRe
 	if _ret31 := _result30.GetSuccess(); _ret31 != nil {
 		return _ret31, nil
 	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Delete failed: unknown result")
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Get failed: unknown result")
 }
 
 // Parameters:
 //   - Req
-func (p *KVClient) ClearRange(ctx context.Context, req *ClearRangeRequest) (_r *ClearRangeResponse, _err error) {
-	var _args32 KVClearRangeArgs
+func (p *KVClient) Put(ctx context.Context, req *PutRequest) (_r *PutResponse, _err error) {
+	var _args32 KVPutArgs
 	_args32.Req = req
-	var _result34 KVClearRangeResult
+	var _result34 KVPutResult
 	var _meta33 thrift.ResponseMeta
-	_meta33, _err = p.Client_().Call(ctx, "ClearRange", &_args32, &_result34)
+	_meta33, _err = p.Client_().Call(ctx, "Put", &_args32, &_result34)
 	p.SetLastResponseMeta_(_meta33)
 	if _err != nil {
 		return
@@ -11468,17 +13657,17 @@ func (p *KVClient) ClearRange(ctx context.Context, req *ClearRangeRequest) (_r *
 	if _ret35 := _result34.GetSuccess(); _ret35 != nil {
 		return _ret35, nil
 	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "ClearRange failed: unknown result")
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Put failed: unknown result")
 }
 
 // Parameters:
 //   - Req
-func (p *KVClient) ListKeys(ctx context.Context, req *ListKeysRequest) (_r *ListKeysResponse, _err error) {
-	var _args36 KVListKeysArgs
+func (p *KVClient) Delete(ctx context.Context, req *DeleteRequest) (_r *DeleteResponse, _err error) {
+	var _args36 KVDeleteArgs
 	_args36.Req = req
-	var _result38 KVListKeysResult
+	var _result38 KVDeleteResult
 	var _meta37 thrift.ResponseMeta
-	_meta37, _err = p.Client_().Call(ctx, "ListKeys", &_args36, &_result38)
+	_meta37, _err = p.Client_().Call(ctx, "Delete", &_args36, &_result38)
 	p.SetLastResponseMeta_(_meta37)
 	if _err != nil {
 		return
@@ -11486,17 +13675,17 @@ func (p *KVClient) ListKeys(ctx context.Context, req *ListKeysRequest) (_r *List
 	if _ret39 := _result38.GetSuccess(); _ret39 != nil {
 		return _ret39, nil
 	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "ListKeys failed: unknown result")
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Delete failed: unknown result")
 }
 
 // Parameters:
 //   - Req
-func (p *KVClient) GetRange(ctx context.Context, req *GetRangeRequest) (_r *GetRangeResponse, _err error) {
-	var _args40 KVGetRangeArgs
+func (p *KVClient) ClearRange(ctx context.Context, req *ClearRangeRequest) (_r *ClearRangeResponse, _err error) {
+	var _args40 KVClearRangeArgs
 	_args40.Req = req
-	var _result42 KVGetRangeResult
+	var _result42 KVClearRangeResult
 	var _meta41 thrift.ResponseMeta
-	_meta41, _err = p.Client_().Call(ctx, "GetRange", &_args40, &_result42)
+	_meta41, _err = p.Client_().Call(ctx, "ClearRange", &_args40, &_result42)
 	p.SetLastResponseMeta_(_meta41)
 	if _err != nil {
 		return
@@ -11504,17 +13693,17 @@ func (p *KVClient) GetRange(ctx context.Context, req *GetRangeRequest) (_r *GetR
 	if _ret43 := _result42.GetSuccess(); _ret43 != nil {
 		return _ret43, nil
 	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "GetRange failed: unknown result")
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "ClearRange failed: unknown result")
 }
 
 // Parameters:
 //   - Req
-func (p *KVClient) AtomicCommit(ctx context.Context, req *AtomicCommitRequest) (_r *AtomicCommitResponse, _err error) {
-	var _args44 KVAtomicCommitArgs
+func (p *KVClient) ListKeys(ctx context.Context, req *ListKeysRequest) (_r *ListKeysResponse, _err error) {
+	var _args44 KVListKeysArgs
 	_args44.Req = req
-	var _result46 KVAtomicCommitResult
+	var _result46 KVListKeysResult
 	var _meta45 thrift.ResponseMeta
-	_meta45, _err = p.Client_().Call(ctx, "AtomicCommit", &_args44, &_result46)
+	_meta45, _err = p.Client_().Call(ctx, "ListKeys", &_args44, &_result46)
 	p.SetLastResponseMeta_(_meta45)
 	if _err != nil {
 		return
@@ -11522,17 +13711,17 @@ func (p *KVClient) AtomicCommit(ctx context.Context, req *AtomicCommitRequest) (
 	if _ret47 := _result46.GetSuccess(); _ret47 != nil {
 		return _ret47, nil
 	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "AtomicCommit failed: unknown result")
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "ListKeys failed: unknown result")
 }
 
 // Parameters:
 //   - Req
-func (p *KVClient) GetReadVersion(ctx context.Context, req *GetReadVersionRequest) (_r *GetReadVersionResponse, _err error) {
-	var _args48 KVGetReadVersionArgs
+func (p *KVClient) GetRange(ctx context.Context, req *GetRangeRequest) (_r *GetRangeResponse, _err error) {
+	var _args48 KVGetRangeArgs
 	_args48.Req = req
-	var _result50 KVGetReadVersionResult
+	var _result50 KVGetRangeResult
 	var _meta49 thrift.ResponseMeta
-	_meta49, _err = p.Client_().Call(ctx, "GetReadVersion", &_args48, &_result50)
+	_meta49, _err = p.Client_().Call(ctx, "GetRange", &_args48, &_result50)
 	p.SetLastResponseMeta_(_meta49)
 	if _err != nil {
 		return
@@ -11540,17 +13729,17 @@ func (p *KVClient) GetReadVersion(ctx context.Context, req *GetReadVersionReques
 	if _ret51 := _result50.GetSuccess(); _ret51 != nil {
 		return _ret51, nil
 	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "GetReadVersion failed: unknown result")
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "GetRange failed: unknown result")
 }
 
 // Parameters:
 //   - Req
-func (p *KVClient) SnapshotRead(ctx context.Context, req *SnapshotReadRequest) (_r *SnapshotReadResponse, _err error) {
-	var _args52 KVSnapshotReadArgs
+func (p *KVClient) AtomicCommit(ctx context.Context, req *AtomicCommitRequest) (_r *AtomicCommitResponse, _err error) {
+	var _args52 KVAtomicCommitArgs
 	_args52.Req = req
-	var _result54 KVSnapshotReadResult
+	var _result54 KVAtomicCommitResult
 	var _meta53 thrift.ResponseMeta
-	_meta53, _err = p.Client_().Call(ctx, "SnapshotRead", &_args52, &_result54)
+	_meta53, _err = p.Client_().Call(ctx, "AtomicCommit", &_args52, &_result54)
 	p.SetLastResponseMeta_(_meta53)
 	if _err != nil {
 		return
@@ -11558,17 +13747,17 @@ func (p *KVClient) SnapshotRead(ctx context.Context, req *SnapshotReadRequest) (
 	if _ret55 := _result54.GetSuccess(); _ret55 != nil {
 		return _ret55, nil
 	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "SnapshotRead failed: unknown result")
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "AtomicCommit failed: unknown result")
 }
 
 // Parameters:
 //   - Req
-func (p *KVClient) SnapshotGetRange(ctx context.Context, req *SnapshotGetRangeRequest) (_r *SnapshotGetRangeResponse, _err error) {
-	var _args56 KVSnapshotGetRangeArgs
+func (p *KVClient) GetReadVersion(ctx context.Context, req *GetReadVersionRequest) (_r *GetReadVersionResponse, _err error) {
+	var _args56 KVGetReadVersionArgs
 	_args56.Req = req
-	var _result58 KVSnapshotGetRangeResult
+	var _result58 KVGetReadVersionResult
 	var _meta57 thrift.ResponseMeta
-	_meta57, _err = p.Client_().Call(ctx, "SnapshotGetRange", &_args56, &_result58)
+	_meta57, _err = p.Client_().Call(ctx, "GetReadVersion", &_args56, &_result58)
 	p.SetLastResponseMeta_(_meta57)
 	if _err != nil {
 		return
@@ -11576,17 +13765,17 @@ func (p *KVClient) SnapshotGetRange(ctx context.Context, req *SnapshotGetRangeRe
 	if _ret59 := _result58.GetSuccess(); _ret59 != nil {
 		return _ret59, nil
 	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "SnapshotGetRange failed: unknown result")
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "GetReadVersion failed: unknown result")
 }
 
 // Parameters:
 //   - Req
-func (p *KVClient) SetFaultInjection(ctx context.Context, req *SetFaultInjectionRequest) (_r *SetFaultInjectionResponse, _err error) {
-	var _args60 KVSetFaultInjectionArgs
+func (p *KVClient) SnapshotRead(ctx context.Context, req *SnapshotReadRequest) (_r *SnapshotReadResponse, _err error) {
+	var _args60 KVSnapshotReadArgs
 	_args60.Req = req
-	var _result62 KVSetFaultInjectionResult
+	var _result62 KVSnapshotReadResult
 	var _meta61 thrift.ResponseMeta
-	_meta61, _err = p.Client_().Call(ctx, "SetFaultInjection", &_args60, &_result62)
+	_meta61, _err = p.Client_().Call(ctx, "SnapshotRead", &_args60, &_result62)
 	p.SetLastResponseMeta_(_meta61)
 	if _err != nil {
 		return
@@ -11594,17 +13783,17 @@ func (p *KVClient) SetFaultInjection(ctx context.Context, req *SetFaultInjection
 	if _ret63 := _result62.GetSuccess(); _ret63 != nil {
 		return _ret63, nil
 	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "SetFaultInjection failed: unknown result")
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "SnapshotRead failed: unknown result")
 }
 
 // Parameters:
 //   - Req
-func (p *KVClient) Status(ctx context.Context, req *StatusRequest) (_r *StatusResponse, _err error) {
-	var _args64 KVStatusArgs
+func (p *KVClient) SnapshotGetRange(ctx context.Context, req *SnapshotGetRangeRequest) (_r *SnapshotGetRangeResponse, _err error) {
+	var _args64 KVSnapshotGetRangeArgs
 	_args64.Req = req
-	var _result66 KVStatusResult
+	var _result66 KVSnapshotGetRangeResult
 	var _meta65 thrift.ResponseMeta
-	_meta65, _err = p.Client_().Call(ctx, "Status", &_args64, &_result66)
+	_meta65, _err = p.Client_().Call(ctx, "SnapshotGetRange", &_args64, &_result66)
 	p.SetLastResponseMeta_(_meta65)
 	if _err != nil {
 		return
@@ -11612,17 +13801,17 @@ func (p *KVClient) Status(ctx context.Context, req *StatusRequest) (_r *StatusRe
 	if _ret67 := _result66.GetSuccess(); _ret67 != nil {
 		return _ret67, nil
 	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Status failed: unknown result")
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "SnapshotGetRange failed: unknown result")
 }
 
 // Parameters:
 //   - Req
-func (p *KVClient) OpenSession(ctx context.Context, req *OpenSessionRequest) (_r *OpenSessionResponse, _err error) {
-	var _args68 KVOpenSessionArgs
+func (p *KVClient) SetFaultInjection(ctx context.Context, req *SetFaultInjectionRequest) (_r *SetFaultInjectionResponse, _err error) {
+	var _args68 KVSetFaultInjectionArgs
 	_args68.Req = req
-	var _result70 KVOpenSessionResult
+	var _result70 KVSetFaultInjectionResult
 	var _meta69 thrift.ResponseMeta
-	_meta69, _err = p.Client_().Call(ctx, "OpenSession", &_args68, &_result70)
+	_meta69, _err = p.Client_().Call(ctx, "SetFaultInjection", &_args68, &_result70)
 	p.SetLastResponseMeta_(_meta69)
 	if _err != nil {
 		return
@@ -11630,17 +13819,17 @@ func (p *KVClient) OpenSession(ctx context.Context, req *OpenSessionRequest) (_r
 	if _ret71 := _result70.GetSuccess(); _ret71 != nil {
 		return _ret71, nil
 	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "OpenSession failed: unknown result")
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "SetFaultInjection failed: unknown result")
 }
 
 // Parameters:
 //   - Req
-func (p *KVClient) MemberList(ctx context.Context, req *MemberListRequest) (_r *MemberListResponse, _err error) {
-	var _args72 KVMemberListArgs
+func (p *KVClient) Status(ctx context.Context, req *StatusRequest) (_r *StatusResponse, _err error) {
+	var _args72 KVStatusArgs
 	_args72.Req = req
-	var _result74 KVMemberListResult
+	var _result74 KVStatusResult
 	var _meta73 thrift.ResponseMeta
-	_meta73, _err = p.Client_().Call(ctx, "MemberList", &_args72, &_result74)
+	_meta73, _err = p.Client_().Call(ctx, "Status", &_args72, &_result74)
 	p.SetLastResponseMeta_(_meta73)
 	if _err != nil {
 		return
@@ -11648,17 +13837,17 @@ func (p *KVClient) MemberList(ctx context.Context, req *MemberListRequest) (_r *
 	if _ret75 := _result74.GetSuccess(); _ret75 != nil {
 		return _ret75, nil
 	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "MemberList failed: unknown result")
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Status failed: unknown result")
 }
 
 // Parameters:
 //   - Req
-func (p *KVClient) MemberAdd(ctx context.Context, req *MemberAddRequest) (_r *MemberAddResponse, _err error) {
-	var _args76 KVMemberAddArgs
+func (p *KVClient) OpenSession(ctx context.Context, req *OpenSessionRequest) (_r *OpenSessionResponse, _err error) {
+	var _args76 KVOpenSessionArgs
 	_args76.Req = req
-	var _result78 KVMemberAddResult
+	var _result78 KVOpenSessionResult
 	var _meta77 thrift.ResponseMeta
-	_meta77, _err = p.Client_().Call(ctx, "MemberAdd", &_args76, &_result78)
+	_meta77, _err = p.Client_().Call(ctx, "OpenSession", &_args76, &_result78)
 	p.SetLastResponseMeta_(_meta77)
 	if _err != nil {
 		return
@@ -11666,17 +13855,17 @@ func (p *KVClient) MemberAdd(ctx context.Context, req *MemberAddRequest) (_r *Me
 	if _ret79 := _result78.GetSuccess(); _ret79 != nil {
 		return _ret79, nil
 	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "MemberAdd failed: unknown result")
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "OpenSession failed: unknown result")
 }
 
 // Parameters:
 //   - Req
-func (p *KVClient) MemberRemove(ctx context.Context, req *MemberRemoveRequest) (_r *MemberRemoveResponse, _err error) {
-	var _args80 KVMemberRemoveArgs
+func (p *KVClient) MemberList(ctx context.Context, req *MemberListRequest) (_r *MemberListResponse, _err error) {
+	var _args80 KVMemberListArgs
 	_args80.Req = req
-	var _result82 KVMemberRemoveResult
+	var _result82 KVMemberListResult
 	var _meta81 thrift.ResponseMeta
-	_meta81, _err = p.Client_().Call(ctx, "MemberRemove", &_args80, &_result82)
+	_meta81, _err = p.Client_().Call(ctx, "MemberList", &_args80, &_result82)
 	p.SetLastResponseMeta_(_meta81)
 	if _err != nil {
 		return
@@ -11684,17 +13873,17 @@ func (p *KVClient) MemberRemove(ctx context.Context, req *MemberRemoveRequest) (
 	if _ret83 := _result82.GetSuccess(); _ret83 != nil {
 		return _ret83, nil
 	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "MemberRemove failed: unknown result")
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "MemberList failed: unknown result")
 }
 
 // Parameters:
 //   - Req
-func (p *KVClient) MemberReplace(ctx context.Context, req *MemberReplaceRequest) (_r *MemberReplaceResponse, _err error) {
-	var _args84 KVMemberReplaceArgs
+func (p *KVClient) MemberAdd(ctx context.Context, req *MemberAddRequest) (_r *MemberAddResponse, _err error) {
+	var _args84 KVMemberAddArgs
 	_args84.Req = req
-	var _result86 KVMemberReplaceResult
+	var _result86 KVMemberAddResult
 	var _meta85 thrift.ResponseMeta
-	_meta85, _err = p.Client_().Call(ctx, "MemberReplace", &_args84, &_result86)
+	_meta85, _err = p.Client_().Call(ctx, "MemberAdd", &_args84, &_result86)
 	p.SetLastResponseMeta_(_meta85)
 	if _err != nil {
 		return
@@ -11702,17 +13891,17 @@ func (p *KVClient) MemberReplace(ctx context.Context, req *MemberReplaceRequest)
 	if _ret87 := _result86.GetSuccess(); _ret87 != nil {
 		return _ret87, nil
 	}
-	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "MemberReplace failed: unknown result")
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "MemberAdd failed: unknown result")
 }
 
 // Parameters:
 //   - Req
-func (p *KVClient) MoveLeader(ctx context.Context, req *MoveLeaderRequest) (_r *MoveLeaderResponse, _err error) {
-	var _args88 KVMoveLeaderArgs
+func (p *KVClient) MemberRemove(ctx context.Context, req *MemberRemoveRequest) (_r *MemberRemoveResponse, _err error) {
+	var _args88 KVMemberRemoveArgs
 	_args88.Req = req
-	var _result90 KVMoveLeaderResult
+	var _result90 KVMemberRemoveResult
 	var _meta89 thrift.ResponseMeta
-	_meta89, _err = p.Client_().Call(ctx, "MoveLeader", &_args88, &_result90)
+	_meta89, _err = p.Client_().Call(ctx, "MemberRemove", &_args88, &_result90)
 	p.SetLastResponseMeta_(_meta89)
 	if _err != nil {
 		return
@@ -11720,7 +13909,61 @@ func (p *KVClient) MoveLeader(ctx context.Context, req *MoveLeaderRequest) (_r *
 	if _ret91 := _result90.GetSuccess(); _ret91 != nil {
 		return _ret91, nil
 	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "MemberRemove failed: unknown result")
+}
+
+// Parameters:
+//   - Req
+func (p *KVClient) MemberReplace(ctx context.Context, req *MemberReplaceRequest) (_r *MemberReplaceResponse, _err error) {
+	var _args92 KVMemberReplaceArgs
+	_args92.Req = req
+	var _result94 KVMemberReplaceResult
+	var _meta93 thrift.ResponseMeta
+	_meta93, _err = p.Client_().Call(ctx, "MemberReplace", &_args92, &_result94)
+	p.SetLastResponseMeta_(_meta93)
+	if _err != nil {
+		return
+	}
+	if _ret95 := _result94.GetSuccess(); _ret95 != nil {
+		return _ret95, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "MemberReplace failed: unknown result")
+}
+
+// Parameters:
+//   - Req
+func (p *KVClient) MoveLeader(ctx context.Context, req *MoveLeaderRequest) (_r *MoveLeaderResponse, _err error) {
+	var _args96 KVMoveLeaderArgs
+	_args96.Req = req
+	var _result98 KVMoveLeaderResult
+	var _meta97 thrift.ResponseMeta
+	_meta97, _err = p.Client_().Call(ctx, "MoveLeader", &_args96, &_result98)
+	p.SetLastResponseMeta_(_meta97)
+	if _err != nil {
+		return
+	}
+	if _ret99 := _result98.GetSuccess(); _ret99 != nil {
+		return _ret99, nil
+	}
 	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "MoveLeader failed: unknown result")
+}
+
+// Parameters:
+//   - Req
+func (p *KVClient) Backup(ctx context.Context, req *BackupRequest) (_r *BackupResponse, _err error) {
+	var _args100 KVBackupArgs
+	_args100.Req = req
+	var _result102 KVBackupResult
+	var _meta101 thrift.ResponseMeta
+	_meta101, _err = p.Client_().Call(ctx, "Backup", &_args100, &_result102)
+	p.SetLastResponseMeta_(_meta101)
+	if _err != nil {
+		return
+	}
+	if _ret103 := _result102.GetSuccess(); _ret103 != nil {
+		return _ret103, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Backup failed: unknown result")
 }
 
 type KVProcessor struct {
@@ -11743,26 +13986,27 @@ func (p *KVProcessor) ProcessorMap() map[string]thrift.TProcessorFunction {
 
 func NewKVProcessor(handler KV) *KVProcessor {
 
-	self92 := &KVProcessor{handler: handler, processorMap: make(map[string]thrift.TProcessorFunction)}
-	self92.processorMap["Get"] = &kVProcessorGet{handler: handler}
-	self92.processorMap["Put"] = &kVProcessorPut{handler: handler}
-	self92.processorMap["Delete"] = &kVProcessorDelete{handler: handler}
-	self92.processorMap["ClearRange"] = &kVProcessorClearRange{handler: handler}
-	self92.processorMap["ListKeys"] = &kVProcessorListKeys{handler: handler}
-	self92.processorMap["GetRange"] = &kVProcessorGetRange{handler: handler}
-	self92.processorMap["AtomicCommit"] = &kVProcessorAtomicCommit{handler: handler}
-	self92.processorMap["GetReadVersion"] = &kVProcessorGetReadVersion{handler: handler}
-	self92.processorMap["SnapshotRead"] = &kVProcessorSnapshotRead{handler: handler}
-	self92.processorMap["SnapshotGetRange"] = &kVProcessorSnapshotGetRange{handler: handler}
-	self92.processorMap["SetFaultInjection"] = &kVProcessorSetFaultInjection{handler: handler}
-	self92.processorMap["Status"] = &kVProcessorStatus{handler: handler}
-	self92.processorMap["OpenSession"] = &kVProcessorOpenSession{handler: handler}
-	self92.processorMap["MemberList"] = &kVProcessorMemberList{handler: handler}
-	self92.processorMap["MemberAdd"] = &kVProcessorMemberAdd{handler: handler}
-	self92.processorMap["MemberRemove"] = &kVProcessorMemberRemove{handler: handler}
-	self92.processorMap["MemberReplace"] = &kVProcessorMemberReplace{handler: handler}
-	self92.processorMap["MoveLeader"] = &kVProcessorMoveLeader{handler: handler}
-	return self92
+	self104 := &KVProcessor{handler: handler, processorMap: make(map[string]thrift.TProcessorFunction)}
+	self104.processorMap["Get"] = &kVProcessorGet{handler: handler}
+	self104.processorMap["Put"] = &kVProcessorPut{handler: handler}
+	self104.processorMap["Delete"] = &kVProcessorDelete{handler: handler}
+	self104.processorMap["ClearRange"] = &kVProcessorClearRange{handler: handler}
+	self104.processorMap["ListKeys"] = &kVProcessorListKeys{handler: handler}
+	self104.processorMap["GetRange"] = &kVProcessorGetRange{handler: handler}
+	self104.processorMap["AtomicCommit"] = &kVProcessorAtomicCommit{handler: handler}
+	self104.processorMap["GetReadVersion"] = &kVProcessorGetReadVersion{handler: handler}
+	self104.processorMap["SnapshotRead"] = &kVProcessorSnapshotRead{handler: handler}
+	self104.processorMap["SnapshotGetRange"] = &kVProcessorSnapshotGetRange{handler: handler}
+	self104.processorMap["SetFaultInjection"] = &kVProcessorSetFaultInjection{handler: handler}
+	self104.processorMap["Status"] = &kVProcessorStatus{handler: handler}
+	self104.processorMap["OpenSession"] = &kVProcessorOpenSession{handler: handler}
+	self104.processorMap["MemberList"] = &kVProcessorMemberList{handler: handler}
+	self104.processorMap["MemberAdd"] = &kVProcessorMemberAdd{handler: handler}
+	self104.processorMap["MemberRemove"] = &kVProcessorMemberRemove{handler: handler}
+	self104.processorMap["MemberReplace"] = &kVProcessorMemberReplace{handler: handler}
+	self104.processorMap["MoveLeader"] = &kVProcessorMoveLeader{handler: handler}
+	self104.processorMap["Backup"] = &kVProcessorBackup{handler: handler}
+	return self104
 }
 
 func (p *KVProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
@@ -11775,12 +14019,12 @@ func (p *KVProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol
 	}
 	iprot.Skip(ctx, thrift.STRUCT)
 	iprot.ReadMessageEnd(ctx)
-	x93 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function "+name)
+	x105 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function "+name)
 	oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
-	x93.Write(ctx, oprot)
+	x105.Write(ctx, oprot)
 	oprot.WriteMessageEnd(ctx)
 	oprot.Flush(ctx)
-	return false, x93
+	return false, x105
 
 }
 
@@ -11789,7 +14033,7 @@ type kVProcessorGet struct {
 }
 
 func (p *kVProcessorGet) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err94 error
+	var _write_err106 error
 	args := KVGetArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -11835,21 +14079,21 @@ func (p *kVProcessorGet) Process(ctx context.Context, seqId int32, iprot, oprot 
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc95 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Get: "+err2.Error())
+		_exc107 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Get: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "Get", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err94 = thrift.WrapTException(err2)
+			_write_err106 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc95.Write(ctx, oprot); _write_err94 == nil && err2 != nil {
-			_write_err94 = thrift.WrapTException(err2)
+		if err2 := _exc107.Write(ctx, oprot); _write_err106 == nil && err2 != nil {
+			_write_err106 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err94 == nil && err2 != nil {
-			_write_err94 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err106 == nil && err2 != nil {
+			_write_err106 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err94 == nil && err2 != nil {
-			_write_err94 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err106 == nil && err2 != nil {
+			_write_err106 = thrift.WrapTException(err2)
 		}
-		if _write_err94 != nil {
-			return false, thrift.WrapTException(_write_err94)
+		if _write_err106 != nil {
+			return false, thrift.WrapTException(_write_err106)
 		}
 		return true, err
 	} else {
@@ -11857,19 +14101,19 @@ func (p *kVProcessorGet) Process(ctx context.Context, seqId int32, iprot, oprot 
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "Get", thrift.REPLY, seqId); err2 != nil {
-		_write_err94 = thrift.WrapTException(err2)
+		_write_err106 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err94 == nil && err2 != nil {
-		_write_err94 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err106 == nil && err2 != nil {
+		_write_err106 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err94 == nil && err2 != nil {
-		_write_err94 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err106 == nil && err2 != nil {
+		_write_err106 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err94 == nil && err2 != nil {
-		_write_err94 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err106 == nil && err2 != nil {
+		_write_err106 = thrift.WrapTException(err2)
 	}
-	if _write_err94 != nil {
-		return false, thrift.WrapTException(_write_err94)
+	if _write_err106 != nil {
+		return false, thrift.WrapTException(_write_err106)
 	}
 	return true, err
 }
@@ -11879,7 +14123,7 @@ type kVProcessorPut struct {
 }
 
 func (p *kVProcessorPut) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err96 error
+	var _write_err108 error
 	args := KVPutArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -11925,21 +14169,21 @@ func (p *kVProcessorPut) Process(ctx context.Context, seqId int32, iprot, oprot 
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc97 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Put: "+err2.Error())
+		_exc109 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Put: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "Put", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err96 = thrift.WrapTException(err2)
+			_write_err108 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc97.Write(ctx, oprot); _write_err96 == nil && err2 != nil {
-			_write_err96 = thrift.WrapTException(err2)
+		if err2 := _exc109.Write(ctx, oprot); _write_err108 == nil && err2 != nil {
+			_write_err108 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err96 == nil && err2 != nil {
-			_write_err96 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err108 == nil && err2 != nil {
+			_write_err108 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err96 == nil && err2 != nil {
-			_write_err96 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err108 == nil && err2 != nil {
+			_write_err108 = thrift.WrapTException(err2)
 		}
-		if _write_err96 != nil {
-			return false, thrift.WrapTException(_write_err96)
+		if _write_err108 != nil {
+			return false, thrift.WrapTException(_write_err108)
 		}
 		return true, err
 	} else {
@@ -11947,19 +14191,19 @@ func (p *kVProcessorPut) Process(ctx context.Context, seqId int32, iprot, oprot 
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "Put", thrift.REPLY, seqId); err2 != nil {
-		_write_err96 = thrift.WrapTException(err2)
+		_write_err108 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err96 == nil && err2 != nil {
-		_write_err96 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err108 == nil && err2 != nil {
+		_write_err108 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err96 == nil && err2 != nil {
-		_write_err96 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err108 == nil && err2 != nil {
+		_write_err108 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err96 == nil && err2 != nil {
-		_write_err96 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err108 == nil && err2 != nil {
+		_write_err108 = thrift.WrapTException(err2)
 	}
-	if _write_err96 != nil {
-		return false, thrift.WrapTException(_write_err96)
+	if _write_err108 != nil {
+		return false, thrift.WrapTException(_write_err108)
 	}
 	return true, err
 }
@@ -11969,7 +14213,7 @@ type kVProcessorDelete struct {
 }
 
 func (p *kVProcessorDelete) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err98 error
+	var _write_err110 error
 	args := KVDeleteArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -12015,21 +14259,21 @@ func (p *kVProcessorDelete) Process(ctx context.Context, seqId int32, iprot, opr
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc99 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Delete: "+err2.Error())
+		_exc111 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Delete: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "Delete", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err98 = thrift.WrapTException(err2)
+			_write_err110 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc99.Write(ctx, oprot); _write_err98 == nil && err2 != nil {
-			_write_err98 = thrift.WrapTException(err2)
+		if err2 := _exc111.Write(ctx, oprot); _write_err110 == nil && err2 != nil {
+			_write_err110 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err98 == nil && err2 != nil {
-			_write_err98 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err110 == nil && err2 != nil {
+			_write_err110 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err98 == nil && err2 != nil {
-			_write_err98 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err110 == nil && err2 != nil {
+			_write_err110 = thrift.WrapTException(err2)
 		}
-		if _write_err98 != nil {
-			return false, thrift.WrapTException(_write_err98)
+		if _write_err110 != nil {
+			return false, thrift.WrapTException(_write_err110)
 		}
 		return true, err
 	} else {
@@ -12037,19 +14281,19 @@ func (p *kVProcessorDelete) Process(ctx context.Context, seqId int32, iprot, opr
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "Delete", thrift.REPLY, seqId); err2 != nil {
-		_write_err98 = thrift.WrapTException(err2)
+		_write_err110 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err98 == nil && err2 != nil {
-		_write_err98 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err110 == nil && err2 != nil {
+		_write_err110 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err98 == nil && err2 != nil {
-		_write_err98 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err110 == nil && err2 != nil {
+		_write_err110 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err98 == nil && err2 != nil {
-		_write_err98 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err110 == nil && err2 != nil {
+		_write_err110 = thrift.WrapTException(err2)
 	}
-	if _write_err98 != nil {
-		return false, thrift.WrapTException(_write_err98)
+	if _write_err110 != nil {
+		return false, thrift.WrapTException(_write_err110)
 	}
 	return true, err
 }
@@ -12059,7 +14303,7 @@ type kVProcessorClearRange struct {
 }
 
 func (p *kVProcessorClearRange) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err100 error
+	var _write_err112 error
 	args := KVClearRangeArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -12105,21 +14349,21 @@ func (p *kVProcessorClearRange) Process(ctx context.Context, seqId int32, iprot,
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc101 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing ClearRange: "+err2.Error())
+		_exc113 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing ClearRange: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "ClearRange", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err100 = thrift.WrapTException(err2)
+			_write_err112 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc101.Write(ctx, oprot); _write_err100 == nil && err2 != nil {
-			_write_err100 = thrift.WrapTException(err2)
+		if err2 := _exc113.Write(ctx, oprot); _write_err112 == nil && err2 != nil {
+			_write_err112 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err100 == nil && err2 != nil {
-			_write_err100 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err112 == nil && err2 != nil {
+			_write_err112 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err100 == nil && err2 != nil {
-			_write_err100 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err112 == nil && err2 != nil {
+			_write_err112 = thrift.WrapTException(err2)
 		}
-		if _write_err100 != nil {
-			return false, thrift.WrapTException(_write_err100)
+		if _write_err112 != nil {
+			return false, thrift.WrapTException(_write_err112)
 		}
 		return true, err
 	} else {
@@ -12127,19 +14371,19 @@ func (p *kVProcessorClearRange) Process(ctx context.Context, seqId int32, iprot,
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "ClearRange", thrift.REPLY, seqId); err2 != nil {
-		_write_err100 = thrift.WrapTException(err2)
+		_write_err112 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err100 == nil && err2 != nil {
-		_write_err100 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err112 == nil && err2 != nil {
+		_write_err112 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err100 == nil && err2 != nil {
-		_write_err100 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err112 == nil && err2 != nil {
+		_write_err112 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err100 == nil && err2 != nil {
-		_write_err100 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err112 == nil && err2 != nil {
+		_write_err112 = thrift.WrapTException(err2)
 	}
-	if _write_err100 != nil {
-		return false, thrift.WrapTException(_write_err100)
+	if _write_err112 != nil {
+		return false, thrift.WrapTException(_write_err112)
 	}
 	return true, err
 }
@@ -12149,7 +14393,7 @@ type kVProcessorListKeys struct {
 }
 
 func (p *kVProcessorListKeys) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err102 error
+	var _write_err114 error
 	args := KVListKeysArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -12195,21 +14439,21 @@ func (p *kVProcessorListKeys) Process(ctx context.Context, seqId int32, iprot, o
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc103 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing ListKeys: "+err2.Error())
+		_exc115 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing ListKeys: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "ListKeys", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err102 = thrift.WrapTException(err2)
+			_write_err114 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc103.Write(ctx, oprot); _write_err102 == nil && err2 != nil {
-			_write_err102 = thrift.WrapTException(err2)
+		if err2 := _exc115.Write(ctx, oprot); _write_err114 == nil && err2 != nil {
+			_write_err114 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err102 == nil && err2 != nil {
-			_write_err102 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err114 == nil && err2 != nil {
+			_write_err114 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err102 == nil && err2 != nil {
-			_write_err102 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err114 == nil && err2 != nil {
+			_write_err114 = thrift.WrapTException(err2)
 		}
-		if _write_err102 != nil {
-			return false, thrift.WrapTException(_write_err102)
+		if _write_err114 != nil {
+			return false, thrift.WrapTException(_write_err114)
 		}
 		return true, err
 	} else {
@@ -12217,19 +14461,19 @@ func (p *kVProcessorListKeys) Process(ctx context.Context, seqId int32, iprot, o
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "ListKeys", thrift.REPLY, seqId); err2 != nil {
-		_write_err102 = thrift.WrapTException(err2)
+		_write_err114 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err102 == nil && err2 != nil {
-		_write_err102 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err114 == nil && err2 != nil {
+		_write_err114 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err102 == nil && err2 != nil {
-		_write_err102 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err114 == nil && err2 != nil {
+		_write_err114 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err102 == nil && err2 != nil {
-		_write_err102 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err114 == nil && err2 != nil {
+		_write_err114 = thrift.WrapTException(err2)
 	}
-	if _write_err102 != nil {
-		return false, thrift.WrapTException(_write_err102)
+	if _write_err114 != nil {
+		return false, thrift.WrapTException(_write_err114)
 	}
 	return true, err
 }
@@ -12239,7 +14483,7 @@ type kVProcessorGetRange struct {
 }
 
 func (p *kVProcessorGetRange) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err104 error
+	var _write_err116 error
 	args := KVGetRangeArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -12285,21 +14529,21 @@ func (p *kVProcessorGetRange) Process(ctx context.Context, seqId int32, iprot, o
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc105 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing GetRange: "+err2.Error())
+		_exc117 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing GetRange: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "GetRange", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err104 = thrift.WrapTException(err2)
+			_write_err116 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc105.Write(ctx, oprot); _write_err104 == nil && err2 != nil {
-			_write_err104 = thrift.WrapTException(err2)
+		if err2 := _exc117.Write(ctx, oprot); _write_err116 == nil && err2 != nil {
+			_write_err116 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err104 == nil && err2 != nil {
-			_write_err104 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err116 == nil && err2 != nil {
+			_write_err116 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err104 == nil && err2 != nil {
-			_write_err104 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err116 == nil && err2 != nil {
+			_write_err116 = thrift.WrapTException(err2)
 		}
-		if _write_err104 != nil {
-			return false, thrift.WrapTException(_write_err104)
+		if _write_err116 != nil {
+			return false, thrift.WrapTException(_write_err116)
 		}
 		return true, err
 	} else {
@@ -12307,19 +14551,19 @@ func (p *kVProcessorGetRange) Process(ctx context.Context, seqId int32, iprot, o
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "GetRange", thrift.REPLY, seqId); err2 != nil {
-		_write_err104 = thrift.WrapTException(err2)
+		_write_err116 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err104 == nil && err2 != nil {
-		_write_err104 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err116 == nil && err2 != nil {
+		_write_err116 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err104 == nil && err2 != nil {
-		_write_err104 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err116 == nil && err2 != nil {
+		_write_err116 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err104 == nil && err2 != nil {
-		_write_err104 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err116 == nil && err2 != nil {
+		_write_err116 = thrift.WrapTException(err2)
 	}
-	if _write_err104 != nil {
-		return false, thrift.WrapTException(_write_err104)
+	if _write_err116 != nil {
+		return false, thrift.WrapTException(_write_err116)
 	}
 	return true, err
 }
@@ -12329,7 +14573,7 @@ type kVProcessorAtomicCommit struct {
 }
 
 func (p *kVProcessorAtomicCommit) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err106 error
+	var _write_err118 error
 	args := KVAtomicCommitArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -12375,21 +14619,21 @@ func (p *kVProcessorAtomicCommit) Process(ctx context.Context, seqId int32, ipro
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc107 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing AtomicCommit: "+err2.Error())
+		_exc119 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing AtomicCommit: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "AtomicCommit", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err106 = thrift.WrapTException(err2)
+			_write_err118 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc107.Write(ctx, oprot); _write_err106 == nil && err2 != nil {
-			_write_err106 = thrift.WrapTException(err2)
+		if err2 := _exc119.Write(ctx, oprot); _write_err118 == nil && err2 != nil {
+			_write_err118 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err106 == nil && err2 != nil {
-			_write_err106 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err118 == nil && err2 != nil {
+			_write_err118 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err106 == nil && err2 != nil {
-			_write_err106 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err118 == nil && err2 != nil {
+			_write_err118 = thrift.WrapTException(err2)
 		}
-		if _write_err106 != nil {
-			return false, thrift.WrapTException(_write_err106)
+		if _write_err118 != nil {
+			return false, thrift.WrapTException(_write_err118)
 		}
 		return true, err
 	} else {
@@ -12397,19 +14641,19 @@ func (p *kVProcessorAtomicCommit) Process(ctx context.Context, seqId int32, ipro
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "AtomicCommit", thrift.REPLY, seqId); err2 != nil {
-		_write_err106 = thrift.WrapTException(err2)
+		_write_err118 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err106 == nil && err2 != nil {
-		_write_err106 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err118 == nil && err2 != nil {
+		_write_err118 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err106 == nil && err2 != nil {
-		_write_err106 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err118 == nil && err2 != nil {
+		_write_err118 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err106 == nil && err2 != nil {
-		_write_err106 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err118 == nil && err2 != nil {
+		_write_err118 = thrift.WrapTException(err2)
 	}
-	if _write_err106 != nil {
-		return false, thrift.WrapTException(_write_err106)
+	if _write_err118 != nil {
+		return false, thrift.WrapTException(_write_err118)
 	}
 	return true, err
 }
@@ -12419,7 +14663,7 @@ type kVProcessorGetReadVersion struct {
 }
 
 func (p *kVProcessorGetReadVersion) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err108 error
+	var _write_err120 error
 	args := KVGetReadVersionArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -12465,21 +14709,21 @@ func (p *kVProcessorGetReadVersion) Process(ctx context.Context, seqId int32, ip
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc109 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing GetReadVersion: "+err2.Error())
+		_exc121 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing GetReadVersion: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "GetReadVersion", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err108 = thrift.WrapTException(err2)
+			_write_err120 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc109.Write(ctx, oprot); _write_err108 == nil && err2 != nil {
-			_write_err108 = thrift.WrapTException(err2)
+		if err2 := _exc121.Write(ctx, oprot); _write_err120 == nil && err2 != nil {
+			_write_err120 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err108 == nil && err2 != nil {
-			_write_err108 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err120 == nil && err2 != nil {
+			_write_err120 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err108 == nil && err2 != nil {
-			_write_err108 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err120 == nil && err2 != nil {
+			_write_err120 = thrift.WrapTException(err2)
 		}
-		if _write_err108 != nil {
-			return false, thrift.WrapTException(_write_err108)
+		if _write_err120 != nil {
+			return false, thrift.WrapTException(_write_err120)
 		}
 		return true, err
 	} else {
@@ -12487,19 +14731,19 @@ func (p *kVProcessorGetReadVersion) Process(ctx context.Context, seqId int32, ip
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "GetReadVersion", thrift.REPLY, seqId); err2 != nil {
-		_write_err108 = thrift.WrapTException(err2)
+		_write_err120 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err108 == nil && err2 != nil {
-		_write_err108 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err120 == nil && err2 != nil {
+		_write_err120 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err108 == nil && err2 != nil {
-		_write_err108 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err120 == nil && err2 != nil {
+		_write_err120 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err108 == nil && err2 != nil {
-		_write_err108 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err120 == nil && err2 != nil {
+		_write_err120 = thrift.WrapTException(err2)
 	}
-	if _write_err108 != nil {
-		return false, thrift.WrapTException(_write_err108)
+	if _write_err120 != nil {
+		return false, thrift.WrapTException(_write_err120)
 	}
 	return true, err
 }
@@ -12509,7 +14753,7 @@ type kVProcessorSnapshotRead struct {
 }
 
 func (p *kVProcessorSnapshotRead) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err110 error
+	var _write_err122 error
 	args := KVSnapshotReadArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -12555,21 +14799,21 @@ func (p *kVProcessorSnapshotRead) Process(ctx context.Context, seqId int32, ipro
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc111 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing SnapshotRead: "+err2.Error())
+		_exc123 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing SnapshotRead: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "SnapshotRead", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err110 = thrift.WrapTException(err2)
+			_write_err122 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc111.Write(ctx, oprot); _write_err110 == nil && err2 != nil {
-			_write_err110 = thrift.WrapTException(err2)
+		if err2 := _exc123.Write(ctx, oprot); _write_err122 == nil && err2 != nil {
+			_write_err122 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err110 == nil && err2 != nil {
-			_write_err110 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err122 == nil && err2 != nil {
+			_write_err122 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err110 == nil && err2 != nil {
-			_write_err110 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err122 == nil && err2 != nil {
+			_write_err122 = thrift.WrapTException(err2)
 		}
-		if _write_err110 != nil {
-			return false, thrift.WrapTException(_write_err110)
+		if _write_err122 != nil {
+			return false, thrift.WrapTException(_write_err122)
 		}
 		return true, err
 	} else {
@@ -12577,19 +14821,19 @@ func (p *kVProcessorSnapshotRead) Process(ctx context.Context, seqId int32, ipro
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "SnapshotRead", thrift.REPLY, seqId); err2 != nil {
-		_write_err110 = thrift.WrapTException(err2)
+		_write_err122 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err110 == nil && err2 != nil {
-		_write_err110 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err122 == nil && err2 != nil {
+		_write_err122 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err110 == nil && err2 != nil {
-		_write_err110 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err122 == nil && err2 != nil {
+		_write_err122 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err110 == nil && err2 != nil {
-		_write_err110 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err122 == nil && err2 != nil {
+		_write_err122 = thrift.WrapTException(err2)
 	}
-	if _write_err110 != nil {
-		return false, thrift.WrapTException(_write_err110)
+	if _write_err122 != nil {
+		return false, thrift.WrapTException(_write_err122)
 	}
 	return true, err
 }
@@ -12599,7 +14843,7 @@ type kVProcessorSnapshotGetRange struct {
 }
 
 func (p *kVProcessorSnapshotGetRange) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err112 error
+	var _write_err124 error
 	args := KVSnapshotGetRangeArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -12645,21 +14889,21 @@ func (p *kVProcessorSnapshotGetRange) Process(ctx context.Context, seqId int32, 
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc113 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing SnapshotGetRange: "+err2.Error())
+		_exc125 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing SnapshotGetRange: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "SnapshotGetRange", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err112 = thrift.WrapTException(err2)
+			_write_err124 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc113.Write(ctx, oprot); _write_err112 == nil && err2 != nil {
-			_write_err112 = thrift.WrapTException(err2)
+		if err2 := _exc125.Write(ctx, oprot); _write_err124 == nil && err2 != nil {
+			_write_err124 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err112 == nil && err2 != nil {
-			_write_err112 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err124 == nil && err2 != nil {
+			_write_err124 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err112 == nil && err2 != nil {
-			_write_err112 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err124 == nil && err2 != nil {
+			_write_err124 = thrift.WrapTException(err2)
 		}
-		if _write_err112 != nil {
-			return false, thrift.WrapTException(_write_err112)
+		if _write_err124 != nil {
+			return false, thrift.WrapTException(_write_err124)
 		}
 		return true, err
 	} else {
@@ -12667,19 +14911,19 @@ func (p *kVProcessorSnapshotGetRange) Process(ctx context.Context, seqId int32, 
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "SnapshotGetRange", thrift.REPLY, seqId); err2 != nil {
-		_write_err112 = thrift.WrapTException(err2)
+		_write_err124 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err112 == nil && err2 != nil {
-		_write_err112 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err124 == nil && err2 != nil {
+		_write_err124 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err112 == nil && err2 != nil {
-		_write_err112 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err124 == nil && err2 != nil {
+		_write_err124 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err112 == nil && err2 != nil {
-		_write_err112 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err124 == nil && err2 != nil {
+		_write_err124 = thrift.WrapTException(err2)
 	}
-	if _write_err112 != nil {
-		return false, thrift.WrapTException(_write_err112)
+	if _write_err124 != nil {
+		return false, thrift.WrapTException(_write_err124)
 	}
 	return true, err
 }
@@ -12689,7 +14933,7 @@ type kVProcessorSetFaultInjection struct {
 }
 
 func (p *kVProcessorSetFaultInjection) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err114 error
+	var _write_err126 error
 	args := KVSetFaultInjectionArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -12735,21 +14979,21 @@ func (p *kVProcessorSetFaultInjection) Process(ctx context.Context, seqId int32,
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc115 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing SetFaultInjection: "+err2.Error())
+		_exc127 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing SetFaultInjection: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "SetFaultInjection", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err114 = thrift.WrapTException(err2)
+			_write_err126 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc115.Write(ctx, oprot); _write_err114 == nil && err2 != nil {
-			_write_err114 = thrift.WrapTException(err2)
+		if err2 := _exc127.Write(ctx, oprot); _write_err126 == nil && err2 != nil {
+			_write_err126 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err114 == nil && err2 != nil {
-			_write_err114 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err126 == nil && err2 != nil {
+			_write_err126 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err114 == nil && err2 != nil {
-			_write_err114 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err126 == nil && err2 != nil {
+			_write_err126 = thrift.WrapTException(err2)
 		}
-		if _write_err114 != nil {
-			return false, thrift.WrapTException(_write_err114)
+		if _write_err126 != nil {
+			return false, thrift.WrapTException(_write_err126)
 		}
 		return true, err
 	} else {
@@ -12757,19 +15001,19 @@ func (p *kVProcessorSetFaultInjection) Process(ctx context.Context, seqId int32,
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "SetFaultInjection", thrift.REPLY, seqId); err2 != nil {
-		_write_err114 = thrift.WrapTException(err2)
+		_write_err126 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err114 == nil && err2 != nil {
-		_write_err114 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err126 == nil && err2 != nil {
+		_write_err126 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err114 == nil && err2 != nil {
-		_write_err114 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err126 == nil && err2 != nil {
+		_write_err126 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err114 == nil && err2 != nil {
-		_write_err114 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err126 == nil && err2 != nil {
+		_write_err126 = thrift.WrapTException(err2)
 	}
-	if _write_err114 != nil {
-		return false, thrift.WrapTException(_write_err114)
+	if _write_err126 != nil {
+		return false, thrift.WrapTException(_write_err126)
 	}
 	return true, err
 }
@@ -12779,7 +15023,7 @@ type kVProcessorStatus struct {
 }
 
 func (p *kVProcessorStatus) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err116 error
+	var _write_err128 error
 	args := KVStatusArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -12825,21 +15069,21 @@ func (p *kVProcessorStatus) Process(ctx context.Context, seqId int32, iprot, opr
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc117 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Status: "+err2.Error())
+		_exc129 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Status: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "Status", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err116 = thrift.WrapTException(err2)
+			_write_err128 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc117.Write(ctx, oprot); _write_err116 == nil && err2 != nil {
-			_write_err116 = thrift.WrapTException(err2)
+		if err2 := _exc129.Write(ctx, oprot); _write_err128 == nil && err2 != nil {
+			_write_err128 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err116 == nil && err2 != nil {
-			_write_err116 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err128 == nil && err2 != nil {
+			_write_err128 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err116 == nil && err2 != nil {
-			_write_err116 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err128 == nil && err2 != nil {
+			_write_err128 = thrift.WrapTException(err2)
 		}
-		if _write_err116 != nil {
-			return false, thrift.WrapTException(_write_err116)
+		if _write_err128 != nil {
+			return false, thrift.WrapTException(_write_err128)
 		}
 		return true, err
 	} else {
@@ -12847,19 +15091,19 @@ func (p *kVProcessorStatus) Process(ctx context.Context, seqId int32, iprot, opr
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "Status", thrift.REPLY, seqId); err2 != nil {
-		_write_err116 = thrift.WrapTException(err2)
+		_write_err128 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err116 == nil && err2 != nil {
-		_write_err116 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err128 == nil && err2 != nil {
+		_write_err128 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err116 == nil && err2 != nil {
-		_write_err116 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err128 == nil && err2 != nil {
+		_write_err128 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err116 == nil && err2 != nil {
-		_write_err116 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err128 == nil && err2 != nil {
+		_write_err128 = thrift.WrapTException(err2)
 	}
-	if _write_err116 != nil {
-		return false, thrift.WrapTException(_write_err116)
+	if _write_err128 != nil {
+		return false, thrift.WrapTException(_write_err128)
 	}
 	return true, err
 }
@@ -12869,7 +15113,7 @@ type kVProcessorOpenSession struct {
 }
 
 func (p *kVProcessorOpenSession) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err118 error
+	var _write_err130 error
 	args := KVOpenSessionArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -12915,21 +15159,21 @@ func (p *kVProcessorOpenSession) Process(ctx context.Context, seqId int32, iprot
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc119 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing OpenSession: "+err2.Error())
+		_exc131 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing OpenSession: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "OpenSession", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err118 = thrift.WrapTException(err2)
+			_write_err130 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc119.Write(ctx, oprot); _write_err118 == nil && err2 != nil {
-			_write_err118 = thrift.WrapTException(err2)
+		if err2 := _exc131.Write(ctx, oprot); _write_err130 == nil && err2 != nil {
+			_write_err130 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err118 == nil && err2 != nil {
-			_write_err118 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err130 == nil && err2 != nil {
+			_write_err130 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err118 == nil && err2 != nil {
-			_write_err118 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err130 == nil && err2 != nil {
+			_write_err130 = thrift.WrapTException(err2)
 		}
-		if _write_err118 != nil {
-			return false, thrift.WrapTException(_write_err118)
+		if _write_err130 != nil {
+			return false, thrift.WrapTException(_write_err130)
 		}
 		return true, err
 	} else {
@@ -12937,19 +15181,19 @@ func (p *kVProcessorOpenSession) Process(ctx context.Context, seqId int32, iprot
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "OpenSession", thrift.REPLY, seqId); err2 != nil {
-		_write_err118 = thrift.WrapTException(err2)
+		_write_err130 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err118 == nil && err2 != nil {
-		_write_err118 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err130 == nil && err2 != nil {
+		_write_err130 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err118 == nil && err2 != nil {
-		_write_err118 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err130 == nil && err2 != nil {
+		_write_err130 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err118 == nil && err2 != nil {
-		_write_err118 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err130 == nil && err2 != nil {
+		_write_err130 = thrift.WrapTException(err2)
 	}
-	if _write_err118 != nil {
-		return false, thrift.WrapTException(_write_err118)
+	if _write_err130 != nil {
+		return false, thrift.WrapTException(_write_err130)
 	}
 	return true, err
 }
@@ -12959,7 +15203,7 @@ type kVProcessorMemberList struct {
 }
 
 func (p *kVProcessorMemberList) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err120 error
+	var _write_err132 error
 	args := KVMemberListArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -13005,21 +15249,21 @@ func (p *kVProcessorMemberList) Process(ctx context.Context, seqId int32, iprot,
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc121 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing MemberList: "+err2.Error())
+		_exc133 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing MemberList: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "MemberList", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err120 = thrift.WrapTException(err2)
+			_write_err132 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc121.Write(ctx, oprot); _write_err120 == nil && err2 != nil {
-			_write_err120 = thrift.WrapTException(err2)
+		if err2 := _exc133.Write(ctx, oprot); _write_err132 == nil && err2 != nil {
+			_write_err132 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err120 == nil && err2 != nil {
-			_write_err120 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err132 == nil && err2 != nil {
+			_write_err132 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err120 == nil && err2 != nil {
-			_write_err120 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err132 == nil && err2 != nil {
+			_write_err132 = thrift.WrapTException(err2)
 		}
-		if _write_err120 != nil {
-			return false, thrift.WrapTException(_write_err120)
+		if _write_err132 != nil {
+			return false, thrift.WrapTException(_write_err132)
 		}
 		return true, err
 	} else {
@@ -13027,19 +15271,19 @@ func (p *kVProcessorMemberList) Process(ctx context.Context, seqId int32, iprot,
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "MemberList", thrift.REPLY, seqId); err2 != nil {
-		_write_err120 = thrift.WrapTException(err2)
+		_write_err132 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err120 == nil && err2 != nil {
-		_write_err120 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err132 == nil && err2 != nil {
+		_write_err132 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err120 == nil && err2 != nil {
-		_write_err120 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err132 == nil && err2 != nil {
+		_write_err132 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err120 == nil && err2 != nil {
-		_write_err120 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err132 == nil && err2 != nil {
+		_write_err132 = thrift.WrapTException(err2)
 	}
-	if _write_err120 != nil {
-		return false, thrift.WrapTException(_write_err120)
+	if _write_err132 != nil {
+		return false, thrift.WrapTException(_write_err132)
 	}
 	return true, err
 }
@@ -13049,7 +15293,7 @@ type kVProcessorMemberAdd struct {
 }
 
 func (p *kVProcessorMemberAdd) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err122 error
+	var _write_err134 error
 	args := KVMemberAddArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -13095,21 +15339,21 @@ func (p *kVProcessorMemberAdd) Process(ctx context.Context, seqId int32, iprot, 
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc123 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing MemberAdd: "+err2.Error())
+		_exc135 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing MemberAdd: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "MemberAdd", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err122 = thrift.WrapTException(err2)
+			_write_err134 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc123.Write(ctx, oprot); _write_err122 == nil && err2 != nil {
-			_write_err122 = thrift.WrapTException(err2)
+		if err2 := _exc135.Write(ctx, oprot); _write_err134 == nil && err2 != nil {
+			_write_err134 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err122 == nil && err2 != nil {
-			_write_err122 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err134 == nil && err2 != nil {
+			_write_err134 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err122 == nil && err2 != nil {
-			_write_err122 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err134 == nil && err2 != nil {
+			_write_err134 = thrift.WrapTException(err2)
 		}
-		if _write_err122 != nil {
-			return false, thrift.WrapTException(_write_err122)
+		if _write_err134 != nil {
+			return false, thrift.WrapTException(_write_err134)
 		}
 		return true, err
 	} else {
@@ -13117,19 +15361,19 @@ func (p *kVProcessorMemberAdd) Process(ctx context.Context, seqId int32, iprot, 
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "MemberAdd", thrift.REPLY, seqId); err2 != nil {
-		_write_err122 = thrift.WrapTException(err2)
+		_write_err134 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err122 == nil && err2 != nil {
-		_write_err122 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err134 == nil && err2 != nil {
+		_write_err134 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err122 == nil && err2 != nil {
-		_write_err122 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err134 == nil && err2 != nil {
+		_write_err134 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err122 == nil && err2 != nil {
-		_write_err122 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err134 == nil && err2 != nil {
+		_write_err134 = thrift.WrapTException(err2)
 	}
-	if _write_err122 != nil {
-		return false, thrift.WrapTException(_write_err122)
+	if _write_err134 != nil {
+		return false, thrift.WrapTException(_write_err134)
 	}
 	return true, err
 }
@@ -13139,7 +15383,7 @@ type kVProcessorMemberRemove struct {
 }
 
 func (p *kVProcessorMemberRemove) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err124 error
+	var _write_err136 error
 	args := KVMemberRemoveArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -13185,21 +15429,21 @@ func (p *kVProcessorMemberRemove) Process(ctx context.Context, seqId int32, ipro
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc125 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing MemberRemove: "+err2.Error())
+		_exc137 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing MemberRemove: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "MemberRemove", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err124 = thrift.WrapTException(err2)
+			_write_err136 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc125.Write(ctx, oprot); _write_err124 == nil && err2 != nil {
-			_write_err124 = thrift.WrapTException(err2)
+		if err2 := _exc137.Write(ctx, oprot); _write_err136 == nil && err2 != nil {
+			_write_err136 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err124 == nil && err2 != nil {
-			_write_err124 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err136 == nil && err2 != nil {
+			_write_err136 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err124 == nil && err2 != nil {
-			_write_err124 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err136 == nil && err2 != nil {
+			_write_err136 = thrift.WrapTException(err2)
 		}
-		if _write_err124 != nil {
-			return false, thrift.WrapTException(_write_err124)
+		if _write_err136 != nil {
+			return false, thrift.WrapTException(_write_err136)
 		}
 		return true, err
 	} else {
@@ -13207,19 +15451,19 @@ func (p *kVProcessorMemberRemove) Process(ctx context.Context, seqId int32, ipro
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "MemberRemove", thrift.REPLY, seqId); err2 != nil {
-		_write_err124 = thrift.WrapTException(err2)
+		_write_err136 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err124 == nil && err2 != nil {
-		_write_err124 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err136 == nil && err2 != nil {
+		_write_err136 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err124 == nil && err2 != nil {
-		_write_err124 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err136 == nil && err2 != nil {
+		_write_err136 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err124 == nil && err2 != nil {
-		_write_err124 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err136 == nil && err2 != nil {
+		_write_err136 = thrift.WrapTException(err2)
 	}
-	if _write_err124 != nil {
-		return false, thrift.WrapTException(_write_err124)
+	if _write_err136 != nil {
+		return false, thrift.WrapTException(_write_err136)
 	}
 	return true, err
 }
@@ -13229,7 +15473,7 @@ type kVProcessorMemberReplace struct {
 }
 
 func (p *kVProcessorMemberReplace) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err126 error
+	var _write_err138 error
 	args := KVMemberReplaceArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -13275,21 +15519,21 @@ func (p *kVProcessorMemberReplace) Process(ctx context.Context, seqId int32, ipr
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc127 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing MemberReplace: "+err2.Error())
+		_exc139 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing MemberReplace: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "MemberReplace", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err126 = thrift.WrapTException(err2)
+			_write_err138 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc127.Write(ctx, oprot); _write_err126 == nil && err2 != nil {
-			_write_err126 = thrift.WrapTException(err2)
+		if err2 := _exc139.Write(ctx, oprot); _write_err138 == nil && err2 != nil {
+			_write_err138 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err126 == nil && err2 != nil {
-			_write_err126 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err138 == nil && err2 != nil {
+			_write_err138 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err126 == nil && err2 != nil {
-			_write_err126 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err138 == nil && err2 != nil {
+			_write_err138 = thrift.WrapTException(err2)
 		}
-		if _write_err126 != nil {
-			return false, thrift.WrapTException(_write_err126)
+		if _write_err138 != nil {
+			return false, thrift.WrapTException(_write_err138)
 		}
 		return true, err
 	} else {
@@ -13297,19 +15541,19 @@ func (p *kVProcessorMemberReplace) Process(ctx context.Context, seqId int32, ipr
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "MemberReplace", thrift.REPLY, seqId); err2 != nil {
-		_write_err126 = thrift.WrapTException(err2)
+		_write_err138 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err126 == nil && err2 != nil {
-		_write_err126 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err138 == nil && err2 != nil {
+		_write_err138 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err126 == nil && err2 != nil {
-		_write_err126 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err138 == nil && err2 != nil {
+		_write_err138 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err126 == nil && err2 != nil {
-		_write_err126 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err138 == nil && err2 != nil {
+		_write_err138 = thrift.WrapTException(err2)
 	}
-	if _write_err126 != nil {
-		return false, thrift.WrapTException(_write_err126)
+	if _write_err138 != nil {
+		return false, thrift.WrapTException(_write_err138)
 	}
 	return true, err
 }
@@ -13319,7 +15563,7 @@ type kVProcessorMoveLeader struct {
 }
 
 func (p *kVProcessorMoveLeader) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-	var _write_err128 error
+	var _write_err140 error
 	args := KVMoveLeaderArgs{}
 	if err2 := args.Read(ctx, iprot); err2 != nil {
 		iprot.ReadMessageEnd(ctx)
@@ -13365,21 +15609,21 @@ func (p *kVProcessorMoveLeader) Process(ctx context.Context, seqId int32, iprot,
 		if errors.Is(err2, thrift.ErrAbandonRequest) {
 			return false, thrift.WrapTException(err2)
 		}
-		_exc129 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing MoveLeader: "+err2.Error())
+		_exc141 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing MoveLeader: "+err2.Error())
 		if err2 := oprot.WriteMessageBegin(ctx, "MoveLeader", thrift.EXCEPTION, seqId); err2 != nil {
-			_write_err128 = thrift.WrapTException(err2)
+			_write_err140 = thrift.WrapTException(err2)
 		}
-		if err2 := _exc129.Write(ctx, oprot); _write_err128 == nil && err2 != nil {
-			_write_err128 = thrift.WrapTException(err2)
+		if err2 := _exc141.Write(ctx, oprot); _write_err140 == nil && err2 != nil {
+			_write_err140 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.WriteMessageEnd(ctx); _write_err128 == nil && err2 != nil {
-			_write_err128 = thrift.WrapTException(err2)
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err140 == nil && err2 != nil {
+			_write_err140 = thrift.WrapTException(err2)
 		}
-		if err2 := oprot.Flush(ctx); _write_err128 == nil && err2 != nil {
-			_write_err128 = thrift.WrapTException(err2)
+		if err2 := oprot.Flush(ctx); _write_err140 == nil && err2 != nil {
+			_write_err140 = thrift.WrapTException(err2)
 		}
-		if _write_err128 != nil {
-			return false, thrift.WrapTException(_write_err128)
+		if _write_err140 != nil {
+			return false, thrift.WrapTException(_write_err140)
 		}
 		return true, err
 	} else {
@@ -13387,19 +15631,109 @@ func (p *kVProcessorMoveLeader) Process(ctx context.Context, seqId int32, iprot,
 	}
 	tickerCancel()
 	if err2 := oprot.WriteMessageBegin(ctx, "MoveLeader", thrift.REPLY, seqId); err2 != nil {
-		_write_err128 = thrift.WrapTException(err2)
+		_write_err140 = thrift.WrapTException(err2)
 	}
-	if err2 := result.Write(ctx, oprot); _write_err128 == nil && err2 != nil {
-		_write_err128 = thrift.WrapTException(err2)
+	if err2 := result.Write(ctx, oprot); _write_err140 == nil && err2 != nil {
+		_write_err140 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.WriteMessageEnd(ctx); _write_err128 == nil && err2 != nil {
-		_write_err128 = thrift.WrapTException(err2)
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err140 == nil && err2 != nil {
+		_write_err140 = thrift.WrapTException(err2)
 	}
-	if err2 := oprot.Flush(ctx); _write_err128 == nil && err2 != nil {
-		_write_err128 = thrift.WrapTException(err2)
+	if err2 := oprot.Flush(ctx); _write_err140 == nil && err2 != nil {
+		_write_err140 = thrift.WrapTException(err2)
 	}
-	if _write_err128 != nil {
-		return false, thrift.WrapTException(_write_err128)
+	if _write_err140 != nil {
+		return false, thrift.WrapTException(_write_err140)
+	}
+	return true, err
+}
+
+type kVProcessorBackup struct {
+	handler KV
+}
+
+func (p *kVProcessorBackup) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err142 error
+	args := KVBackupArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "Backup", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := KVBackupResult{}
+	if retval, err2 := p.handler.Backup(ctx, args.Req); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc143 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Backup: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "Backup", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err142 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc143.Write(ctx, oprot); _write_err142 == nil && err2 != nil {
+			_write_err142 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err142 == nil && err2 != nil {
+			_write_err142 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err142 == nil && err2 != nil {
+			_write_err142 = thrift.WrapTException(err2)
+		}
+		if _write_err142 != nil {
+			return false, thrift.WrapTException(_write_err142)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "Backup", thrift.REPLY, seqId); err2 != nil {
+		_write_err142 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err142 == nil && err2 != nil {
+		_write_err142 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err142 == nil && err2 != nil {
+		_write_err142 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err142 == nil && err2 != nil {
+		_write_err142 = thrift.WrapTException(err2)
+	}
+	if _write_err142 != nil {
+		return false, thrift.WrapTException(_write_err142)
 	}
 	return true, err
 }
@@ -17292,4 +19626,220 @@ func (p *KVMoveLeaderResult) String() string {
 		return "<nil>"
 	}
 	return fmt.Sprintf("KVMoveLeaderResult(%+v)", *p)
+}
+
+// Attributes:
+//   - Req
+type KVBackupArgs struct {
+	Req *BackupRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewKVBackupArgs() *KVBackupArgs {
+	return &KVBackupArgs{}
+}
+
+var KVBackupArgs_Req_DEFAULT *BackupRequest
+
+func (p *KVBackupArgs) GetReq() *BackupRequest {
+	if !p.IsSetReq() {
+		return KVBackupArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *KVBackupArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *KVBackupArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *KVBackupArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Req = &BackupRequest{}
+	if err := p.Req.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+	}
+	return nil
+}
+
+func (p *KVBackupArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Backup_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *KVBackupArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err)
+	}
+	if err := p.Req.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err)
+	}
+	return err
+}
+
+func (p *KVBackupArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("KVBackupArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type KVBackupResult struct {
+	Success *BackupResponse `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewKVBackupResult() *KVBackupResult {
+	return &KVBackupResult{}
+}
+
+var KVBackupResult_Success_DEFAULT *BackupResponse
+
+func (p *KVBackupResult) GetSuccess() *BackupResponse {
+	if !p.IsSetSuccess() {
+		return KVBackupResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *KVBackupResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *KVBackupResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *KVBackupResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Success = &BackupResponse{}
+	if err := p.Success.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+	}
+	return nil
+}
+
+func (p *KVBackupResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Backup_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *KVBackupResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := p.Success.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *KVBackupResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("KVBackupResult(%+v)", *p)
 }

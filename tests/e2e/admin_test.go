@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ func TestAdminOperationsOffByDefault(t *testing.T) {
 		{"member", "add", "3", "127.0.0.1:1"},
 		{"member", "remove", "2"},
 		{"member", "replace", "2", "127.0.0.1:1"},
+		{"snapshot", "save", filepath.Join(t.TempDir(), "backup")},
 	} {
 		s.ctlFails(t, "PERMISSION_DENIED", args...)
 	}

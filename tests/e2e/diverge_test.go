@@ -29,7 +29,9 @@ func TestVerifyFindsTheFirstDifference(t *testing.T) {
 	actorkvtest.OverwriteOnDisk(t, filepath.Join(dir, "replica-2", "data"), "default", "d/137", "tampered")
 
 	s = startServer(t, serverConfig{dataDir: dir})
-	r := s.ctlFails(t, "INTERNAL", "verify", "--wait", "30s")
+	args := []string{"--endpoints", s.GRPC, "--timeout", "40s", "verify", "--wait", "30s"}
+	r := kvctl(t, "", args...)
+	checkFailureExit(t, r, kvctlMismatch, "INTERNAL", args)
 	want := `first difference: family default, key "d/137": replica 0 has "v137", replica 2 has "tampered"`
 	if !strings.Contains(r.stdout, want) || !strings.Contains(r.stderr, want) {
 		t.Fatalf("kvctl verify: want %q in its output and error; got %v", want, r)

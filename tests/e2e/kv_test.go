@@ -196,10 +196,18 @@ func kvctlSuite(t *testing.T, s *kvserver, replicas int) {
 	if r := kvctl(t, "from\nstdin", "--endpoints", s.GRPC, "put", "kc/stdin"); r.code != 0 || !strings.HasPrefix(r.stdout, "OK version ") {
 		t.Fatalf("kvctl put from stdin: %v", r)
 	}
-	t.Setenv("ACTORKV_ENDPOINTS", "127.0.0.1:1,"+s.GRPC)
-	if r := kvctl(t, "", "get", "kc/stdin"); r.code != 0 || r.stdout != "kc/stdin\nfrom\nstdin\n" {
-		t.Fatalf("kvctl get with $ACTORKV_ENDPOINTS: %v", r)
+	t.Setenv("KVCTL_ENDPOINTS", "127.0.0.1:1,"+s.GRPC)
+	t.Setenv("KVCTL_WRITE_OUT", "json")
+	if r := kvctl(t, "", "get", "kc/stdin"); r.code != 0 || r.stdout != `{"found":true,"key":"kc/stdin","value":"from\nstdin"}`+"\n" {
+		t.Fatalf("kvctl get with $KVCTL_ENDPOINTS and $KVCTL_WRITE_OUT=json: %v", r)
 	}
+	if r := kvctl(t, "", "-w", "table", "get", "kc/stdin"); r.code != 0 || r.stdout != "kc/stdin\nfrom\nstdin\n" {
+		t.Fatalf("kvctl get with -w table over $KVCTL_WRITE_OUT: %v", r)
+	}
+	t.Setenv("KVCTL_TIMEOUT", "soon")
+	checkFailure(t, kvctl(t, "", "get", "kc/stdin"), "INVALID_ARGUMENT", []string{"get with KVCTL_TIMEOUT=soon"})
+	os.Unsetenv("KVCTL_TIMEOUT")
+	os.Unsetenv("KVCTL_WRITE_OUT")
 
 	// status and verify.
 	st := ctl("status")
@@ -239,7 +247,7 @@ func kvctlSuite(t *testing.T, s *kvserver, replicas int) {
 	equal(t, "fault", ctl("fault", "--replicas", "1,2", "--latency", "1ms"), "OK\n")
 	equal(t, "fault --off", ctl("fault", "--off"), "OK\n")
 
-	// errors: one line, the status code, exit 1.
+	// errors: one line, the status code, the exit code of its class.
 	s.ctlFails(t, "INVALID_ARGUMENT", "put", "", "v")
 	s.ctlFails(t, "INVALID_ARGUMENT", "get", "kc/", "--prefix", "--limit", "10001")
 	s.ctlFails(t, "INVALID_ARGUMENT", "get", "kc/b", "kc/a")

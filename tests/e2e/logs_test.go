@@ -39,6 +39,43 @@ func TestJSONLogsArePure(t *testing.T) {
 	}
 }
 
+// TestLogLevelsPerComponent: with log.level = warn and the supervisor at
+// debug (--log-levels), the supervisor's debug lines are logged and no
+// other component's below warn; every line names its component.
+func TestLogLevelsPerComponent(t *testing.T) {
+	s := startServer(t, serverConfig{jsonLogs: true, args: []string{"--log-level", "warn", "--log-levels", "supervisor=debug,router=info"}})
+	s.ctl(t, "put", "k", "v")
+	eventually(t, waitTimeout, func() error {
+		if !strings.Contains(s.log.String(), "leader change observed") {
+			return errNotYet("the supervisor's debug line")
+		}
+		return nil
+	})
+	if code := s.terminate(30 * time.Second); code != 0 {
+		t.Fatalf("kvserver exited %d", code)
+	}
+	rank := map[string]int{"DEBUG": 0, "INFO": 1, "WARN": 2, "ERROR": 3}
+	min := map[string]int{"supervisor": 0, "router": 1}
+	seen := map[string]bool{}
+	for i, line := range strings.Split(strings.TrimRight(s.log.String(), "\n"), "\n") {
+		var obj struct{ Level, Component, Msg string }
+		if err := json.Unmarshal([]byte(line), &obj); err != nil {
+			t.Fatalf("line %d is not JSON: %q", i+1, line)
+		}
+		want, ok := min[obj.Component]
+		if !ok {
+			want = rank["WARN"]
+		}
+		if rank[obj.Level] < want {
+			t.Errorf("line %d: %s of component %q, below its level: %q", i+1, obj.Level, obj.Component, line)
+		}
+		seen[obj.Component+"/"+obj.Level] = true
+	}
+	if !seen["supervisor/DEBUG"] {
+		t.Fatalf("no supervisor debug line:\n%s", s.log.tail(3000))
+	}
+}
+
 type errNotYet string
 
 func (e errNotYet) Error() string { return "not yet: " + string(e) }

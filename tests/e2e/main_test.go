@@ -55,7 +55,12 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	binDir = dir
-	return m.Run()
+	code := m.Run()
+	if err := removeComposeImage(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	return code
 }
 
 func moduleRoot() (string, error) {
@@ -138,6 +143,8 @@ type serverConfig struct {
 	noAdmin bool
 	// jsonLogs sets log.format = "json".
 	jsonLogs bool
+	// args are more kvserver flags.
+	args []string
 	// thrift turns on the Thrift front end (server.thrift_listen).
 	thrift bool
 	// configEnv names the configuration file in $CONFIG_PATH instead of
@@ -151,7 +158,7 @@ type kvserver struct {
 	cfg     serverConfig
 	cmd     *exec.Cmd
 	GRPC    string          // gRPC address
-	HTTP    string          // /metrics, /healthz, /readyz address
+	HTTP    string          // status page, /metrics, /healthz, /readyz address
 	Thrift  string          // Thrift address ("": off)
 	log     *logBuffer      // stdout and stderr
 	netns   string          // the network namespace it runs in ("": this one's)
@@ -213,9 +220,9 @@ func launch(t testing.TB, cfg serverConfig) *kvserver {
 		t.Fatal(err)
 	}
 	if cfg.configEnv {
-		return spawnEnv(t, s, []string{"CONFIG_PATH=" + path}, "--listen", s.GRPC)
+		return spawnEnv(t, s, []string{"CONFIG_PATH=" + path}, append([]string{"--listen", s.GRPC}, cfg.args...)...)
 	}
-	return spawn(t, s, "--config", path, "--listen", s.GRPC)
+	return spawn(t, s, append([]string{"--config", path, "--listen", s.GRPC}, cfg.args...)...)
 }
 
 // spawn starts s's kvserver process with args; the test's cleanup stops it
@@ -415,8 +422,8 @@ func (s *kvserver) ctl(t testing.TB, args ...string) string {
 	return r.stdout
 }
 
-// ctlFails runs kvctl against the server, expecting exit 1 with exactly one
-// line "kvctl: <code>: ..." on stderr.
+// ctlFails runs kvctl against the server, expecting the exit code of code's
+// class (kvctl --help) with exactly one line "kvctl: <code>: ..." on stderr.
 func (s *kvserver) ctlFails(t testing.TB, code string, args ...string) result {
 	t.Helper()
 	r := kvctl(t, "", append([]string{"--endpoints", s.GRPC, "--timeout", "20s"}, args...)...)
@@ -424,10 +431,27 @@ func (s *kvserver) ctlFails(t testing.TB, code string, args ...string) result {
 	return r
 }
 
+// kvctlExit is the exit code kvctl --help documents for each status code;
+// verify's digest mismatch is kvctlMismatch.
+var kvctlExit = map[string]int{
+	"INTERNAL": 1, "CANCELLED": 1, "SESSION_EXPIRED": 1,
+	"INVALID_ARGUMENT": 2, "TOO_LARGE": 2, "UNKNOWN_COLUMN_FAMILY": 2,
+	"UNAVAILABLE": 3, "TIMEOUT": 3,
+	"CONFLICT": 4, "TRANSACTION_TOO_OLD": 4,
+	"PERMISSION_DENIED": 5, "RESOURCE_EXHAUSTED": 5,
+}
+
+const kvctlMismatch = 6
+
 func checkFailure(t testing.TB, r result, code string, args []string) {
 	t.Helper()
-	if r.code != 1 || !strings.HasPrefix(r.stderr, "kvctl: "+code+": ") || strings.Count(r.stderr, "\n") != 1 || !strings.HasSuffix(r.stderr, "\n") {
-		t.Fatalf("kvctl %s: want exit 1 and one line \"kvctl: %s: ...\"; got %v", strings.Join(args, " "), code, r)
+	checkFailureExit(t, r, kvctlExit[code], code, args)
+}
+
+func checkFailureExit(t testing.TB, r result, exit int, code string, args []string) {
+	t.Helper()
+	if r.code != exit || !strings.HasPrefix(r.stderr, "kvctl: "+code+": ") || strings.Count(r.stderr, "\n") != 1 || !strings.HasSuffix(r.stderr, "\n") {
+		t.Fatalf("kvctl %s: want exit %d and one line \"kvctl: %s: ...\"; got %v", strings.Join(args, " "), exit, code, r)
 	}
 }
 

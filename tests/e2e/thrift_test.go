@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -8,8 +9,8 @@ import (
 // TestThriftFrontEnd runs kvserver as the original plan's server ran: its
 // configuration named by $CONFIG_PATH (no --config), the Thrift front end on
 // (server.thrift_listen), three replicas in the process. kvctl --protocol
-// thrift writes, reads, lists, scans, deletes, commits and reads the status
-// over Thrift; what it wrote gRPC reads back (one core, one database); bad
+// thrift writes, reads, lists, scans, deletes, commits, reads the status and
+// saves a backup over Thrift; what it wrote gRPC reads back (one core, one database); bad
 // input gets the documented codes.
 func TestThriftFrontEnd(t *testing.T) {
 	s := startServer(t, serverConfig{thrift: true, configEnv: true, columnFamilies: []string{"default", "meta"}})
@@ -50,6 +51,11 @@ func TestThriftFrontEnd(t *testing.T) {
 	equal("after commit", s.ctl(t, "get", "th/x", "th/z", "--range", "--keys-only"), "th/x\nth/y\n")
 	if out := ok("status"); !strings.Contains(out, "LEADER") {
 		t.Fatalf("status over Thrift: %q", out)
+	}
+	backup := filepath.Join(t.TempDir(), "backup")
+	ok("snapshot", "save", backup) // pages of Backup calls, an admin operation
+	if out := s.ctl(t, "snapshot", "status", backup); !strings.Contains(out, "keys") {
+		t.Fatalf("snapshot status of the backup saved over Thrift: %q", out)
 	}
 	if out := ok("endpoint", "health"); !strings.Contains(out, "is healthy") {
 		t.Fatalf("endpoint health over Thrift: %q", out)

@@ -21,6 +21,12 @@ import (
 // 127.0.0.1 and client certificates client-NAME for each of clients.
 func tlsFiles(t *testing.T, dir string, clients ...string) {
 	t.Helper()
+	tlsFilesFor(t, dir, []string{"127.0.0.1", "localhost"}, clients...)
+}
+
+// tlsFilesFor is tlsFiles with node certificates valid for hosts.
+func tlsFilesFor(t *testing.T, dir string, hosts []string, clients ...string) {
+	t.Helper()
 	ca, err := certs.NewCA("e2e CA")
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +35,7 @@ func tlsFiles(t *testing.T, dir string, clients ...string) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		p, err := ca.Node(fmt.Sprintf("node-%d", i), []string{"127.0.0.1", "localhost"})
+		p, err := ca.Node(fmt.Sprintf("node-%d", i), hosts)
 		if err != nil {
 			t.Fatal(err)
 		}
