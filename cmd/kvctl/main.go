@@ -160,7 +160,7 @@ object per command ("-w json", shapes in each command's help).
 
 Every global flag not given on the command line is read from the environment
 variable KVCTL_<FLAG> when it is set, as etcdctl reads ETCDCTL_*:
-KVCTL_ENDPOINTS, KVCTL_TIMEOUT, KVCTL_WRITE_OUT, KVCTL_HEX, KVCTL_CACERT,
+KVCTL_ENDPOINTS, KVCTL_PROTOCOL, KVCTL_TIMEOUT, KVCTL_WRITE_OUT, KVCTL_HEX, KVCTL_CACERT,
 KVCTL_CERT, KVCTL_KEY, KVCTL_INSECURE_SKIP_TLS_VERIFY.
 
 Endpoints are tried in order: a call that gets UNAVAILABLE moves on to the
