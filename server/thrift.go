@@ -126,7 +126,12 @@ func (t *thriftServer) serve(conn net.Conn) {
 		if closing {
 			return
 		}
-		ok, err := t.processor.Process(ctx, prot, prot)
+		// A range read holds its room (server.max_range_reads) until its
+		// reply is written, as over gRPC: Process writes it before it
+		// returns.
+		held := &sentHolder{}
+		ok, err := t.processor.Process(context.WithValue(ctx, sentKey{}, held), prot, prot)
+		held.release()
 		if !ok {
 			if err != nil && !errors.Is(err, net.ErrClosed) && !isEOF(err) {
 				t.log.Debug("thrift: connection closed", "remote", conn.RemoteAddr().String(), "err", err)
