@@ -26,8 +26,9 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:7070", "kvserver gRPC address")
 	pid := flag.Int("pid", 0, "kvserver's process id, whose RSS is sampled")
 	rounds := flag.Int("rounds", 5, "rounds of each load")
+	target := flag.Float64("target-mib", 0, "fail (exit 1) when the peak RSS of a load is over this many MiB (0: report only)")
 	flag.Parse()
-	if err := run(*addr, *pid, *rounds); err != nil {
+	if err := run(*addr, *pid, *rounds, *target); err != nil {
 		fmt.Fprintln(os.Stderr, "hostile:", err)
 		os.Exit(1)
 	}
@@ -49,8 +50,8 @@ func rss(pid int) float64 {
 }
 
 // phase runs load while sampling pid's RSS and prints its peak and the
-// count of each outcome.
-func phase(name string, pid int, load func(record func(error))) {
+// count of each outcome; it returns the peak.
+func phase(name string, pid int, load func(record func(error))) float64 {
 	var mu sync.Mutex
 	codes := map[string]int{}
 	record := func(err error) {
@@ -80,9 +81,16 @@ func phase(name string, pid int, load func(record func(error))) {
 	wg.Wait()
 	fmt.Printf("%-40s RSS before %6.0f MiB, peak %6.0f MiB, after %6.0f MiB  (%v; outcomes %v)\n",
 		name, before, peak, rss(pid), time.Since(start).Round(time.Millisecond), codes)
+	return peak
 }
 
-func run(addr string, pid, rounds int) error {
+func run(addr string, pid, rounds int, target float64) error {
+	var over []string
+	check := func(name string, peak float64) {
+		if target > 0 && peak > target {
+			over = append(over, fmt.Sprintf("%s: peak RSS %.0f MiB", name, peak))
+		}
+	}
 	ctx := context.Background()
 	one, err := kvclient.Dial(addr, kvclient.Options{Streams: 1})
 	if err != nil {
@@ -107,7 +115,7 @@ func run(addr string, pid, rounds int) error {
 		return newCall(&messages.PutRequest{Key: []byte(key), Value: v})
 	}
 
-	phase("192 x 1 MiB puts in flight, one stream", pid, func(record func(error)) {
+	check("puts", phase("192 x 1 MiB puts in flight, one stream", pid, func(record func(error)) {
 		for r := range rounds {
 			var wg sync.WaitGroup
 			for i := range 192 {
@@ -115,14 +123,14 @@ func run(addr string, pid, rounds int) error {
 			}
 			wg.Wait()
 		}
-	})
+	}))
 
 	for i := range 30 { // 30 MiB under r/
 		if err := call(one, put(fmt.Sprintf("r/%02d", i), mib), 30*time.Second); err != nil {
 			return fmt.Errorf("preload: %w", err)
 		}
 	}
-	phase("16 concurrent 30 MiB range reads", pid, func(record func(error)) {
+	check("range reads", phase("16 concurrent 30 MiB range reads", pid, func(record func(error)) {
 		for range rounds {
 			var wg sync.WaitGroup
 			for range 16 {
@@ -132,9 +140,9 @@ func run(addr string, pid, rounds int) error {
 			}
 			wg.Wait()
 		}
-	})
+	}))
 
-	phase("3000 Batch streams, one put each", pid, func(record func(error)) {
+	check("streams", phase("3000 Batch streams, one put each", pid, func(record func(error)) {
 		var clients []*kvclient.Client
 		defer func() {
 			for _, c := range clients {
@@ -156,6 +164,9 @@ func run(addr string, pid, rounds int) error {
 			}
 		}
 		wg.Wait()
-	})
+	}))
+	if len(over) > 0 {
+		return fmt.Errorf("over the target of %.0f MiB: %s", target, strings.Join(over, "; "))
+	}
 	return nil
 }
