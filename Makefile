@@ -7,22 +7,31 @@ SYSTEM_DEPS ?= librocksdb-dev
 # The status page's test (tests/e2e) drives Debian's headless chromium.
 TEST_DEPS ?= iproute2 chromium
 PROTO_DEPS  ?= protobuf-compiler libprotobuf-dev
+THRIFT_DEPS ?= thrift-compiler
 
 # The tools that generated the committed messages/*.pb.go.
 PROTOC_VERSION     := libprotoc 3.21.12
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+# The compiler that generated the committed messages/thriftkv (its Go
+# library, github.com/apache/thrift, is pinned to the same version in go.mod).
+THRIFT_VERSION     := Thrift version 0.17.0
 
 # protoc_gen writes the code generated from messages/*.proto into directory $(1).
 protoc_gen = PATH="$(CURDIR)/bin:$$PATH" protoc -I messages \
 	--go_out=$(1) --go_opt=paths=source_relative \
 	--go-grpc_out=$(1) --go-grpc_opt=paths=source_relative messages/*.proto
 
+# thrift_gen writes the Go code of messages/kv.thrift into $(1)/thriftkv,
+# gofmt-formatted (the compiler's own layout is not).
+thrift_gen = thrift --gen go:package_prefix=github.com/actorkv/actorkv/messages/,skip_remote \
+	-out $(1) messages/kv.thrift && gofmt -w $(1)/thriftkv
+
 BENCH ?= .
 PKG   ?= ./...
 
 .DEFAULT_GOAL := test
-.PHONY: deps test lint bench run demo build proto proto-check proto-tools certs image compose-certs
+.PHONY: deps test lint bench run demo build proto proto-check proto-tools certs image compose-certs thrift thrift-check thrift-tools
 
 deps:
 	scripts/deps.sh $(SYSTEM_DEPS)
@@ -92,3 +101,18 @@ proto-check: proto-tools
 	$(call protoc_gen,"$$tmp/generated") && \
 	if ! diff -ru "$$tmp/committed" "$$tmp/generated"; then \
 		echo "generated protobuf code is stale: run make proto" >&2; exit 1; fi
+
+thrift-tools:
+	scripts/deps.sh $(THRIFT_DEPS)
+	@v=$$(thrift --version 2>/dev/null); [ "$$v" = "$(THRIFT_VERSION)" ] || \
+		{ echo "thrift must print '$(THRIFT_VERSION)' (Debian bookworm's thrift-compiler); found '$$v'" >&2; exit 1; }
+
+thrift: thrift-tools
+	rm -f messages/thriftkv/*.go
+	$(call thrift_gen,messages)
+
+thrift-check: thrift-tools
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(call thrift_gen,"$$tmp") && \
+	if ! diff -ru messages/thriftkv "$$tmp/thriftkv"; then \
+		echo "generated Thrift code is stale: run make thrift" >&2; exit 1; fi

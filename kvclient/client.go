@@ -6,6 +6,11 @@
 // connection breaking) goes out on a new stream, while a call already sent
 // on a stream that broke fails with UNAVAILABLE (its outcome unknown for a
 // write: retry it with the same request id).
+//
+// ThriftClient (thrift.go) calls kvserver's Thrift front end instead, one
+// call per pooled connection; ToThrift and FromThrift (thriftconv.go) are
+// the one conversion between the protobuf messages and the Thrift structs
+// of messages/kv.thrift, which the server uses too.
 package kvclient
 
 import (

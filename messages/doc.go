@@ -18,6 +18,9 @@
 //     header); they are replicated state.
 //   - service.proto: the KV gRPC service of kvserver, built from the
 //     messages of kv.proto, with the Batch stream's Call and Reply.
+//   - kv.thrift: the same service in Thrift (kvserver's server.thrift_listen),
+//     its structs mirroring kv.proto's messages field for field; its Go code
+//     is the package thriftkv (make thrift, make thrift-check).
 //
 // Each StatusCode other than OK maps to exactly one sentinel error
 // (errors.go) and one gRPC code (grpc.go), defined nowhere else. Errors

@@ -107,6 +107,10 @@ type Database struct {
 type Listen struct {
 	// Listen is the gRPC address.
 	Listen string `toml:"listen"`
+	// ThriftListen is the address of the Thrift front end
+	// (messages/kv.thrift); "" (the default) turns it off. It serves the
+	// same operations through the same core, with TLS when [tls] is set.
+	ThriftListen string `toml:"thrift_listen"`
 	// Metrics is the HTTP address of /metrics, /healthz and /readyz.
 	Metrics string `toml:"metrics"`
 	// Pprof also serves Go's profiler under /debug/pprof/ on the metrics
@@ -384,9 +388,9 @@ func (c Config) Validate() error {
 	if db.MemtableMiB < db.WriteBufferMiB {
 		return bad("database.memtable_mib", "%d must be at least write_buffer_mib (%d)", db.MemtableMiB, db.WriteBufferMiB)
 	}
-	for _, f := range []struct{ name, addr string }{{"server.listen", c.Server.Listen}, {"server.metrics", c.Server.Metrics}} {
-		if f.addr == "" && f.name == "server.metrics" {
-			continue // metrics off
+	for _, f := range []struct{ name, addr string }{{"server.listen", c.Server.Listen}, {"server.metrics", c.Server.Metrics}, {"server.thrift_listen", c.Server.ThriftListen}} {
+		if f.addr == "" && f.name != "server.listen" {
+			continue // metrics or Thrift off
 		}
 		if _, _, err := net.SplitHostPort(f.addr); err != nil {
 			return bad(f.name, "%q is not host:port", f.addr)

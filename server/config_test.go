@@ -121,6 +121,7 @@ memtable_mib = 24
 
 [server]
 listen = "0.0.0.0:7070"
+thrift_listen = "0.0.0.0:9090"
 metrics = ""
 request_timeout = "250ms"
 shutdown_timeout = "1m"
@@ -176,7 +177,7 @@ require_client_cert = true
 			ReplicaEndpoints: []string{"10.0.0.1:6001", "10.0.0.2:6001", "10.0.0.3:6001", "10.0.0.4:6001", "10.0.0.5:6001"}},
 		Database: Database{BasePath: "/var/lib/actorkv", ColumnFamilies: []string{"default", "meta", "index"},
 			RetentionWindow: Duration{90 * time.Second}, SyncWrites: false, BlockCacheMiB: 64, WriteBufferMiB: 8, MemtableMiB: 24},
-		Server: Listen{Listen: "0.0.0.0:7070", Metrics: "", RequestTimeout: Duration{250 * time.Millisecond}, ShutdownTimeout: Duration{time.Minute}, MemoryLimitMiB: 512,
+		Server: Listen{Listen: "0.0.0.0:7070", ThriftListen: "0.0.0.0:9090", Metrics: "", RequestTimeout: Duration{250 * time.Millisecond}, ShutdownTimeout: Duration{time.Minute}, MemoryLimitMiB: 512,
 			Admin: true, Admins: []string{"CN=admin", "CN=ops,O=example"},
 			MaxInflightMiB: 32, MaxRangeReads: 2, MaxStreamMiB: 8, MaxStreamCalls: 100, MaxStreams: 50, MaxConnectionStreams: 10},
 		Raft: replica.RaftConfig{RTT: 5 * time.Millisecond, ElectionRTT: 50, HeartbeatRTT: 5, SnapshotEntries: 1000,
@@ -240,6 +241,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"server.listen", func(c *Config) { c.Server.Listen = "" }},
 		{"server.listen", func(c *Config) { c.Server.Listen = "localhost" }},
 		{"server.metrics", func(c *Config) { c.Server.Metrics = "9100" }},
+		{"server.thrift_listen", func(c *Config) { c.Server.ThriftListen = "9090" }},
 		{"server.request_timeout", func(c *Config) { c.Server.RequestTimeout = Duration{} }},
 		{"server.shutdown_timeout", func(c *Config) { c.Server.ShutdownTimeout = Duration{-time.Second} }},
 		{"server.memory_limit_mib", func(c *Config) { c.Server.MemoryLimitMiB = -1 }},

@@ -19,13 +19,15 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/actorkv/actorkv/kvclient"
 	"github.com/actorkv/actorkv/messages"
 )
 
 // Server is a running kvserver: the backend, the gRPC server (KV API and the
-// standard health service) and the HTTP server of the status page (/ and
-// /status.json), /metrics, /healthz, /readyz and, with server.pprof, Go's
-// profiler under /debug/pprof/.
+// standard health service), the Thrift front end (server.thrift_listen) and
+// the HTTP server of the status page (/ and /status.json), /metrics,
+// /healthz, /readyz and, with server.pprof, Go's profiler under
+// /debug/pprof/.
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
@@ -38,6 +40,7 @@ type Server struct {
 	http     *http.Server
 	grpcLis  net.Listener
 	httpLis  net.Listener
+	thrift   *thriftServer // nil: server.thrift_listen is off
 	draining atomic.Bool
 	stop     context.CancelFunc // ends the readiness watch
 	drain    chan struct{}      // closed on shutdown: Batch streams end
@@ -61,20 +64,35 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: listen %s: %w", cfg.Server.Listen, err)
 	}
-	var httpLis net.Listener
+	var httpLis, thriftLis net.Listener
+	closeListeners := func() {
+		for _, l := range []net.Listener{grpcLis, httpLis, thriftLis} {
+			if l != nil {
+				l.Close()
+			}
+		}
+	}
 	if cfg.Server.Metrics != "" {
 		if httpLis, err = net.Listen("tcp", cfg.Server.Metrics); err != nil {
-			grpcLis.Close()
+			closeListeners()
 			return nil, fmt.Errorf("server: listen %s: %w", cfg.Server.Metrics, err)
+		}
+	}
+	var thriftMethods map[string]*kvclient.ThriftMethod
+	if cfg.Server.ThriftListen != "" {
+		if thriftMethods, err = kvclient.ThriftMethods(); err != nil {
+			closeListeners()
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		if thriftLis, err = net.Listen("tcp", cfg.Server.ThriftListen); err != nil {
+			closeListeners()
+			return nil, fmt.Errorf("server: listen %s: %w", cfg.Server.ThriftListen, err)
 		}
 	}
 	backend, err := Open(cfg, log)
 	log = log.With("component", "server") // the server's own lines
 	if err != nil {
-		grpcLis.Close()
-		if httpLis != nil {
-			httpLis.Close()
-		}
+		closeListeners()
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, backend: backend, grpcLis: grpcLis, httpLis: httpLis}
@@ -93,6 +111,9 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 	s.grpc = grpc.NewServer(opts...)
 	s.drain = make(chan struct{})
 	RegisterKV(s.grpc, s.core, s.drain)
+	if thriftLis != nil {
+		s.thrift = startThrift(s.core, thriftMethods, thriftLis, serverTLS, log)
+	}
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	s.health.SetServingStatus(messages.KV_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
@@ -142,7 +163,7 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 			log.Info("ready", "mode", backend.Mode())
 		}
 	}()
-	log.Info("serving", "grpc", grpcLis.Addr().String(), "http", addrOf(httpLis), "mode", backend.Mode(), "base_path", cfg.Database.BasePath)
+	log.Info("serving", "grpc", grpcLis.Addr().String(), "http", addrOf(httpLis), "thrift", s.ThriftAddr(), "mode", backend.Mode(), "base_path", cfg.Database.BasePath)
 	return s, nil
 }
 
@@ -155,6 +176,14 @@ func addrOf(l net.Listener) string {
 
 // GRPCAddr is the address the gRPC server listens on.
 func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// ThriftAddr is the address of the Thrift front end ("" when off).
+func (s *Server) ThriftAddr() string {
+	if s.thrift == nil {
+		return ""
+	}
+	return s.thrift.Addr()
+}
 
 // HTTPAddr is the address of /metrics, /healthz and /readyz ("" when off).
 func (s *Server) HTTPAddr() string { return addrOf(s.httpLis) }
@@ -212,6 +241,14 @@ func (s *Server) doShutdown() {
 	s.stop()
 	close(s.drain)
 	s.health.Shutdown()
+	var thriftDone chan struct{}
+	if s.thrift != nil { // stops beside gRPC, within the same timeout
+		thriftDone = make(chan struct{})
+		go func() {
+			s.thrift.stop(s.cfg.Server.ShutdownTimeout.Duration)
+			close(thriftDone)
+		}()
+	}
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -223,6 +260,9 @@ func (s *Server) doShutdown() {
 		s.log.Warn("shutdown: in-flight requests did not finish in time; stopping")
 		s.grpc.Stop()
 		<-done
+	}
+	if thriftDone != nil {
+		<-thriftDone
 	}
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

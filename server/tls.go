@@ -93,8 +93,17 @@ func peerIdentity(ctx context.Context) string {
 		return ""
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+	if !ok {
 		return ""
 	}
-	return info.State.VerifiedChains[0][0].Subject.String()
+	return identityOf(info.State)
+}
+
+// identityOf is the identity of the peer of a TLS connection: the subject
+// of its verified client certificate, or "" (anonymous).
+func identityOf(state tls.ConnectionState) string {
+	if len(state.VerifiedChains) == 0 || len(state.VerifiedChains[0]) == 0 {
+		return ""
+	}
+	return state.VerifiedChains[0][0].Subject.String()
 }

@@ -51,23 +51,50 @@ func (cs conns) close() {
 	}
 }
 
+// transports returns one transport per endpoint over --protocol — a unary
+// gRPC call, or a Thrift call (kvserver's server.thrift_listen) — and the
+// function that closes them.
+func (g *globals) transports() ([]kv.Transport, func(), error) {
+	ts := make([]kv.Transport, len(g.endpoints))
+	if g.protocol == protocolThrift {
+		tc, err := g.tlsConfig()
+		if err != nil {
+			return nil, nil, err
+		}
+		clients := make([]*kvclient.ThriftClient, len(g.endpoints))
+		for i, ep := range g.endpoints {
+			clients[i] = kvclient.NewThriftClient(ep, kvclient.ThriftOptions{TLS: tc})
+			ts[i] = clients[i]
+		}
+		return ts, func() {
+			for _, c := range clients {
+				c.Close()
+			}
+		}, nil
+	}
+	cs, err := dial(g)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, cc := range cs {
+		ts[i] = kvclient.NewUnary(cc)
+	}
+	return ts, cs.close, nil
+}
+
 // do sends req to the endpoints through a kv.Client — actorkv's one
-// request-id and retry policy — over kvclient.Endpoints of unary RPCs: an
+// request-id and retry policy — over kvclient.Endpoints of unary calls: an
 // endpoint answering UNAVAILABLE or TIMEOUT passes the next attempt to the
 // next endpoint, a write opens a session and keeps its request id across
 // attempts, a snapshot read answered TRANSACTION_TOO_OLD is asked of the
 // other endpoints. Everything ends within --timeout.
 func do[T messages.Statused](g *globals, cmd *cobra.Command, req proto.Message) (T, error) {
 	var zero T
-	cs, err := dial(g)
+	ts, closeAll, err := g.transports()
 	if err != nil {
 		return zero, err
 	}
-	defer cs.close()
-	ts := make([]kv.Transport, len(cs))
-	for i, cc := range cs {
-		ts[i] = kvclient.NewUnary(cc)
-	}
+	defer closeAll()
 	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 	defer cancel()
 	r, err := kv.Call[T](ctx, kv.NewClient(kvclient.NewEndpoints(ts...), g.timeout).Do, req)

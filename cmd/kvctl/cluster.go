@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/actorkv/actorkv/kv"
-	"github.com/actorkv/actorkv/kvclient"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -45,19 +44,19 @@ func (g *globals) status(cmd *cobra.Command, digests bool) (*groupStatus, error)
 func (g *globals) statusOf(cmd *cobra.Command, req *messages.StatusRequest) (*groupStatus, error) {
 	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 	defer cancel()
-	cs, err := dial(g)
+	ts, closeAll, err := g.transports()
 	if err != nil {
 		return nil, err
 	}
-	defer cs.close()
+	defer closeAll()
 	deadline, _ := ctx.Deadline()
 	for round := 1; ; round++ {
-		answers := make([]*messages.StatusResponse, len(cs))
-		errs := make([]error, len(cs))
+		answers := make([]*messages.StatusResponse, len(ts))
+		errs := make([]error, len(ts))
 		var wg sync.WaitGroup
-		for i, cc := range cs {
+		for i, tr := range ts {
 			wg.Add(1)
-			kvclient.NewUnary(cc).Send(req, deadline, func(resp messages.Statused, err error) {
+			tr.Send(req, deadline, func(resp messages.Statused, err error) {
 				defer wg.Done()
 				if err == nil {
 					err = resp.GetStatus().Err()

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/actorkv/actorkv/kvclient"
 	"github.com/actorkv/actorkv/messages"
 )
 
@@ -31,20 +30,20 @@ within --timeout (no retry, no moving on to another endpoint):
 // perEndpoint sends req to every endpoint at once, one attempt each within
 // --timeout, and returns each answer or error and how long it took.
 func (g *globals) perEndpoint(cmd *cobra.Command, req proto.Message) ([]messages.Statused, []error, []time.Duration, error) {
-	cs, err := dial(g)
+	ts, closeAll, err := g.transports()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	defer cs.close()
+	defer closeAll()
 	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
-	answers, errs, took := make([]messages.Statused, len(cs)), make([]error, len(cs)), make([]time.Duration, len(cs))
+	answers, errs, took := make([]messages.Statused, len(ts)), make([]error, len(ts)), make([]time.Duration, len(ts))
 	var wg sync.WaitGroup
-	for i, cc := range cs {
+	for i, tr := range ts {
 		wg.Add(1)
 		start := time.Now()
-		kvclient.NewUnary(cc).Send(req, deadline, func(resp messages.Statused, err error) {
+		tr.Send(req, deadline, func(resp messages.Statused, err error) {
 			defer wg.Done()
 			if err == nil {
 				err = resp.GetStatus().Err()

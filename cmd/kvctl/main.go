@@ -118,7 +118,8 @@ func errorLine(err error) string {
 
 // globals are the flags every command shares, and where it writes.
 type globals struct {
-	endpoints []string      // gRPC addresses, tried in order
+	endpoints []string      // server addresses, tried in order
+	protocol  string        // protocolGRPC or protocolThrift
 	timeout   time.Duration // bounds each command, retries included
 	writeOut  string        // "table" or "json"
 	hex       bool          // keys and values are hex
@@ -129,6 +130,12 @@ type globals struct {
 	cacert, cert, key string
 	skipVerify        bool
 }
+
+// The protocols of --protocol.
+const (
+	protocolGRPC   = "grpc"
+	protocolThrift = "thrift"
+)
 
 // tlsConfig is the TLS of the connections: nil (plaintext) unless a TLS
 // flag was given.
@@ -143,7 +150,9 @@ func (g *globals) tlsConfig() (*tls.Config, error) {
 	return tc, nil
 }
 
-const rootLong = `kvctl talks to kvserver over gRPC.
+const rootLong = `kvctl talks to kvserver over gRPC, or with --protocol thrift over its Thrift
+front end (server.thrift_listen; --endpoints then name Thrift addresses).
+Every command works over either.
 
 Keys and values are UTF-8 strings as typed; with --hex they are hex on input
 and printed as hex. Output is plain text ("-w table", the default) or one JSON
@@ -151,7 +160,7 @@ object per command ("-w json", shapes in each command's help).
 
 Every global flag not given on the command line is read from the environment
 variable KVCTL_<FLAG> when it is set, as etcdctl reads ETCDCTL_*:
-KVCTL_ENDPOINTS, KVCTL_TIMEOUT, KVCTL_WRITE_OUT, KVCTL_HEX, KVCTL_CACERT,
+KVCTL_ENDPOINTS, KVCTL_PROTOCOL, KVCTL_TIMEOUT, KVCTL_WRITE_OUT, KVCTL_HEX, KVCTL_CACERT,
 KVCTL_CERT, KVCTL_KEY, KVCTL_INSECURE_SKIP_TLS_VERIFY.
 
 Endpoints are tried in order: a call that gets UNAVAILABLE moves on to the
@@ -203,6 +212,11 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 			default:
 				return usageErr("--write-out %q is not table or json", g.writeOut)
 			}
+			switch g.protocol {
+			case protocolGRPC, protocolThrift:
+			default:
+				return usageErr("--protocol %q is not grpc or thrift", g.protocol)
+			}
 			if g.timeout <= 0 {
 				return usageErr("--timeout must be positive, got %v", g.timeout)
 			}
@@ -223,7 +237,8 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
 	pf := root.PersistentFlags()
-	pf.StringSliceVar(&g.endpoints, "endpoints", []string{"127.0.0.1:7070"}, "gRPC endpoints (host:port), comma-separated, tried in order on UNAVAILABLE (status and verify ask them all)")
+	pf.StringSliceVar(&g.endpoints, "endpoints", []string{"127.0.0.1:7070"}, "server endpoints (host:port; gRPC, or Thrift with --protocol thrift), comma-separated, tried in order on UNAVAILABLE (status and verify ask them all)")
+	pf.StringVar(&g.protocol, "protocol", protocolGRPC, "how to reach the endpoints: grpc (server.listen) or thrift (server.thrift_listen)")
 	pf.DurationVar(&g.timeout, "timeout", 5*time.Second, "time limit of each command, retries included")
 	pf.StringVarP(&g.writeOut, "write-out", "w", "table", "output format: table (plain text) or json")
 	pf.BoolVar(&g.hex, "hex", false, "keys and values are hex on input and output")

@@ -184,6 +184,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"bogus"}, `unknown command "bogus"`},
 		{[]string{"get", "k", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"-w", "yaml", "get", "k"}, `--write-out "yaml"`},
+		{[]string{"--protocol", "http", "get", "k"}, `--protocol "http" is not grpc or thrift`},
 		{[]string{"--timeout", "0s", "get", "k"}, "--timeout must be positive"},
 		{[]string{"--endpoints", "", "get", "k"}, "--endpoints is empty"},
 		{[]string{"get", "k", "--consistency", "eventual"}, `"eventual" is not linearizable or stale`},

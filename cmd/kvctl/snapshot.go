@@ -59,19 +59,19 @@ func newSnapshotSaveCommand(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := args[0]
-			cs, err := dial(g)
+			ts, closeAll, err := g.transports()
 			if err != nil {
 				return err
 			}
-			defer cs.close()
+			defer closeAll()
 			var last error
-			for i, cc := range cs {
-				info, err := saveTo(cmd.Context(), file, kvclient.NewUnary(cc), g.timeout)
+			for i, tr := range ts {
+				info, err := saveTo(cmd.Context(), file, tr, g.timeout)
 				if err == nil {
 					return g.printBackup("saved", file, info)
 				}
 				last = err
-				if !messages.IsRetryable(err) || i == len(cs)-1 {
+				if !messages.IsRetryable(err) || i == len(ts)-1 {
 					break
 				}
 			}
@@ -211,15 +211,11 @@ func newSnapshotRestoreCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cs, err := dial(g)
+			ts, closeAll, err := g.transports()
 			if err != nil {
 				return err
 			}
-			defer cs.close()
-			ts := make([]kv.Transport, len(cs))
-			for i, cc := range cs {
-				ts[i] = kvclient.NewUnary(cc)
-			}
+			defer closeAll()
 			client := kv.NewClient(kvclient.NewEndpoints(ts...), g.timeout)
 			call := func(req *messages.AtomicCommitRequest) (uint64, error) {
 				ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)

@@ -36,12 +36,12 @@ func newCommand() *cobra.Command {
 		configPath  string
 		printConfig bool
 		f           = struct {
-			listen, metrics, mode, basePath, logLevel, logFormat, raftAddress string
-			tlsCA, tlsCert, tlsKey, raftListen                                string
-			endpoints, join                                                   []string
-			instanceID                                                        uint32
-			inProcess, pprof, admin, requireClientCert                        bool
-			logLevels                                                         map[string]string
+			listen, metrics, thriftListen, mode, basePath, logLevel, logFormat, raftAddress string
+			tlsCA, tlsCert, tlsKey, raftListen                                              string
+			endpoints, join                                                                 []string
+			instanceID                                                                      uint32
+			inProcess, pprof, admin, requireClientCert                                      bool
+			logLevels                                                                       map[string]string
 		}{}
 	)
 	cmd := &cobra.Command{
@@ -51,10 +51,15 @@ func newCommand() *cobra.Command {
 group, with a status page (/), Prometheus metrics, /healthz and /readyz on a
 second (HTTP) port (and Go's profiler under /debug/pprof/ there with --pprof).
 
-Without --config it runs the embedded default (--print-config prints it, every
-field commented: a starting point for a file): three replicas in this process,
-data under ./data, gRPC on 127.0.0.1:7070, HTTP on 127.0.0.1:9100. Flags
-override the file.
+Without --config it reads the file $CONFIG_PATH names, when set; else it runs
+the embedded default (--print-config prints it, every field commented: a
+starting point for a file): three replicas in this process, data under
+./data, gRPC on 127.0.0.1:7070, HTTP on 127.0.0.1:9100. Flags override the
+file.
+
+With server.thrift_listen (--thrift-listen) it also serves the same API over
+Thrift (messages/kv.thrift: framed transport, binary protocol; TLS with the
+same certificates when TLS is on): kvctl --protocol thrift talks to it.
 
 A cluster runs one replica per process, Raft over TCP: give every process the
 same --endpoints (the replicas' Raft addresses) and its own --instance-id
@@ -95,6 +100,9 @@ when set), which keeps RocksDB's fragmentation down.`,
 				return err
 			}
 			cfg := server.DefaultConfig()
+			if configPath == "" {
+				configPath = os.Getenv("CONFIG_PATH")
+			}
 			if configPath != "" {
 				var err error
 				if cfg, err = server.ReadConfig(configPath); err != nil { // validated with the flags below
@@ -109,6 +117,7 @@ when set), which keeps RocksDB's fragmentation down.`,
 			}
 			set("listen", func() { cfg.Server.Listen = f.listen })
 			set("metrics", func() { cfg.Server.Metrics = f.metrics })
+			set("thrift-listen", func() { cfg.Server.ThriftListen = f.thriftListen })
 			set("pprof", func() { cfg.Server.Pprof = f.pprof })
 			set("admin", func() { cfg.Server.Admin = f.admin })
 			set("tls-ca", func() { cfg.TLS.CA = f.tlsCA })
@@ -133,9 +142,10 @@ when set), which keeps RocksDB's fragmentation down.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&configPath, "config", "", "TOML configuration file (default: the embedded default)")
+	fl.StringVar(&configPath, "config", "", "TOML configuration file (default: $CONFIG_PATH when set, else the embedded default)")
 	fl.BoolVar(&printConfig, "print-config", false, "print the embedded default configuration, every field commented, and exit")
 	fl.StringVar(&f.listen, "listen", "", "gRPC listen address (server.listen)")
+	fl.StringVar(&f.thriftListen, "thrift-listen", "", `Thrift listen address (messages/kv.thrift); "" turns it off (server.thrift_listen)`)
 	fl.StringVar(&f.metrics, "metrics", "", `HTTP address of the status page (/), /metrics, /healthz, /readyz; "" turns it off (server.metrics)`)
 	fl.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on the metrics address (server.pprof)")
 	fl.BoolVar(&f.admin, "admin", false, "allow admin operations over the network: fault injection, membership changes, leader moves, range digests (server.admin)")
@@ -236,6 +246,9 @@ func run(cfg server.Config) error {
 	if cfg.Log.Format != "json" { // JSON logs stay pure JSON lines: the "serving" record says the same
 		fmt.Fprintf(os.Stderr, "kvserver: %s mode, data in %s\n", cfg.Deployment.Mode, cfg.Database.BasePath)
 		fmt.Fprintf(os.Stderr, "kvserver: gRPC on %s; try: go run ./cmd/kvctl --endpoints %s put hello world\n", s.GRPCAddr(), s.GRPCAddr())
+		if a := s.ThriftAddr(); a != "" {
+			fmt.Fprintf(os.Stderr, "kvserver: Thrift on %s; try: go run ./cmd/kvctl --protocol thrift --endpoints %s get hello\n", a, a)
+		}
 		if a := s.HTTPAddr(); a != "" {
 			fmt.Fprintf(os.Stderr, "kvserver: status page on http://%s/, metrics on /metrics, health on /healthz and /readyz\n", a)
 		}

@@ -145,6 +145,11 @@ type serverConfig struct {
 	jsonLogs bool
 	// args are more kvserver flags.
 	args []string
+	// thrift turns on the Thrift front end (server.thrift_listen).
+	thrift bool
+	// configEnv names the configuration file in $CONFIG_PATH instead of
+	// --config.
+	configEnv bool
 }
 
 // kvserver is a running kvserver process.
@@ -154,6 +159,7 @@ type kvserver struct {
 	cmd     *exec.Cmd
 	GRPC    string          // gRPC address
 	HTTP    string          // status page, /metrics, /healthz, /readyz address
+	Thrift  string          // Thrift address ("": off)
 	log     *logBuffer      // stdout and stderr
 	netns   string          // the network namespace it runs in ("": this one's)
 	creds   grpc.DialOption // how to reach its gRPC server (nil: plaintext)
@@ -202,12 +208,19 @@ func launch(t testing.TB, cfg serverConfig) *kvserver {
 	// listen is overridden by the --listen flag below: flags win over the
 	// file, and port 1 is nothing a test could reach.
 	fmt.Fprintf(&b, "\n[server]\nlisten = \"127.0.0.1:1\"\nmetrics = %q\nshutdown_timeout = \"10s\"\nadmin = %t\n", s.HTTP, !cfg.noAdmin)
+	if cfg.thrift {
+		s.Thrift = freePort(t)
+		fmt.Fprintf(&b, "thrift_listen = %q\n", s.Thrift)
+	}
 	if cfg.jsonLogs {
 		b.WriteString("\n[log]\nformat = \"json\"\nlevel = \"debug\"\n")
 	}
 	path := filepath.Join(t.TempDir(), "kvserver.toml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if cfg.configEnv {
+		return spawnEnv(t, s, []string{"CONFIG_PATH=" + path}, append([]string{"--listen", s.GRPC}, cfg.args...)...)
 	}
 	return spawn(t, s, append([]string{"--config", path, "--listen", s.GRPC}, cfg.args...)...)
 }
@@ -216,9 +229,18 @@ func launch(t testing.TB, cfg serverConfig) *kvserver {
 // (SIGTERM) if it still runs, and logs its output if the test failed.
 func spawn(t testing.TB, s *kvserver, args ...string) *kvserver {
 	t.Helper()
+	return spawnEnv(t, s, nil, args...)
+}
+
+// spawnEnv is spawn with env added to the process's environment.
+func spawnEnv(t testing.TB, s *kvserver, env []string, args ...string) *kvserver {
+	t.Helper()
 	s.cmd = exec.Command(filepath.Join(binDir, "kvserver"), args...)
 	if s.netns != "" { // ip netns exec runs kvserver itself: signals reach it
 		s.cmd = exec.Command("ip", append([]string{"netns", "exec", s.netns, s.cmd.Path}, args...)...)
+	}
+	if env != nil {
+		s.cmd.Env = append(os.Environ(), env...)
 	}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
