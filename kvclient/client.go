@@ -173,6 +173,11 @@ type liveStream struct {
 	mu      sync.Mutex
 	ended   bool // broken or closing: no new calls
 	pending map[uint64]*waiter
+	// answered: a reply came on the stream. refused: the server ended it
+	// RESOURCE_EXHAUSTED before any (server.max_streams): it read none of
+	// its calls, so they failed with that, nothing done.
+	answered bool
+	refused  error
 }
 
 // waiter is a registered call's caller. A call that was never handed to
@@ -230,6 +235,12 @@ func (s *stream) try(ctx context.Context, out outgoing) (*messages.Reply, error)
 	select {
 	case r := <-w.reply:
 		if r == nil {
+			live.mu.Lock()
+			refused := live.refused
+			live.mu.Unlock()
+			if refused != nil {
+				return nil, refused
+			}
 			return nil, messages.Errorf(messages.StatusCode_UNAVAILABLE, "kvclient: the stream broke; the outcome is unknown")
 		}
 		return r, nil
@@ -384,10 +395,16 @@ func (s *stream) receive(bs messages.KV_BatchClient, live *liveStream) {
 	for {
 		resp, err := bs.Recv()
 		if err != nil {
+			live.mu.Lock()
+			if e := messages.FromGRPC(err); !live.answered && messages.CodeOf(e) == messages.StatusCode_RESOURCE_EXHAUSTED {
+				live.refused = e
+			}
+			live.mu.Unlock()
 			s.broken(live) // also the normal end of a stream the server closed
 			return
 		}
 		live.mu.Lock()
+		live.answered = true
 		for _, r := range resp.GetReplies() {
 			if w, ok := live.pending[r.GetId()]; ok {
 				delete(live.pending, r.GetId())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -110,5 +111,39 @@ func TestCancelledCallIsNotSent(t *testing.T) {
 	got, err := kvclient.Call[*messages.GetRangeResponse](live, c, &messages.GetRangeRequest{Begin: []byte("k"), End: []byte("l"), Limit: 100})
 	if err != nil || len(got.GetKvs()) != 0 {
 		t.Fatalf("cancelled puts wrote %d keys (%v)", len(got.GetKvs()), err)
+	}
+}
+
+// TestStreamsOverTheBoundAreRefused: a Batch stream beyond server.max_streams
+// is refused, and its calls fail RESOURCE_EXHAUSTED — not UNAVAILABLE with
+// an unknown outcome: the server read none of them, and none was applied.
+func TestStreamsOverTheBoundAreRefused(t *testing.T) {
+	cfg := server.DefaultConfig()
+	cfg.Deployment.Mode = server.ModeStandalone
+	cfg.Database.SyncWrites = false
+	cfg.Server.MaxStreams = 1
+	s := serve(t, cfg)
+	first, err := kvclient.Dial(s.GRPCAddr(), kvclient.Options{Streams: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := kvclient.Call[*messages.PutResponse](ctx, first, &messages.PutRequest{Key: []byte("first"), Value: []byte("v")}); err != nil {
+		t.Fatalf("put on the one stream allowed: %v", err)
+	}
+	second, err := kvclient.Dial(s.GRPCAddr(), kvclient.Options{Streams: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	_, err = kvclient.Call[*messages.PutResponse](ctx, second, &messages.PutRequest{Key: []byte("second"), Value: []byte("v")})
+	if messages.CodeOf(err) != messages.StatusCode_RESOURCE_EXHAUSTED || !strings.Contains(err.Error(), "max_streams") {
+		t.Fatalf("put on a stream over server.max_streams: %v (code %v), want RESOURCE_EXHAUSTED naming max_streams", err, messages.CodeOf(err))
+	}
+	got, err := kvclient.Call[*messages.GetResponse](ctx, first, &messages.GetRequest{Key: []byte("second")})
+	if err != nil || got.GetFound() {
+		t.Fatalf("the refused put was applied: found=%v, %v", got.GetFound(), err)
 	}
 }
