@@ -177,6 +177,9 @@ type Engine struct {
 	applied    atomic.Uint64 // last applied index (= latest version)
 	mvcc       *mvcc         // versions kept for snapshot reads
 	backups    backups       // backups in progress (views pinned for kvctl snapshot save)
+	// pruneIdle's stop signal and its end: it drops the versions that left
+	// the retention window while no write comes to drop them.
+	stopPrune, pruned chan struct{}
 
 	faults faultState
 
@@ -218,6 +221,8 @@ func Open(cfg Config) (*Engine, error) {
 	e.sm = sm
 	e.applied.Store(sm.applied)
 	e.mvcc = newMVCC(e, sm.applied)
+	e.stopPrune, e.pruned = make(chan struct{}), make(chan struct{})
+	go e.pruneIdle()
 	return e, nil
 }
 
@@ -316,6 +321,8 @@ func (e *Engine) Close() error {
 	}
 	e.closed = true
 	e.closeMu.Unlock()
+	close(e.stopPrune)
+	<-e.pruned
 	// No operation holds closeMu now and none can start: free everything.
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()

@@ -78,6 +78,41 @@ func (m *mvcc) reset(applied uint64) {
 	m.lastCkpt = time.Now()
 }
 
+// pruneIdle drops the kept versions of a burst of writes once they have
+// left the retention window: writes prune them as they come, but after the
+// last write of a burst its versions (up to VersionMemoryBytes per replica)
+// would stay until the next one. When no write came for a whole window it
+// checkpoints the current state as the last kept version's, so that no
+// kept version is needed any more. It runs from Open until Close.
+func (e *Engine) pruneIdle() {
+	defer close(e.pruned)
+	window := e.cfg.RetentionWindow
+	t := time.NewTicker(max(window/2, 50*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stopPrune:
+			return
+		case now := <-t.C:
+			e.applyMu.Lock() // no batch half-applied: the state is the applied index's
+			m := e.mvcc
+			m.mu.Lock()
+			if n := m.ops.Len(); n > 0 && now.Sub(m.ops.At(n-1).at) > window && !e.broken.Load() {
+				// The state now is the state at the last kept version: the
+				// entries applied since changed no data (each data write
+				// is a kept version).
+				if last := m.ops.At(n - 1).version; m.checkpoints[len(m.checkpoints)-1].version < last {
+					m.checkpoints = append(m.checkpoints, &checkpoint{version: last, snap: e.db.NewSnapshot()})
+					m.sinceCkpt, m.lastCkpt = 0, now
+				}
+				m.prune(now)
+			}
+			m.mu.Unlock()
+			e.applyMu.Unlock()
+		}
+	}
+}
+
 // appendBatch records the writes of an applied batch ending at last.
 func (m *mvcc) appendBatch(ops []versionOps, last uint64, now time.Time) {
 	m.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,5 +47,37 @@ func TestVersionMemoryBudget(t *testing.T) {
 	// Every version here is the same size: one SET of a 5-byte key and the value.
 	if limit := cfg.VersionMemoryBytes + checkpointOps*newest; kept > limit {
 		t.Fatalf("%d bytes of versions kept, budget %d, limit %d", kept, cfg.VersionMemoryBytes, limit)
+	}
+}
+
+// TestIdleVersionsArePruned: the versions a burst of writes leaves are
+// dropped once they leave the retention window, with no later write to
+// drop them.
+func TestIdleVersionsArePruned(t *testing.T) {
+	e := openEngine(t, testConfig(t.TempDir())) // a 200ms window
+	for i := range 50 {
+		mustPut(t, e, "k", strings.Repeat("v", 1000+i))
+	}
+	last := mustPut(t, e, "k", "last")
+	// An entry that changes no data after the last write: the checkpoint
+	// the pruner takes stands for the last write's version all the same.
+	if _, err := db(e).OpenSession(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	kept := func() (int, int) {
+		e.mvcc.mu.Lock()
+		defer e.mvcc.mu.Unlock()
+		return e.mvcc.ops.Len(), e.mvcc.bytes
+	}
+	if n, _ := kept(); n == 0 {
+		t.Fatal("no versions kept after 50 writes")
+	}
+	eventually(t, 5*time.Second, func() bool { n, b := kept(); return n == 0 && b == 0 }, "versions kept after the window, with no write since")
+	// The last version still reads, at its version and after it.
+	for _, v := range []uint64{last, e.AppliedIndex()} {
+		got, found, err := e.SnapshotRead(context.Background(), []byte("k"), v)
+		if err != nil || !found || string(got) != "last" {
+			t.Fatalf("SnapshotRead(k, @%d) after the idle prune = %q, %v, %v; want last", v, got, found, err)
+		}
 	}
 }
