@@ -33,27 +33,30 @@ func main() {
 
 // options are kvbench's flags.
 type options struct {
-	target      string
-	endpoints   []string
-	dir         string
-	conns       int
-	concurrency int
-	duration    time.Duration
-	warmup      time.Duration
-	keySize     int
-	valueSize   int
-	keys        int
-	mix         string
-	consistency string
-	commitOps   int
-	rangeLimit  int
-	preload     bool
-	json        bool
-	quiet       bool
-	cpuProfile  string
-	unary       bool
-	retry       bool
-	gaps        time.Duration
+	target    string
+	endpoints []string
+	dir       string
+	conns     int
+	// preferLeader: writes and linearizable reads to the leader's
+	// endpoint (batched gRPC target).
+	preferLeader bool
+	concurrency  int
+	duration     time.Duration
+	warmup       time.Duration
+	keySize      int
+	valueSize    int
+	keys         int
+	mix          string
+	consistency  string
+	commitOps    int
+	rangeLimit   int
+	preload      bool
+	json         bool
+	quiet        bool
+	cpuProfile   string
+	unary        bool
+	retry        bool
+	gaps         time.Duration
 	// TLS (target grpc), as kvctl's flags.
 	cacert, cert, key string
 	skipVerify        bool
@@ -127,6 +130,7 @@ JSON with --json.`,
 	fl.StringVar(&o.key, "key", "", "the private key of --cert (PEM)")
 	fl.BoolVar(&o.skipVerify, "insecure-skip-tls-verify", false, "TLS without checking the servers' certificates (target grpc)")
 	fl.IntVar(&o.conns, "conns", 2, "gRPC connections per endpoint (target grpc)")
+	fl.BoolVar(&o.preferLeader, "prefer-leader", true, "with several endpoints, send writes and linearizable reads to the one whose replica leads when the run begins, as etcd's benchmark targets its leader; stale reads go to all (batched target grpc)")
 	fl.BoolVar(&o.unary, "unary", false, "one unary RPC per operation instead of batched streams (target grpc)")
 	fl.BoolVar(&o.retry, "retry", false, "retry as kvctl does: writes carry request ids of one session, and a call answered UNAVAILABLE or TIMEOUT goes again, same id, to the next endpoint (target grpc)")
 	fl.DurationVar(&o.gaps, "gaps", 0, "report every interval longer than this in which no operation was acknowledged (0: off)")

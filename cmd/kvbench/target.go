@@ -180,6 +180,9 @@ type batchTarget struct {
 	clients     []*kvclient.Client
 	next        atomic.Uint64
 	consistency messages.Consistency
+	// leader, when set, takes the writes and linearizable reads: the
+	// endpoint whose replica led when the run began (--prefer-leader).
+	leader *kvclient.Client
 }
 
 func dialBatch(o options) (*batchTarget, error) {
@@ -196,7 +199,40 @@ func dialBatch(o options) (*batchTarget, error) {
 		}
 		t.clients = append(t.clients, c)
 	}
+	if o.preferLeader && len(t.clients) > 1 {
+		if i := leaderIndex(o.endpoints, kvclient.Credentials(tc)); i >= 0 {
+			t.leader = t.clients[i]
+		}
+	}
 	return t, nil
+}
+
+// leaderIndex returns the index of the endpoint whose replica reports that
+// it leads (the Status RPC), or -1 when none does (say, during an
+// election): a write sent to another process reaches the leader through
+// Raft's forwarding and is answered once that process has applied it, a hop
+// and a commit notice later.
+func leaderIndex(endpoints []string, creds grpc.DialOption) int {
+	for i, ep := range endpoints {
+		conn, err := grpc.NewClient(ep, creds)
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		st, err := messages.NewKVClient(conn).Status(ctx, &messages.StatusRequest{})
+		cancel()
+		conn.Close()
+		if err != nil {
+			continue
+		}
+		for _, r := range st.GetReplicas() {
+			if r.GetIsLeader() {
+				fmt.Fprintf(os.Stderr, "kvbench: writes and linearizable reads go to %s, whose replica %d leads (--prefer-leader)\n", ep, r.GetReplicaId())
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // dialRetry returns a target with kvctl's retry policy: one kv.Client
@@ -223,23 +259,40 @@ func (t *batchTarget) client() *kvclient.Client {
 	return t.clients[t.next.Add(1)%uint64(len(t.clients))]
 }
 
+// forLeader is the client for a write or a linearizable read: the
+// leader's endpoint's when known, else the next one.
+func (t *batchTarget) forLeader() *kvclient.Client {
+	if t.leader != nil {
+		return t.leader
+	}
+	return t.client()
+}
+
+// forRead is the client for a read of t's consistency.
+func (t *batchTarget) forRead() *kvclient.Client {
+	if t.consistency == messages.Consistency_STALE {
+		return t.client()
+	}
+	return t.forLeader()
+}
+
 func (t *batchTarget) put(ctx context.Context, key, value []byte) error {
-	_, err := kvclient.Call[*messages.PutResponse](ctx, t.client(), &messages.PutRequest{Key: key, Value: value})
+	_, err := kvclient.Call[*messages.PutResponse](ctx, t.forLeader(), &messages.PutRequest{Key: key, Value: value})
 	return err
 }
 
 func (t *batchTarget) get(ctx context.Context, key []byte) error {
-	_, err := kvclient.Call[*messages.GetResponse](ctx, t.client(), &messages.GetRequest{Key: key, Consistency: t.consistency})
+	_, err := kvclient.Call[*messages.GetResponse](ctx, t.forRead(), &messages.GetRequest{Key: key, Consistency: t.consistency})
 	return err
 }
 
 func (t *batchTarget) commit(ctx context.Context, muts []*messages.Mutation) error {
-	_, err := kvclient.Call[*messages.AtomicCommitResponse](ctx, t.client(), &messages.AtomicCommitRequest{Commit: &messages.AtomicCommit{Mutations: muts}})
+	_, err := kvclient.Call[*messages.AtomicCommitResponse](ctx, t.forLeader(), &messages.AtomicCommitRequest{Commit: &messages.AtomicCommit{Mutations: muts}})
 	return err
 }
 
 func (t *batchTarget) getRange(ctx context.Context, begin []byte, limit int) error {
-	_, err := kvclient.Call[*messages.GetRangeResponse](ctx, t.client(), &messages.GetRangeRequest{Begin: begin, Limit: int32(limit), Consistency: t.consistency})
+	_, err := kvclient.Call[*messages.GetRangeResponse](ctx, t.forRead(), &messages.GetRangeRequest{Begin: begin, Limit: int32(limit), Consistency: t.consistency})
 	return err
 }
 
