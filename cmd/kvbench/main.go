@@ -91,7 +91,11 @@ Keys are --key-size bytes, drawn uniformly from --keys distinct keys. With
 Targets (--target):
   grpc        a running kvserver at --endpoints (the default); operations
               travel over Batch streams (kvclient), or one unary RPC
-              each with --unary
+              each with --unary. With several endpoints (a cluster) the
+              batched workers send writes and linearizable reads to the
+              endpoint whose replica leads when the run begins, as etcd's
+              benchmark is pointed at etcd's leader (--prefer-leader=false:
+              spread over every endpoint, as stale reads always are)
   embedded    a three-replica group in this process, data in --dir
   standalone  the standalone RocksDB engine, data in --dir
 
