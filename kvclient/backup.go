@@ -105,33 +105,70 @@ func SaveBackup(ctx context.Context, do kv.Requests, w io.Writer, pageTimeout ti
 		return nil, err
 	}
 	if !bytes.Equal(tr.GetDigest(), resp.GetDigest()) {
-		return nil, messages.Errorf(messages.StatusCode_INTERNAL, "backup: the entries read hash to %x, replica %d's view at index %d to %x",
-			tr.GetDigest(), replica, hdr.GetAppliedIndex(), resp.GetDigest())
+		return nil, fmt.Errorf("%w: the entries read hash to %x, replica %d's view at index %d to %x",
+			ErrBackupMismatch, tr.GetDigest(), replica, hdr.GetAppliedIndex(), resp.GetDigest())
 	}
 	saved = true
 	return &BackupInfo{Header: hdr, Trailer: tr}, nil
 }
 
-// backupWriter writes a backup file and hashes its entries.
-type backupWriter struct {
-	bw       *bufio.Writer
-	w        io.Writer
-	crc      hash.Hash32
+// backupHash checks the order of a backup's entries and hashes them as a
+// replica hashes its families (kv.HashEntry).
+type backupHash struct {
 	families []string
-	pos      int // the family being written
+	pos      int // the family of the last entry
 	last     []byte
 	hashes   []hash.Hash
 	counts   []uint64
 	keys     uint64
 }
 
-func newBackupWriter(w io.Writer, hdr *messages.BackupHeader) (*backupWriter, error) {
-	b := &backupWriter{w: w, crc: crc32.New(castagnoli), families: hdr.GetColumnFamilies()}
-	b.bw = bufio.NewWriterSize(io.MultiWriter(w, b.crc), 1<<20)
-	for range b.families {
-		b.hashes = append(b.hashes, kv.NewFamilyHash())
-		b.counts = append(b.counts, 0)
+func newBackupHash(families []string) *backupHash {
+	h := &backupHash{families: families, counts: make([]uint64, len(families))}
+	for range families {
+		h.hashes = append(h.hashes, kv.NewFamilyHash())
 	}
+	return h
+}
+
+// add hashes one entry and returns its family's position; entries come
+// family by family, in the header's order, keys ascending.
+func (h *backupHash) add(cf string, k, v []byte) (int, error) {
+	pos := h.pos
+	for pos < len(h.families) && h.families[pos] != cf {
+		pos, h.last = pos+1, nil
+	}
+	if pos == len(h.families) || (h.last != nil && bytes.Compare(k, h.last) <= 0) {
+		return 0, messages.Errorf(messages.StatusCode_INTERNAL, "backup: entry %q of family %q out of order", k, cf)
+	}
+	h.pos, h.last = pos, append(h.last[:0], k...)
+	kv.HashEntry(h.hashes[pos], k, v)
+	h.counts[pos]++
+	h.keys++
+	return pos, nil
+}
+
+// trailer is the digests of the entries so far.
+func (h *backupHash) trailer() *messages.BackupTrailer {
+	tr := &messages.BackupTrailer{Keys: h.keys}
+	for i, cf := range h.families {
+		tr.Digests = append(tr.Digests, &messages.ColumnFamilyDigest{ColumnFamily: cf, Sha256: h.hashes[i].Sum(nil), Keys: h.counts[i]})
+	}
+	tr.Digest = kv.CombinedDigest(tr.Digests)
+	return tr
+}
+
+// backupWriter writes a backup file and hashes its entries.
+type backupWriter struct {
+	*backupHash
+	bw  *bufio.Writer
+	w   io.Writer
+	crc hash.Hash32
+}
+
+func newBackupWriter(w io.Writer, hdr *messages.BackupHeader) (*backupWriter, error) {
+	b := &backupWriter{backupHash: newBackupHash(hdr.GetColumnFamilies()), w: w, crc: crc32.New(castagnoli)}
+	b.bw = bufio.NewWriterSize(io.MultiWriter(w, b.crc), 1<<20)
 	enc, err := proto.Marshal(hdr)
 	if err != nil {
 		return nil, err
@@ -142,20 +179,13 @@ func newBackupWriter(w io.Writer, hdr *messages.BackupHeader) (*backupWriter, er
 }
 
 func (b *backupWriter) add(cf string, k, v []byte) error {
-	pos := b.pos
-	for pos < len(b.families) && b.families[pos] != cf {
-		pos, b.last = pos+1, nil
+	pos, err := b.backupHash.add(cf, k, v)
+	if err != nil {
+		return err
 	}
-	if pos == len(b.families) || (b.last != nil && bytes.Compare(k, b.last) <= 0) {
-		return messages.Errorf(messages.StatusCode_INTERNAL, "backup: entry %q of family %q out of order", k, cf)
-	}
-	b.pos, b.last = pos, append(b.last[:0], k...)
 	writeUvarint(b.bw, uint64(pos+1))
 	writeChunk(b.bw, k)
 	writeChunk(b.bw, v)
-	kv.HashEntry(b.hashes[pos], k, v)
-	b.counts[pos]++
-	b.keys++
 	return nil
 }
 
@@ -179,16 +209,6 @@ func (b *backupWriter) finish() (*messages.BackupTrailer, error) {
 	return tr, nil
 }
 
-// trailer is the digests of the entries so far.
-func (b *backupWriter) trailer() *messages.BackupTrailer {
-	tr := &messages.BackupTrailer{Keys: b.keys}
-	for i, cf := range b.families {
-		tr.Digests = append(tr.Digests, &messages.ColumnFamilyDigest{ColumnFamily: cf, Sha256: b.hashes[i].Sum(nil), Keys: b.counts[i]})
-	}
-	tr.Digest = kv.CombinedDigest(tr.Digests)
-	return tr
-}
-
 func writeUvarint(w *bufio.Writer, v uint64) {
 	var b [binary.MaxVarintLen64]byte
 	w.Write(b[:binary.PutUvarint(b[:], v)])
@@ -198,6 +218,11 @@ func writeChunk(w *bufio.Writer, p []byte) {
 	writeUvarint(w, uint64(len(p)))
 	w.Write(p)
 }
+
+// ErrBackupMismatch is what SaveBackup answers when the entries it read do
+// not hash to the digests of the replica's view (INTERNAL): the data it was
+// sent is not the data the replica holds.
+var ErrBackupMismatch = &messages.Error{Code: messages.StatusCode_INTERNAL, Message: "backup: digest mismatch"}
 
 // ErrBadBackup marks a backup file that is not one, is damaged, or whose
 // entries do not hash to its digests (INVALID_ARGUMENT).
@@ -226,11 +251,7 @@ func ReadBackup(r io.Reader, each func(cf string, key, value []byte) error) (*Ba
 	if err := proto.Unmarshal(enc, hdr); err != nil {
 		return nil, badBackup("header: %v", err)
 	}
-	b := &backupWriter{families: hdr.GetColumnFamilies(), bw: bufio.NewWriter(io.Discard)}
-	for range b.families {
-		b.hashes = append(b.hashes, kv.NewFamilyHash())
-		b.counts = append(b.counts, 0)
-	}
+	b := newBackupHash(hdr.GetColumnFamilies())
 	for {
 		tag, err := binary.ReadUvarint(br)
 		if err != nil {
@@ -251,7 +272,7 @@ func ReadBackup(r io.Reader, each func(cf string, key, value []byte) error) (*Ba
 			return nil, err
 		}
 		cf := b.families[tag-1]
-		if err := b.add(cf, k, v); err != nil {
+		if _, err := b.add(cf, k, v); err != nil {
 			return nil, badBackup("%v", err)
 		}
 		if each != nil {

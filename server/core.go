@@ -133,9 +133,10 @@ var _ Submitter = (*kv.Client)(nil)
 // (0: none), and calls done once, without a goroutine of its own: it checks
 // the caller's rights, stamps its identity, waits (on the caller's
 // goroutine, until the deadline) for room for the call, and hands it to the
-// backend. done's sent must be called once the response has been sent (or
-// dropped): a range read's room (its reply may be tens of MiB) is given
-// back only then, so replies waiting for a slow reader count too.
+// backend. done's sent, when not nil, must be called once the response has
+// been handed to the connection (or dropped): a range read's room (its reply
+// may be tens of MiB) is given back only then, so the replies a Batch stream
+// holds behind a slow reader count too. It is nil for every other call.
 func (c *Core) submit(ctx context.Context, op *messages.Op, req proto.Message, timeout time.Duration, done func(resp messages.Statused, err error, sent func())) {
 	start := time.Now()
 	finish := func(resp messages.Statused, err error, sent func()) {
@@ -146,12 +147,12 @@ func (c *Core) submit(ctx context.Context, op *messages.Op, req proto.Message, t
 	}
 	deadline := c.deadline(ctx, start, timeout)
 	if err := ctx.Err(); err != nil {
-		finish(nil, messages.Errorf(messages.CodeOf(err), "%v", err), noop)
+		finish(nil, messages.Errorf(messages.CodeOf(err), "%v", err), nil)
 		return
 	}
 	identity := IdentityOf(ctx)
 	if op.Privileged(req) && !c.access.allows(identity) {
-		finish(nil, c.denied(op, identity), noop)
+		finish(nil, c.denied(op, identity), nil)
 		return
 	}
 	// Sessions belong to the caller's identity: the server says whose
@@ -165,7 +166,7 @@ func (c *Core) submit(ctx context.Context, op *messages.Op, req proto.Message, t
 	// Batch stream's reader means the stream stops reading.
 	release, err := c.lim.admit(ctx, op, sizeOf(req), deadline)
 	if err != nil {
-		finish(nil, err, noop)
+		finish(nil, err, nil)
 		return
 	}
 	c.flight.Add(1)
@@ -173,19 +174,28 @@ func (c *Core) submit(ctx context.Context, op *messages.Op, req proto.Message, t
 		c.flight.Add(-1)
 		if !op.RangeRead() {
 			release()
-			release = noop
+			finish(resp, err, nil)
+			return
 		}
-		finish(resp, err, sync.OnceFunc(release))
+		finish(resp, err, sync.OnceFunc(release)) // held until the reply is sent
 	})
 }
 
-func noop() {}
+// giveBack calls sent, a call's "reply sent" callback, unless it is nil
+// (nothing to give back).
+func giveBack(sent func()) {
+	if sent != nil {
+		sent()
+	}
+}
 
-// sentKey is the context key of a unary call's sentHolder.
+// sentKey is the context key of a Thrift call's sentHolder.
 type sentKey struct{}
 
-// sentHolder keeps what a unary call gives back once gRPC has sent its
-// response (sentHandler's End).
+// sentHolder keeps what a Thrift call gives back once its reply has been
+// written to the connection. (A unary gRPC call gives it back when Do
+// returns: gRPC queues a reply of any size on its stream at once, so
+// waiting for its end would not bound more.)
 type sentHolder struct {
 	mu   sync.Mutex
 	sent []func()
@@ -235,10 +245,10 @@ func (c *Core) Do(ctx context.Context, req proto.Message) (messages.Statused, er
 	}
 	ch := make(chan answer, 1)
 	c.submit(ctx, op, req, 0, func(resp messages.Statused, err error, sent func()) {
-		if h, ok := ctx.Value(sentKey{}).(*sentHolder); ok {
-			h.hold(sent) // a gRPC call: given back once the response is sent
+		if h, ok := ctx.Value(sentKey{}).(*sentHolder); ok && sent != nil {
+			h.hold(sent) // a Thrift call: given back once its reply is written
 		} else {
-			sent()
+			giveBack(sent)
 		}
 		ch <- answer{resp, err}
 	})
@@ -256,12 +266,13 @@ func (c *Core) Do(ctx context.Context, req proto.Message) (messages.Statused, er
 // without a goroutine per call: done runs on the goroutine that delivered
 // the answer, so it must not block. Before that it waits for room for the
 // call (see Limits): the caller, a stream's reader, stops reading meanwhile.
-// The caller calls done's sent once it has sent the reply (or dropped it).
+// The caller calls done's sent, when not nil, once it has handed the reply
+// to the stream (or dropped it).
 func (c *Core) Start(ctx context.Context, call *messages.Call, done func(r *messages.Reply, sent func())) {
 	name, req := call.Operation()
 	op := messages.OpOf(req)
 	if op == nil || !op.InBatch() {
-		done(messages.NewReply(call.GetId(), name, nil, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "call %d names no operation", call.GetId())), noop)
+		done(messages.NewReply(call.GetId(), name, nil, messages.Errorf(messages.StatusCode_INVALID_ARGUMENT, "call %d names no operation", call.GetId())), nil)
 		return
 	}
 	timeout := time.Duration(call.GetTimeoutMicros()) * time.Microsecond

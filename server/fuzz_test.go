@@ -29,8 +29,9 @@ func FuzzParseConfig(f *testing.F) {
 			}
 			return
 		}
-		if err := cfg.Validate(); err != nil {
-			t.Fatalf("ParseConfig accepted a configuration that does not validate: %v", err)
+		// What the server accepts, the engine it configures accepts too.
+		if err := cfg.StorageConfig(t.TempDir()).Validate(); err != nil {
+			t.Fatalf("ParseConfig accepted a configuration whose storage configuration does not validate: %v", err)
 		}
 	})
 }
@@ -68,7 +69,7 @@ func FuzzBatchCall(f *testing.F) {
 		}
 		replies := 0
 		var got *messages.Reply
-		core.Start(context.Background(), &call, func(r *messages.Reply, sent func()) { replies++; got = r; sent() })
+		core.Start(context.Background(), &call, func(r *messages.Reply, sent func()) { replies++; got = r; giveBack(sent) })
 		if replies != 1 || got.GetId() != call.GetId() {
 			t.Fatalf("call %d answered %d times (last %v)", call.GetId(), replies, got)
 		}

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/grpc/stats"
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -169,7 +168,8 @@ const maxBatchInFlight = 4096
 const maxRepliesPerMessage = 512
 
 // outgoing is a reply waiting to be sent, with what to call once it was
-// sent (or dropped): a range read holds its room until then.
+// handed to the stream (or dropped): a range read holds its room until
+// then; nil for other calls.
 type outgoing struct {
 	r    *messages.Reply
 	sent func()
@@ -198,7 +198,7 @@ func sendReplies(stream messages.KV_BatchServer, replies <-chan outgoing, slots 
 			continue
 		}
 		if failed != nil {
-			o.sent()
+			giveBack(o.sent)
 			continue
 		}
 		// Replies come in bursts (a Raft batch answers many calls at
@@ -209,7 +209,7 @@ func sendReplies(stream messages.KV_BatchServer, replies <-chan outgoing, slots 
 			next, failed = sendGathered(stream, *next, replies, slots)
 		}
 		if next != nil { // taken, and not sent: the send failed
-			next.sent()
+			giveBack(next.sent)
 		}
 	}
 }
@@ -220,7 +220,10 @@ func sendReplies(stream messages.KV_BatchServer, replies <-chan outgoing, slots 
 func sendGathered(stream messages.KV_BatchServer, first outgoing, replies <-chan outgoing, slots <-chan struct{}) (*outgoing, error) {
 	r, size := fit(first.r)
 	batch := []*messages.Reply{r}
-	sent := []func(){first.sent}
+	var sent []func() // of the range reads among them (nil for other calls)
+	if first.sent != nil {
+		sent = append(sent, first.sent)
+	}
 	send := func() error {
 		err := stream.Send(&messages.BatchResponse{Replies: batch})
 		for _, f := range sent {
@@ -241,7 +244,9 @@ func sendGathered(stream messages.KV_BatchServer, first outgoing, replies <-chan
 				return &o, send()
 			}
 			batch = append(batch, r)
-			sent = append(sent, o.sent)
+			if o.sent != nil {
+				sent = append(sent, o.sent)
+			}
 			size += n
 		default:
 			return nil, send()
@@ -318,7 +323,6 @@ func ServerOptions(interceptors ...grpc.UnaryServerInterceptor) []grpc.ServerOpt
 		return h(srv, &strictStream{ServerStream: ss, malformed: malformed})
 	}
 	return []grpc.ServerOption{
-		grpc.StatsHandler(sentHandler{}),
 		grpc.ForceServerCodecV2(strictCodec{inner: encoding.GetCodecV2("proto"), malformed: malformed}),
 		grpc.ChainStreamInterceptor(checkStream),
 		grpc.MaxRecvMsgSize(messages.MaxRequestMessageBytes),
@@ -328,24 +332,3 @@ func ServerOptions(interceptors ...grpc.UnaryServerInterceptor) []grpc.ServerOpt
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{check}, interceptors...)...),
 	}
 }
-
-// sentHandler gives a unary call's range-read room back once gRPC has sent
-// its response (the call's End), not when the handler returns it: replies
-// waiting for a slow reader count against server.max_range_reads too.
-type sentHandler struct{}
-
-func (sentHandler) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
-	return context.WithValue(ctx, sentKey{}, &sentHolder{})
-}
-
-func (sentHandler) HandleRPC(ctx context.Context, s stats.RPCStats) {
-	if _, ok := s.(*stats.End); ok {
-		if h, ok := ctx.Value(sentKey{}).(*sentHolder); ok {
-			h.release()
-		}
-	}
-}
-
-func (sentHandler) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
-
-func (sentHandler) HandleConn(context.Context, stats.ConnStats) {}

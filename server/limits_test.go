@@ -139,9 +139,11 @@ func TestRangeReadHeldUntilSent(t *testing.T) {
 	<-b.got
 	b.release()
 	(<-second)()
-	// A point read is not held by it.
+	// A point read holds nothing after its answer.
 	get := start(&messages.GetRequest{Key: []byte("k")}, time.Minute)
 	<-b.got
 	b.release()
-	(<-get)()
+	if sent := <-get; sent != nil {
+		t.Fatal("a point read's reply holds room until sent")
+	}
 }

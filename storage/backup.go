@@ -37,20 +37,19 @@ const (
 
 // backupView is one open backup.
 type backupView struct {
-	mu       sync.Mutex // held while a page is read or the view released
-	snap     *grocksdb.Snapshot
-	ro       *grocksdb.ReadOptions
+	mu       sync.Mutex            // held while a page is read or the view released
+	ro       *grocksdb.ReadOptions // reads the pinned view; nil once released
+	free     func()                // releases it (scanView's)
 	applied  uint64
 	lastUsed time.Time
 }
 
-func (v *backupView) release(db *grocksdb.DB) {
+func (v *backupView) release() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.snap != nil {
-		v.ro.Destroy()
-		db.ReleaseSnapshot(v.snap)
-		v.snap, v.ro = nil, nil
+	if v.ro != nil {
+		v.free()
+		v.ro = nil
 	}
 }
 
@@ -65,9 +64,16 @@ var errBackupNotOpen = messages.Errorf(messages.StatusCode_INVALID_ARGUMENT,
 
 // Backup serves one request of a backup: it opens one (backup_id 0) and
 // answers its first page, reads the next page, or abandons one. The caller
-// has made the read linearizable when it opens one, if it must be.
+// has made the read linearizable when it opens one, if it must be. A backup
+// is not opened during a snapshot install (UNAVAILABLE, as a read): its view
+// would pin a half-written state; the pages of one opened before read their
+// pinned view, which the install does not touch.
 func (e *Engine) Backup(ctx context.Context, req *messages.BackupRequest) *messages.BackupResponse {
-	done, err := e.enter(ctx)
+	enter := e.enter
+	if req.GetBackupId() == 0 {
+		enter = e.enterRead
+	}
+	done, err := enter(ctx)
 	if err != nil {
 		return &messages.BackupResponse{Status: messages.StatusOf(err)}
 	}
@@ -82,13 +88,8 @@ func (e *Engine) Backup(ctx context.Context, req *messages.BackupRequest) *messa
 
 func (e *Engine) backup(ctx context.Context, req *messages.BackupRequest) (*messages.BackupResponse, error) {
 	now := time.Now()
+	e.releaseIdleBackups(now) // before counting the open ones
 	e.backups.mu.Lock()
-	for id, v := range e.backups.views { // release the idle ones first
-		if now.Sub(v.lastUsed) > BackupIdle {
-			delete(e.backups.views, id)
-			defer v.release(e.db)
-		}
-	}
 	id := req.GetBackupId()
 	if id == 0 {
 		if len(e.backups.views) >= MaxBackups {
@@ -124,7 +125,7 @@ func (e *Engine) backup(ctx context.Context, req *messages.BackupRequest) (*mess
 	if req.GetAbandon() {
 		delete(e.backups.views, id)
 		e.backups.mu.Unlock()
-		v.release(e.db)
+		v.release()
 		return &messages.BackupResponse{BackupId: id, AppliedIndex: v.applied, Done: true}, nil
 	}
 	e.backups.mu.Unlock()
@@ -141,17 +142,13 @@ func (e *Engine) backup(ctx context.Context, req *messages.BackupRequest) (*mess
 // openBackupView pins the current state: every family and the applied
 // index, in one RocksDB snapshot (ApplyBatch writes both in one batch).
 func (e *Engine) openBackupView() (*backupView, error) {
-	snap := e.db.NewSnapshot()
-	ro := grocksdb.NewDefaultReadOptions()
-	ro.SetSnapshot(snap)
-	ro.SetFillCache(false)
+	ro, free := e.scanView()
 	applied, err := e.appliedIn(ro)
 	if err != nil {
-		ro.Destroy()
-		e.db.ReleaseSnapshot(snap)
+		free()
 		return nil, err
 	}
-	return &backupView{snap: snap, ro: ro, applied: applied}, nil
+	return &backupView{ro: ro, free: free, applied: applied}, nil
 }
 
 // backupPage reads the page of view v that starts after key after of family
@@ -160,7 +157,7 @@ func (e *Engine) openBackupView() (*backupView, error) {
 // releases the view.
 func (e *Engine) backupPage(ctx context.Context, id uint64, v *backupView, cf string, after []byte) (*messages.BackupResponse, error) {
 	v.mu.Lock()
-	if v.snap == nil {
+	if v.ro == nil {
 		v.mu.Unlock()
 		return nil, errBackupNotOpen
 	}
@@ -191,7 +188,7 @@ func (e *Engine) backupPage(ctx context.Context, id uint64, v *backupView, cf st
 	e.backups.mu.Lock()
 	delete(e.backups.views, id)
 	e.backups.mu.Unlock()
-	v.release(e.db)
+	v.release()
 	return resp, nil
 }
 
@@ -230,6 +227,24 @@ func (e *Engine) readPage(ctx context.Context, ro *grocksdb.ReadOptions, h *groc
 	return nil, false, nil
 }
 
+// releaseIdleBackups releases the backups no request touched for
+// BackupIdle (a client that died mid-backup): on the next request, and from
+// the engine's pruner, so an abandoned view never pins old data for long.
+func (e *Engine) releaseIdleBackups(now time.Time) {
+	var idle []*backupView
+	e.backups.mu.Lock()
+	for id, v := range e.backups.views {
+		if now.Sub(v.lastUsed) > BackupIdle {
+			delete(e.backups.views, id)
+			idle = append(idle, v)
+		}
+	}
+	e.backups.mu.Unlock()
+	for _, v := range idle {
+		v.release()
+	}
+}
+
 // releaseBackups releases every open backup (the engine closes).
 func (e *Engine) releaseBackups() {
 	e.backups.mu.Lock()
@@ -237,7 +252,7 @@ func (e *Engine) releaseBackups() {
 	e.backups.views = nil
 	e.backups.mu.Unlock()
 	for _, v := range views {
-		v.release(e.db)
+		v.release()
 	}
 }
 

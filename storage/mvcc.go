@@ -83,7 +83,8 @@ func (m *mvcc) reset(applied uint64) {
 // last write of a burst its versions (up to VersionMemoryBytes per replica)
 // would stay until the next one. When no write came for a whole window it
 // checkpoints the current state as the last kept version's, so that no
-// kept version is needed any more. It runs from Open until Close.
+// kept version is needed any more. It also releases the backups left idle.
+// It runs from Open until Close.
 func (e *Engine) pruneIdle() {
 	defer close(e.pruned)
 	window := e.cfg.RetentionWindow
@@ -94,14 +95,27 @@ func (e *Engine) pruneIdle() {
 		case <-e.stopPrune:
 			return
 		case now := <-t.C:
-			e.applyMu.Lock() // no batch half-applied: the state is the applied index's
+			e.releaseIdleBackups(now)
 			m := e.mvcc
+			m.mu.Lock()
+			idle := m.ops.Len() > 0 && now.Sub(m.ops.At(m.ops.Len()-1).at) > window
+			m.mu.Unlock()
+			if !idle { // the write path's lock only when there is work
+				continue
+			}
+			e.applyMu.Lock() // no batch half-applied: the state is the applied index's
 			m.mu.Lock()
 			if n := m.ops.Len(); n > 0 && now.Sub(m.ops.At(n-1).at) > window && !e.broken.Load() {
 				// The state now is the state at the last kept version: the
 				// entries applied since changed no data (each data write
-				// is a kept version).
-				if last := m.ops.At(n - 1).version; m.checkpoints[len(m.checkpoints)-1].version < last {
+				// is a kept version). So is the state of a checkpoint taken
+				// after it (at the end of a batch of no data writes): it
+				// stands for the last version too.
+				last := m.ops.At(n - 1).version
+				for i := len(m.checkpoints) - 1; i >= 0 && m.checkpoints[i].version > last; i-- {
+					m.checkpoints[i].version = last
+				}
+				if m.checkpoints[len(m.checkpoints)-1].version < last {
 					m.checkpoints = append(m.checkpoints, &checkpoint{version: last, snap: e.db.NewSnapshot()})
 					m.sinceCkpt, m.lastCkpt = 0, now
 				}

@@ -185,6 +185,9 @@ func (e *Engine) RecoverSnapshot(r io.Reader, stop <-chan struct{}) error {
 	}()
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
+	e.digestMu.Lock()
+	e.digestLast = nil // the state may change under an applied index it had
+	e.digestMu.Unlock()
 	if wiped, err := e.recoverSnapshot(r, stop); err != nil {
 		// Refused before anything was touched (a bad header, an unknown
 		// family), the old state stands; after the wipe began, the engine

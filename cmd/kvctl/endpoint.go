@@ -90,7 +90,7 @@ linearizable read, which needs a leader and a majority) and print
   127.0.0.1:7070 is healthy: linearizable read in 1.2ms
   127.0.0.1:7071 is unhealthy: UNAVAILABLE: ...
 
-Exit 1 (UNAVAILABLE) when some endpoint is unhealthy. JSON (-w json):
+Exit 3 (UNAVAILABLE) when some endpoint is unhealthy. JSON (-w json):
 [{"endpoint", "healthy", "took_ms", "error"}].`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -133,7 +133,7 @@ an in-process group) and print one line per replica:
 
   ENDPOINT        ID  NODE  LEADER  TERM  APPLIED  RUNNING
 
-Exit 1 (UNAVAILABLE) when some endpoint does not answer. JSON (-w json):
+Exit 3 (UNAVAILABLE) when some endpoint does not answer. JSON (-w json):
 [{"endpoint", "mode", "replicas": [...as kvctl status...], "error"}].`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

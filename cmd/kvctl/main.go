@@ -53,7 +53,8 @@ const (
 	// RESOURCE_EXHAUSTED).
 	exitRefused = 5
 	// exitMismatch: verify found replicas at one applied index with
-	// different data, or snapshot save/restore found a digest mismatch.
+	// different data, or snapshot save/restore found data whose digests
+	// differ from the replica's (save) or the file's (restore).
 	exitMismatch = 6
 )
 
@@ -191,7 +192,9 @@ usage errors are INVALID_ARGUMENT. The exit status tells the class:
   4  CONFLICT or TRANSACTION_TOO_OLD: retry from a new read version
   5  refused (PERMISSION_DENIED, RESOURCE_EXHAUSTED)
   6  data differs where it must not: verify found replicas at one applied
-     index with different digests, or a snapshot file's digest is wrong`
+     index with different digests; snapshot save read entries that do not
+     hash to the replica's digests, or snapshot restore left replicas whose
+     digests differ from the file's (a damaged file is exit 2)`
 
 // newRootCommand builds kvctl's command tree writing to stdout and stderr;
 // it holds no global state, so tests run it in process.

@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +21,8 @@ import (
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/spf13/cobra"
 
 	"github.com/actorkv/actorkv/messages"
 )
@@ -30,14 +35,25 @@ func kvctlRun(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errb.String(), code
 }
 
-// documentedExit is the exit code kvctl's help gives for each status code.
-var documentedExit = map[string]int{
-	"INTERNAL": 1, "CANCELLED": 1, "SESSION_EXPIRED": 1,
-	"INVALID_ARGUMENT": 2, "TOO_LARGE": 2, "UNKNOWN_COLUMN_FAMILY": 2,
-	"UNAVAILABLE": 3, "TIMEOUT": 3,
-	"CONFLICT": 4, "TRANSACTION_TOO_OLD": 4,
-	"PERMISSION_DENIED": 5, "RESOURCE_EXHAUSTED": 5,
-}
+// documentedExit is the exit code kvctl's help gives for each status code,
+// read from the exit-status table at the end of rootLong.
+var documentedExit = func() map[string]int {
+	m := map[string]int{}
+	table := rootLong[strings.Index(rootLong, "The exit status tells the class:"):]
+	code := -1
+	for _, line := range strings.Split(table, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && len(f[0]) == 1 && f[0][0] >= '0' && f[0][0] <= '9' {
+			code = int(f[0][0] - '0')
+		}
+		for _, w := range strings.FieldsFunc(line, func(r rune) bool { return !(r == '_' || r >= 'A' && r <= 'Z') }) {
+			if _, ok := messages.StatusCode_value[w]; ok && code >= 0 {
+				m[w] = code
+			}
+		}
+	}
+	return m
+}()
 
 // wantFailure checks the documented exit code of status and one line
 // "kvctl: <status>: ..." naming want.
@@ -69,10 +85,22 @@ func TestExitCodes(t *testing.T) {
 		if got := exitCode(messages.Errorf(code, "x")); got != want {
 			t.Errorf("%s: exit %d, want %d", name, got, want)
 		}
-		if !strings.Contains(rootLong, name) {
-			t.Errorf("kvctl --help does not name %s", name)
+	}
+	// Every command's help that names an exit code with its status
+	// ("exits 3 (UNAVAILABLE)") agrees with the table.
+	named := regexp.MustCompile(`(?i)exits? (\d) \(([A-Z_]+)[,)]`)
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, m := range named.FindAllStringSubmatch(c.Long, -1) {
+			if want, ok := documentedExit[m[2]]; ok && strconv.Itoa(want) != m[1] {
+				t.Errorf("kvctl %s --help says %q; %s exits %d", c.Name(), m[0], m[2], want)
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
 		}
 	}
+	walk(newRootCommand(io.Discard, io.Discard))
 	if got := exitCode(mismatchError{messages.Errorf(messages.StatusCode_INTERNAL, "x")}); got != exitMismatch {
 		t.Errorf("mismatch: exit %d, want %d", got, exitMismatch)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -89,6 +90,9 @@ func saveTo(ctx context.Context, file string, t kv.Transport, pageTimeout time.D
 	}
 	defer os.Remove(part) // after the rename, there is none
 	info, err := kvclient.SaveBackup(ctx, kv.NewClient(t, pageTimeout).Do, f, pageTimeout)
+	if errors.Is(err, kvclient.ErrBackupMismatch) {
+		err = mismatchError{err}
+	}
 	if err == nil {
 		err = f.Sync()
 	}

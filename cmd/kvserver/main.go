@@ -171,17 +171,14 @@ when set), which keeps RocksDB's fragmentation down.`,
 func newLogger(cfg server.Config, g *gate) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
-	levels := cfg.Log.ComponentLevels()
-	least := level
-	for _, l := range levels {
-		least = min(least, l)
-	}
-	opts := &slog.HandlerOptions{Level: least} // NewLogHandler applies each component's level
+	// Every level passes the inner handler: NewLogHandler applies the
+	// default and each component's level.
+	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
 	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
 	if cfg.Log.Format == "json" {
 		h = slog.NewJSONHandler(os.Stderr, opts)
 	}
-	return slog.New(server.NewLogHandler(gated{h, g}, level, levels))
+	return slog.New(server.NewLogHandler(gated{h, g}, level, cfg.Log.ComponentLevels()))
 }
 
 // gate lets the fatal path have the last word on stderr: once closed, no

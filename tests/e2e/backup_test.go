@@ -95,7 +95,9 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 
 	// Refused: a group that is not empty (exit 2), a damaged file (exit 2).
-	s.ctlFails(t, "INVALID_ARGUMENT", "snapshot", "restore", file)
+	if r := s.ctlFails(t, "INVALID_ARGUMENT", "snapshot", "restore", file); !strings.Contains(r.stderr, "not empty") {
+		t.Fatalf("restore into a group that holds data: %v, want it refused as not empty", r)
+	}
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -105,9 +107,15 @@ func TestBackupAndRestore(t *testing.T) {
 	if err := os.WriteFile(bad, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	checkFailure(t, kvctl(t, "", "snapshot", "status", bad), "INVALID_ARGUMENT", []string{"snapshot status (damaged)"})
+	r = kvctl(t, "", "snapshot", "status", bad)
+	checkFailure(t, r, "INVALID_ARGUMENT", []string{"snapshot status (damaged)"})
+	if !strings.Contains(r.stderr, "not a valid backup file") {
+		t.Fatalf("snapshot status of a damaged file: %v", r)
+	}
 	fresh := startServer(t, serverConfig{})
-	fresh.ctlFails(t, "INVALID_ARGUMENT", "snapshot", "restore", bad)
+	if r := fresh.ctlFails(t, "INVALID_ARGUMENT", "snapshot", "restore", bad); !strings.Contains(r.stderr, "not a valid backup file") {
+		t.Fatalf("restore of a damaged file: %v", r)
+	}
 	if out := fresh.ctl(t, "get", "--prefix", "load/"); out != "" {
 		t.Fatalf("a damaged file's restore wrote %q", out[:min(len(out), 200)])
 	}

@@ -41,7 +41,8 @@ func TestJSONLogsArePure(t *testing.T) {
 
 // TestLogLevelsPerComponent: with log.level = warn and the supervisor at
 // debug (--log-levels), the supervisor's debug lines are logged and no
-// other component's below warn; every line names its component.
+// other component's below warn (a line of no component counts as at the
+// default level, warn).
 func TestLogLevelsPerComponent(t *testing.T) {
 	s := startServer(t, serverConfig{jsonLogs: true, args: []string{"--log-level", "warn", "--log-levels", "supervisor=debug,router=info"}})
 	s.ctl(t, "put", "k", "v")
@@ -55,14 +56,14 @@ func TestLogLevelsPerComponent(t *testing.T) {
 		t.Fatalf("kvserver exited %d", code)
 	}
 	rank := map[string]int{"DEBUG": 0, "INFO": 1, "WARN": 2, "ERROR": 3}
-	min := map[string]int{"supervisor": 0, "router": 1}
+	levels := map[string]int{"supervisor": 0, "router": 1}
 	seen := map[string]bool{}
 	for i, line := range strings.Split(strings.TrimRight(s.log.String(), "\n"), "\n") {
 		var obj struct{ Level, Component, Msg string }
 		if err := json.Unmarshal([]byte(line), &obj); err != nil {
 			t.Fatalf("line %d is not JSON: %q", i+1, line)
 		}
-		want, ok := min[obj.Component]
+		want, ok := levels[obj.Component]
 		if !ok {
 			want = rank["WARN"]
 		}
